@@ -1,0 +1,401 @@
+//! Command-line interface: clap definitions for the `fanout`, `connect` and `echo`
+//! subcommands, plus the small value parsers they need (URLs, source-IP ranges, CPU
+//! lists, durations and byte sizes). Parsers are plain functions so they are unit-tested.
+
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// ringcast-load: WebSocket load generator (fan-out, connection churn, echo latency).
+#[derive(Parser, Debug)]
+#[command(name = "ringcast-load", version, about)]
+pub struct Cli {
+    /// Workload to run.
+    #[command(subcommand)]
+    pub cmd: Command,
+}
+
+/// The workloads.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Subscribers in one room, publishers broadcasting timestamped messages.
+    Fanout(FanoutArgs),
+    /// Connection storm and churn: open N upgraded connections, close them, repeat.
+    Connect(ConnectArgs),
+    /// Round-trip latency against an echo endpoint.
+    Echo(EchoArgs),
+}
+
+/// Options shared by every workload.
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Target URL (ws:// only), e.g. ws://127.0.0.1:9001/ws/bench.
+    #[arg(long, value_parser = parse_url)]
+    pub url: WsUrl,
+    /// Generator threads, one epoll loop each [default: available parallelism].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Pin generator threads to these CPUs, e.g. "1" or "0-3" or "1,3" (thread i gets
+    /// entry i modulo the list length).
+    #[arg(long, value_parser = parse_cpu_list)]
+    pub pin_cpu: Option<CpuList>,
+    /// Source addresses to spread connections over, e.g. 127.0.0.1-127.0.0.16.
+    #[arg(long, default_value = "127.0.0.1", value_parser = parse_src_ips)]
+    pub src_ips: SrcIps,
+    /// New connections per second over all threads (0 = as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub connect_rate: u64,
+    /// Handshakes in progress per thread at most (bounds SYN bursts).
+    #[arg(long, default_value_t = 256)]
+    pub max_pending: usize,
+    /// Give up on a connection whose TCP connect + upgrade takes longer than this.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Server process id: sample its RSS and fd count from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Write the full report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Hard limit on the whole run; the run stops and reports when it passes
+    /// [default: 60s, or duration + 30s when --duration is given].
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Plain progress lines even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `fanout` options.
+#[derive(Args, Debug, Clone)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Subscriber connections (they only receive).
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Publisher connections (they send; what they receive is drained and ignored).
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
+    /// Publish rate in messages/s over all publishers; 0 = closed loop (see --in-flight).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Closed loop only: messages outstanding at once (a new publish when one has reached
+    /// every subscriber).
+    #[arg(long, default_value_t = 1)]
+    pub in_flight: u64,
+    /// Total messages to publish (over all publishers).
+    #[arg(long, conflicts_with = "duration")]
+    pub messages: Option<u64>,
+    /// Publish for this long instead of a fixed message count.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Message size in bytes (at least 16: sequence number + timestamp).
+    #[arg(long, default_value = "64", value_parser = parse_size)]
+    pub size: usize,
+    /// Pause between "everyone connected" and the first publish, so the server has
+    /// finished room joins.
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    pub settle: Duration,
+    /// Write an SVG latency-percentile plot here.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+/// How `connect` closes its connections.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseMode {
+    /// WebSocket close handshake (send close, wait for the server's close).
+    Clean,
+    /// TCP reset: SO_LINGER 0, then close.
+    Reset,
+    /// close() without a close frame (FIN only): the peer just disappears.
+    Vanish,
+    /// Rotate clean / reset / vanish per connection.
+    Mixed,
+}
+
+/// `connect` options.
+#[derive(Args, Debug, Clone)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Connections opened per cycle.
+    #[arg(long, default_value_t = 1000)]
+    pub connections: usize,
+    /// Open/close cycles.
+    #[arg(long, default_value_t = 1)]
+    pub cycles: u32,
+    /// How connections are closed.
+    #[arg(long, value_enum, default_value_t = CloseMode::Clean)]
+    pub close_mode: CloseMode,
+    /// Keep the last cycle's connections open this long before closing (idle RSS).
+    #[arg(long, value_parser = parse_duration)]
+    pub hold: Option<Duration>,
+    /// Wait this long after closing before sampling the server (lets it reap sockets).
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub settle: Duration,
+}
+
+/// `echo` options.
+#[derive(Args, Debug, Clone)]
+pub struct EchoArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Client connections.
+    #[arg(long, default_value_t = 100)]
+    pub connections: usize,
+    /// Messages per connection.
+    #[arg(long, default_value_t = 1000)]
+    pub messages: u64,
+    /// Messages outstanding per connection.
+    #[arg(long, default_value_t = 1)]
+    pub in_flight: u64,
+    /// Message size in bytes (at least 16).
+    #[arg(long, default_value = "64", value_parser = parse_size)]
+    pub size: usize,
+    /// Write an SVG latency-percentile plot here.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+/// A parsed `ws://host:port/path` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsUrl {
+    /// Resolved server address.
+    pub addr: SocketAddr,
+    /// `Host` header value (as written in the URL).
+    pub host: String,
+    /// Request path including any query.
+    pub path: String,
+}
+
+/// Parses a `ws://` URL; the host must resolve to an IPv4 address.
+pub fn parse_url(s: &str) -> Result<WsUrl, String> {
+    let rest = s
+        .strip_prefix("ws://")
+        .ok_or_else(|| format!("{s}: only ws:// URLs are supported"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(format!("{s}: missing host"));
+    }
+    let with_port = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("{s}: {e}"))?
+        .find(|a| a.is_ipv4())
+        .ok_or_else(|| format!("{s}: host has no IPv4 address"))?;
+    Ok(WsUrl {
+        addr,
+        host: authority.to_string(),
+        path: path.to_string(),
+    })
+}
+
+/// Source addresses to bind outgoing sockets to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrcIps(pub Vec<Ipv4Addr>);
+
+/// Most source addresses accepted (a /16).
+pub const MAX_SRC_IPS: usize = 65_536;
+
+/// Parses `A-B` (inclusive range), `A,B,C`, or a single address; items may be mixed.
+pub fn parse_src_ips(s: &str) -> Result<SrcIps, String> {
+    let mut out = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        if let Some((a, b)) = item.split_once('-') {
+            let a: Ipv4Addr = a.trim().parse().map_err(|e| format!("{item}: {e}"))?;
+            let b: Ipv4Addr = b.trim().parse().map_err(|e| format!("{item}: {e}"))?;
+            let (lo, hi) = (u32::from(a), u32::from(b));
+            if hi < lo {
+                return Err(format!("{item}: range end is below its start"));
+            }
+            if (hi - lo) as usize >= MAX_SRC_IPS {
+                return Err(format!("{item}: more than {MAX_SRC_IPS} addresses"));
+            }
+            out.extend((lo..=hi).map(Ipv4Addr::from));
+        } else {
+            out.push(item.parse().map_err(|e| format!("{item}: {e}"))?);
+        }
+        if out.len() > MAX_SRC_IPS {
+            return Err(format!("more than {MAX_SRC_IPS} source addresses"));
+        }
+    }
+    if out.is_empty() {
+        return Err("no source address given".into());
+    }
+    Ok(SrcIps(out))
+}
+
+/// CPUs to pin generator threads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+/// Parses `1`, `0-3`, `1,3,5-6`.
+pub fn parse_cpu_list(s: &str) -> Result<CpuList, String> {
+    let mut out = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let num = |x: &str| x.trim().parse::<usize>().map_err(|e| format!("{item}: {e}"));
+        if let Some((a, b)) = item.split_once('-') {
+            let (a, b) = (num(a)?, num(b)?);
+            if b < a || b - a > 4096 {
+                return Err(format!("{item}: bad CPU range"));
+            }
+            out.extend(a..=b);
+        } else {
+            out.push(num(item)?);
+        }
+    }
+    if out.is_empty() {
+        return Err("empty CPU list".into());
+    }
+    Ok(CpuList(out))
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1.5s`, `250us` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num.parse().map_err(|_| format!("{s}: not a duration"))?;
+    let secs = match unit.trim() {
+        "" | "s" => v,
+        "ms" => v / 1e3,
+        "us" => v / 1e6,
+        "m" | "min" => v * 60.0,
+        "h" => v * 3600.0,
+        u => return Err(format!("{s}: unknown unit {u:?} (use us, ms, s, m, h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 || secs > 1e7 {
+        return Err(format!("{s}: out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses a byte size: `64`, `1k`/`1KiB` (1024), `2m`/`2MiB`.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: usize = num.parse().map_err(|_| format!("{s}: not a size"))?;
+    let mul = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        u => return Err(format!("{s}: unknown unit {u:?}")),
+    };
+    v.checked_mul(mul).ok_or_else(|| format!("{s}: too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn src_ip_range() {
+        let r = parse_src_ips("127.0.0.1-127.0.0.16").unwrap();
+        assert_eq!(r.0.len(), 16);
+        assert_eq!(r.0[0], Ipv4Addr::new(127, 0, 0, 1));
+        assert_eq!(r.0[15], Ipv4Addr::new(127, 0, 0, 16));
+        let r = parse_src_ips("127.0.0.255-127.0.1.1").unwrap();
+        assert_eq!(r.0.len(), 3, "ranges cross octet boundaries");
+        let r = parse_src_ips("127.0.0.1, 127.0.0.9-127.0.0.10").unwrap();
+        assert_eq!(
+            r.0,
+            vec![
+                Ipv4Addr::new(127, 0, 0, 1),
+                Ipv4Addr::new(127, 0, 0, 9),
+                Ipv4Addr::new(127, 0, 0, 10)
+            ]
+        );
+        assert_eq!(parse_src_ips("10.0.0.7").unwrap().0.len(), 1);
+    }
+
+    #[test]
+    fn src_ip_errors() {
+        assert!(parse_src_ips("127.0.0.5-127.0.0.1").is_err());
+        assert!(parse_src_ips("127.0.0.1-").is_err());
+        assert!(parse_src_ips("nope").is_err());
+        assert!(parse_src_ips("").is_err());
+        assert!(parse_src_ips("10.0.0.0-10.2.0.0").is_err());
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("1").unwrap().0, vec![1]);
+        assert_eq!(parse_cpu_list("0-2,5").unwrap().0, vec![0, 1, 2, 5]);
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("3 weeks").is_err());
+        assert_eq!(parse_size("64").unwrap(), 64);
+        assert_eq!(parse_size("1KiB").unwrap(), 1024);
+        assert_eq!(parse_size("2k").unwrap(), 2048);
+        assert!(parse_size("1q").is_err());
+    }
+
+    #[test]
+    fn urls() {
+        let u = parse_url("ws://127.0.0.1:9001/ws/bench").unwrap();
+        assert_eq!(u.addr, "127.0.0.1:9001".parse().unwrap());
+        assert_eq!(u.host, "127.0.0.1:9001");
+        assert_eq!(u.path, "/ws/bench");
+        let u = parse_url("ws://127.0.0.1:9001").unwrap();
+        assert_eq!(u.path, "/");
+        assert!(parse_url("wss://127.0.0.1:9001/").is_err());
+        assert!(parse_url("http://x/").is_err());
+    }
+
+    #[test]
+    fn cli_parses_fanout() {
+        let cli = Cli::try_parse_from([
+            "ringcast-load",
+            "fanout",
+            "--url",
+            "ws://127.0.0.1:9001/ws/bench",
+            "--subscribers",
+            "10",
+            "--messages",
+            "5",
+            "--src-ips",
+            "127.0.0.1-127.0.0.4",
+        ])
+        .unwrap();
+        let Command::Fanout(f) = cli.cmd else {
+            panic!("not fanout")
+        };
+        assert_eq!(f.subscribers, 10);
+        assert_eq!(f.messages, Some(5));
+        assert_eq!(f.common.src_ips.0.len(), 4);
+        assert!(Cli::try_parse_from([
+            "ringcast-load",
+            "fanout",
+            "--url",
+            "ws://127.0.0.1:1/",
+            "--messages",
+            "5",
+            "--duration",
+            "1s"
+        ])
+        .is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! ringcast-load: the load generator bundled with ringcast.
+//!
+//! A thread-per-core WebSocket client (one edge-triggered epoll loop per thread, no async
+//! runtime) with three workloads — `fanout`, `connect` and `echo` — and a report that
+//! says not only how the server did but also whether the generator itself was the
+//! bottleneck (its own CPU use per thread).
+
+pub mod cli;
+pub mod codec;
+pub mod conn;
+pub mod event_loop;
+pub mod procfs;
+pub mod sys;

@@ -1,0 +1,162 @@
+//! Command-line interface: clap definitions and their translation into a [`Config`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::driver::BackendChoice;
+
+#[derive(Debug, Parser)]
+#[command(name = "ringcast", version, about = "io_uring thread-per-core WebSocket fan-out server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve `/ws/{room}` (publish to the room) and `/echo`.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Parse a duration like `5s`, `250ms`, `2m`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let value: f64 = num.parse().map_err(|_| format!("not a duration: {s:?}"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("unknown unit in {s:?} (use ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+/// Parse a size like `16MiB`, `64KiB`, `1024`.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| (&s[..i], &s[i..]));
+    let value: usize = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
+    let mult = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("unknown unit in {s:?} (use B, KiB, MiB, GiB)")),
+    };
+    value.checked_mul(mult).ok_or_else(|| format!("size too large: {s:?}"))
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (every shard binds it with SO_REUSEPORT).
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    pub addr: SocketAddr,
+    /// Shards (threads); default: the CPUs this process may use.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// I/O backend.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Do not pin shard threads to CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Largest message accepted (all fragments); over it the peer gets close 1009.
+    #[arg(long, value_parser = parse_size, default_value = "16MiB")]
+    pub max_message_size: usize,
+    /// Largest HTTP request head accepted; over it the peer gets HTTP 431.
+    #[arg(long, value_parser = parse_size, default_value = "8KiB")]
+    pub max_head_bytes: usize,
+    /// Do not send a publisher its own messages (rooms app).
+    #[arg(long)]
+    pub exclude_sender: bool,
+    /// Close a connection whose handshake is not done within this.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub handshake_timeout: Duration,
+    /// After our close frame, wait this long for the peer to finish closing.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub close_timeout: Duration,
+    /// On SIGINT/SIGTERM, give connections this long to flush.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub shutdown_timeout: Duration,
+    /// listen(2) backlog per shard.
+    #[arg(long, default_value_t = 4096)]
+    pub backlog: i32,
+    /// io_uring submission queue size per shard.
+    #[arg(long, default_value_t = 4096)]
+    pub uring_entries: u32,
+    /// io_uring provided receive buffers per shard (power of two).
+    #[arg(long, default_value_t = 1024)]
+    pub recv_buffers: u16,
+    /// Size of each receive buffer.
+    #[arg(long, value_parser = parse_size, default_value = "4KiB")]
+    pub recv_buffer_size: usize,
+    /// Log level filter (e.g. info, debug, ringcast=trace).
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    pub fn to_config(&self) -> Config {
+        let defaults = Config::default();
+        Config {
+            addr: self.addr,
+            threads: self.threads.unwrap_or(defaults.threads),
+            pin_threads: !self.no_pin,
+            backend: self.backend,
+            backlog: self.backlog,
+            max_head_bytes: self.max_head_bytes,
+            max_message_size: self.max_message_size,
+            handshake_timeout: self.handshake_timeout,
+            close_timeout: self.close_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            uring_entries: self.uring_entries,
+            recv_buffers: self.recv_buffers,
+            recv_buffer_size: self.recv_buffer_size,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert!(parse_duration("5h").is_err());
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("8KiB"), Ok(8192));
+        assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn cli_defaults_match_config_defaults() {
+        let cli = Cli::parse_from(["ringcast", "serve"]);
+        let Command::Serve(args) = cli.command;
+        let c = args.to_config();
+        let d = Config::default();
+        assert_eq!(c.addr, d.addr);
+        assert_eq!(c.max_message_size, d.max_message_size);
+        assert_eq!(c.max_head_bytes, d.max_head_bytes);
+        assert_eq!(c.handshake_timeout, d.handshake_timeout);
+        assert_eq!(c.recv_buffers, d.recv_buffers);
+    }
+}

@@ -1,0 +1,128 @@
+//! Server configuration: every tunable, its default and its validation in one place.
+//!
+//! The CLI (`cli.rs`) and the library builder (`server.rs`) both end up here, so a
+//! limit is defined once and documented once (see the README's "Limits" table).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::driver::BackendChoice;
+
+/// Most shards a server may run (the room directory keeps a fixed-size shard bitmap).
+pub const MAX_SHARDS: usize = 256;
+
+/// Everything a [`crate::Server`] needs to know before it starts.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address every shard's SO_REUSEPORT listener binds to.
+    pub addr: SocketAddr,
+    /// Number of shards (threads). Default: the CPUs this process may run on.
+    pub threads: usize,
+    /// Pin shard `i` to CPU `i` when there are at least as many CPUs as shards.
+    pub pin_threads: bool,
+    /// Which I/O backend drives the shards.
+    pub backend: BackendChoice,
+    /// `listen(2)` backlog of each listener.
+    pub backlog: i32,
+    /// Largest request head (request line + headers) accepted; over it: HTTP 431.
+    pub max_head_bytes: usize,
+    /// Largest message (all fragments together) accepted; over it: close 1009.
+    pub max_message_size: usize,
+    /// A handshake not finished within this is closed (slowloris defence).
+    pub handshake_timeout: Duration,
+    /// After our close frame is sent, how long to wait for the peer to finish the close.
+    pub close_timeout: Duration,
+    /// On shutdown, how long connections get to flush before they are dropped.
+    pub shutdown_timeout: Duration,
+    /// io_uring: submission queue entries per shard ring.
+    pub uring_entries: u32,
+    /// io_uring: number of buffers in each shard's provided buffer ring (power of two).
+    pub recv_buffers: u16,
+    /// Size of each receive buffer (io_uring ring buffers, epoll scratch buffer).
+    pub recv_buffer_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            threads: crate::sys::usable_cpus(),
+            pin_threads: true,
+            backend: BackendChoice::Auto,
+            backlog: 4096,
+            max_head_bytes: crate::proto::DEFAULT_MAX_HEAD_BYTES,
+            max_message_size: crate::proto::DEFAULT_MAX_MESSAGE_SIZE,
+            handshake_timeout: Duration::from_secs(5),
+            close_timeout: Duration::from_secs(2),
+            shutdown_timeout: Duration::from_secs(5),
+            uring_entries: 4096,
+            recv_buffers: 1024,
+            recv_buffer_size: 4096,
+        }
+    }
+}
+
+/// A configuration value that cannot work, with the flag it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Check every value; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |m: String| Err(ConfigError(m));
+        if self.threads == 0 || self.threads > MAX_SHARDS {
+            return fail(format!("--threads must be 1..={MAX_SHARDS}, got {}", self.threads));
+        }
+        if self.max_head_bytes < 256 {
+            return fail("--max-head-bytes must be at least 256".into());
+        }
+        if self.max_message_size == 0 {
+            return fail("--max-message-size must be at least 1".into());
+        }
+        if !self.recv_buffers.is_power_of_two() || self.recv_buffers > 32768 {
+            return fail(format!(
+                "--recv-buffers must be a power of two <= 32768, got {}",
+                self.recv_buffers
+            ));
+        }
+        if !(512..=1 << 20).contains(&self.recv_buffer_size) {
+            return fail("--recv-buffer-size must be 512 B ..= 1 MiB".into());
+        }
+        if self.uring_entries < 64 || !self.uring_entries.is_power_of_two() {
+            return fail("--uring-entries must be a power of two >= 64".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_zero_threads_and_odd_buffer_counts() {
+        let c = Config {
+            threads: 0,
+            ..Config::default()
+        };
+        assert!(c.validate().unwrap_err().0.contains("--threads"));
+        let c = Config {
+            recv_buffers: 1000,
+            ..Config::default()
+        };
+        assert!(c.validate().unwrap_err().0.contains("--recv-buffers"));
+    }
+}

@@ -1,0 +1,402 @@
+//! One connection's state machine, independent of any socket.
+//!
+//! Phases, named for what the connection is doing (rustls style):
+//! `Handshaking` (collecting the request head) → `Open` (exchanging frames) →
+//! `Closing` (our close frame or HTTP error is queued; we still read, to see the peer's
+//! close or EOF, until the close deadline) → `Closed` (the shard has released it).
+//!
+//! The shard feeds received bytes with [`Connection::feed`], which decodes them and
+//! appends [`ConnEvent`]s for the shard to act on (handler callbacks, publishes), and
+//! answers pings and closes itself by queueing control frames. The driver writes
+//! [`Connection::out`] and calls [`Connection::written`].
+
+pub mod queue;
+pub mod timers;
+
+use std::time::Instant;
+
+use crate::hub::{PreparedFrame, RoomId};
+use crate::proto::close::codes;
+use crate::proto::decoder::{Decoder, Event, ProtocolError};
+use crate::proto::frame::{encode_close_frame, encode_frame, Opcode};
+use crate::proto::handshake::{parse_upgrade, reject_response, HeadParse, Rejection, UpgradeRequest};
+
+pub use queue::OutQueue;
+pub use timers::{TimerEntry, TimerHeap};
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Handshaking,
+    Open,
+    Closing,
+    Closed,
+}
+
+/// Limits the connection enforces while decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    pub max_head_bytes: usize,
+    pub max_message_size: usize,
+}
+
+/// Something the shard must act on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConnEvent {
+    /// The request head is complete: the shard must call `accept` or `reject`.
+    Upgrade(Box<UpgradeRequest>),
+    /// The request head was invalid; the HTTP error response is queued.
+    HandshakeRejected(Rejection),
+    /// A complete data message (text is valid UTF-8).
+    Message { text: bool, payload: Vec<u8> },
+    /// The peer sent a close frame; our reply is queued.
+    PeerClose(Option<(u16, String)>),
+    /// The peer broke the protocol; our close frame with `error.code` is queued.
+    ProtocolError(ProtocolError),
+}
+
+/// How the peer's side ended, for reporting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCause {
+    /// Close handshake completed (either side started it).
+    Normal,
+    /// We closed after a protocol violation.
+    ProtocolError,
+    /// The handshake was rejected or never completed.
+    HandshakeFailed,
+    /// The peer reset the connection or vanished without a close frame.
+    Reset,
+    /// A deadline passed (handshake or close timeout).
+    Timeout,
+    /// The server shut down.
+    Shutdown,
+}
+
+/// What the driver should do once the queue has been written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFlush {
+    /// Nothing: keep reading.
+    Idle,
+    /// Our last bytes are out: shut down the write side, keep reading until EOF.
+    ShutdownWrite,
+}
+
+#[derive(Debug)]
+pub struct Connection {
+    phase: Phase,
+    /// Request head while handshaking; bytes after the head until the upgrade is decided.
+    head: Vec<u8>,
+    decoder: Decoder,
+    pub out: OutQueue,
+    /// Rooms this connection joined on its shard.
+    pub rooms: Vec<RoomId>,
+    /// The armed deadline, if any (see [`TimerHeap`]).
+    pub deadline: Option<Instant>,
+    /// Our close frame (or HTTP response ending the connection) is queued.
+    close_sent: bool,
+    close_received: bool,
+    write_shut: bool,
+    /// In the shard's dirty list (has output to flush).
+    pub dirty: bool,
+    pub cause: Option<CloseCause>,
+}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Connection {
+    pub fn new() -> Self {
+        Connection {
+            phase: Phase::Handshaking,
+            head: Vec::new(),
+            decoder: Decoder::new(),
+            out: OutQueue::default(),
+            rooms: Vec::new(),
+            deadline: None,
+            close_sent: false,
+            close_received: false,
+            write_shut: false,
+            dirty: false,
+            cause: None,
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// Decode `input`, appending what the shard must act on to `events`.
+    /// After an [`ConnEvent::Upgrade`] the bytes that followed the head are kept until
+    /// the shard calls [`Connection::accept`] or [`Connection::reject`], which it must do
+    /// before feeding more input.
+    pub fn feed(&mut self, input: &[u8], limits: ConnLimits, events: &mut Vec<ConnEvent>) {
+        match self.phase {
+            Phase::Handshaking => self.feed_head(input, limits, events),
+            Phase::Open | Phase::Closing => self.feed_frames(input, limits, events),
+            Phase::Closed => {}
+        }
+    }
+
+    fn feed_head(&mut self, input: &[u8], limits: ConnLimits, events: &mut Vec<ConnEvent>) {
+        self.head.extend_from_slice(input);
+        match parse_upgrade(&self.head, limits.max_head_bytes) {
+            Ok(HeadParse::Partial) => {}
+            Ok(HeadParse::Complete { request, head_len }) => {
+                self.head.drain(..head_len);
+                events.push(ConnEvent::Upgrade(Box::new(request)));
+            }
+            Err(rejection) => {
+                self.reject(&rejection, &[]);
+                events.push(ConnEvent::HandshakeRejected(rejection));
+            }
+        }
+    }
+
+    /// Accept the upgrade: queue the 101 response; the connection is open. Any bytes
+    /// that followed the head are decoded into `events`.
+    pub fn accept(&mut self, response: Vec<u8>, limits: ConnLimits, events: &mut Vec<ConnEvent>) {
+        self.out.push(PreparedFrame::from_wire(response));
+        self.phase = Phase::Open;
+        let rest = std::mem::take(&mut self.head);
+        if !rest.is_empty() {
+            self.feed_frames(&rest, limits, events);
+        }
+    }
+
+    /// Refuse the upgrade with an HTTP error; the connection ends once it is written.
+    pub fn reject(&mut self, rejection: &Rejection, extra_headers: &[(&str, &str)]) {
+        self.head = Vec::new();
+        self.out.push(PreparedFrame::from_wire(reject_response(
+            rejection.status,
+            rejection.reason,
+            extra_headers,
+        )));
+        self.close_sent = true;
+        self.phase = Phase::Closing;
+        self.cause.get_or_insert(CloseCause::HandshakeFailed);
+    }
+
+    fn feed_frames(&mut self, mut input: &[u8], limits: ConnLimits, events: &mut Vec<ConnEvent>) {
+        while !input.is_empty() && !self.close_received {
+            let decoded = self.decoder.decode(input, limits.max_message_size);
+            input = &input[decoded.consumed.min(input.len())..];
+            match decoded.result {
+                Ok(None) => {}
+                Ok(Some(event)) => self.on_frame_event(event, events),
+                Err(error) => {
+                    if self.phase == Phase::Open {
+                        self.send_close(error.code, error.reason);
+                        self.cause.get_or_insert(CloseCause::ProtocolError);
+                        events.push(ConnEvent::ProtocolError(error));
+                    }
+                    // Nothing more can be decoded from this peer.
+                    self.close_received = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_frame_event(&mut self, event: Event, events: &mut Vec<ConnEvent>) {
+        let open = self.phase == Phase::Open;
+        match event {
+            Event::Text(payload) if open => events.push(ConnEvent::Message {
+                text: true,
+                payload,
+            }),
+            Event::Binary(payload) if open => events.push(ConnEvent::Message {
+                text: false,
+                payload,
+            }),
+            Event::Ping(payload) if open => {
+                self.out
+                    .push(PreparedFrame::from_wire(encode_frame(true, Opcode::Pong, &payload)));
+            }
+            Event::Close(status) => {
+                self.close_received = true;
+                if !self.close_sent {
+                    let code = status.as_ref().map_or(codes::NORMAL, |(c, _)| *c);
+                    self.send_close(code, "");
+                    self.cause.get_or_insert(CloseCause::Normal);
+                    events.push(ConnEvent::PeerClose(status));
+                } else {
+                    self.cause.get_or_insert(CloseCause::Normal);
+                }
+            }
+            // Data and pings after our close frame, and pongs, need no answer.
+            _ => {}
+        }
+    }
+
+    /// Queue a close frame (once) and enter `Closing`.
+    pub fn send_close(&mut self, code: u16, reason: &str) {
+        if self.close_sent || self.phase == Phase::Closed {
+            return;
+        }
+        if self.phase == Phase::Handshaking {
+            // No WebSocket yet: nothing to say, just end.
+            self.close_sent = true;
+            self.phase = Phase::Closing;
+            return;
+        }
+        self.out
+            .push(PreparedFrame::from_wire(encode_close_frame(code, reason)));
+        self.close_sent = true;
+        self.phase = Phase::Closing;
+    }
+
+    /// Queue a data frame if the connection is open. Returns false when it was not queued.
+    pub fn send_frame(&mut self, frame: PreparedFrame) -> bool {
+        if self.phase != Phase::Open {
+            return false;
+        }
+        self.out.push(frame);
+        true
+    }
+
+    /// The kernel accepted `n` bytes. Returns frames completed.
+    pub fn written(&mut self, n: usize) -> usize {
+        self.out.advance(n)
+    }
+
+    /// Called when the queue is empty after a flush.
+    pub fn after_flush(&mut self) -> AfterFlush {
+        if self.close_sent && !self.write_shut && self.out.is_empty() {
+            self.write_shut = true;
+            return AfterFlush::ShutdownWrite;
+        }
+        AfterFlush::Idle
+    }
+
+    /// The write side has been shut down (our FIN is out).
+    pub fn write_is_shut(&self) -> bool {
+        self.write_shut
+    }
+
+    /// Mark closed; drops queued output and decoder state.
+    pub fn mark_closed(&mut self, cause: CloseCause) {
+        self.cause.get_or_insert(cause);
+        self.phase = Phase::Closed;
+        self.out.clear();
+        self.head = Vec::new();
+        self.decoder = Decoder::new();
+        self.deadline = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::frame::encode_masked_frame;
+    use crate::proto::handshake::accept_response;
+
+    const LIMITS: ConnLimits = ConnLimits {
+        max_head_bytes: 8192,
+        max_message_size: 1 << 20,
+    };
+    const REQ: &[u8] = b"GET /ws/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    fn open_conn() -> Connection {
+        let mut c = Connection::new();
+        let mut ev = Vec::new();
+        c.feed(REQ, LIMITS, &mut ev);
+        let Some(ConnEvent::Upgrade(req)) = ev.pop() else {
+            panic!("no upgrade")
+        };
+        c.accept(accept_response(&req.key, &[]), LIMITS, &mut ev);
+        let n = c.out.bytes();
+        c.written(n);
+        c
+    }
+
+    fn queued(c: &Connection) -> Vec<u8> {
+        c.out.pending().flatten().copied().collect()
+    }
+
+    #[test]
+    fn frames_in_the_same_read_as_the_head_are_decoded_after_accept() {
+        let mut c = Connection::new();
+        let mut input = REQ.to_vec();
+        input.extend(encode_masked_frame(true, Opcode::Text, b"hi", [1, 2, 3, 4]));
+        let mut ev = Vec::new();
+        c.feed(&input, LIMITS, &mut ev);
+        let Some(ConnEvent::Upgrade(req)) = ev.pop() else {
+            panic!("no upgrade")
+        };
+        assert_eq!(req.path, "/ws/a");
+        c.accept(accept_response(&req.key, &[]), LIMITS, &mut ev);
+        assert_eq!(
+            ev,
+            vec![ConnEvent::Message {
+                text: true,
+                payload: b"hi".to_vec()
+            }]
+        );
+        assert!(c.is_open());
+    }
+
+    #[test]
+    fn ping_is_answered_with_pong_carrying_the_payload() {
+        let mut c = open_conn();
+        let mut ev = Vec::new();
+        c.feed(&encode_masked_frame(true, Opcode::Ping, b"p", [9, 9, 9, 9]), LIMITS, &mut ev);
+        assert!(ev.is_empty());
+        assert_eq!(queued(&c), vec![0x8A, 1, b'p']);
+    }
+
+    #[test]
+    fn peer_close_is_echoed_then_write_side_shuts() {
+        let mut c = open_conn();
+        let mut ev = Vec::new();
+        let payload = [0x03, 0xE8, b'b', b'y', b'e'];
+        c.feed(&encode_masked_frame(true, Opcode::Close, &payload, [1, 1, 1, 1]), LIMITS, &mut ev);
+        assert_eq!(ev, vec![ConnEvent::PeerClose(Some((1000, "bye".into())))]);
+        assert_eq!(queued(&c), vec![0x88, 2, 0x03, 0xE8]);
+        assert_eq!(c.phase(), Phase::Closing);
+        assert_eq!(c.after_flush(), AfterFlush::Idle, "close frame not written yet");
+        let n = c.out.bytes();
+        c.written(n);
+        assert_eq!(c.after_flush(), AfterFlush::ShutdownWrite);
+        assert_eq!(c.after_flush(), AfterFlush::Idle, "only once");
+    }
+
+    #[test]
+    fn protocol_error_queues_close_with_its_code_and_stops_decoding() {
+        let mut c = open_conn();
+        let mut ev = Vec::new();
+        // Unmasked client frame: 1002.
+        c.feed(&[0x81, 0x01, b'x'], LIMITS, &mut ev);
+        assert!(matches!(ev[0], ConnEvent::ProtocolError(e) if e.code == 1002));
+        assert_eq!(&queued(&c)[..4], &[0x88, queued(&c)[1], 0x03, 0xEA]);
+        ev.clear();
+        c.feed(&encode_masked_frame(true, Opcode::Text, b"late", [1, 2, 3, 4]), LIMITS, &mut ev);
+        assert!(ev.is_empty(), "nothing is decoded after a protocol error");
+    }
+
+    #[test]
+    fn bad_request_head_gets_http_error_and_no_upgrade() {
+        let mut c = Connection::new();
+        let mut ev = Vec::new();
+        c.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", LIMITS, &mut ev);
+        assert!(matches!(&ev[0], ConnEvent::HandshakeRejected(r) if r.status == 400));
+        assert!(queued(&c).starts_with(b"HTTP/1.1 400"));
+        assert_eq!(c.phase(), Phase::Closing);
+    }
+
+    #[test]
+    fn data_is_not_queued_unless_open() {
+        let mut c = Connection::new();
+        assert!(!c.send_frame(PreparedFrame::from_wire(vec![0x81, 0])));
+        let mut c = open_conn();
+        assert!(c.send_frame(PreparedFrame::from_wire(vec![0x81, 0])));
+        c.send_close(1000, "");
+        assert!(!c.send_frame(PreparedFrame::from_wire(vec![0x81, 0])));
+    }
+}

@@ -1,0 +1,77 @@
+//! Per-shard deadlines: one binary heap for all connections of a shard.
+//!
+//! A connection has at most one armed deadline (handshake, close, …), stored in the
+//! connection itself; the heap may hold stale entries, which are recognised on expiry
+//! (the connection's current deadline or generation differs) and skipped. So arming
+//! is O(log n), cancelling is free, and the driver waits at most until [`TimerHeap::next`].
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+use crate::hub::ConnKey;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimerEntry {
+    pub at: Instant,
+    pub conn: ConnKey,
+    pub generation: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct TimerHeap {
+    heap: BinaryHeap<Reverse<TimerEntry>>,
+}
+
+impl TimerHeap {
+    pub fn schedule(&mut self, entry: TimerEntry) {
+        self.heap.push(Reverse(entry));
+    }
+
+    /// Earliest deadline (possibly stale).
+    pub fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse(e)| e.at)
+    }
+
+    /// Pop one entry due at `now`, if any.
+    pub fn pop_due(&mut self, now: Instant) -> Option<TimerEntry> {
+        match self.heap.peek() {
+            Some(Reverse(e)) if e.at <= now => self.heap.pop().map(|Reverse(e)| e),
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn pops_in_deadline_order_only_when_due() {
+        let t0 = Instant::now();
+        let mut h = TimerHeap::default();
+        for (i, ms) in [30u64, 10, 20].iter().enumerate() {
+            h.schedule(TimerEntry {
+                at: t0 + Duration::from_millis(*ms),
+                conn: i,
+                generation: 0,
+            });
+        }
+        assert_eq!(h.next(), Some(t0 + Duration::from_millis(10)));
+        assert!(h.pop_due(t0).is_none());
+        let due: Vec<_> = std::iter::from_fn(|| h.pop_due(t0 + Duration::from_millis(25)))
+            .map(|e| e.conn)
+            .collect();
+        assert_eq!(due, vec![1, 2]);
+        assert_eq!(h.len(), 1);
+    }
+}

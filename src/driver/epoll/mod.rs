@@ -1,0 +1,283 @@
+//! The epoll backend: edge-triggered readiness, one scratch read buffer per shard.
+//!
+//! Loop (mio-sized): wait → accept until EAGAIN → read each readable connection until
+//! EAGAIN into the shard's scratch buffer and feed it → drain the inbox → fire timers →
+//! write every dirty connection (one `sendmsg` per batch of queued frames, until EAGAIN)
+//! → close finished connections. The wake-up eventfd is in the set; the shard's
+//! deadline becomes the `epoll_wait` timeout.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::conn::{AfterFlush, CloseCause};
+use crate::driver::batch::SendBatch;
+use crate::driver::{tune_accepted, wait_for};
+use crate::hub::ConnKey;
+use crate::shard::Shard;
+use crate::sys::Waker;
+
+const LISTENER: u64 = u64::MAX;
+const WAKER: u64 = u64::MAX - 1;
+const MAX_EVENTS: usize = 1024;
+/// Longest sleep with nothing scheduled (bounds how stale "now" can get).
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+
+fn token(key: ConnKey, generation: u32) -> u64 {
+    (u64::from(generation) << 32) | key as u64
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Per-connection driver state, indexed by slot key.
+#[derive(Default, Clone, Copy)]
+struct ConnIo {
+    /// The last send hit EAGAIN: wait for EPOLLOUT.
+    write_blocked: bool,
+}
+
+struct Epoll {
+    epfd: RawFd,
+    listener: Option<socket2::Socket>,
+    waker: Arc<Waker>,
+    scratch: Vec<u8>,
+    batch: SendBatch,
+    io: Vec<ConnIo>,
+    to_flush: Vec<ConnKey>,
+    finished: Vec<ConnKey>,
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        // SAFETY: epfd was returned by epoll_create1 and is closed only here.
+        unsafe { libc::close(self.epfd) };
+    }
+}
+
+/// Run a shard on epoll until it has shut down and drained.
+pub fn run(shard: &mut Shard, listener: socket2::Socket, waker: Arc<Waker>) -> io::Result<()> {
+    // SAFETY: plain syscall with a flag argument.
+    let epfd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+    let mut ep = Epoll {
+        epfd,
+        listener: None,
+        waker: waker.clone(),
+        scratch: vec![0; shard.config().recv_buffer_size.max(64 * 1024)],
+        batch: SendBatch::default(),
+        io: Vec::new(),
+        to_flush: Vec::new(),
+        finished: Vec::new(),
+    };
+    ep.add(listener.as_raw_fd(), LISTENER, libc::EPOLLIN as u32)?;
+    ep.listener = Some(listener);
+    ep.add(waker.fd(), WAKER, (libc::EPOLLIN | libc::EPOLLET) as u32)?;
+    ep.run(shard)
+}
+
+impl Epoll {
+    fn add(&self, fd: RawFd, data: u64, events: u32) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: data };
+        // SAFETY: epfd and fd are open; ev is a valid epoll_event.
+        cvt(unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(drop)
+    }
+
+    fn run(&mut self, shard: &mut Shard) -> io::Result<()> {
+        let mut events: Vec<libc::epoll_event> = vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
+        loop {
+            let now = Instant::now();
+            self.waker.arm_sleep();
+            let timeout = if shard.inbox_pending() {
+                0
+            } else {
+                let d = wait_for(shard, now, IDLE_WAIT);
+                // Round up so we never wake just before a deadline.
+                d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+            };
+            // SAFETY: events has MAX_EVENTS valid entries for the kernel to fill.
+            let n = unsafe { libc::epoll_wait(self.epfd, events.as_mut_ptr(), MAX_EVENTS as i32, timeout) };
+            self.waker.awake();
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            let now = Instant::now();
+            for ev in &events[..n.max(0) as usize] {
+                let (data, flags) = (ev.u64, ev.events);
+                match data {
+                    LISTENER => self.accept(shard, now),
+                    WAKER => {
+                        self.waker.drain()?;
+                    }
+                    _ => self.conn_event(shard, data, flags, now),
+                }
+            }
+            shard.drain_inbox(now);
+            shard.expire_timers(now);
+            if shard.is_shutting_down() {
+                // Stop accepting: dropping the listener closes it (and leaves the epoll set).
+                self.listener = None;
+            }
+            self.flush_all(shard, now);
+            self.close_finished(shard);
+            if shard.is_drained() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn accept(&mut self, shard: &mut Shard, now: Instant) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        let lfd = listener.as_raw_fd();
+        loop {
+            // SAFETY: lfd is a listening socket; null address pointers are allowed.
+            let fd = unsafe {
+                libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            };
+            if fd < 0 {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EAGAIN) => return,
+                    Some(libc::EINTR) | Some(libc::ECONNABORTED) => continue,
+                    _ => {
+                        // EMFILE/ENFILE/ENOBUFS: leave the rest in the backlog; the level-
+                        // triggered listener reports them again on the next wait.
+                        tracing::warn!(shard = shard.id(), error = %e, "accept failed");
+                        return;
+                    }
+                }
+            }
+            tune_accepted(fd);
+            let (key, generation) = shard.open(fd, now);
+            if self.io.len() <= key {
+                self.io.resize(key + 1, ConnIo::default());
+            }
+            self.io[key] = ConnIo::default();
+            let interest = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
+            if let Err(e) = self.add(fd, token(key, generation), interest as u32) {
+                tracing::warn!(error = %e, "epoll_ctl add failed");
+                shard.finish(key, CloseCause::Reset);
+            }
+        }
+    }
+
+    fn conn_event(&mut self, shard: &mut Shard, data: u64, flags: u32, now: Instant) {
+        let key = (data & 0xFFFF_FFFF) as ConnKey;
+        let generation = (data >> 32) as u32;
+        let Some(slot) = shard.slot(key) else {
+            return;
+        };
+        if slot.generation != generation {
+            return;
+        }
+        let fd = slot.fd;
+        if flags & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+            self.read_until_blocked(shard, key, fd, now);
+        }
+        if flags & libc::EPOLLOUT as u32 != 0 && self.io[key].write_blocked {
+            self.io[key].write_blocked = false;
+            self.to_flush.push(key);
+        }
+    }
+
+    fn read_until_blocked(&mut self, shard: &mut Shard, key: ConnKey, fd: RawFd, now: Instant) {
+        loop {
+            // SAFETY: scratch is a live buffer of the given length; fd is open.
+            let n = unsafe { libc::recv(fd, self.scratch.as_mut_ptr().cast(), self.scratch.len(), 0) };
+            match n {
+                0 => return shard.on_peer_gone(key, CloseCause::Reset),
+                n if n > 0 => {
+                    shard.on_data(key, &self.scratch[..n as usize], now);
+                    if shard.slot(key).is_none_or(|s| s.conn.phase() == crate::conn::Phase::Closed) {
+                        return;
+                    }
+                }
+                _ => {
+                    let e = io::Error::last_os_error();
+                    match e.raw_os_error() {
+                        Some(libc::EAGAIN) => return,
+                        Some(libc::EINTR) => continue,
+                        _ => return shard.on_peer_gone(key, CloseCause::Reset),
+                    }
+                }
+            }
+        }
+    }
+
+    fn flush_all(&mut self, shard: &mut Shard, now: Instant) {
+        let mut dirty = std::mem::take(&mut self.to_flush);
+        let mut more = Vec::new();
+        shard.take_dirty(&mut more);
+        dirty.append(&mut more);
+        for &key in &dirty {
+            self.flush(shard, key, now);
+        }
+        dirty.clear();
+        self.to_flush = dirty;
+    }
+
+    /// Write `key`'s queue until it is empty or the socket is full.
+    fn flush(&mut self, shard: &mut Shard, key: ConnKey, now: Instant) {
+        if self.io.get(key).is_none_or(|io| io.write_blocked) {
+            return;
+        }
+        loop {
+            let Some(slot) = shard.slot(key) else {
+                return;
+            };
+            if slot.conn.phase() == crate::conn::Phase::Closed {
+                return;
+            }
+            let fd = slot.fd;
+            if slot.conn.out.is_empty() {
+                if shard.after_flush(key, now) == AfterFlush::ShutdownWrite {
+                    // SAFETY: fd is an open socket owned by this slot.
+                    unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+                }
+                return;
+            }
+            self.batch.fill(&slot.conn.out);
+            // SAFETY: the batch's msghdr points at iovecs into memory the batch and the
+            // connection's queue keep alive for the duration of this call.
+            let n = unsafe { libc::sendmsg(fd, self.batch.msghdr(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+            self.batch.clear();
+            if n >= 0 {
+                // A short write means the socket is (nearly) full: the next call says
+                // EAGAIN, which arms the wait for EPOLLOUT.
+                shard.on_written(key, n as usize);
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) => {
+                    self.io[key].write_blocked = true;
+                    return;
+                }
+                Some(libc::EINTR) => continue,
+                _ => return shard.on_peer_gone(key, CloseCause::Reset),
+            }
+        }
+    }
+
+    fn close_finished(&mut self, shard: &mut Shard) {
+        shard.take_finished(&mut self.finished);
+        for &key in &self.finished {
+            if let Some(slot) = shard.slot(key) {
+                // SAFETY: the fd belongs to this slot and is closed exactly once, here;
+                // closing removes it from the epoll set.
+                unsafe { libc::close(slot.fd) };
+            }
+            shard.release(key);
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! I/O drivers: the only code that makes socket syscalls.
+//!
+//! Two backends drive the same [`Shard`]: [`uring`] (io_uring: multishot accept,
+//! multishot recv into a provided buffer ring, one `sendmsg` in flight per connection)
+//! and [`epoll`] (edge-triggered readiness, one scratch read buffer per shard,
+//! `sendmsg` of gathered frames). Both are cargo features, on by default;
+//! `--backend auto|uring|epoll` picks one at run time, and `auto` falls back to epoll
+//! with a warning naming the reason when io_uring cannot be set up.
+
+pub mod batch;
+#[cfg(feature = "epoll")]
+pub mod epoll;
+#[cfg(feature = "uring")]
+pub mod uring;
+
+#[cfg(not(any(feature = "uring", feature = "epoll")))]
+compile_error!("enable at least one backend feature: `uring` or `epoll`");
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::shard::Shard;
+use crate::sys::Waker;
+
+/// The backend asked for on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// io_uring when it can be set up here, else epoll (with a warning).
+    #[default]
+    Auto,
+    Uring,
+    Epoll,
+}
+
+/// The backend actually running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Uring,
+    Epoll,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Uring => "uring",
+            Backend::Epoll => "epoll",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Decide which backend to run, probing io_uring when it may be used.
+pub fn resolve(choice: BackendChoice) -> io::Result<Backend> {
+    match choice {
+        BackendChoice::Uring => {
+            #[cfg(feature = "uring")]
+            {
+                uring::probe().map_err(|why| {
+                    io::Error::new(io::ErrorKind::Unsupported, format!("io_uring unavailable: {why}"))
+                })?;
+                Ok(Backend::Uring)
+            }
+            #[cfg(not(feature = "uring"))]
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this build has no io_uring backend (cargo feature `uring` is off)",
+            ))
+        }
+        BackendChoice::Epoll => {
+            if cfg!(feature = "epoll") {
+                Ok(Backend::Epoll)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "this build has no epoll backend (cargo feature `epoll` is off)",
+                ))
+            }
+        }
+        BackendChoice::Auto => {
+            #[cfg(feature = "uring")]
+            match uring::probe() {
+                Ok(()) => return Ok(Backend::Uring),
+                Err(why) if cfg!(feature = "epoll") => {
+                    tracing::warn!(reason = %why, "io_uring unavailable; falling back to epoll");
+                    return Ok(Backend::Epoll);
+                }
+                Err(why) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        format!("io_uring unavailable ({why}) and this build has no epoll backend"),
+                    ))
+                }
+            }
+            #[cfg(not(feature = "uring"))]
+            Ok(Backend::Epoll)
+        }
+    }
+}
+
+/// Run one shard's event loop until it has shut down and drained.
+pub fn run(backend: Backend, shard: &mut Shard, listener: socket2::Socket, waker: Arc<Waker>) -> io::Result<()> {
+    match backend {
+        #[cfg(feature = "uring")]
+        Backend::Uring => uring::run(shard, listener, waker),
+        #[cfg(feature = "epoll")]
+        Backend::Epoll => epoll::run(shard, listener, waker),
+        #[allow(unreachable_patterns)]
+        other => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("backend {other} not compiled in"),
+        )),
+    }
+}
+
+/// How long the loop may sleep: until the shard's next deadline, at most `cap`.
+pub(crate) fn wait_for(shard: &Shard, now: Instant, cap: Duration) -> Duration {
+    shard
+        .next_deadline()
+        .map_or(cap, |d| d.saturating_duration_since(now).min(cap))
+}
+
+/// Set options every accepted socket gets.
+pub(crate) fn tune_accepted(fd: std::os::fd::RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: fd is an open socket we own; the option value points to a live c_int.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}

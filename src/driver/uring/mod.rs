@@ -1,0 +1,465 @@
+//! The io_uring backend.
+//!
+//! Per shard: one ring (`SINGLE_ISSUER | DEFER_TASKRUN` when the kernel has them, else
+//! `COOP_TASKRUN`, else plain), one multishot accept on the shard's listener, one
+//! multishot recv per connection drawing from the shard's provided [`BufRing`], at
+//! most one `sendmsg` in flight per connection carrying everything queued
+//! ([`SendBatch`]), and a read on the shard's wake-up eventfd. The loop submits once per
+//! iteration and waits with a timeout equal to the shard's next deadline.
+//!
+//! A multishot op whose completion lacks `IORING_CQE_F_MORE` has stopped (EOF, error,
+//! or `-ENOBUFS` when the buffer ring ran dry) and is re-armed if the connection lives.
+//! A finished connection's ops are cancelled; its socket is closed and its slot freed
+//! only when no op is in flight, and `user_data` carries the slot's generation so a late
+//! completion for a reused slot is ignored.
+
+mod bufring;
+mod user_data;
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use crate::conn::{AfterFlush, CloseCause, Phase};
+use crate::driver::batch::SendBatch;
+use crate::driver::{tune_accepted, wait_for};
+use crate::hub::ConnKey;
+use crate::shard::Shard;
+use crate::sys::Waker;
+
+use bufring::BufRing;
+use user_data::Op;
+
+const BUFFER_GROUP: u16 = 0;
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// Send batches kept for reuse.
+const BATCH_POOL: usize = 1024;
+
+/// Check that io_uring can run here with what this driver needs (multishot recv with a
+/// provided buffer ring: Linux 6.0+). Returns the reason when it cannot.
+pub fn probe() -> Result<(), String> {
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
+        match v.trim() {
+            "2" => return Err("disabled by sysctl kernel.io_uring_disabled=2".into()),
+            "1" => {} // allowed for a group; the setup below tells whether we are in it
+            _ => {}
+        }
+    }
+    let ring = IoUring::new(8).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOSYS) => "the kernel has no io_uring (ENOSYS)".to_string(),
+        Some(libc::EPERM) => {
+            "io_uring_setup denied (EPERM: kernel.io_uring_disabled or a seccomp filter)".to_string()
+        }
+        _ => format!("io_uring_setup failed: {e}"),
+    })?;
+    if !ring.params().is_feature_ext_arg() {
+        return Err("the kernel lacks IORING_FEAT_EXT_ARG (needs Linux 5.11+)".into());
+    }
+    let bufs = BufRing::register(&ring, 2, 512, 0)
+        .map_err(|e| format!("provided buffer rings unsupported (needs Linux 5.19+): {e}"))?;
+    drop(bufs);
+    let release = kernel_release();
+    if kernel_at_least(&release, 6, 0) {
+        Ok(())
+    } else {
+        Err(format!("multishot recv needs Linux 6.0+, this is {release}"))
+    }
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn kernel_at_least(release: &str, major: u32, minor: u32) -> bool {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    let (Some(a), Some(b)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    (a, b) >= (major, minor)
+}
+
+fn build_ring(entries: u32) -> io::Result<IoUring> {
+    let cq = entries * 4;
+    let attempts: [fn(&mut io_uring::Builder); 3] = [
+        |b| {
+            b.setup_single_issuer().setup_defer_taskrun();
+        },
+        |b| {
+            b.setup_coop_taskrun();
+        },
+        |_| {},
+    ];
+    let mut last = None;
+    for configure in attempts {
+        let mut builder = IoUring::builder();
+        builder.setup_cqsize(cq);
+        configure(&mut builder);
+        match builder.build(entries) {
+            Ok(ring) => return Ok(ring),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("io_uring setup failed")))
+}
+
+/// Per-connection driver state, indexed by slot key.
+#[derive(Default)]
+struct ConnIo {
+    recv_armed: bool,
+    send: Option<Box<SendBatch>>,
+    /// The connection finished; its ops are being cancelled.
+    closing: bool,
+}
+
+impl ConnIo {
+    fn idle(&self) -> bool {
+        !self.recv_armed && self.send.is_none()
+    }
+}
+
+struct Uring {
+    // Field order matters for drop: the ring goes before the buffer memory.
+    ring: IoUring,
+    bufs: BufRing,
+    listener: Option<socket2::Socket>,
+    accept_armed: bool,
+    waker: Arc<Waker>,
+    wake_buf: Box<u64>,
+    io: Vec<ConnIo>,
+    pool: Vec<Box<SendBatch>>,
+    cqes: Vec<(u64, i32, u32)>,
+    to_flush: Vec<ConnKey>,
+    finished: Vec<ConnKey>,
+    rearm: Vec<ConnKey>,
+}
+
+impl Drop for Uring {
+    fn drop(&mut self) {
+        let _ = self.ring.submitter().unregister_buf_ring(self.bufs.group());
+    }
+}
+
+/// Run a shard on io_uring until it has shut down and drained.
+pub fn run(shard: &mut Shard, listener: socket2::Socket, waker: Arc<Waker>) -> io::Result<()> {
+    let cfg = shard.config();
+    let ring = build_ring(cfg.uring_entries)?;
+    let bufs = BufRing::register(&ring, cfg.recv_buffers, cfg.recv_buffer_size, BUFFER_GROUP)?;
+    let mut u = Uring {
+        ring,
+        bufs,
+        listener: Some(listener),
+        accept_armed: false,
+        waker,
+        wake_buf: Box::new(0),
+        io: Vec::new(),
+        pool: Vec::new(),
+        cqes: Vec::with_capacity(1024),
+        to_flush: Vec::new(),
+        finished: Vec::new(),
+        rearm: Vec::new(),
+    };
+    u.arm_accept()?;
+    u.arm_wake()?;
+    u.run(shard)
+}
+
+impl Uring {
+    /// Queue an SQE, submitting first if the queue is full.
+    fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: every buffer an entry points to (wake_buf, send batches and their
+            // msghdr/iovecs, the buffer ring) is owned by `self` or by a connection slot
+            // and stays alive and unmoved until the op's completion is reaped.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return Ok(());
+            }
+            self.ring.submit()?;
+        }
+    }
+
+    fn arm_accept(&mut self) -> io::Result<()> {
+        let Some(listener) = &self.listener else {
+            return Ok(());
+        };
+        let fd = listener.as_raw_fd();
+        let entry = opcode::AcceptMulti::new(types::Fd(fd))
+            .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(user_data::encode(Op::Accept, 0, 0));
+        self.push(entry)?;
+        self.accept_armed = true;
+        Ok(())
+    }
+
+    fn arm_wake(&mut self) -> io::Result<()> {
+        let buf = &mut *self.wake_buf as *mut u64 as *mut u8;
+        let entry = opcode::Read::new(types::Fd(self.waker.fd()), buf, 8)
+            .build()
+            .user_data(user_data::encode(Op::Wake, 0, 0));
+        self.push(entry)
+    }
+
+    fn arm_recv(&mut self, key: ConnKey, fd: RawFd, generation: u32) -> io::Result<()> {
+        let entry = opcode::RecvMulti::new(types::Fd(fd), self.bufs.group())
+            .build()
+            .user_data(user_data::encode(Op::Recv, key, generation));
+        self.push(entry)?;
+        self.io[key].recv_armed = true;
+        Ok(())
+    }
+
+    fn run(&mut self, shard: &mut Shard) -> io::Result<()> {
+        loop {
+            self.wait(shard)?;
+            let now = Instant::now();
+            self.reap(shard, now)?;
+            shard.drain_inbox(now);
+            shard.expire_timers(now);
+            if shard.is_shutting_down() {
+                self.stop_accepting()?;
+            }
+            self.flush_all(shard, now)?;
+            self.close_finished(shard)?;
+            for key in std::mem::take(&mut self.rearm) {
+                if let Some(slot) = shard.slot(key) {
+                    if slot.conn.phase() != Phase::Closed && !self.io[key].recv_armed {
+                        let (fd, generation) = (slot.fd, slot.generation);
+                        self.arm_recv(key, fd, generation)?;
+                    }
+                }
+            }
+            self.bufs.commit();
+            if shard.is_drained() && !self.accept_armed {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Submit what is queued and wait for at least one completion or the next deadline.
+    fn wait(&mut self, shard: &Shard) -> io::Result<()> {
+        self.waker.arm_sleep();
+        let result = if shard.inbox_pending() {
+            self.ring.submit()
+        } else {
+            let timeout = wait_for(shard, Instant::now(), IDLE_WAIT);
+            let ts = types::Timespec::from(timeout);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            self.ring.submitter().submit_with_args(1, &args)
+        };
+        self.waker.awake();
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn reap(&mut self, shard: &mut Shard, now: Instant) -> io::Result<()> {
+        self.cqes.clear();
+        self.cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+        let cqes = std::mem::take(&mut self.cqes);
+        for &(data, res, flags) in &cqes {
+            let Some((op, key, generation)) = user_data::decode(data) else {
+                continue;
+            };
+            match op {
+                Op::Accept => self.on_accept(shard, res, flags, now)?,
+                Op::Wake => self.arm_wake()?,
+                Op::Recv => self.on_recv(shard, key, generation, res, flags, now),
+                Op::Send => self.on_send(shard, key, generation, res),
+                Op::Cancel => {}
+            }
+        }
+        self.cqes = cqes;
+        Ok(())
+    }
+
+    fn on_accept(&mut self, shard: &mut Shard, res: i32, flags: u32, now: Instant) -> io::Result<()> {
+        if !cqueue::more(flags) {
+            self.accept_armed = false;
+        }
+        if res >= 0 {
+            let fd = res;
+            if shard.is_shutting_down() {
+                // SAFETY: fd was just accepted and is owned by nobody else.
+                unsafe { libc::close(fd) };
+            } else {
+                tune_accepted(fd);
+                let (key, generation) = shard.open(fd, now);
+                if self.io.len() <= key {
+                    self.io.resize_with(key + 1, ConnIo::default);
+                }
+                self.io[key] = ConnIo::default();
+                self.arm_recv(key, fd, generation)?;
+            }
+        } else if res != -libc::ECANCELED {
+            let e = io::Error::from_raw_os_error(-res);
+            tracing::warn!(shard = shard.id(), error = %e, "accept failed");
+        }
+        if !self.accept_armed && !shard.is_shutting_down() {
+            self.arm_accept()?;
+        }
+        Ok(())
+    }
+
+    /// Is this completion for the connection currently in `key`'s slot?
+    fn current(shard: &Shard, key: ConnKey, generation: u32) -> bool {
+        shard.slot(key).is_some_and(|s| s.generation == generation)
+    }
+
+    fn on_recv(&mut self, shard: &mut Shard, key: ConnKey, generation: u32, res: i32, flags: u32, now: Instant) {
+        let bid = cqueue::buffer_select(flags);
+        if !Self::current(shard, key, generation) {
+            if let Some(bid) = bid {
+                self.bufs.recycle(bid);
+            }
+            return;
+        }
+        let more = cqueue::more(flags);
+        if !more {
+            self.io[key].recv_armed = false;
+        }
+        if res > 0 {
+            if let Some(bid) = bid {
+                if !self.io[key].closing {
+                    shard.on_data(key, self.bufs.slice(bid, res as usize), now);
+                }
+                self.bufs.recycle(bid);
+            }
+            if !more && !self.io[key].closing {
+                self.rearm.push(key);
+            }
+            return;
+        }
+        if let Some(bid) = bid {
+            self.bufs.recycle(bid);
+        }
+        if self.io[key].closing || more {
+            return;
+        }
+        match -res {
+            0 => shard.on_peer_gone(key, CloseCause::Reset), // EOF (res == 0)
+            libc::ENOBUFS => self.rearm.push(key),
+            libc::EINTR | libc::EAGAIN => self.rearm.push(key),
+            _ => shard.on_peer_gone(key, CloseCause::Reset),
+        }
+    }
+
+    fn on_send(&mut self, shard: &mut Shard, key: ConnKey, generation: u32, res: i32) {
+        if !Self::current(shard, key, generation) {
+            return;
+        }
+        if let Some(mut batch) = self.io[key].send.take() {
+            batch.clear();
+            if self.pool.len() < BATCH_POOL {
+                self.pool.push(batch);
+            }
+        }
+        if self.io[key].closing {
+            return;
+        }
+        if res >= 0 {
+            shard.on_written(key, res as usize);
+            self.to_flush.push(key);
+        } else {
+            shard.on_peer_gone(key, CloseCause::Reset);
+        }
+    }
+
+    fn stop_accepting(&mut self) -> io::Result<()> {
+        if self.listener.is_none() {
+            return Ok(());
+        }
+        if self.accept_armed {
+            let cancel = opcode::AsyncCancel::new(user_data::encode(Op::Accept, 0, 0))
+                .build()
+                .user_data(user_data::encode(Op::Cancel, 0, 0));
+            self.push(cancel)?;
+            self.ring.submit()?;
+        }
+        // The accept op holds its own reference to the socket; closing our fd is safe.
+        self.listener = None;
+        Ok(())
+    }
+
+    fn flush_all(&mut self, shard: &mut Shard, now: Instant) -> io::Result<()> {
+        let mut keys = std::mem::take(&mut self.to_flush);
+        let mut dirty = Vec::new();
+        shard.take_dirty(&mut dirty);
+        keys.append(&mut dirty);
+        for &key in &keys {
+            self.flush(shard, key, now)?;
+        }
+        keys.clear();
+        self.to_flush = keys;
+        Ok(())
+    }
+
+    /// Start a send of everything queued, unless one is already in flight.
+    fn flush(&mut self, shard: &mut Shard, key: ConnKey, now: Instant) -> io::Result<()> {
+        let Some(slot) = shard.slot(key) else {
+            return Ok(());
+        };
+        let io = &self.io[key];
+        if io.send.is_some() || io.closing || slot.conn.phase() == Phase::Closed {
+            return Ok(());
+        }
+        let (fd, generation) = (slot.fd, slot.generation);
+        if slot.conn.out.is_empty() {
+            if shard.after_flush(key, now) == AfterFlush::ShutdownWrite {
+                // SAFETY: fd is an open socket owned by this slot.
+                unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+            }
+            return Ok(());
+        }
+        let mut batch = self.pool.pop().unwrap_or_default();
+        batch.fill(&slot.conn.out);
+        let entry = opcode::SendMsg::new(types::Fd(fd), batch.msghdr())
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+            .user_data(user_data::encode(Op::Send, key, generation));
+        // The batch (and the msghdr inside its Box) must stay put until the completion.
+        self.io[key].send = Some(batch);
+        self.push(entry)
+    }
+
+    fn close_finished(&mut self, shard: &mut Shard) -> io::Result<()> {
+        let mut newly = Vec::new();
+        shard.take_finished(&mut newly);
+        for key in newly {
+            let Some(slot) = shard.slot(key) else {
+                continue;
+            };
+            let (fd, generation) = (slot.fd, slot.generation);
+            self.io[key].closing = true;
+            if !self.io[key].idle() {
+                let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())
+                    .build()
+                    .user_data(user_data::encode(Op::Cancel, key, generation));
+                self.push(cancel)?;
+            }
+            self.finished.push(key);
+        }
+        // Free those with no op in flight; the rest wait for their completions.
+        let mut finished = std::mem::take(&mut self.finished);
+        finished.retain(|&key| {
+            if !self.io[key].idle() {
+                return true;
+            }
+            if let Some(slot) = shard.slot(key) {
+                // SAFETY: no op references this fd any more; it is closed exactly once.
+                unsafe { libc::close(slot.fd) };
+            }
+            self.io[key] = ConnIo::default();
+            shard.release(key);
+            false
+        });
+        self.finished = finished;
+        Ok(())
+    }
+}

@@ -1,0 +1,69 @@
+//! Prepared frames: a WebSocket frame (header + payload) serialized once and shared.
+//!
+//! A publish encodes its frame exactly once; every subscriber on every shard queues a
+//! reference-counted handle to the same bytes (`bytes::Bytes`, so a clone is one atomic
+//! increment and no copy). The encoding counter exists so tests can prove "once per
+//! publish" independently of subscriber and shard counts.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+
+use crate::proto::frame::{encode_frame, Opcode};
+
+static ENCODINGS: AtomicU64 = AtomicU64::new(0);
+
+/// Number of data frames encoded by [`PreparedFrame::encode`] in this process.
+pub fn encodings() -> u64 {
+    ENCODINGS.load(Ordering::Relaxed)
+}
+
+/// One serialized server frame, cheap to clone and safe to share across shards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreparedFrame(Bytes);
+
+impl PreparedFrame {
+    /// Encode a complete (FIN) data frame once. Counted in [`encodings`].
+    pub fn encode(opcode: Opcode, payload: &[u8]) -> Self {
+        ENCODINGS.fetch_add(1, Ordering::Relaxed);
+        PreparedFrame(Bytes::from(encode_frame(true, opcode, payload)))
+    }
+
+    /// Wrap bytes that are already a wire frame (control frames, handshake responses).
+    pub fn from_wire(bytes: Vec<u8>) -> Self {
+        PreparedFrame(Bytes::from(bytes))
+    }
+
+    /// The bytes to put on the wire.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when both handles share one buffer (no copy was made).
+    pub fn shares_buffer_with(&self, other: &PreparedFrame) -> bool {
+        self.0.as_ptr() == other.0.as_ptr() && self.0.len() == other.0.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_one_buffer_and_encode_counts_once() {
+        let before = encodings();
+        let f = PreparedFrame::encode(Opcode::Binary, b"hello");
+        let clones: Vec<_> = (0..100).map(|_| f.clone()).collect();
+        assert!(clones.iter().all(|c| c.shares_buffer_with(&f)));
+        assert!(encodings() > before);
+        assert_eq!(f.bytes(), &[0x82, 5, b'h', b'e', b'l', b'l', b'o']);
+    }
+}

@@ -1,0 +1,393 @@
+//! Tests for the upgrade handshake: a valid request, every rejection path
+//! with its status, head-length limits, and the response builders.
+
+use super::*;
+use crate::proto::DEFAULT_MAX_HEAD_BYTES;
+
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+fn request_with(lines: &[&str]) -> Vec<u8> {
+    let mut s = String::from("GET /chat?room=1&x=%20 HTTP/1.1\r\n");
+    for l in lines {
+        s.push_str(l);
+        s.push_str("\r\n");
+    }
+    s.push_str("\r\n");
+    s.into_bytes()
+}
+
+fn standard_headers() -> Vec<&'static str> {
+    vec![
+        "Host: server.example.com",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Origin: http://example.com",
+        "Sec-WebSocket-Protocol: chat, superchat",
+        "Sec-WebSocket-Version: 13",
+    ]
+}
+
+/// The standard request with the header starting with `prefix` replaced
+/// (or removed when `replacement` is None).
+fn variant(prefix: &str, replacement: Option<&'static str>) -> Vec<u8> {
+    let mut lines = standard_headers();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(prefix))
+        .expect("prefix");
+    match replacement {
+        Some(r) => lines[at] = r,
+        None => {
+            lines.remove(at);
+        }
+    }
+    request_with(&lines)
+}
+
+fn rejection(bytes: &[u8]) -> Rejection {
+    parse_upgrade(bytes, DEFAULT_MAX_HEAD_BYTES).expect_err("expected a rejection")
+}
+
+fn complete(bytes: &[u8]) -> (UpgradeRequest, usize) {
+    match parse_upgrade(bytes, DEFAULT_MAX_HEAD_BYTES) {
+        Ok(HeadParse::Complete { request, head_len }) => (request, head_len),
+        other => panic!("expected Complete, got {other:?}"),
+    }
+}
+
+#[test]
+fn valid_request_with_trailing_frame_bytes() {
+    let head = request_with(&standard_headers());
+    let mut bytes = head.clone();
+    bytes.extend_from_slice(&[0x81, 0x80, 1, 2, 3, 4]);
+    let (req, head_len) = complete(&bytes);
+    assert_eq!(head_len, head.len());
+    assert_eq!(req.path, "/chat");
+    assert_eq!(req.query.as_deref(), Some("room=1&x=%20"));
+    assert_eq!(req.key, KEY);
+    assert_eq!(req.origin.as_deref(), Some("http://example.com"));
+    assert_eq!(
+        req.header("sec-websocket-protocol"),
+        Some("chat, superchat")
+    );
+    assert_eq!(req.header("host"), Some("server.example.com"));
+    assert_eq!(req.header("missing"), None);
+    assert!(req
+        .headers
+        .iter()
+        .all(|(n, _)| n == &n.to_ascii_lowercase()));
+    assert_eq!(req.headers.len(), 7);
+}
+
+#[test]
+fn path_without_query() {
+    let bytes = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let (req, _) = complete(bytes);
+    assert_eq!(req.path, "/");
+    assert_eq!(req.query, None);
+    assert_eq!(req.origin, None);
+}
+
+#[test]
+fn header_tokens_are_case_insensitive_lists() {
+    let mut bytes = variant("Connection", Some("connection: keep-alive, Upgrade"));
+    let (req, _) = complete(&bytes);
+    assert_eq!(req.header("connection"), Some("keep-alive, Upgrade"));
+    bytes = variant("Upgrade", Some("UPGRADE: h2c, WebSocket"));
+    complete(&bytes);
+}
+
+#[test]
+fn partial_until_blank_line() {
+    let bytes = request_with(&standard_headers());
+    for cut in 0..bytes.len() {
+        assert_eq!(
+            parse_upgrade(&bytes[..cut], DEFAULT_MAX_HEAD_BYTES),
+            Ok(HeadParse::Partial),
+            "cut {cut}"
+        );
+    }
+    complete(&bytes);
+}
+
+#[test]
+fn head_over_max_is_431() {
+    let bytes = request_with(&standard_headers());
+    // Incomplete and already longer than the limit.
+    let limit = 40;
+    let e = parse_upgrade(&bytes[..limit + 1], limit).unwrap_err();
+    assert_eq!(
+        e,
+        Rejection {
+            status: 431,
+            reason: "request header fields too large"
+        }
+    );
+    // Exactly at the limit and incomplete: still Partial.
+    assert_eq!(
+        parse_upgrade(&bytes[..limit], limit),
+        Ok(HeadParse::Partial)
+    );
+    // Complete but longer than the limit: 431 too (split-independent).
+    assert_eq!(
+        parse_upgrade(&bytes, bytes.len() - 1).unwrap_err().status,
+        431
+    );
+    // Complete at exactly the limit: fine.
+    assert!(matches!(
+        parse_upgrade(&bytes, bytes.len()),
+        Ok(HeadParse::Complete { .. })
+    ));
+}
+
+#[test]
+fn too_many_headers_is_431() {
+    let mut lines = standard_headers();
+    let extra: Vec<String> = (0..60).map(|i| format!("X-Filler-{i}: v")).collect();
+    lines.extend(extra.iter().map(String::as_str));
+    let e = rejection(&request_with(&lines));
+    assert_eq!(
+        e,
+        Rejection {
+            status: 431,
+            reason: "too many headers"
+        }
+    );
+}
+
+#[test]
+fn malformed_http_is_400() {
+    let e = rejection(b"GET /\x01 HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        e,
+        Rejection {
+            status: 400,
+            reason: "malformed http request"
+        }
+    );
+    assert_eq!(rejection(b"\x16\x03\x01\x02\x00\r\n\r\n").status, 400);
+    assert_eq!(rejection(b"GET / HTTP/2.0\r\n\r\n").status, 400);
+    assert_eq!(
+        rejection(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n").status,
+        400
+    );
+}
+
+#[test]
+fn non_get_is_405() {
+    let mut bytes = request_with(&standard_headers());
+    bytes.splice(0..3, b"POST".iter().copied());
+    assert_eq!(
+        rejection(&bytes),
+        Rejection {
+            status: 405,
+            reason: "method must be GET"
+        }
+    );
+}
+
+#[test]
+fn http_1_0_is_400() {
+    let bytes = String::from_utf8(request_with(&standard_headers()))
+        .unwrap()
+        .replacen("HTTP/1.1", "HTTP/1.0", 1);
+    assert_eq!(
+        rejection(bytes.as_bytes()),
+        Rejection {
+            status: 400,
+            reason: "http/1.1 or later required"
+        }
+    );
+}
+
+#[test]
+fn missing_host_is_400() {
+    assert_eq!(
+        rejection(&variant("Host", None)),
+        Rejection {
+            status: 400,
+            reason: "missing host"
+        }
+    );
+}
+
+#[test]
+fn missing_or_wrong_upgrade_is_400() {
+    let expected = Rejection {
+        status: 400,
+        reason: "missing upgrade: websocket",
+    };
+    assert_eq!(rejection(&variant("Upgrade", None)), expected);
+    assert_eq!(
+        rejection(&variant("Upgrade", Some("Upgrade: h2c"))),
+        expected
+    );
+    assert_eq!(
+        rejection(&variant("Upgrade", Some("Upgrade: websockets"))),
+        expected
+    );
+}
+
+#[test]
+fn missing_connection_upgrade_is_400() {
+    let expected = Rejection {
+        status: 400,
+        reason: "missing connection: upgrade",
+    };
+    assert_eq!(rejection(&variant("Connection", None)), expected);
+    assert_eq!(
+        rejection(&variant("Connection", Some("Connection: keep-alive"))),
+        expected
+    );
+    assert_eq!(
+        rejection(&variant("Connection", Some("Connection: upgrade-ish"))),
+        expected
+    );
+}
+
+#[test]
+fn wrong_or_missing_version_is_426() {
+    let expected = Rejection {
+        status: 426,
+        reason: "unsupported websocket version",
+    };
+    assert_eq!(rejection(&variant("Sec-WebSocket-Version", None)), expected);
+    for v in [
+        "Sec-WebSocket-Version: 8",
+        "Sec-WebSocket-Version: 13, 8",
+        "Sec-WebSocket-Version: 130",
+    ] {
+        assert_eq!(
+            rejection(&variant("Sec-WebSocket-Version", Some(v))),
+            expected,
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_version_is_400() {
+    let mut lines = standard_headers();
+    lines.push("Sec-WebSocket-Version: 13");
+    assert_eq!(
+        rejection(&request_with(&lines)),
+        Rejection {
+            status: 400,
+            reason: "duplicate sec-websocket-version"
+        }
+    );
+}
+
+#[test]
+fn bad_keys_are_400() {
+    let invalid = Rejection {
+        status: 400,
+        reason: "invalid sec-websocket-key",
+    };
+    for key in [
+        "Sec-WebSocket-Key: ",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ", // no padding
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=", // short padding
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==", // non-zero unused bits
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j====", // 15 bytes
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ2a", // 18 bytes
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub2*jZQ==", // bad alphabet
+        "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAAAAA==", // 19 bytes
+    ] {
+        assert_eq!(
+            rejection(&variant("Sec-WebSocket-Key", Some(key))),
+            invalid,
+            "{key}"
+        );
+    }
+    assert_eq!(
+        rejection(&variant("Sec-WebSocket-Key", None)),
+        Rejection {
+            status: 400,
+            reason: "missing sec-websocket-key"
+        }
+    );
+    let mut lines = standard_headers();
+    lines.push("Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==");
+    assert_eq!(
+        rejection(&request_with(&lines)),
+        Rejection {
+            status: 400,
+            reason: "duplicate sec-websocket-key"
+        }
+    );
+}
+
+#[test]
+fn key_validation_accepts_canonical_keys() {
+    for key in [
+        KEY,
+        "AAAAAAAAAAAAAAAAAAAAAA==",
+        "/////////////////////w==",
+        "+/+/+/+/+/+/+/+/+/+/+g==",
+    ] {
+        assert!(is_valid_key(key), "{key}");
+    }
+}
+
+/// RFC 6455 §1.3: key "dGhlIHNhbXBsZSBub25jZQ==" → "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+/// (SHA-1 of key + GUID, base64; checked independently).
+#[test]
+fn accept_key_matches_rfc_example() {
+    let resp = String::from_utf8(accept_response(KEY, &[])).unwrap();
+    assert_eq!(
+        resp,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+    );
+}
+
+#[test]
+fn accept_response_appends_extra_headers() {
+    let resp =
+        String::from_utf8(accept_response(KEY, &[("Sec-WebSocket-Protocol", "chat")])).unwrap();
+    assert!(resp.ends_with("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n"));
+}
+
+#[test]
+fn reject_response_layout() {
+    let resp = String::from_utf8(reject_response(400, "missing host", &[("X-Id", "7")])).unwrap();
+    assert_eq!(
+        resp,
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\
+Connection: close\r\nX-Id: 7\r\n\r\nmissing host\n"
+    );
+}
+
+#[test]
+fn reject_426_carries_version_header() {
+    let resp =
+        String::from_utf8(reject_response(426, "unsupported websocket version", &[])).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+    assert!(resp.contains("\r\nSec-WebSocket-Version: 13\r\n"));
+    let resp = String::from_utf8(reject_response(
+        426,
+        "x",
+        &[("sec-websocket-version", "13")],
+    ))
+    .unwrap();
+    assert_eq!(resp.matches("13\r\n").count(), 1);
+}
+
+#[test]
+fn reject_405_carries_allow_header() {
+    let resp = String::from_utf8(reject_response(405, "method must be GET", &[])).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+    assert!(resp.contains("\r\nAllow: GET\r\n"));
+}
+
+#[test]
+fn reject_431_and_unknown_status_phrases() {
+    let resp = String::from_utf8(reject_response(431, "too many headers", &[])).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+    assert!(!resp.contains("Sec-WebSocket-Version"));
+    let resp = String::from_utf8(reject_response(499, "x", &[])).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 499 Client Error\r\n"));
+}

@@ -1,0 +1,196 @@
+//! Starting, running and stopping a server; the thread-safe [`Publisher`].
+//!
+//! [`Server::start`] validates the configuration, picks the backend, binds one
+//! SO_REUSEPORT listener per shard (so a bind error is returned to the caller, with
+//! diagnostics, before any thread starts), then spawns one thread per shard, pinned to
+//! a CPU when there are enough CPUs. [`RunningServer::shutdown`] asks every shard to
+//! close its connections with 1001 and joins the threads.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::config::Config;
+use crate::driver::{self, Backend};
+use crate::handler::{Handler, Message};
+use crate::hub::{Hub, HubShared, ShardMsg};
+use crate::listener::{bind_reuseport, BindConfig};
+use crate::shard::context::prepare;
+use crate::shard::Shard;
+use crate::sys::{self, Waker};
+
+/// Why a server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    Config(crate::config::ConfigError),
+    Backend(io::Error),
+    Bind(crate::listener::BindError),
+    Io(io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "{e}"),
+            StartError::Backend(e) => write!(f, "backend: {e}"),
+            StartError::Bind(e) => write!(f, "{e}"),
+            StartError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Entry point of the library API.
+pub struct Server;
+
+impl Server {
+    /// Start serving `handler` with `cfg`. Returns once every listener is bound.
+    pub fn start(cfg: Config, handler: impl Handler) -> Result<RunningServer, StartError> {
+        Self::start_shared(cfg, Arc::new(handler))
+    }
+
+    pub fn start_shared(cfg: Config, handler: Arc<dyn Handler>) -> Result<RunningServer, StartError> {
+        cfg.validate().map_err(StartError::Config)?;
+        let backend = driver::resolve(cfg.backend).map_err(StartError::Backend)?;
+        // SAFETY: setting SIGPIPE to ignored is process-wide and has no memory effects;
+        // sends use MSG_NOSIGNAL anyway, this covers any other write.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+
+        let mut listeners = Vec::with_capacity(cfg.threads);
+        let mut addr = cfg.addr;
+        for _ in 0..cfg.threads {
+            let socket = bind_reuseport(&BindConfig { addr, backlog: cfg.backlog }, |n| {
+                tracing::debug!(retry = n, "bind retry after EADDRINUSE")
+            })
+            .map_err(StartError::Bind)?;
+            // With port 0 the first bind picks the port; the others join it.
+            let bound = socket
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .ok_or_else(|| StartError::Io(io::Error::other("listener has no address")))?;
+            addr = bound;
+            listeners.push(socket);
+        }
+        let local_addr = addr;
+
+        let wakers: Vec<Arc<Waker>> = (0..cfg.threads)
+            .map(|_| Waker::new().map(Arc::new))
+            .collect::<io::Result<_>>()
+            .map_err(StartError::Io)?;
+        let (shared, inboxes) = HubShared::new(&wakers);
+        let cfg = Arc::new(cfg);
+        let cpus = sys::allowed_cpus().unwrap_or_default();
+        let pin = cfg.pin_threads && cpus.len() >= cfg.threads;
+
+        let mut threads = Vec::with_capacity(cfg.threads);
+        for (id, ((listener, inbox), waker)) in listeners.into_iter().zip(inboxes).zip(wakers).enumerate() {
+            let cfg = cfg.clone();
+            let shared = shared.clone();
+            let handler = handler.clone();
+            let cpu = pin.then(|| cpus[id]);
+            let thread = std::thread::Builder::new()
+                .name(format!("ringcast-shard-{id}"))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        if let Err(e) = sys::pin_current_thread(cpu) {
+                            tracing::warn!(shard = id, cpu, error = %e, "could not pin shard");
+                        }
+                    }
+                    let mut shard = Shard::new(id, cfg, Hub::new(id, shared), handler, inbox);
+                    let result = driver::run(backend, &mut shard, listener, waker);
+                    if let Err(e) = &result {
+                        tracing::error!(shard = id, error = %e, "shard stopped with an error");
+                    }
+                    result
+                })
+                .map_err(StartError::Io)?;
+            threads.push(thread);
+        }
+        tracing::info!(addr = %local_addr, backend = %backend, shards = cfg.threads, pinned = pin, "listening");
+        Ok(RunningServer {
+            shared,
+            threads,
+            local_addr,
+            backend,
+        })
+    }
+}
+
+/// A started server.
+pub struct RunningServer {
+    shared: Arc<HubShared>,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+    local_addr: SocketAddr,
+    backend: Backend,
+}
+
+impl RunningServer {
+    /// The address the listeners are bound to (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn shards(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// A handle that publishes into the server's rooms from any thread.
+    pub fn publisher(&self) -> Publisher {
+        Publisher::new(self.shared.clone())
+    }
+
+    /// Graceful shutdown: stop accepting, close every connection with 1001, give them
+    /// `shutdown_timeout` to flush, then join every shard thread.
+    pub fn shutdown(self) -> io::Result<()> {
+        for shard in 0..self.shared.shard_count() {
+            self.shared.inbox(shard).send(ShardMsg::Shutdown);
+        }
+        self.join()
+    }
+
+    /// Wait for the shard threads to end (after a shutdown).
+    pub fn join(self) -> io::Result<()> {
+        let mut first_error = None;
+        for t in self.threads {
+            let r = t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("shard thread panicked")));
+            if let Err(e) = r {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Publishes into rooms from any thread (cloneable, `Send + Sync`).
+#[derive(Clone)]
+pub struct Publisher {
+    shared: Arc<HubShared>,
+}
+
+impl Publisher {
+    pub(crate) fn new(shared: Arc<HubShared>) -> Self {
+        Publisher { shared }
+    }
+
+    /// Encode `message` once and deliver it to every member of `room` on every shard.
+    /// Returns the number of shards that had members.
+    pub fn publish(&self, room: &str, message: Message<'_>) -> usize {
+        let frame = prepare(message);
+        let room: Arc<str> = Arc::from(room);
+        self.shared.fan_out(&room, &frame, None)
+    }
+
+    /// Rooms with members on any shard.
+    pub fn room_count(&self) -> usize {
+        self.shared.directory.room_count()
+    }
+}

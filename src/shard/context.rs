@@ -1,0 +1,119 @@
+//! [`Context`]: what a [`crate::Handler`] callback may do to its connection and the hub.
+//!
+//! A context borrows the shard's state (not the handler), so callbacks can send, join,
+//! leave, publish and close without any lock; they cannot reach into other connections'
+//! state except through rooms.
+
+use crate::conn::Phase;
+use crate::handler::Message;
+use crate::hub::{ConnKey, PreparedFrame};
+use crate::proto::frame::Opcode;
+use crate::server::Publisher;
+
+use super::ShardState;
+
+/// A connection's identity: its shard, its slot and the slot's generation (so an id
+/// of a closed connection never matches the connection that reuses its slot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub shard: usize,
+    pub slot: usize,
+    pub generation: u32,
+}
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.shard, self.slot, self.generation)
+    }
+}
+
+/// Encode an application message as a prepared frame (once).
+pub fn prepare(message: Message<'_>) -> PreparedFrame {
+    match message {
+        Message::Text(s) => PreparedFrame::encode(Opcode::Text, s.as_bytes()),
+        Message::Binary(b) => PreparedFrame::encode(Opcode::Binary, b),
+    }
+}
+
+/// Handle given to [`crate::Handler`] callbacks.
+pub struct Context<'a> {
+    pub(super) state: &'a mut ShardState,
+    pub(super) key: ConnKey,
+}
+
+impl Context<'_> {
+    pub fn id(&self) -> ConnId {
+        self.state.conn_id(self.key)
+    }
+
+    /// The shard (thread) this connection lives on.
+    pub fn shard(&self) -> usize {
+        self.state.id
+    }
+
+    /// Send a message to this connection only. Returns false if it is not open.
+    pub fn send(&mut self, message: Message<'_>) -> bool {
+        self.send_prepared(prepare(message))
+    }
+
+    /// Send an already prepared frame to this connection.
+    pub fn send_prepared(&mut self, frame: PreparedFrame) -> bool {
+        self.state.queue_to(self.key, frame)
+    }
+
+    /// Join a room (idempotent).
+    pub fn join(&mut self, room: &str) {
+        self.state.join(self.key, room);
+    }
+
+    /// Leave a room. Returns false if the connection was not a member.
+    pub fn leave(&mut self, room: &str) -> bool {
+        self.state.leave(self.key, room)
+    }
+
+    /// Names of the rooms this connection has joined.
+    pub fn rooms(&self) -> Vec<std::sync::Arc<str>> {
+        self.state.rooms_of(self.key)
+    }
+
+    /// Number of rooms this connection has joined.
+    pub fn joined_count(&self) -> usize {
+        self.state.slots.get(self.key).map_or(0, |s| s.conn.rooms.len())
+    }
+
+    /// Publish to every member of `room` on every shard (this connection included if it
+    /// is a member). The frame is encoded once. Returns the local recipients queued.
+    pub fn publish(&mut self, room: &str, message: Message<'_>) -> usize {
+        self.state.publish(room, &prepare(message), None)
+    }
+
+    /// Publish to every room this connection joined; `include_self` decides whether the
+    /// sender gets its own message. Encoded once for all rooms.
+    pub fn publish_to_joined(&mut self, message: Message<'_>, include_self: bool) -> usize {
+        let frame = prepare(message);
+        let exclude = (!include_self).then_some(self.key);
+        self.state
+            .rooms_of(self.key)
+            .iter()
+            .map(|room| self.state.publish(room, &frame, exclude))
+            .sum()
+    }
+
+    /// Start the close handshake with `code` and `reason`.
+    pub fn close(&mut self, code: u16, reason: &str) {
+        self.state.close(self.key, code, reason);
+    }
+
+    /// True while the connection can still send and receive messages.
+    pub fn is_open(&self) -> bool {
+        self.state
+            .slots
+            .get(self.key)
+            .is_some_and(|s| s.conn.phase() == Phase::Open)
+    }
+
+    /// A thread-safe handle that publishes from anywhere.
+    pub fn publisher(&self) -> Publisher {
+        Publisher::new(self.state.hub.shared().clone())
+    }
+}
