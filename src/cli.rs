@@ -9,7 +9,11 @@ use crate::config::Config;
 use crate::driver::BackendChoice;
 
 #[derive(Debug, Parser)]
-#[command(name = "ringcast", version, about = "io_uring thread-per-core WebSocket fan-out server")]
+#[command(
+    name = "ringcast",
+    version,
+    about = "io_uring thread-per-core WebSocket fan-out server"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -57,7 +61,9 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "g" | "gb" | "gib" => 1 << 30,
         _ => return Err(format!("unknown unit in {s:?} (use B, KiB, MiB, GiB)")),
     };
-    value.checked_mul(mult).ok_or_else(|| format!("size too large: {s:?}"))
+    value
+        .checked_mul(mult)
+        .ok_or_else(|| format!("size too large: {s:?}"))
 }
 
 #[derive(Debug, Args)]

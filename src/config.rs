@@ -79,7 +79,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |m: String| Err(ConfigError(m));
         if self.threads == 0 || self.threads > MAX_SHARDS {
-            return fail(format!("--threads must be 1..={MAX_SHARDS}, got {}", self.threads));
+            return fail(format!(
+                "--threads must be 1..={MAX_SHARDS}, got {}",
+                self.threads
+            ));
         }
         if self.max_head_bytes < 256 {
             return fail("--max-head-bytes must be at least 256".into());

@@ -51,7 +51,10 @@ impl Server {
         Self::start_shared(cfg, Arc::new(handler))
     }
 
-    pub fn start_shared(cfg: Config, handler: Arc<dyn Handler>) -> Result<RunningServer, StartError> {
+    pub fn start_shared(
+        cfg: Config,
+        handler: Arc<dyn Handler>,
+    ) -> Result<RunningServer, StartError> {
         cfg.validate().map_err(StartError::Config)?;
         let backend = driver::resolve(cfg.backend).map_err(StartError::Backend)?;
         // SAFETY: setting SIGPIPE to ignored is process-wide and has no memory effects;
@@ -61,9 +64,13 @@ impl Server {
         let mut listeners = Vec::with_capacity(cfg.threads);
         let mut addr = cfg.addr;
         for _ in 0..cfg.threads {
-            let socket = bind_reuseport(&BindConfig { addr, backlog: cfg.backlog }, |n| {
-                tracing::debug!(retry = n, "bind retry after EADDRINUSE")
-            })
+            let socket = bind_reuseport(
+                &BindConfig {
+                    addr,
+                    backlog: cfg.backlog,
+                },
+                |n| tracing::debug!(retry = n, "bind retry after EADDRINUSE"),
+            )
             .map_err(StartError::Bind)?;
             // With port 0 the first bind picks the port; the others join it.
             let bound = socket
@@ -86,7 +93,9 @@ impl Server {
         let pin = cfg.pin_threads && cpus.len() >= cfg.threads;
 
         let mut threads = Vec::with_capacity(cfg.threads);
-        for (id, ((listener, inbox), waker)) in listeners.into_iter().zip(inboxes).zip(wakers).enumerate() {
+        for (id, ((listener, inbox), waker)) in
+            listeners.into_iter().zip(inboxes).zip(wakers).enumerate()
+        {
             let cfg = cfg.clone();
             let shared = shared.clone();
             let handler = handler.clone();

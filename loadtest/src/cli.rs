@@ -244,7 +244,11 @@ pub struct CpuList(pub Vec<usize>);
 pub fn parse_cpu_list(s: &str) -> Result<CpuList, String> {
     let mut out = Vec::new();
     for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let num = |x: &str| x.trim().parse::<usize>().map_err(|e| format!("{item}: {e}"));
+        let num = |x: &str| {
+            x.trim()
+                .parse::<usize>()
+                .map_err(|e| format!("{item}: {e}"))
+        };
         if let Some((a, b)) = item.split_once('-') {
             let (a, b) = (num(a)?, num(b)?);
             if b < a || b - a > 4096 {

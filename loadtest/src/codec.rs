@@ -371,7 +371,11 @@ mod tests {
         let mut r = response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
         let head = r.len();
         for cut in 0..head {
-            assert_eq!(parse_upgrade_response(&r[..cut], &exp), Ok(None), "cut {cut}");
+            assert_eq!(
+                parse_upgrade_response(&r[..cut], &exp),
+                Ok(None),
+                "cut {cut}"
+            );
         }
         encode_server_frame(&mut r, OP_BINARY, b"hi");
         assert_eq!(parse_upgrade_response(&r, &exp), Ok(Some(head)));
@@ -467,11 +471,23 @@ mod tests {
 
     #[test]
     fn server_frame_errors() {
-        assert_eq!(parse_frame(&[0x82, 0x81, 0, 0, 0, 0, 0], 10), Err(FrameError::Masked));
-        assert_eq!(parse_frame(&[0xC2, 0x00], 10), Err(FrameError::ReservedBits));
-        assert_eq!(parse_frame(&[0x83, 0x00], 10), Err(FrameError::BadOpcode(3)));
+        assert_eq!(
+            parse_frame(&[0x82, 0x81, 0, 0, 0, 0, 0], 10),
+            Err(FrameError::Masked)
+        );
+        assert_eq!(
+            parse_frame(&[0xC2, 0x00], 10),
+            Err(FrameError::ReservedBits)
+        );
+        assert_eq!(
+            parse_frame(&[0x83, 0x00], 10),
+            Err(FrameError::BadOpcode(3))
+        );
         assert_eq!(parse_frame(&[0x09, 0x00], 10), Err(FrameError::BadControl));
-        assert_eq!(parse_frame(&[0x89, 126, 0, 200], 1000), Err(FrameError::BadControl));
+        assert_eq!(
+            parse_frame(&[0x89, 126, 0, 200], 1000),
+            Err(FrameError::BadControl)
+        );
         assert_eq!(
             parse_frame(&[0x82, 126, 0x10, 0x00], 100),
             Err(FrameError::TooLarge(4096))

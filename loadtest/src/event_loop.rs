@@ -263,13 +263,7 @@ impl EventLoop {
             self.stats.reads += 1;
             // SAFETY: the destination is the writable tail of our scratch buffer, `space`
             // bytes long; `fd` is a live socket we own.
-            let n = unsafe {
-                libc::read(
-                    fd,
-                    self.scratch[carry_len..].as_mut_ptr().cast(),
-                    space,
-                )
-            };
+            let n = unsafe { libc::read(fd, self.scratch[carry_len..].as_mut_ptr().cast(), space) };
             if n < 0 {
                 let e = io::Error::last_os_error().raw_os_error().unwrap_or(0);
                 match e {

@@ -8,6 +8,14 @@
 pub mod cli;
 pub mod codec;
 pub mod conn;
+pub mod connect;
+pub mod echo;
 pub mod event_loop;
+pub mod fanout;
+pub mod message;
+pub mod plot;
 pub mod procfs;
+pub mod progress;
+pub mod report;
+pub mod runner;
 pub mod sys;

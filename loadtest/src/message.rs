@@ -125,7 +125,10 @@ mod tests {
         assert_eq!(buf[16], 0xAA, "padding untouched");
         // Big-endian on the wire: publisher 0, seq 1.
         write_header(&mut buf, 0, 1, 2);
-        assert_eq!(&buf[..16], &[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2]);
+        assert_eq!(
+            &buf[..16],
+            &[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2]
+        );
         assert!(read_header(&buf[..15]).is_none());
         write_header(&mut buf, MAX_SENDERS - 1, SEQ_MASK, 0);
         let h = read_header(&buf).unwrap();

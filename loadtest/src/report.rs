@@ -116,8 +116,8 @@ pub struct LatencyReport {
 
 /// Percentiles sampled for the plot.
 pub const PLOT_PERCENTILES: &[f64] = &[
-    0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 75.0, 80.0, 85.0, 90.0, 92.5, 95.0, 96.0,
-    97.0, 98.0, 99.0, 99.5, 99.7, 99.9, 99.95, 99.99, 99.995, 99.999, 100.0,
+    0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 75.0, 80.0, 85.0, 90.0, 92.5, 95.0, 96.0, 97.0,
+    98.0, 99.0, 99.5, 99.7, 99.9, 99.95, 99.99, 99.995, 99.999, 100.0,
 ];
 
 impl LatencyReport {
@@ -303,7 +303,8 @@ impl Report {
                     .push(format!("{} frames skipped in sequence", t.gaps));
             }
             if t.malformed > 0 {
-                self.problems.push(format!("{} malformed frames", t.malformed));
+                self.problems
+                    .push(format!("{} malformed frames", t.malformed));
             }
         }
         if self.timed_out {
@@ -335,12 +336,19 @@ impl Report {
             row(out, "  failure", format!("{n} × {why}"))?;
         }
         if c.unexpected_disconnects > 0 {
-            row(out, "unexpected disconnects", c.unexpected_disconnects.to_string())?;
+            row(
+                out,
+                "unexpected disconnects",
+                c.unexpected_disconnects.to_string(),
+            )?;
         }
         row(
             out,
             "connect rate",
-            format!("{:.0} upgrades/s ({:.3} s)", c.connect_rate_per_sec, c.connect_secs),
+            format!(
+                "{:.0} upgrades/s ({:.3} s)",
+                c.connect_rate_per_sec, c.connect_secs
+            ),
         )?;
         if let Some(h) = &c.handshake_latency {
             row(
@@ -371,10 +379,17 @@ impl Report {
             row(
                 out,
                 "delivered frames/s",
-                format!("{:.0} (over {:.3} s)", t.delivered_frames_per_sec, t.traffic_secs),
+                format!(
+                    "{:.0} (over {:.3} s)",
+                    t.delivered_frames_per_sec, t.traffic_secs
+                ),
             )?;
             if t.publisher_frames_drained > 0 {
-                row(out, "drained at publishers", t.publisher_frames_drained.to_string())?;
+                row(
+                    out,
+                    "drained at publishers",
+                    t.publisher_frames_drained.to_string(),
+                )?;
             }
         }
         if let Some(l) = &self.latency {
@@ -386,7 +401,10 @@ impl Report {
             row(
                 out,
                 "latency p99.9 / max",
-                format!("{:.1} / {:.1} µs ({} samples)", l.p999_us, l.max_us, l.count),
+                format!(
+                    "{:.1} / {:.1} µs ({} samples)",
+                    l.p999_us, l.max_us, l.count
+                ),
             )?;
         }
         if let Some(s) = &self.server {
@@ -422,7 +440,11 @@ impl Report {
                     cy.closed_ok,
                     cy.close_problems,
                     cy.close_secs,
-                    if cy.server_open.is_some() { "| open:" } else { "" },
+                    if cy.server_open.is_some() {
+                        "| open:"
+                    } else {
+                        ""
+                    },
                     fds(&cy.server_open),
                 ) + &if cy.server_closed.is_some() {
                     format!(" | closed: {}", fds(&cy.server_closed))

@@ -13,12 +13,14 @@ use crate::sys::{self, CpuTime, EventFd};
 
 /// Number of generator threads for these arguments.
 pub fn thread_count(common: &CommonArgs) -> usize {
-    common.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    })
-    .max(1)
+    common
+        .threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1)
 }
 
 /// What a worker thread returns: its workload result and its own CPU use.
@@ -96,7 +98,9 @@ pub struct Wakers(Vec<EventFd>);
 impl Wakers {
     /// One eventfd per worker.
     pub fn new(n: usize) -> std::io::Result<Self> {
-        Ok(Wakers((0..n).map(|_| EventFd::new()).collect::<Result<_, _>>()?))
+        Ok(Wakers(
+            (0..n).map(|_| EventFd::new()).collect::<Result<_, _>>()?,
+        ))
     }
 
     /// Raw eventfd of worker `i` (to register in its epoll set).
@@ -168,7 +172,7 @@ pub type Plan = VecDeque<(u64, u32)>;
 
 /// Builds thread `t`'s share of `total` connections (global indices i with i % n == t);
 /// `tag_of(i)` gives each connection's workload tag.
-pub fn plan_for_thread(t: usize, n: usize, total: u64, tag_of: impl Fn(u64) -> u32) -> Plan {
+pub fn plan_for_thread(t: usize, n: usize, total: u64, mut tag_of: impl FnMut(u64) -> u32) -> Plan {
     (t as u64..total)
         .step_by(n)
         .map(|i| (i, tag_of(i)))

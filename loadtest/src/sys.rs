@@ -104,7 +104,10 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     // SAFETY: all-zero is a valid (empty) cpu_set_t.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "cpu out of range"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cpu out of range",
+        ));
     }
     // SAFETY: CPU_SET writes within `set`; `cpu` < CPU_SETSIZE was checked above.
     unsafe { libc::CPU_SET(cpu, &mut set) };

@@ -19,7 +19,9 @@ use crate::hub::{PreparedFrame, RoomId};
 use crate::proto::close::codes;
 use crate::proto::decoder::{Decoder, Event, ProtocolError};
 use crate::proto::frame::{encode_close_frame, encode_frame, Opcode};
-use crate::proto::handshake::{parse_upgrade, reject_response, HeadParse, Rejection, UpgradeRequest};
+use crate::proto::handshake::{
+    parse_upgrade, reject_response, HeadParse, Rejection, UpgradeRequest,
+};
 
 pub use queue::OutQueue;
 pub use timers::{TimerEntry, TimerHeap};
@@ -132,42 +134,45 @@ impl Connection {
         self.phase == Phase::Open
     }
 
-    /// Decode `input`, appending what the shard must act on to `events`.
-    /// After an [`ConnEvent::Upgrade`] the bytes that followed the head are kept until
-    /// the shard calls [`Connection::accept`] or [`Connection::reject`], which it must do
-    /// before feeding more input.
-    pub fn feed(&mut self, input: &[u8], limits: ConnLimits, events: &mut Vec<ConnEvent>) {
+    /// Decode from `input` until one event needs the shard (or the input is used up).
+    /// Returns the bytes consumed and that event. The shard acts on each event before it
+    /// feeds the rest, so a message is handled before a close that followed it.
+    ///
+    /// After [`ConnEvent::Upgrade`] the shard must call [`Connection::accept`] or
+    /// [`Connection::reject`], then feed [`Connection::take_leftover`] (bytes that came
+    /// after the request head) before any further input.
+    pub fn feed(&mut self, input: &[u8], limits: ConnLimits) -> (usize, Option<ConnEvent>) {
         match self.phase {
-            Phase::Handshaking => self.feed_head(input, limits, events),
-            Phase::Open | Phase::Closing => self.feed_frames(input, limits, events),
-            Phase::Closed => {}
+            Phase::Handshaking => (input.len(), self.feed_head(input, limits)),
+            Phase::Open | Phase::Closing => self.feed_frames(input, limits),
+            Phase::Closed => (input.len(), None),
         }
     }
 
-    fn feed_head(&mut self, input: &[u8], limits: ConnLimits, events: &mut Vec<ConnEvent>) {
+    fn feed_head(&mut self, input: &[u8], limits: ConnLimits) -> Option<ConnEvent> {
         self.head.extend_from_slice(input);
         match parse_upgrade(&self.head, limits.max_head_bytes) {
-            Ok(HeadParse::Partial) => {}
+            Ok(HeadParse::Partial) => None,
             Ok(HeadParse::Complete { request, head_len }) => {
                 self.head.drain(..head_len);
-                events.push(ConnEvent::Upgrade(Box::new(request)));
+                Some(ConnEvent::Upgrade(Box::new(request)))
             }
             Err(rejection) => {
                 self.reject(&rejection, &[]);
-                events.push(ConnEvent::HandshakeRejected(rejection));
+                Some(ConnEvent::HandshakeRejected(rejection))
             }
         }
     }
 
-    /// Accept the upgrade: queue the 101 response; the connection is open. Any bytes
-    /// that followed the head are decoded into `events`.
-    pub fn accept(&mut self, response: Vec<u8>, limits: ConnLimits, events: &mut Vec<ConnEvent>) {
+    /// Accept the upgrade: queue the 101 response; the connection is open.
+    pub fn accept(&mut self, response: Vec<u8>) {
         self.out.push(PreparedFrame::from_wire(response));
         self.phase = Phase::Open;
-        let rest = std::mem::take(&mut self.head);
-        if !rest.is_empty() {
-            self.feed_frames(&rest, limits, events);
-        }
+    }
+
+    /// Bytes that arrived after the request head (to be fed once the upgrade is decided).
+    pub fn take_leftover(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.head)
     }
 
     /// Refuse the upgrade with an HTTP error; the connection ends once it is written.
@@ -183,55 +188,67 @@ impl Connection {
         self.cause.get_or_insert(CloseCause::HandshakeFailed);
     }
 
-    fn feed_frames(&mut self, mut input: &[u8], limits: ConnLimits, events: &mut Vec<ConnEvent>) {
-        while !input.is_empty() && !self.close_received {
-            let decoded = self.decoder.decode(input, limits.max_message_size);
-            input = &input[decoded.consumed.min(input.len())..];
+    fn feed_frames(&mut self, input: &[u8], limits: ConnLimits) -> (usize, Option<ConnEvent>) {
+        let mut used = 0;
+        while used < input.len() {
+            if self.close_received {
+                // Nothing after a close (or a protocol error) is read.
+                return (input.len(), None);
+            }
+            let decoded = self.decoder.decode(&input[used..], limits.max_message_size);
+            used += decoded.consumed.min(input.len() - used);
             match decoded.result {
                 Ok(None) => {}
-                Ok(Some(event)) => self.on_frame_event(event, events),
+                Ok(Some(event)) => {
+                    if let Some(ev) = self.on_frame_event(event) {
+                        return (used, Some(ev));
+                    }
+                }
                 Err(error) => {
+                    self.close_received = true;
                     if self.phase == Phase::Open {
                         self.send_close(error.code, error.reason);
                         self.cause.get_or_insert(CloseCause::ProtocolError);
-                        events.push(ConnEvent::ProtocolError(error));
+                        return (input.len(), Some(ConnEvent::ProtocolError(error)));
                     }
-                    // Nothing more can be decoded from this peer.
-                    self.close_received = true;
-                    return;
+                    return (input.len(), None);
                 }
             }
         }
+        (used, None)
     }
 
-    fn on_frame_event(&mut self, event: Event, events: &mut Vec<ConnEvent>) {
+    fn on_frame_event(&mut self, event: Event) -> Option<ConnEvent> {
         let open = self.phase == Phase::Open;
         match event {
-            Event::Text(payload) if open => events.push(ConnEvent::Message {
+            Event::Text(payload) if open => Some(ConnEvent::Message {
                 text: true,
                 payload,
             }),
-            Event::Binary(payload) if open => events.push(ConnEvent::Message {
+            Event::Binary(payload) if open => Some(ConnEvent::Message {
                 text: false,
                 payload,
             }),
             Event::Ping(payload) if open => {
-                self.out
-                    .push(PreparedFrame::from_wire(encode_frame(true, Opcode::Pong, &payload)));
+                self.out.push(PreparedFrame::from_wire(encode_frame(
+                    true,
+                    Opcode::Pong,
+                    &payload,
+                )));
+                None
             }
             Event::Close(status) => {
                 self.close_received = true;
-                if !self.close_sent {
-                    let code = status.as_ref().map_or(codes::NORMAL, |(c, _)| *c);
-                    self.send_close(code, "");
-                    self.cause.get_or_insert(CloseCause::Normal);
-                    events.push(ConnEvent::PeerClose(status));
-                } else {
-                    self.cause.get_or_insert(CloseCause::Normal);
+                self.cause.get_or_insert(CloseCause::Normal);
+                if self.close_sent {
+                    return None;
                 }
+                let code = status.as_ref().map_or(codes::NORMAL, |(c, _)| *c);
+                self.send_close(code, "");
+                Some(ConnEvent::PeerClose(status))
             }
             // Data and pings after our close frame, and pongs, need no answer.
-            _ => {}
+            _ => None,
         }
     }
 
@@ -303,14 +320,23 @@ mod tests {
     };
     const REQ: &[u8] = b"GET /ws/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
+    /// Feed everything, collecting events (what the shard's loop does).
+    fn feed_all(c: &mut Connection, mut input: &[u8]) -> Vec<ConnEvent> {
+        let mut events = Vec::new();
+        while !input.is_empty() {
+            let (n, ev) = c.feed(input, LIMITS);
+            input = &input[n..];
+            events.extend(ev);
+        }
+        events
+    }
+
     fn open_conn() -> Connection {
         let mut c = Connection::new();
-        let mut ev = Vec::new();
-        c.feed(REQ, LIMITS, &mut ev);
-        let Some(ConnEvent::Upgrade(req)) = ev.pop() else {
+        let Some(ConnEvent::Upgrade(req)) = feed_all(&mut c, REQ).pop() else {
             panic!("no upgrade")
         };
-        c.accept(accept_response(&req.key, &[]), LIMITS, &mut ev);
+        c.accept(accept_response(&req.key, &[]));
         let n = c.out.bytes();
         c.written(n);
         c
@@ -321,19 +347,18 @@ mod tests {
     }
 
     #[test]
-    fn frames_in_the_same_read_as_the_head_are_decoded_after_accept() {
+    fn frames_in_the_same_read_as_the_head_are_kept_for_after_accept() {
         let mut c = Connection::new();
         let mut input = REQ.to_vec();
         input.extend(encode_masked_frame(true, Opcode::Text, b"hi", [1, 2, 3, 4]));
-        let mut ev = Vec::new();
-        c.feed(&input, LIMITS, &mut ev);
-        let Some(ConnEvent::Upgrade(req)) = ev.pop() else {
+        let Some(ConnEvent::Upgrade(req)) = feed_all(&mut c, &input).pop() else {
             panic!("no upgrade")
         };
         assert_eq!(req.path, "/ws/a");
-        c.accept(accept_response(&req.key, &[]), LIMITS, &mut ev);
+        c.accept(accept_response(&req.key, &[]));
+        let rest = c.take_leftover();
         assert_eq!(
-            ev,
+            feed_all(&mut c, &rest),
             vec![ConnEvent::Message {
                 text: true,
                 payload: b"hi".to_vec()
@@ -343,10 +368,32 @@ mod tests {
     }
 
     #[test]
+    fn a_message_is_handed_over_before_the_close_that_follows_it() {
+        let mut c = open_conn();
+        let mut input = encode_masked_frame(true, Opcode::Text, b"last", [1, 2, 3, 4]);
+        input.extend(encode_masked_frame(
+            true,
+            Opcode::Close,
+            &[0x03, 0xE8],
+            [1, 2, 3, 4],
+        ));
+        let (n, ev) = c.feed(&input, LIMITS);
+        assert!(matches!(ev, Some(ConnEvent::Message { .. })));
+        assert!(
+            c.is_open(),
+            "still open while the shard handles the message"
+        );
+        let (_, ev) = c.feed(&input[n..], LIMITS);
+        assert_eq!(ev, Some(ConnEvent::PeerClose(Some((1000, String::new())))));
+    }
+
+    #[test]
     fn ping_is_answered_with_pong_carrying_the_payload() {
         let mut c = open_conn();
-        let mut ev = Vec::new();
-        c.feed(&encode_masked_frame(true, Opcode::Ping, b"p", [9, 9, 9, 9]), LIMITS, &mut ev);
+        let ev = feed_all(
+            &mut c,
+            &encode_masked_frame(true, Opcode::Ping, b"p", [9, 9, 9, 9]),
+        );
         assert!(ev.is_empty());
         assert_eq!(queued(&c), vec![0x8A, 1, b'p']);
     }
@@ -354,13 +401,19 @@ mod tests {
     #[test]
     fn peer_close_is_echoed_then_write_side_shuts() {
         let mut c = open_conn();
-        let mut ev = Vec::new();
         let payload = [0x03, 0xE8, b'b', b'y', b'e'];
-        c.feed(&encode_masked_frame(true, Opcode::Close, &payload, [1, 1, 1, 1]), LIMITS, &mut ev);
+        let ev = feed_all(
+            &mut c,
+            &encode_masked_frame(true, Opcode::Close, &payload, [1, 1, 1, 1]),
+        );
         assert_eq!(ev, vec![ConnEvent::PeerClose(Some((1000, "bye".into())))]);
         assert_eq!(queued(&c), vec![0x88, 2, 0x03, 0xE8]);
         assert_eq!(c.phase(), Phase::Closing);
-        assert_eq!(c.after_flush(), AfterFlush::Idle, "close frame not written yet");
+        assert_eq!(
+            c.after_flush(),
+            AfterFlush::Idle,
+            "close frame not written yet"
+        );
         let n = c.out.bytes();
         c.written(n);
         assert_eq!(c.after_flush(), AfterFlush::ShutdownWrite);
@@ -370,21 +423,22 @@ mod tests {
     #[test]
     fn protocol_error_queues_close_with_its_code_and_stops_decoding() {
         let mut c = open_conn();
-        let mut ev = Vec::new();
         // Unmasked client frame: 1002.
-        c.feed(&[0x81, 0x01, b'x'], LIMITS, &mut ev);
+        let ev = feed_all(&mut c, &[0x81, 0x01, b'x']);
         assert!(matches!(ev[0], ConnEvent::ProtocolError(e) if e.code == 1002));
-        assert_eq!(&queued(&c)[..4], &[0x88, queued(&c)[1], 0x03, 0xEA]);
-        ev.clear();
-        c.feed(&encode_masked_frame(true, Opcode::Text, b"late", [1, 2, 3, 4]), LIMITS, &mut ev);
+        let q = queued(&c);
+        assert_eq!((q[0], &q[2..4]), (0x88, &[0x03, 0xEA][..]));
+        let ev = feed_all(
+            &mut c,
+            &encode_masked_frame(true, Opcode::Text, b"late", [1, 2, 3, 4]),
+        );
         assert!(ev.is_empty(), "nothing is decoded after a protocol error");
     }
 
     #[test]
     fn bad_request_head_gets_http_error_and_no_upgrade() {
         let mut c = Connection::new();
-        let mut ev = Vec::new();
-        c.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", LIMITS, &mut ev);
+        let ev = feed_all(&mut c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(matches!(&ev[0], ConnEvent::HandshakeRejected(r) if r.status == 400));
         assert!(queued(&c).starts_with(b"HTTP/1.1 400"));
         assert_eq!(c.phase(), Phase::Closing);

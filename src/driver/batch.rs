@@ -53,7 +53,9 @@ impl SendBatch {
         let lone = queue.len() == 1;
         for (frame, offset) in queue.pending_frames() {
             let bytes = &frame.bytes()[offset..];
-            if self.segments.len() >= MAX_IOV || (self.len > 0 && self.len + bytes.len() > MAX_BATCH_BYTES) {
+            if self.segments.len() >= MAX_IOV
+                || (self.len > 0 && self.len + bytes.len() > MAX_BATCH_BYTES)
+            {
                 break;
             }
             if !lone && bytes.len() <= COPY_MAX {

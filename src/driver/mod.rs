@@ -62,7 +62,10 @@ pub fn resolve(choice: BackendChoice) -> io::Result<Backend> {
             #[cfg(feature = "uring")]
             {
                 uring::probe().map_err(|why| {
-                    io::Error::new(io::ErrorKind::Unsupported, format!("io_uring unavailable: {why}"))
+                    io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        format!("io_uring unavailable: {why}"),
+                    )
                 })?;
                 Ok(Backend::Uring)
             }
@@ -104,7 +107,12 @@ pub fn resolve(choice: BackendChoice) -> io::Result<Backend> {
 }
 
 /// Run one shard's event loop until it has shut down and drained.
-pub fn run(backend: Backend, shard: &mut Shard, listener: socket2::Socket, waker: Arc<Waker>) -> io::Result<()> {
+pub fn run(
+    backend: Backend,
+    shard: &mut Shard,
+    listener: socket2::Socket,
+    waker: Arc<Waker>,
+) -> io::Result<()> {
     match backend {
         #[cfg(feature = "uring")]
         Backend::Uring => uring::run(shard, listener, waker),

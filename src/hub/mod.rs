@@ -27,7 +27,10 @@ use crate::sys::Waker;
 #[derive(Debug)]
 pub enum ShardMsg {
     /// Queue `frame` to every local member of `room`.
-    Publish { room: Arc<str>, frame: PreparedFrame },
+    Publish {
+        room: Arc<str>,
+        frame: PreparedFrame,
+    },
     /// Begin a graceful shutdown.
     Shutdown,
 }
@@ -180,7 +183,10 @@ mod tests {
             ShardMsg::Publish { frame: f, .. } => assert!(f.shares_buffer_with(&frame)),
             other => panic!("unexpected {other:?}"),
         }
-        assert!(rx[1].try_recv().is_err(), "one message per shard, not per member");
+        assert!(
+            rx[1].try_recv().is_err(),
+            "one message per shard, not per member"
+        );
         assert!(rx[0].try_recv().is_err() && rx[2].try_recv().is_err());
         // Last leave on shard 1 withdraws it from the directory.
         let room = hubs[1].rooms().lookup("r").unwrap();

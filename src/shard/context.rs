@@ -78,7 +78,10 @@ impl Context<'_> {
 
     /// Number of rooms this connection has joined.
     pub fn joined_count(&self) -> usize {
-        self.state.slots.get(self.key).map_or(0, |s| s.conn.rooms.len())
+        self.state
+            .slots
+            .get(self.key)
+            .map_or(0, |s| s.conn.rooms.len())
     }
 
     /// Publish to every member of `room` on every shard (this connection included if it

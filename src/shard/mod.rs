@@ -24,7 +24,9 @@ use crossbeam_channel::Receiver;
 use slab::Slab;
 
 use crate::config::Config;
-use crate::conn::{AfterFlush, CloseCause, ConnEvent, ConnLimits, Connection, Phase, TimerEntry, TimerHeap};
+use crate::conn::{
+    AfterFlush, CloseCause, ConnEvent, ConnLimits, Connection, Phase, TimerEntry, TimerHeap,
+};
 use crate::handler::{CloseInfo, Handler, Message, Upgrade};
 use crate::hub::{ConnKey, Hub, PreparedFrame, ShardMsg};
 use crate::proto::close::codes;
@@ -67,7 +69,6 @@ pub struct Shard {
     pub state: ShardState,
     handler: Arc<dyn Handler>,
     inbox: Receiver<ShardMsg>,
-    events: Vec<ConnEvent>,
 }
 
 impl ShardState {
@@ -160,7 +161,12 @@ impl ShardState {
         0
     }
 
-    fn deliver_local(&mut self, room: crate::hub::RoomId, frame: &PreparedFrame, exclude: Option<ConnKey>) -> usize {
+    fn deliver_local(
+        &mut self,
+        room: crate::hub::RoomId,
+        frame: &PreparedFrame,
+        exclude: Option<ConnKey>,
+    ) -> usize {
         let mut queued = 0;
         let ShardState {
             slots, hub, dirty, ..
@@ -202,7 +208,13 @@ impl ShardState {
 }
 
 impl Shard {
-    pub fn new(id: usize, cfg: Arc<Config>, hub: Hub, handler: Arc<dyn Handler>, inbox: Receiver<ShardMsg>) -> Self {
+    pub fn new(
+        id: usize,
+        cfg: Arc<Config>,
+        hub: Hub,
+        handler: Arc<dyn Handler>,
+        inbox: Receiver<ShardMsg>,
+    ) -> Self {
         let limits = ConnLimits {
             max_head_bytes: cfg.max_head_bytes,
             max_message_size: cfg.max_message_size,
@@ -222,7 +234,6 @@ impl Shard {
             },
             handler,
             inbox,
-            events: Vec::new(),
         }
     }
 
@@ -267,56 +278,67 @@ impl Shard {
     }
 
     /// Bytes arrived for `key`.
-    pub fn on_data(&mut self, key: ConnKey, data: &[u8], now: Instant) {
-        let Some(slot) = self.state.slots.get_mut(key) else {
-            return;
-        };
-        let mut events = std::mem::take(&mut self.events);
-        slot.conn.feed(data, self.state.limits, &mut events);
-        self.dispatch(key, &mut events, now);
-        self.events = events;
-    }
-
-    fn dispatch(&mut self, key: ConnKey, events: &mut Vec<ConnEvent>, now: Instant) {
-        let mut had_output = false;
-        for event in events.drain(..) {
+    pub fn on_data(&mut self, key: ConnKey, mut data: &[u8], now: Instant) {
+        while !data.is_empty() {
+            let Some(slot) = self.state.slots.get_mut(key) else {
+                return;
+            };
+            let (used, event) = slot.conn.feed(data, self.state.limits);
+            data = &data[used..];
             match event {
-                ConnEvent::Upgrade(request) => {
-                    let mut more = Vec::new();
-                    self.upgrade(key, &request, &mut more);
-                    had_output = true;
-                    if !more.is_empty() {
-                        self.dispatch(key, &mut more, now);
-                    }
-                }
-                ConnEvent::Message { text, payload } => {
-                    let message = if text {
-                        match std::str::from_utf8(&payload) {
-                            Ok(s) => Message::Text(s),
-                            Err(_) => {
-                                self.state.close(key, codes::INVALID_PAYLOAD, "invalid utf-8");
-                                continue;
-                            }
-                        }
-                    } else {
-                        Message::Binary(&payload)
-                    };
-                    self.call(key, |h, cx| h.on_message(cx, message));
-                }
-                ConnEvent::PeerClose(status) => {
-                    self.state.slots[key].peer_code = status.map(|(c, _)| c);
-                    had_output = true;
-                }
-                ConnEvent::HandshakeRejected(_) | ConnEvent::ProtocolError(_) => had_output = true,
+                Some(event) => self.dispatch(key, event, now),
+                None if used == 0 => break, // defensive: never spin on undecodable input
+                None => {}
             }
         }
-        // Pongs queued by the connection itself also need a flush.
-        if had_output || self.state.slots.get(key).is_some_and(|s| !s.conn.out.is_empty()) {
+        // Pongs and close replies queued by the connection itself need a flush too.
+        if self
+            .state
+            .slots
+            .get(key)
+            .is_some_and(|s| !s.conn.out.is_empty())
+        {
             self.state.mark_dirty(key);
         }
     }
 
-    fn upgrade(&mut self, key: ConnKey, request: &UpgradeRequest, more: &mut Vec<ConnEvent>) {
+    fn dispatch(&mut self, key: ConnKey, event: ConnEvent, now: Instant) {
+        match event {
+            ConnEvent::Upgrade(request) => {
+                self.upgrade(key, &request);
+                let rest = self
+                    .state
+                    .slots
+                    .get_mut(key)
+                    .map(|s| s.conn.take_leftover());
+                if let Some(rest) = rest.filter(|r| !r.is_empty()) {
+                    self.on_data(key, &rest, now);
+                }
+            }
+            ConnEvent::Message { text, payload } => {
+                let message = if text {
+                    match std::str::from_utf8(&payload) {
+                        Ok(s) => Message::Text(s),
+                        // The decoder validated it already; never trust twice blindly.
+                        Err(_) => {
+                            return self
+                                .state
+                                .close(key, codes::INVALID_PAYLOAD, "invalid utf-8")
+                        }
+                    }
+                } else {
+                    Message::Binary(&payload)
+                };
+                self.call(key, |h, cx| h.on_message(cx, message));
+            }
+            ConnEvent::PeerClose(status) => {
+                self.state.slots[key].peer_code = status.map(|(c, _)| c);
+            }
+            ConnEvent::HandshakeRejected(_) | ConnEvent::ProtocolError(_) => {}
+        }
+    }
+
+    fn upgrade(&mut self, key: ConnKey, request: &UpgradeRequest) {
         let decision = catch_unwind(AssertUnwindSafe(|| self.handler.on_upgrade(request)));
         let decision = decision.unwrap_or_else(|panic| {
             self.report_panic(key, "on_upgrade", panic);
@@ -325,14 +347,13 @@ impl Shard {
                 reason: "internal error",
             })
         });
-        let limits = self.state.limits;
         let slot = &mut self.state.slots[key];
         match decision {
             Upgrade::Accept => {
                 let shard = self.state.id.to_string();
-                let response = accept_response(&request.key, &[(SHARD_HEADER, &shard)]);
                 slot.conn.deadline = None;
-                slot.conn.accept(response, limits, more);
+                slot.conn
+                    .accept(accept_response(&request.key, &[(SHARD_HEADER, &shard)]));
                 self.call(key, |h, cx| h.on_open(cx, request));
             }
             Upgrade::Reject(rejection) => slot.conn.reject(&rejection, &[]),
@@ -348,7 +369,8 @@ impl Shard {
         };
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(&*handler, &mut cx))) {
             self.report_panic(key, "callback", panic);
-            self.state.close(key, codes::INTERNAL_ERROR, "internal error");
+            self.state
+                .close(key, codes::INTERNAL_ERROR, "internal error");
         }
     }
 
@@ -376,7 +398,8 @@ impl Shard {
         if slot.conn.phase() == Phase::Closed {
             return;
         }
-        let was_open = matches!(slot.conn.phase(), Phase::Open | Phase::Closing) && slot.conn.cause != Some(CloseCause::HandshakeFailed);
+        let was_open = matches!(slot.conn.phase(), Phase::Open | Phase::Closing)
+            && slot.conn.cause != Some(CloseCause::HandshakeFailed);
         slot.conn.mark_closed(cause);
         let info = CloseInfo {
             cause: slot.conn.cause.unwrap_or(cause),
@@ -500,7 +523,12 @@ impl Shard {
 
     /// Free the slot of a finished connection (its socket is closed, no I/O in flight).
     pub fn release(&mut self, key: ConnKey) {
-        if self.state.slots.get(key).is_some_and(|s| s.conn.phase() == Phase::Closed) {
+        if self
+            .state
+            .slots
+            .get(key)
+            .is_some_and(|s| s.conn.phase() == Phase::Closed)
+        {
             self.state.slots.remove(key);
         }
     }

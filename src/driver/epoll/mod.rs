@@ -89,7 +89,8 @@ impl Epoll {
     }
 
     fn run(&mut self, shard: &mut Shard) -> io::Result<()> {
-        let mut events: Vec<libc::epoll_event> = vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
+        let mut events: Vec<libc::epoll_event> =
+            vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
         loop {
             let now = Instant::now();
             self.waker.arm_sleep();
@@ -101,7 +102,9 @@ impl Epoll {
                 d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
             };
             // SAFETY: events has MAX_EVENTS valid entries for the kernel to fill.
-            let n = unsafe { libc::epoll_wait(self.epfd, events.as_mut_ptr(), MAX_EVENTS as i32, timeout) };
+            let n = unsafe {
+                libc::epoll_wait(self.epfd, events.as_mut_ptr(), MAX_EVENTS as i32, timeout)
+            };
             self.waker.awake();
             if n < 0 {
                 let e = io::Error::last_os_error();
@@ -142,7 +145,12 @@ impl Epoll {
         loop {
             // SAFETY: lfd is a listening socket; null address pointers are allowed.
             let fd = unsafe {
-                libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                libc::accept4(
+                    lfd,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                )
             };
             if fd < 0 {
                 let e = io::Error::last_os_error();
@@ -181,7 +189,8 @@ impl Epoll {
             return;
         }
         let fd = slot.fd;
-        if flags & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+        if flags & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+        {
             self.read_until_blocked(shard, key, fd, now);
         }
         if flags & libc::EPOLLOUT as u32 != 0 && self.io[key].write_blocked {
@@ -193,12 +202,16 @@ impl Epoll {
     fn read_until_blocked(&mut self, shard: &mut Shard, key: ConnKey, fd: RawFd, now: Instant) {
         loop {
             // SAFETY: scratch is a live buffer of the given length; fd is open.
-            let n = unsafe { libc::recv(fd, self.scratch.as_mut_ptr().cast(), self.scratch.len(), 0) };
+            let n =
+                unsafe { libc::recv(fd, self.scratch.as_mut_ptr().cast(), self.scratch.len(), 0) };
             match n {
                 0 => return shard.on_peer_gone(key, CloseCause::Reset),
                 n if n > 0 => {
                     shard.on_data(key, &self.scratch[..n as usize], now);
-                    if shard.slot(key).is_none_or(|s| s.conn.phase() == crate::conn::Phase::Closed) {
+                    if shard
+                        .slot(key)
+                        .is_none_or(|s| s.conn.phase() == crate::conn::Phase::Closed)
+                    {
                         return;
                     }
                 }
@@ -249,7 +262,13 @@ impl Epoll {
             self.batch.fill(&slot.conn.out);
             // SAFETY: the batch's msghdr points at iovecs into memory the batch and the
             // connection's queue keep alive for the duration of this call.
-            let n = unsafe { libc::sendmsg(fd, self.batch.msghdr(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+            let n = unsafe {
+                libc::sendmsg(
+                    fd,
+                    self.batch.msghdr(),
+                    libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                )
+            };
             self.batch.clear();
             if n >= 0 {
                 // A short write means the socket is (nearly) full: the next call says

@@ -28,8 +28,11 @@ impl BufRing {
     /// Allocate `entries` buffers of `buf_size` bytes and register them as group `bgid`.
     pub fn register(ring: &IoUring, entries: u16, buf_size: usize, bgid: u16) -> io::Result<Self> {
         assert!(entries.is_power_of_two());
-        let layout = Layout::from_size_align(usize::from(entries) * std::mem::size_of::<BufRingEntry>(), PAGE)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let layout = Layout::from_size_align(
+            usize::from(entries) * std::mem::size_of::<BufRingEntry>(),
+            PAGE,
+        )
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         // SAFETY: layout has a non-zero size (entries >= 1).
         let ptr = unsafe { alloc_zeroed(layout) } as *mut BufRingEntry;
         if ptr.is_null() {

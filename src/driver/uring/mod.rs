@@ -40,7 +40,21 @@ const BATCH_POOL: usize = 1024;
 
 /// Check that io_uring can run here with what this driver needs (multishot recv with a
 /// provided buffer ring: Linux 6.0+). Returns the reason when it cannot.
+///
+/// The probe runs on a short-lived thread of its own: tearing a ring down can queue
+/// task work on the thread that created it, which interrupts that thread's blocking
+/// socket calls (EINTR where a receive timeout is set) — the caller's thread must not
+/// pay for that.
 pub fn probe() -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("ringcast-uring-probe".into())
+        .spawn(probe_here)
+        .map_err(|e| format!("could not spawn the probe thread: {e}"))?
+        .join()
+        .unwrap_or_else(|_| Err("the io_uring probe panicked".into()))
+}
+
+fn probe_here() -> Result<(), String> {
     if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
         match v.trim() {
             "2" => return Err("disabled by sysctl kernel.io_uring_disabled=2".into()),
@@ -51,7 +65,8 @@ pub fn probe() -> Result<(), String> {
     let ring = IoUring::new(8).map_err(|e| match e.raw_os_error() {
         Some(libc::ENOSYS) => "the kernel has no io_uring (ENOSYS)".to_string(),
         Some(libc::EPERM) => {
-            "io_uring_setup denied (EPERM: kernel.io_uring_disabled or a seccomp filter)".to_string()
+            "io_uring_setup denied (EPERM: kernel.io_uring_disabled or a seccomp filter)"
+                .to_string()
         }
         _ => format!("io_uring_setup failed: {e}"),
     })?;
@@ -65,7 +80,9 @@ pub fn probe() -> Result<(), String> {
     if kernel_at_least(&release, 6, 0) {
         Ok(())
     } else {
-        Err(format!("multishot recv needs Linux 6.0+, this is {release}"))
+        Err(format!(
+            "multishot recv needs Linux 6.0+, this is {release}"
+        ))
     }
 }
 
@@ -76,7 +93,9 @@ fn kernel_release() -> String {
 }
 
 fn kernel_at_least(release: &str, major: u32, minor: u32) -> bool {
-    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
     let (Some(a), Some(b)) = (parts.next(), parts.next()) else {
         return false;
     };
@@ -254,14 +273,25 @@ impl Uring {
         self.waker.awake();
         match result {
             Ok(_) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
+                ) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
 
     fn reap(&mut self, shard: &mut Shard, now: Instant) -> io::Result<()> {
         self.cqes.clear();
-        self.cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+        self.cqes.extend(
+            self.ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
         let cqes = std::mem::take(&mut self.cqes);
         for &(data, res, flags) in &cqes {
             let Some((op, key, generation)) = user_data::decode(data) else {
@@ -279,7 +309,13 @@ impl Uring {
         Ok(())
     }
 
-    fn on_accept(&mut self, shard: &mut Shard, res: i32, flags: u32, now: Instant) -> io::Result<()> {
+    fn on_accept(
+        &mut self,
+        shard: &mut Shard,
+        res: i32,
+        flags: u32,
+        now: Instant,
+    ) -> io::Result<()> {
         if !cqueue::more(flags) {
             self.accept_armed = false;
         }
@@ -312,7 +348,15 @@ impl Uring {
         shard.slot(key).is_some_and(|s| s.generation == generation)
     }
 
-    fn on_recv(&mut self, shard: &mut Shard, key: ConnKey, generation: u32, res: i32, flags: u32, now: Instant) {
+    fn on_recv(
+        &mut self,
+        shard: &mut Shard,
+        key: ConnKey,
+        generation: u32,
+        res: i32,
+        flags: u32,
+        now: Instant,
+    ) {
         let bid = cqueue::buffer_select(flags);
         if !Self::current(shard, key, generation) {
             if let Some(bid) = bid {
@@ -438,9 +482,10 @@ impl Uring {
             let (fd, generation) = (slot.fd, slot.generation);
             self.io[key].closing = true;
             if !self.io[key].idle() {
-                let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())
-                    .build()
-                    .user_data(user_data::encode(Op::Cancel, key, generation));
+                let cancel =
+                    opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())
+                        .build()
+                        .user_data(user_data::encode(Op::Cancel, key, generation));
                 self.push(cancel)?;
             }
             self.finished.push(key);

@@ -30,12 +30,18 @@ impl Op {
 
 /// Pack: kind (8 bits) | generation (24 bits) | key (32 bits).
 pub fn encode(op: Op, key: ConnKey, generation: u32) -> u64 {
-    (u64::from(op as u8) << 56) | (u64::from(generation & 0x00FF_FFFF) << 32) | (key as u64 & 0xFFFF_FFFF)
+    (u64::from(op as u8) << 56)
+        | (u64::from(generation & 0x00FF_FFFF) << 32)
+        | (key as u64 & 0xFFFF_FFFF)
 }
 
 pub fn decode(data: u64) -> Option<(Op, ConnKey, u32)> {
     let op = Op::from_bits((data >> 56) as u8)?;
-    Some((op, (data & 0xFFFF_FFFF) as ConnKey, ((data >> 32) & 0x00FF_FFFF) as u32))
+    Some((
+        op,
+        (data & 0xFFFF_FFFF) as ConnKey,
+        ((data >> 32) & 0x00FF_FFFF) as u32,
+    ))
 }
 
 #[cfg(test)]
