@@ -12,6 +12,9 @@ fn main() {
     let port: u16 = args.next().and_then(|p| p.parse().ok()).unwrap_or(9001);
     let secs: u64 = args.next().and_then(|p| p.parse().ok()).unwrap_or(600);
     let addr = ref_server::start_on(&format!("127.0.0.1:{port}"), ref_server::Options::default());
-    eprintln!("reference server on {addr} (pid {}) for {secs} s", std::process::id());
+    eprintln!(
+        "reference server on {addr} (pid {}) for {secs} s",
+        std::process::id()
+    );
     std::thread::sleep(std::time::Duration::from_secs(secs));
 }

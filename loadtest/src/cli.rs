@@ -281,7 +281,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => v * 3600.0,
         u => return Err(format!("{s}: unknown unit {u:?} (use us, ms, s, m, h)")),
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 1e7 {
+    if !secs.is_finite() || !(0.0..=1e7).contains(&secs) {
         return Err(format!("{s}: out of range"));
     }
     Ok(Duration::from_secs_f64(secs))

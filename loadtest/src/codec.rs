@@ -454,7 +454,10 @@ mod tests {
             encode_server_frame(&mut buf, OP_PING, b"p");
             // Every strict prefix of the first frame is incomplete.
             let first = buf.len() - 3;
-            for cut in [0, 1, 2, 3, first / 2, first - 1] {
+            for cut in [0, 1, 2, 3, first / 2, first - 1]
+                .into_iter()
+                .filter(|&c| c < first)
+            {
                 assert_eq!(parse_frame(&buf[..cut], 1 << 20), Ok(None), "cut {cut}");
             }
             let f = parse_frame(&buf, 1 << 20).unwrap().unwrap();

@@ -490,14 +490,11 @@ pub fn run(args: FanoutArgs, command: Vec<String>) -> Report {
         sh.phase.store(PH_PUBLISH, Release);
         sh.wakers.wake_all();
         let total_expected = messages.saturating_mul(subs_open);
-        progress.phase(
-            "publish",
-            if args.duration.is_some() {
-                args.duration.unwrap().as_millis() as u64
-            } else {
-                total_expected
-            },
-        );
+        let phase_len = match args.duration {
+            Some(d) => d.as_millis() as u64,
+            None => total_expected,
+        };
+        progress.phase("publish", phase_len);
         let pub_end = args.duration.map(|d| publish_start + d.as_nanos() as u64);
         let mut draining = false;
         loop {

@@ -33,6 +33,7 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
             return Err(io::Error::last_os_error());
         }
     }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every libc
     Ok(lim.rlim_cur as u64)
 }
 

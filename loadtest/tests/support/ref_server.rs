@@ -59,6 +59,8 @@ pub fn start_on(bind: &str, opts: Options) -> SocketAddr {
     addr
 }
 
+// tungstenite's handshake callback type fixes the (large) error type.
+#[allow(clippy::result_large_err)]
 fn serve(stream: TcpStream, rooms: Rooms, deliveries: Arc<AtomicU64>, id: u64, opts: Options) {
     let _ = stream.set_nodelay(true);
     let (tx, rx) = channel::<Bytes>();
@@ -85,17 +87,13 @@ fn serve(stream: TcpStream, rooms: Rooms, deliveries: Arc<AtomicU64>, id: u64, o
     };
     if echo {
         while let Ok(msg) = ws.read() {
-            match msg {
-                Message::Binary(_) | Message::Text(_) => {
-                    if ws.send(msg).is_err() {
-                        break;
-                    }
-                }
-                Message::Close(_) => {
-                    let _ = ws.flush();
-                    break;
-                }
-                _ => {}
+            if let Message::Close(_) = msg {
+                let _ = ws.flush();
+                break;
+            }
+            let is_data = matches!(msg, Message::Binary(_) | Message::Text(_));
+            if is_data && ws.send(msg).is_err() {
+                break;
             }
         }
         return;
@@ -117,7 +115,12 @@ fn serve(stream: TcpStream, rooms: Rooms, deliveries: Arc<AtomicU64>, id: u64, o
     loop {
         match ws.read() {
             Ok(Message::Binary(b)) => {
-                let members = rooms.lock().unwrap().get(&room).cloned().unwrap_or_default();
+                let members = rooms
+                    .lock()
+                    .unwrap()
+                    .get(&room)
+                    .cloned()
+                    .unwrap_or_default();
                 for (_, m) in members {
                     let n = deliveries.fetch_add(1, Ordering::Relaxed) + 1;
                     if opts.drop_every.is_some_and(|k| n % k == 0) {

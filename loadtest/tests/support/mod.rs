@@ -1,0 +1,3 @@
+//! Test support: the reference WebSocket server.
+
+pub mod ref_server;
