@@ -42,5 +42,7 @@ pub mod sys;
 
 pub use config::Config;
 pub use driver::{Backend, BackendChoice};
-pub use handler::{CloseInfo, ConnId, Context, Handler, Message, Rejection, Upgrade, UpgradeRequest};
+pub use handler::{
+    CloseInfo, ConnId, Context, Handler, Message, Rejection, Upgrade, UpgradeRequest,
+};
 pub use server::{Publisher, RunningServer, Server, StartError};

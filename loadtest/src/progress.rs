@@ -10,6 +10,7 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     last_line_ns: u64,
     label: String,
+    total: u64,
 }
 
 impl Progress {
@@ -30,6 +31,7 @@ impl Progress {
             bar,
             last_line_ns: 0,
             label: String::new(),
+            total: 0,
         }
     }
 
@@ -37,6 +39,7 @@ impl Progress {
     pub fn phase(&mut self, label: &str, total: u64) {
         self.label = label.to_string();
         self.last_line_ns = 0;
+        self.total = total;
         if let Some(b) = &self.bar {
             b.set_prefix(label.to_string());
             b.set_length(total.max(1));
@@ -57,7 +60,7 @@ impl Progress {
         let now = crate::sys::now_ns();
         if now.saturating_sub(self.last_line_ns) >= 1_000_000_000 {
             self.last_line_ns = now;
-            eprintln!("[{}] {pos} {msg}", self.label);
+            eprintln!("[{}] {pos}/{}: {msg}", self.label, self.total);
         }
     }
 

@@ -85,25 +85,28 @@ pub fn resolve(choice: BackendChoice) -> io::Result<Backend> {
                 ))
             }
         }
-        BackendChoice::Auto => {
-            #[cfg(feature = "uring")]
-            match uring::probe() {
-                Ok(()) => return Ok(Backend::Uring),
-                Err(why) if cfg!(feature = "epoll") => {
-                    tracing::warn!(reason = %why, "io_uring unavailable; falling back to epoll");
-                    return Ok(Backend::Epoll);
-                }
-                Err(why) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Unsupported,
-                        format!("io_uring unavailable ({why}) and this build has no epoll backend"),
-                    ))
-                }
-            }
-            #[cfg(not(feature = "uring"))]
+        BackendChoice::Auto => auto(),
+    }
+}
+
+#[cfg(feature = "uring")]
+fn auto() -> io::Result<Backend> {
+    match uring::probe() {
+        Ok(()) => Ok(Backend::Uring),
+        Err(why) if cfg!(feature = "epoll") => {
+            tracing::warn!(reason = %why, "io_uring unavailable; falling back to epoll");
             Ok(Backend::Epoll)
         }
+        Err(why) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("io_uring unavailable ({why}) and this build has no epoll backend"),
+        )),
     }
+}
+
+#[cfg(not(feature = "uring"))]
+fn auto() -> io::Result<Backend> {
+    Ok(Backend::Epoll)
 }
 
 /// Run one shard's event loop until it has shut down and drained.

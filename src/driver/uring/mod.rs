@@ -150,6 +150,8 @@ struct Uring {
     waker: Arc<Waker>,
     wake_buf: Box<u64>,
     io: Vec<ConnIo>,
+    // Boxed: a batch's msghdr must not move while its send is in flight.
+    #[allow(clippy::vec_box)]
     pool: Vec<Box<SendBatch>>,
     cqes: Vec<(u64, i32, u32)>,
     to_flush: Vec<ConnKey>,

@@ -1,0 +1,47 @@
+# ringcast — the two set-up commands on a fresh machine are `make run` and `make test`.
+CARGO   ?= cargo
+ADDR    ?= 127.0.0.1:9001
+ARGS    ?=
+
+.PHONY: run test fmt-check clippy test-features build release bench autobahn idle-rss clean
+
+## Start the server (release build) on $(ADDR); Ctrl-C stops it.
+run:
+	$(CARGO) run --release --bin ringcast -- serve --addr $(ADDR) $(ARGS)
+
+## Everything CI checks: formatting, clippy -D warnings, single-backend builds, all tests.
+test: fmt-check clippy test-features
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Each backend must build on its own (the other feature off).
+test-features:
+	$(CARGO) check -p ringcast --no-default-features --features uring
+	$(CARGO) check -p ringcast --no-default-features --features epoll
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release --workspace
+
+## Criterion micro-benchmarks (protocol hot paths).
+bench:
+	$(CARGO) bench -p ringcast
+
+## Autobahn|Testsuite (strict) against /echo on both backends; reports in bench-results/.
+autobahn: release
+	scripts/autobahn.sh
+
+## RSS per idle connection at N connections on each backend (uses ringcast-load).
+idle-rss: release
+	scripts/idle-rss.sh $(ARGS)
+
+clean:
+	$(CARGO) clean
