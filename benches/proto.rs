@@ -23,7 +23,9 @@ fn masking(c: &mut Criterion) {
 
 fn frames(c: &mut Criterion) {
     let frame = encode_masked_frame(true, Opcode::Binary, &[0u8; 1024], [1, 2, 3, 4]);
-    c.bench_function("parse_header/1KiB masked", |b| b.iter(|| parse_header(black_box(&frame))));
+    c.bench_function("parse_header/1KiB masked", |b| {
+        b.iter(|| parse_header(black_box(&frame)))
+    });
     let payload = vec![7u8; 64];
     c.bench_function("encode_frame/64B", |b| {
         b.iter(|| encode_frame(true, Opcode::Binary, black_box(&payload)))

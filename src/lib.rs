@@ -35,6 +35,7 @@ pub mod driver;
 pub mod handler;
 pub mod hub;
 pub mod listener;
+pub mod metrics;
 pub mod proto;
 pub mod server;
 pub mod shard;
