@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
+use crate::conn::SlowPolicy;
 use crate::driver::BackendChoice;
 
 #[derive(Debug, Parser)]
@@ -98,6 +99,33 @@ pub struct ServeArgs {
     /// On SIGINT/SIGTERM, give connections this long to flush.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub shutdown_timeout: Duration,
+    /// Send a ping after this long without one (0 disables heartbeats).
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub ping_interval: Duration,
+    /// After a ping, close a connection that sends no frame at all within this.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub pong_timeout: Duration,
+    /// Cap on a connection's unsent bytes; over it --slow-policy applies.
+    #[arg(long, value_parser = parse_size, default_value = "1MiB")]
+    pub max_queue_bytes: usize,
+    /// What to do with a connection over --max-queue-bytes.
+    #[arg(long, value_enum, default_value_t = SlowPolicy::Close)]
+    pub slow_policy: SlowPolicy,
+    /// Most connections at once across all shards (0 = unlimited); over it: HTTP 503.
+    #[arg(long, default_value_t = 0)]
+    pub max_connections: usize,
+    /// Include peer addresses in logs (off: they are personal data).
+    #[arg(long)]
+    pub log_peer_addr: bool,
+    /// Prometheus endpoint and dashboard address, or `off`.
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    pub metrics_addr: String,
+    /// Prefix of every metric name.
+    #[arg(long, default_value = "ringcast")]
+    pub metrics_prefix: String,
+    /// Constant label `name=value` added to every metric (repeatable).
+    #[arg(long = "metrics-label")]
+    pub metrics_labels: Vec<String>,
     /// listen(2) backlog per shard.
     #[arg(long, default_value_t = 4096)]
     pub backlog: i32,
@@ -132,6 +160,12 @@ impl ServeArgs {
             handshake_timeout: self.handshake_timeout,
             close_timeout: self.close_timeout,
             shutdown_timeout: self.shutdown_timeout,
+            ping_interval: self.ping_interval,
+            pong_timeout: self.pong_timeout,
+            max_queue_bytes: self.max_queue_bytes,
+            slow_policy: self.slow_policy,
+            max_connections: self.max_connections,
+            log_peer_addr: self.log_peer_addr,
             uring_entries: self.uring_entries,
             recv_buffers: self.recv_buffers,
             recv_buffer_size: self.recv_buffer_size,
@@ -164,5 +198,10 @@ mod tests {
         assert_eq!(c.max_head_bytes, d.max_head_bytes);
         assert_eq!(c.handshake_timeout, d.handshake_timeout);
         assert_eq!(c.recv_buffers, d.recv_buffers);
+        assert_eq!(c.ping_interval, d.ping_interval);
+        assert_eq!(c.pong_timeout, d.pong_timeout);
+        assert_eq!(c.max_queue_bytes, d.max_queue_bytes);
+        assert_eq!(c.slow_policy, d.slow_policy);
+        assert_eq!(c.max_connections, d.max_connections);
     }
 }

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::conn::SlowPolicy;
 use crate::driver::BackendChoice;
 
 /// Most shards a server may run (the room directory keeps a fixed-size shard bitmap).
@@ -34,6 +35,18 @@ pub struct Config {
     pub close_timeout: Duration,
     /// On shutdown, how long connections get to flush before they are dropped.
     pub shutdown_timeout: Duration,
+    /// Send a ping after this long without one (zero disables heartbeats).
+    pub ping_interval: Duration,
+    /// After a ping, a connection that sends no frame at all within this is closed.
+    pub pong_timeout: Duration,
+    /// Cap on a connection's unsent bytes; over it `slow_policy` applies.
+    pub max_queue_bytes: usize,
+    /// What to do with a connection whose queue is over `max_queue_bytes`.
+    pub slow_policy: SlowPolicy,
+    /// Most connections at once across all shards (0 = unlimited); over it: HTTP 503.
+    pub max_connections: usize,
+    /// Include peer addresses in logs (off by default: they are personal data).
+    pub log_peer_addr: bool,
     /// io_uring: submission queue entries per shard ring.
     pub uring_entries: u32,
     /// io_uring: number of buffers in each shard's provided buffer ring (power of two).
@@ -55,6 +68,12 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(5),
             close_timeout: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(10),
+            max_queue_bytes: 1 << 20,
+            slow_policy: SlowPolicy::Close,
+            max_connections: 0,
+            log_peer_addr: false,
             uring_entries: 4096,
             recv_buffers: 1024,
             recv_buffer_size: 4096,
@@ -86,6 +105,12 @@ impl Config {
         }
         if self.max_head_bytes < 256 {
             return fail("--max-head-bytes must be at least 256".into());
+        }
+        if self.max_queue_bytes < 1024 {
+            return fail("--max-queue-bytes must be at least 1 KiB".into());
+        }
+        if !self.ping_interval.is_zero() && self.pong_timeout.is_zero() {
+            return fail("--pong-timeout must be > 0 when heartbeats are on".into());
         }
         if self.max_message_size == 0 {
             return fail("--max-message-size must be at least 1".into());

@@ -36,7 +36,7 @@ pub enum Upgrade {
 /// Why a connection ended, as seen by [`Handler::on_close`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseInfo {
-    pub cause: crate::conn::CloseCause,
+    pub cause: crate::conn::DisconnectReason,
     /// The close code the peer sent, if it sent a close frame.
     pub peer_code: Option<u16>,
 }

@@ -16,8 +16,9 @@ use crate::driver::{self, Backend};
 use crate::handler::{Handler, Message};
 use crate::hub::{Hub, HubShared, ShardMsg};
 use crate::listener::{bind_reuseport, BindConfig};
+use crate::metrics::{MetricsCollector, NoopCollector};
 use crate::shard::context::prepare;
-use crate::shard::Shard;
+use crate::shard::{Admission, Shard, Shared};
 use crate::sys::{self, Waker};
 
 /// Why a server could not start.
@@ -55,6 +56,15 @@ impl Server {
         cfg: Config,
         handler: Arc<dyn Handler>,
     ) -> Result<RunningServer, StartError> {
+        Self::start_with_metrics(cfg, handler, Arc::new(NoopCollector))
+    }
+
+    /// Start with a metrics collector receiving every hook (see [`MetricsCollector`]).
+    pub fn start_with_metrics(
+        cfg: Config,
+        handler: Arc<dyn Handler>,
+        metrics: Arc<dyn MetricsCollector>,
+    ) -> Result<RunningServer, StartError> {
         cfg.validate().map_err(StartError::Config)?;
         let backend = driver::resolve(cfg.backend).map_err(StartError::Backend)?;
         // SAFETY: setting SIGPIPE to ignored is process-wide and has no memory effects;
@@ -63,13 +73,16 @@ impl Server {
 
         let mut listeners = Vec::with_capacity(cfg.threads);
         let mut addr = cfg.addr;
-        for _ in 0..cfg.threads {
+        for shard in 0..cfg.threads {
             let socket = bind_reuseport(
                 &BindConfig {
                     addr,
                     backlog: cfg.backlog,
                 },
-                |n| tracing::debug!(retry = n, "bind retry after EADDRINUSE"),
+                |n| {
+                    metrics.bind_retry(shard);
+                    tracing::debug!(shard, retry = n, "bind retry after EADDRINUSE")
+                },
             )
             .map_err(StartError::Bind)?;
             // With port 0 the first bind picks the port; the others join it.
@@ -88,15 +101,20 @@ impl Server {
             .collect::<io::Result<_>>()
             .map_err(StartError::Io)?;
         let (shared, inboxes) = HubShared::new(&wakers);
-        let cfg = Arc::new(cfg);
         let cpus = sys::allowed_cpus().unwrap_or_default();
         let pin = cfg.pin_threads && cpus.len() >= cfg.threads;
+        let threads_wanted = cfg.threads;
+        let shared_state = Arc::new(Shared {
+            admission: Admission::new(cfg.max_connections),
+            cfg,
+            metrics,
+        });
 
-        let mut threads = Vec::with_capacity(cfg.threads);
+        let mut threads = Vec::with_capacity(threads_wanted);
         for (id, ((listener, inbox), waker)) in
             listeners.into_iter().zip(inboxes).zip(wakers).enumerate()
         {
-            let cfg = cfg.clone();
+            let state = shared_state.clone();
             let shared = shared.clone();
             let handler = handler.clone();
             let cpu = pin.then(|| cpus[id]);
@@ -108,7 +126,7 @@ impl Server {
                             tracing::warn!(shard = id, cpu, error = %e, "could not pin shard");
                         }
                     }
-                    let mut shard = Shard::new(id, cfg, Hub::new(id, shared), handler, inbox);
+                    let mut shard = Shard::new(id, state, Hub::new(id, shared), handler, inbox);
                     let result = driver::run(backend, &mut shard, listener, waker);
                     if let Err(e) = &result {
                         tracing::error!(shard = id, error = %e, "shard stopped with an error");
@@ -118,9 +136,10 @@ impl Server {
                 .map_err(StartError::Io)?;
             threads.push(thread);
         }
-        tracing::info!(addr = %local_addr, backend = %backend, shards = cfg.threads, pinned = pin, "listening");
+        tracing::info!(addr = %local_addr, backend = %backend, shards = threads_wanted, pinned = pin, "listening");
         Ok(RunningServer {
             shared,
+            state: shared_state,
             threads,
             local_addr,
             backend,
@@ -131,6 +150,7 @@ impl Server {
 /// A started server.
 pub struct RunningServer {
     shared: Arc<HubShared>,
+    state: Arc<Shared>,
     threads: Vec<JoinHandle<io::Result<()>>>,
     local_addr: SocketAddr,
     backend: Backend,
@@ -148,6 +168,11 @@ impl RunningServer {
 
     pub fn shards(&self) -> usize {
         self.threads.len()
+    }
+
+    /// Admission slots held right now (connections counted against `max_connections`).
+    pub fn admitted(&self) -> usize {
+        self.state.admission.held()
     }
 
     /// A handle that publishes into the server's rooms from any thread.

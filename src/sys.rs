@@ -500,6 +500,17 @@ fn install_handlers() -> io::Result<()> {
     Ok(())
 }
 
+/// The peer address of a connected socket (getpeername), for opt-in logging.
+pub fn peer_addr(fd: RawFd) -> io::Result<std::net::SocketAddr> {
+    // SAFETY: fd is borrowed only for the duration of this call and not closed by it:
+    // ManuallyDrop keeps socket2 from closing a descriptor it does not own.
+    let socket = mem::ManuallyDrop::new(unsafe { socket2::Socket::from_raw_fd(fd) });
+    socket
+        .peer_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP socket"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,9 +6,12 @@
 //! close or EOF, until the close deadline) → `Closed` (the shard has released it).
 //!
 //! The shard feeds received bytes with [`Connection::feed`], which decodes them and
-//! appends [`ConnEvent`]s for the shard to act on (handler callbacks, publishes), and
-//! answers pings and closes itself by queueing control frames. The driver writes
-//! [`Connection::out`] and calls [`Connection::written`].
+//! returns one [`ConnEvent`] at a time for the shard to act on (handler callbacks,
+//! publishes); the connection answers pings and closes itself by queueing control
+//! frames. Data frames go through [`Connection::send_frame`], which applies the
+//! slow-consumer policy. The driver writes [`Connection::out`] and calls
+//! [`Connection::written`]. One deadline at a time ([`Timer`]) covers the handshake,
+//! heartbeat (ping, then pong) and closing timeouts.
 
 pub mod queue;
 pub mod timers;
@@ -23,7 +26,7 @@ use crate::proto::handshake::{
     parse_upgrade, reject_response, HeadParse, Rejection, UpgradeRequest,
 };
 
-pub use queue::OutQueue;
+pub use queue::{Advanced, OutQueue};
 pub use timers::{TimerEntry, TimerHeap};
 
 /// Where a connection is in its life.
@@ -42,6 +45,131 @@ pub struct ConnLimits {
     pub max_message_size: usize,
 }
 
+/// What happens when a connection's outbound queue would exceed its cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SlowPolicy {
+    /// Discard the frame being queued.
+    DropNewest,
+    /// Discard the oldest unsent frames (never one partly written) to make room.
+    DropOldest,
+    /// Close the connection with 1008 "slow consumer".
+    #[default]
+    Close,
+}
+
+/// Outbound queue cap and what to do over it.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    pub max_bytes: usize,
+    pub policy: SlowPolicy,
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisconnectReason {
+    /// Close handshake completed (either side started it).
+    Normal,
+    /// The peer broke RFC 6455 (we closed with 1002/1007/1009) or sent a bad request head.
+    ProtocolError,
+    /// The outbound queue overflowed under the `close` slow-client policy.
+    SlowConsumer,
+    /// No frame arrived within the pong timeout after a ping.
+    PongTimeout,
+    /// The upgrade request did not complete in time.
+    HandshakeTimeout,
+    /// The server shut down.
+    ServerShutdown,
+    /// Refused by the admission cap (HTTP 503).
+    AdmissionRejected,
+    /// An application callback panicked (closed with 1011).
+    Panic,
+    /// The peer reset or vanished without a close frame, or the close timed out.
+    Reset,
+}
+
+impl DisconnectReason {
+    pub const ALL: [DisconnectReason; 9] = [
+        DisconnectReason::Normal,
+        DisconnectReason::ProtocolError,
+        DisconnectReason::SlowConsumer,
+        DisconnectReason::PongTimeout,
+        DisconnectReason::HandshakeTimeout,
+        DisconnectReason::ServerShutdown,
+        DisconnectReason::AdmissionRejected,
+        DisconnectReason::Panic,
+        DisconnectReason::Reset,
+    ];
+
+    /// The label value used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::Normal => "normal",
+            DisconnectReason::ProtocolError => "protocol_error",
+            DisconnectReason::SlowConsumer => "slow_consumer",
+            DisconnectReason::PongTimeout => "pong_timeout",
+            DisconnectReason::HandshakeTimeout => "handshake_timeout",
+            DisconnectReason::ServerShutdown => "server_shutdown",
+            DisconnectReason::AdmissionRejected => "admission_rejected",
+            DisconnectReason::Panic => "panic",
+            DisconnectReason::Reset => "reset",
+        }
+    }
+}
+
+/// Why a queued frame was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// `drop-newest` policy: the frame being queued was discarded.
+    QueueFullNewest,
+    /// `drop-oldest` policy: the oldest unsent frame was discarded.
+    QueueFullOldest,
+    /// The connection closed with frames still queued.
+    ConnectionClosed,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 3] = [
+        DropReason::QueueFullNewest,
+        DropReason::QueueFullOldest,
+        DropReason::ConnectionClosed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFullNewest => "drop_newest",
+            DropReason::QueueFullOldest => "drop_oldest",
+            DropReason::ConnectionClosed => "connection_closed",
+        }
+    }
+}
+
+/// The outcome of [`Connection::send_frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueue {
+    /// Queued (possibly after dropping `dropped_oldest` older frames).
+    Queued { dropped_oldest: usize },
+    /// Not queued: the queue is full and the policy is `drop-newest`.
+    DroppedNewest,
+    /// The queue overflowed under the `close` policy: the connection is now closing
+    /// with 1008; `dropped` unsent frames were discarded (the new one included).
+    ClosedSlow { dropped: usize },
+    /// The connection is not open: nothing queued.
+    NotOpen,
+}
+
+/// The deadline a connection is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// The upgrade must complete by then.
+    Handshake,
+    /// Time to send a ping.
+    Ping,
+    /// A frame must have arrived since the ping by then.
+    Pong,
+    /// The closing handshake must be done by then.
+    Close,
+}
+
 /// Something the shard must act on.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ConnEvent {
@@ -55,23 +183,6 @@ pub enum ConnEvent {
     PeerClose(Option<(u16, String)>),
     /// The peer broke the protocol; our close frame with `error.code` is queued.
     ProtocolError(ProtocolError),
-}
-
-/// How the peer's side ended, for reporting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseCause {
-    /// Close handshake completed (either side started it).
-    Normal,
-    /// We closed after a protocol violation.
-    ProtocolError,
-    /// The handshake was rejected or never completed.
-    HandshakeFailed,
-    /// The peer reset the connection or vanished without a close frame.
-    Reset,
-    /// A deadline passed (handshake or close timeout).
-    Timeout,
-    /// The server shut down.
-    Shutdown,
 }
 
 /// What the driver should do once the queue has been written.
@@ -93,14 +204,23 @@ pub struct Connection {
     /// Rooms this connection joined on its shard.
     pub rooms: Vec<RoomId>,
     /// The armed deadline, if any (see [`TimerHeap`]).
-    pub deadline: Option<Instant>,
+    pub deadline: Option<(Instant, Timer)>,
+    /// When the upgrade completed.
+    pub opened_at: Option<Instant>,
     /// Our close frame (or HTTP response ending the connection) is queued.
     close_sent: bool,
     close_received: bool,
     write_shut: bool,
+    /// The 101 was queued: the handler saw `on_open`.
+    upgraded: bool,
+    /// Bytes arrived since the last ping was sent.
+    pub heard_since_ping: bool,
+    /// Holds one slot of the admission cap.
+    pub admitted: bool,
     /// In the shard's dirty list (has output to flush).
     pub dirty: bool,
-    pub cause: Option<CloseCause>,
+    /// Why it is ending (the first reason recorded wins).
+    pub reason: Option<DisconnectReason>,
 }
 
 impl Default for Connection {
@@ -118,11 +238,15 @@ impl Connection {
             out: OutQueue::default(),
             rooms: Vec::new(),
             deadline: None,
+            opened_at: None,
             close_sent: false,
             close_received: false,
             write_shut: false,
+            upgraded: false,
+            heard_since_ping: false,
+            admitted: false,
             dirty: false,
-            cause: None,
+            reason: None,
         }
     }
 
@@ -166,8 +290,15 @@ impl Connection {
 
     /// Accept the upgrade: queue the 101 response; the connection is open.
     pub fn accept(&mut self, response: Vec<u8>) {
-        self.out.push(PreparedFrame::from_wire(response));
+        self.out.push_control(PreparedFrame::from_wire(response));
         self.phase = Phase::Open;
+        self.upgraded = true;
+        self.deadline = None;
+    }
+
+    /// True once the upgrade was accepted (even if the connection is closing now).
+    pub fn was_upgraded(&self) -> bool {
+        self.upgraded
     }
 
     /// Bytes that arrived after the request head (to be fed once the upgrade is decided).
@@ -178,14 +309,19 @@ impl Connection {
     /// Refuse the upgrade with an HTTP error; the connection ends once it is written.
     pub fn reject(&mut self, rejection: &Rejection, extra_headers: &[(&str, &str)]) {
         self.head = Vec::new();
-        self.out.push(PreparedFrame::from_wire(reject_response(
-            rejection.status,
-            rejection.reason,
-            extra_headers,
-        )));
+        self.out
+            .push_control(PreparedFrame::from_wire(reject_response(
+                rejection.status,
+                rejection.reason,
+                extra_headers,
+            )));
         self.close_sent = true;
         self.phase = Phase::Closing;
-        self.cause.get_or_insert(CloseCause::HandshakeFailed);
+        self.reason.get_or_insert(if rejection.status == 503 {
+            DisconnectReason::AdmissionRejected
+        } else {
+            DisconnectReason::ProtocolError
+        });
     }
 
     fn feed_frames(&mut self, input: &[u8], limits: ConnLimits) -> (usize, Option<ConnEvent>) {
@@ -208,7 +344,7 @@ impl Connection {
                     self.close_received = true;
                     if self.phase == Phase::Open {
                         self.send_close(error.code, error.reason);
-                        self.cause.get_or_insert(CloseCause::ProtocolError);
+                        self.reason.get_or_insert(DisconnectReason::ProtocolError);
                         return (input.len(), Some(ConnEvent::ProtocolError(error)));
                     }
                     return (input.len(), None);
@@ -230,7 +366,7 @@ impl Connection {
                 payload,
             }),
             Event::Ping(payload) if open => {
-                self.out.push(PreparedFrame::from_wire(encode_frame(
+                self.out.push_control(PreparedFrame::from_wire(encode_frame(
                     true,
                     Opcode::Pong,
                     &payload,
@@ -239,7 +375,7 @@ impl Connection {
             }
             Event::Close(status) => {
                 self.close_received = true;
-                self.cause.get_or_insert(CloseCause::Normal);
+                self.reason.get_or_insert(DisconnectReason::Normal);
                 if self.close_sent {
                     return None;
                 }
@@ -264,22 +400,51 @@ impl Connection {
             return;
         }
         self.out
-            .push(PreparedFrame::from_wire(encode_close_frame(code, reason)));
+            .push_control(PreparedFrame::from_wire(encode_close_frame(code, reason)));
         self.close_sent = true;
         self.phase = Phase::Closing;
     }
 
-    /// Queue a data frame if the connection is open. Returns false when it was not queued.
-    pub fn send_frame(&mut self, frame: PreparedFrame) -> bool {
-        if self.phase != Phase::Open {
-            return false;
+    /// Queue a ping (heartbeat).
+    pub fn send_ping(&mut self) {
+        if self.phase == Phase::Open {
+            self.out.push_control(PreparedFrame::from_wire(encode_frame(
+                true,
+                Opcode::Ping,
+                b"",
+            )));
+            self.heard_since_ping = false;
         }
-        self.out.push(frame);
-        true
     }
 
-    /// The kernel accepted `n` bytes. Returns frames completed.
-    pub fn written(&mut self, n: usize) -> usize {
+    /// Queue a data frame under the queue limits.
+    pub fn send_frame(&mut self, frame: PreparedFrame, limits: QueueLimits) -> Enqueue {
+        if self.phase != Phase::Open {
+            return Enqueue::NotOpen;
+        }
+        // An empty queue always takes the frame, so one large message can still pass.
+        if self.out.is_empty() || self.out.bytes() + frame.len() <= limits.max_bytes {
+            self.out.push_data(frame);
+            return Enqueue::Queued { dropped_oldest: 0 };
+        }
+        match limits.policy {
+            SlowPolicy::DropNewest => Enqueue::DroppedNewest,
+            SlowPolicy::DropOldest => {
+                let dropped_oldest = self.out.drop_oldest(frame.len(), limits.max_bytes);
+                self.out.push_data(frame);
+                Enqueue::Queued { dropped_oldest }
+            }
+            SlowPolicy::Close => {
+                let dropped = self.out.drop_unstarted_data() + 1;
+                self.reason.get_or_insert(DisconnectReason::SlowConsumer);
+                self.send_close(codes::POLICY, "slow consumer");
+                Enqueue::ClosedSlow { dropped }
+            }
+        }
+    }
+
+    /// The kernel accepted `n` bytes.
+    pub fn written(&mut self, n: usize) -> Advanced {
         self.out.advance(n)
     }
 
@@ -297,14 +462,14 @@ impl Connection {
         self.write_shut
     }
 
-    /// Mark closed; drops queued output and decoder state.
-    pub fn mark_closed(&mut self, cause: CloseCause) {
-        self.cause.get_or_insert(cause);
+    /// Mark closed; drops queued output and decoder state. Returns data frames dropped.
+    pub fn mark_closed(&mut self, reason: DisconnectReason) -> usize {
+        self.reason.get_or_insert(reason);
         self.phase = Phase::Closed;
-        self.out.clear();
         self.head = Vec::new();
         self.decoder = Decoder::new();
         self.deadline = None;
+        self.out.clear()
     }
 }
 
@@ -444,13 +609,65 @@ mod tests {
         assert_eq!(c.phase(), Phase::Closing);
     }
 
+    const QL: QueueLimits = QueueLimits {
+        max_bytes: 10,
+        policy: SlowPolicy::Close,
+    };
+
+    fn data(n: usize) -> PreparedFrame {
+        PreparedFrame::from_wire(vec![0x82; n])
+    }
+
     #[test]
     fn data_is_not_queued_unless_open() {
         let mut c = Connection::new();
-        assert!(!c.send_frame(PreparedFrame::from_wire(vec![0x81, 0])));
+        assert_eq!(c.send_frame(data(2), QL), Enqueue::NotOpen);
         let mut c = open_conn();
-        assert!(c.send_frame(PreparedFrame::from_wire(vec![0x81, 0])));
+        assert_eq!(
+            c.send_frame(data(2), QL),
+            Enqueue::Queued { dropped_oldest: 0 }
+        );
         c.send_close(1000, "");
-        assert!(!c.send_frame(PreparedFrame::from_wire(vec![0x81, 0])));
+        assert_eq!(c.send_frame(data(2), QL), Enqueue::NotOpen);
+    }
+
+    #[test]
+    fn slow_policies_apply_over_the_cap() {
+        let limits = |policy| QueueLimits {
+            max_bytes: 10,
+            policy,
+        };
+        let mut c = open_conn();
+        for _ in 0..2 {
+            c.send_frame(data(4), limits(SlowPolicy::DropNewest));
+        }
+        assert_eq!(
+            c.send_frame(data(4), limits(SlowPolicy::DropNewest)),
+            Enqueue::DroppedNewest
+        );
+        assert_eq!(c.out.bytes(), 8);
+        assert_eq!(
+            c.send_frame(data(4), limits(SlowPolicy::DropOldest)),
+            Enqueue::Queued { dropped_oldest: 1 }
+        );
+        assert_eq!(c.out.bytes(), 8);
+        assert_eq!(
+            c.send_frame(data(4), limits(SlowPolicy::Close)),
+            Enqueue::ClosedSlow { dropped: 3 }
+        );
+        assert_eq!(c.reason, Some(DisconnectReason::SlowConsumer));
+        assert_eq!(c.phase(), Phase::Closing);
+        // Only the close frame 1008 is left.
+        let q = queued(&c);
+        assert_eq!((q[0], &q[2..4]), (0x88, &1008u16.to_be_bytes()[..]));
+    }
+
+    #[test]
+    fn an_empty_queue_takes_one_frame_larger_than_the_cap() {
+        let mut c = open_conn();
+        assert_eq!(
+            c.send_frame(data(100), QL),
+            Enqueue::Queued { dropped_oldest: 0 }
+        );
     }
 }

@@ -1,25 +1,54 @@
-//! A connection's outbound queue: prepared frames waiting to be written.
+//! A connection's outbound queue: prepared frames waiting to be written, with the
+//! slow-consumer policy applied at enqueue time.
 //!
 //! Frames are shared handles ([`PreparedFrame`]), so queueing a broadcast to 10k
 //! connections copies no payload. The front frame may be partly written
 //! (`head_written`); it is popped only once the kernel has taken all of it, which also
-//! keeps its bytes alive for an io_uring send still in flight.
+//! keeps its bytes alive for an io_uring send in flight, and it is never dropped by
+//! `drop-oldest`. Control frames (pong, close) are never dropped. An empty queue frees
+//! its ring, so an idle connection holds no queue memory.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use crate::hub::PreparedFrame;
 
+#[derive(Debug)]
+struct Queued {
+    frame: PreparedFrame,
+    control: bool,
+}
+
+/// What the kernel's acceptance of some bytes completed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Advanced {
+    /// Data frames fully written.
+    pub frames: usize,
+    /// When the oldest of them was published (for publish→write latency).
+    pub oldest_publish: Option<Instant>,
+}
+
 #[derive(Debug, Default)]
 pub struct OutQueue {
-    frames: VecDeque<PreparedFrame>,
+    frames: VecDeque<Queued>,
     head_written: usize,
     bytes: usize,
 }
 
 impl OutQueue {
-    pub fn push(&mut self, frame: PreparedFrame) {
+    /// Queue a data frame (subject to slow-consumer drops).
+    pub fn push_data(&mut self, frame: PreparedFrame) {
+        self.push(frame, false);
+    }
+
+    /// Queue a control frame or handshake response (never dropped).
+    pub fn push_control(&mut self, frame: PreparedFrame) {
+        self.push(frame, true);
+    }
+
+    fn push(&mut self, frame: PreparedFrame, control: bool) {
         self.bytes += frame.len();
-        self.frames.push_back(frame);
+        self.frames.push_back(Queued { frame, control });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -36,51 +65,93 @@ impl OutQueue {
         self.bytes - self.head_written
     }
 
-    /// The unwritten bytes of each queued frame, front first.
-    pub fn pending(&self) -> impl Iterator<Item = &[u8]> {
-        self.pending_frames().map(|(f, off)| &f.bytes()[off..])
-    }
-
     /// Each queued frame with the offset of its first unwritten byte, front first.
     pub fn pending_frames(&self) -> impl Iterator<Item = (&PreparedFrame, usize)> {
         let skip = self.head_written;
         self.frames
             .iter()
             .enumerate()
-            .map(move |(i, f)| (f, if i == 0 { skip } else { 0 }))
+            .map(move |(i, q)| (&q.frame, if i == 0 { skip } else { 0 }))
+    }
+
+    /// The unwritten bytes of each queued frame, front first.
+    pub fn pending(&self) -> impl Iterator<Item = &[u8]> {
+        self.pending_frames().map(|(f, off)| &f.bytes()[off..])
     }
 
     /// The kernel accepted `n` more bytes: pop the frames fully written.
-    /// Returns how many frames completed.
-    pub fn advance(&mut self, mut n: usize) -> usize {
-        let mut done = 0;
+    pub fn advance(&mut self, mut n: usize) -> Advanced {
+        let mut done = Advanced::default();
         while n > 0 {
             let Some(front) = self.frames.front() else {
                 break;
             };
-            let left = front.len() - self.head_written;
+            let left = front.frame.len() - self.head_written;
             if n < left {
                 self.head_written += n;
                 break;
             }
             n -= left;
-            self.bytes -= front.len();
+            self.bytes -= front.frame.len();
             self.head_written = 0;
-            self.frames.pop_front();
-            done += 1;
+            let q = self.frames.pop_front().expect("front exists");
+            if !q.control {
+                done.frames += 1;
+                if done.oldest_publish.is_none() {
+                    done.oldest_publish = q.frame.published_at();
+                }
+            }
         }
-        if self.frames.is_empty() && self.frames.capacity() > 64 {
-            // A burst grew the ring; give the memory back once it drained.
+        if self.frames.is_empty() {
             self.frames = VecDeque::new();
         }
         done
     }
 
-    /// Drop everything queued (the connection is going away).
-    pub fn clear(&mut self) {
+    /// `drop-oldest`: drop data frames from the front (never a partly written one,
+    /// never a control frame) until `incoming` more bytes fit under `max_bytes`.
+    /// Returns how many were dropped.
+    pub fn drop_oldest(&mut self, incoming: usize, max_bytes: usize) -> usize {
+        let mut dropped = 0;
+        let mut i = usize::from(self.head_written > 0);
+        while self.bytes() + incoming > max_bytes && i < self.frames.len() {
+            if self.frames[i].control {
+                i += 1;
+                continue;
+            }
+            let q = self.frames.remove(i).expect("index checked");
+            self.bytes -= q.frame.len();
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// Drop every data frame not yet started (the connection is being closed as a slow
+    /// consumer); returns how many.
+    pub fn drop_unstarted_data(&mut self) -> usize {
+        let before = self.frames.len();
+        let keep_front = self.head_written > 0;
+        let mut index = 0;
+        let mut freed = 0;
+        self.frames.retain(|q| {
+            let keep = q.control || (keep_front && index == 0);
+            index += 1;
+            if !keep {
+                freed += q.frame.len();
+            }
+            keep
+        });
+        self.bytes -= freed;
+        before - self.frames.len()
+    }
+
+    /// Drop everything queued (the connection is gone); returns the data frames dropped.
+    pub fn clear(&mut self) -> usize {
+        let data = self.frames.iter().filter(|q| !q.control).count();
         self.frames = VecDeque::new();
         self.head_written = 0;
         self.bytes = 0;
+        data
     }
 }
 
@@ -95,16 +166,52 @@ mod tests {
     #[test]
     fn partial_writes_keep_the_front_frame_until_done() {
         let mut q = OutQueue::default();
-        q.push(frame(b"abcd"));
-        q.push(frame(b"ef"));
+        q.push_data(frame(b"abcd"));
+        q.push_data(frame(b"ef"));
         assert_eq!(q.bytes(), 6);
-        assert_eq!(q.advance(3), 0);
+        assert_eq!(q.advance(3).frames, 0);
         assert_eq!(q.pending().collect::<Vec<_>>(), vec![&b"d"[..], &b"ef"[..]]);
         assert_eq!(q.bytes(), 3);
-        assert_eq!(q.advance(2), 1);
+        assert_eq!(q.advance(2).frames, 1);
         assert_eq!(q.pending().collect::<Vec<_>>(), vec![&b"f"[..]]);
-        assert_eq!(q.advance(1), 1);
+        assert_eq!(q.advance(1).frames, 1);
         assert!(q.is_empty());
         assert_eq!(q.bytes(), 0);
+    }
+
+    #[test]
+    fn drop_oldest_spares_the_partly_written_front_and_control_frames() {
+        let mut q = OutQueue::default();
+        q.push_data(frame(b"1111"));
+        q.push_control(frame(b"pp"));
+        q.push_data(frame(b"2222"));
+        q.push_data(frame(b"3333"));
+        q.advance(1); // front partly written
+        assert_eq!(q.bytes(), 13);
+        // Room for 4 more under 13: drop "2222" (the control frame stays).
+        assert_eq!(q.drop_oldest(4, 13), 1);
+        let left: Vec<_> = q.pending().collect();
+        assert_eq!(left, vec![&b"111"[..], &b"pp"[..], &b"3333"[..]]);
+        // Nothing droppable is left but "3333".
+        assert_eq!(q.drop_oldest(100, 10), 1);
+        assert_eq!(
+            q.pending().collect::<Vec<_>>(),
+            vec![&b"111"[..], &b"pp"[..]]
+        );
+    }
+
+    #[test]
+    fn drop_unstarted_keeps_control_and_the_started_front() {
+        let mut q = OutQueue::default();
+        q.push_data(frame(b"aaaa"));
+        q.push_data(frame(b"bbbb"));
+        q.push_control(frame(b"cc"));
+        q.advance(2);
+        assert_eq!(q.drop_unstarted_data(), 1);
+        assert_eq!(
+            q.pending().collect::<Vec<_>>(),
+            vec![&b"aa"[..], &b"cc"[..]]
+        );
+        assert_eq!(q.bytes(), 4);
     }
 }

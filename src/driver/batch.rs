@@ -151,7 +151,7 @@ mod tests {
     fn queue(sizes: &[usize]) -> OutQueue {
         let mut q = OutQueue::default();
         for (i, n) in sizes.iter().enumerate() {
-            q.push(PreparedFrame::from_wire(vec![i as u8; *n]));
+            q.push_data(PreparedFrame::from_wire(vec![i as u8; *n]));
         }
         q
     }

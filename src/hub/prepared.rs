@@ -6,6 +6,7 @@
 //! publish" independently of subscriber and shard counts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -20,36 +21,51 @@ pub fn encodings() -> u64 {
 
 /// One serialized server frame, cheap to clone and safe to share across shards.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PreparedFrame(Bytes);
+pub struct PreparedFrame {
+    bytes: Bytes,
+    /// When the publish that encoded it happened (None for control frames).
+    published_at: Option<Instant>,
+}
 
 impl PreparedFrame {
     /// Encode a complete (FIN) data frame once. Counted in [`encodings`].
     pub fn encode(opcode: Opcode, payload: &[u8]) -> Self {
         ENCODINGS.fetch_add(1, Ordering::Relaxed);
-        PreparedFrame(Bytes::from(encode_frame(true, opcode, payload)))
+        PreparedFrame {
+            bytes: Bytes::from(encode_frame(true, opcode, payload)),
+            published_at: Some(Instant::now()),
+        }
     }
 
     /// Wrap bytes that are already a wire frame (control frames, handshake responses).
     pub fn from_wire(bytes: Vec<u8>) -> Self {
-        PreparedFrame(Bytes::from(bytes))
+        PreparedFrame {
+            bytes: Bytes::from(bytes),
+            published_at: None,
+        }
     }
 
     /// The bytes to put on the wire.
     pub fn bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.bytes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.bytes.is_empty()
+    }
+
+    /// When it was published (encoded), for data frames.
+    pub fn published_at(&self) -> Option<Instant> {
+        self.published_at
     }
 
     /// True when both handles share one buffer (no copy was made).
     pub fn shares_buffer_with(&self, other: &PreparedFrame) -> bool {
-        self.0.as_ptr() == other.0.as_ptr() && self.0.len() == other.0.len()
+        self.bytes.as_ptr() == other.bytes.as_ptr() && self.bytes.len() == other.bytes.len()
     }
 }
 

@@ -10,92 +10,16 @@
 
 use std::time::Duration;
 
-/// Why a connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DisconnectReason {
-    /// Close handshake completed (either side started it).
-    Normal,
-    /// The peer broke RFC 6455 (we closed with 1002/1007/1009) or sent a bad request head.
-    ProtocolError,
-    /// The outbound queue overflowed under the `close` slow-client policy.
-    SlowConsumer,
-    /// No frame arrived within the pong timeout after a ping.
-    PongTimeout,
-    /// The upgrade request did not complete in time.
-    HandshakeTimeout,
-    /// The server shut down.
-    ServerShutdown,
-    /// Refused by the admission cap (HTTP 503).
-    AdmissionRejected,
-    /// An application callback panicked (closed with 1011).
-    Panic,
-    /// The peer reset or vanished without a close frame, or the close timed out.
-    Reset,
-}
-
-impl DisconnectReason {
-    pub const ALL: [DisconnectReason; 9] = [
-        DisconnectReason::Normal,
-        DisconnectReason::ProtocolError,
-        DisconnectReason::SlowConsumer,
-        DisconnectReason::PongTimeout,
-        DisconnectReason::HandshakeTimeout,
-        DisconnectReason::ServerShutdown,
-        DisconnectReason::AdmissionRejected,
-        DisconnectReason::Panic,
-        DisconnectReason::Reset,
-    ];
-
-    /// The label value used in metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DisconnectReason::Normal => "normal",
-            DisconnectReason::ProtocolError => "protocol_error",
-            DisconnectReason::SlowConsumer => "slow_consumer",
-            DisconnectReason::PongTimeout => "pong_timeout",
-            DisconnectReason::HandshakeTimeout => "handshake_timeout",
-            DisconnectReason::ServerShutdown => "server_shutdown",
-            DisconnectReason::AdmissionRejected => "admission_rejected",
-            DisconnectReason::Panic => "panic",
-            DisconnectReason::Reset => "reset",
-        }
-    }
-}
-
-/// Why a queued frame was dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DropReason {
-    /// `drop-newest` policy: the frame being queued was discarded.
-    QueueFullNewest,
-    /// `drop-oldest` policy: the oldest unsent frame was discarded.
-    QueueFullOldest,
-    /// The connection closed with frames still queued.
-    ConnectionClosed,
-}
-
-impl DropReason {
-    pub const ALL: [DropReason; 3] = [
-        DropReason::QueueFullNewest,
-        DropReason::QueueFullOldest,
-        DropReason::ConnectionClosed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::QueueFullNewest => "drop_newest",
-            DropReason::QueueFullOldest => "drop_oldest",
-            DropReason::ConnectionClosed => "connection_closed",
-        }
-    }
-}
+pub use crate::conn::{DisconnectReason, DropReason};
 
 /// Typed hooks for every event the engine reports. `shard` is the index of the shard
 /// thread calling (0..threads).
 #[allow(unused_variables)]
 pub trait MetricsCollector: Send + Sync + 'static {
-    /// A WebSocket upgrade completed (101 sent).
+    /// A TCP connection was accepted (its upgrade may still fail: every accepted
+    /// connection gets exactly one `connection_closed`).
     fn connection_opened(&self, shard: usize) {}
-    /// An upgraded connection ended, after `duration` since its upgrade.
+    /// An accepted connection ended, `duration` after it was accepted.
     fn connection_closed(&self, shard: usize, reason: DisconnectReason, duration: Duration) {}
     /// An upgrade request was refused with an HTTP `status` (400, 404, 426, 431, 503, …).
     fn handshake_rejected(&self, shard: usize, status: u16) {}

@@ -7,31 +7,35 @@
 //! `take_finished` connections to close). Everything protocol- or application-related
 //! happens here, identically for both backends, so comparing backends measures I/O only.
 //!
-//! Callbacks into the [`Handler`] get a [`Context`] that borrows [`ShardState`] but
-//! never the hub's room table in a way they could re-enter: a callback's publish is
-//! an ordinary method call on the state. Panics in callbacks are caught and close only
-//! that connection with 1011.
+//! Callbacks into the [`Handler`] get a [`Context`] that borrows [`ShardState`]; a
+//! callback's publish is an ordinary method call on that state, and metrics hooks are
+//! called after hub operations return, never while hub state is borrowed. Panics in
+//! callbacks are caught and close only that connection with 1011.
 
+pub mod admission;
 pub mod context;
 
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use slab::Slab;
 
 use crate::config::Config;
 use crate::conn::{
-    AfterFlush, CloseCause, ConnEvent, ConnLimits, Connection, Phase, TimerEntry, TimerHeap,
+    AfterFlush, ConnEvent, ConnLimits, Connection, DisconnectReason, DropReason, Enqueue, Phase,
+    QueueLimits, Timer, TimerEntry, TimerHeap,
 };
-use crate::handler::{CloseInfo, Handler, Message, Upgrade};
-use crate::hub::{ConnKey, Hub, PreparedFrame, ShardMsg};
+use crate::handler::{CloseInfo, Handler, Message, Rejection, Upgrade};
+use crate::hub::{ConnKey, Hub, PreparedFrame, RoomId, ShardMsg};
+use crate::metrics::MetricsCollector;
 use crate::proto::close::codes;
 use crate::proto::handshake::{accept_response, UpgradeRequest};
 
+pub use admission::Admission;
 pub use context::{ConnId, Context};
 
 /// Response header naming the shard that accepted the connection.
@@ -39,6 +43,13 @@ pub const SHARD_HEADER: &str = "x-ringcast-shard";
 
 /// Panics caught in handler callbacks, process-wide.
 pub static PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// What every shard shares (read-mostly).
+pub struct Shared {
+    pub cfg: Config,
+    pub metrics: Arc<dyn MetricsCollector>,
+    pub admission: Admission,
+}
 
 /// One connection slot: the state machine plus the socket it belongs to.
 #[derive(Debug)]
@@ -54,7 +65,8 @@ pub struct Slot {
 pub struct ShardState {
     pub id: usize,
     limits: ConnLimits,
-    cfg: Arc<Config>,
+    queue: QueueLimits,
+    shared: Arc<Shared>,
     pub slots: Slab<Slot>,
     pub hub: Hub,
     timers: TimerHeap,
@@ -72,6 +84,10 @@ pub struct Shard {
 }
 
 impl ShardState {
+    fn metrics(&self) -> &dyn MetricsCollector {
+        &*self.shared.metrics
+    }
+
     fn conn_id(&self, key: ConnKey) -> ConnId {
         ConnId {
             shard: self.id,
@@ -89,27 +105,35 @@ impl ShardState {
         }
     }
 
+    /// Queue a data frame to one connection, applying the slow-consumer policy and
+    /// reporting what happened. Returns true when it was queued.
     fn queue_to(&mut self, key: ConnKey, frame: PreparedFrame) -> bool {
-        let queued = self
-            .slots
-            .get_mut(key)
-            .is_some_and(|s| s.conn.send_frame(frame));
-        if queued {
-            self.mark_dirty(key);
+        let Some(slot) = self.slots.get_mut(key) else {
+            return false;
+        };
+        let outcome = slot.conn.send_frame(frame, self.queue);
+        let queued_bytes = slot.conn.out.bytes();
+        if outcome != Enqueue::NotOpen && !slot.conn.dirty {
+            slot.conn.dirty = true;
+            self.dirty.push(key);
         }
-        queued
+        report_enqueue(&*self.shared.metrics, self.id, outcome, queued_bytes)
     }
 
     fn join(&mut self, key: ConnKey, room: &str) {
-        let Some(slot) = self.slots.get(key) else {
-            return;
-        };
-        if slot.conn.phase() != Phase::Open {
+        if self
+            .slots
+            .get(key)
+            .is_none_or(|s| s.conn.phase() != Phase::Open)
+        {
             return;
         }
         let joined = self.hub.join(room, key);
         if joined.new_member {
             self.slots[key].conn.rooms.push(joined.room);
+        }
+        if joined.room_created {
+            self.metrics().room_created(self.id);
         }
     }
 
@@ -124,14 +148,20 @@ impl ShardState {
             return false;
         };
         slot.conn.rooms.swap_remove(pos);
-        self.hub.leave(id, key);
+        self.leave_room(id, key);
         true
+    }
+
+    fn leave_room(&mut self, room: RoomId, key: ConnKey) {
+        if self.hub.leave(room, key) {
+            self.metrics().room_destroyed(self.id);
+        }
     }
 
     fn leave_all(&mut self, key: ConnKey) {
         let rooms = std::mem::take(&mut self.slots[key].conn.rooms);
         for room in rooms {
-            self.hub.leave(room, key);
+            self.leave_room(room, key);
         }
     }
 
@@ -148,29 +178,38 @@ impl ShardState {
     /// Queue `frame` to the local members of `room` (except `exclude`) and hand it to
     /// the other shards with members. Returns the local recipients queued.
     fn publish(&mut self, room: &str, frame: &PreparedFrame, exclude: Option<ConnKey>) -> usize {
-        let name = match self.hub.rooms().lookup(room) {
+        match self.hub.rooms().lookup(room) {
             Some(id) => {
                 let name = self.hub.rooms().name(id).clone();
                 let queued = self.deliver_local(id, frame, exclude);
                 self.hub.fan_out_remote(&name, frame);
-                return queued;
+                queued
             }
-            None => Arc::from(room),
-        };
-        self.hub.fan_out_remote(&name, frame);
-        0
+            None => {
+                self.hub.fan_out_remote(&Arc::from(room), frame);
+                0
+            }
+        }
     }
 
+    /// Queue `frame` to every local member of `room` except `exclude`.
     fn deliver_local(
         &mut self,
-        room: crate::hub::RoomId,
+        room: RoomId,
         frame: &PreparedFrame,
         exclude: Option<ConnKey>,
     ) -> usize {
         let mut queued = 0;
         let ShardState {
-            slots, hub, dirty, ..
+            slots,
+            hub,
+            dirty,
+            shared,
+            queue,
+            id,
+            ..
         } = self;
+        let metrics = &*shared.metrics;
         for &member in hub.rooms().members(room) {
             if Some(member) == exclude {
                 continue;
@@ -178,14 +217,19 @@ impl ShardState {
             let Some(slot) = slots.get_mut(member) else {
                 continue;
             };
-            if slot.conn.send_frame(frame.clone()) {
+            let outcome = slot.conn.send_frame(frame.clone(), *queue);
+            if outcome == Enqueue::NotOpen {
+                continue;
+            }
+            if !slot.conn.dirty {
+                slot.conn.dirty = true;
+                dirty.push(member);
+            }
+            if report_enqueue(metrics, *id, outcome, slot.conn.out.bytes()) {
                 queued += 1;
-                if !slot.conn.dirty {
-                    slot.conn.dirty = true;
-                    dirty.push(member);
-                }
             }
         }
+        metrics.message_published(*id, queued);
         queued
     }
 
@@ -196,9 +240,10 @@ impl ShardState {
         }
     }
 
-    fn arm_deadline(&mut self, key: ConnKey, at: Instant) {
+    fn arm(&mut self, key: ConnKey, after: Duration, timer: Timer, now: Instant) {
+        let at = now + after;
         let slot = &mut self.slots[key];
-        slot.conn.deadline = Some(at);
+        slot.conn.deadline = Some((at, timer));
         self.timers.schedule(TimerEntry {
             at,
             conn: key,
@@ -207,23 +252,58 @@ impl ShardState {
     }
 }
 
+/// Report one enqueue to the metrics; true when the frame was queued.
+fn report_enqueue(
+    metrics: &dyn MetricsCollector,
+    shard: usize,
+    outcome: Enqueue,
+    queued_bytes: usize,
+) -> bool {
+    match outcome {
+        Enqueue::Queued { dropped_oldest } => {
+            for _ in 0..dropped_oldest {
+                metrics.frame_dropped(shard, DropReason::QueueFullOldest);
+            }
+            metrics.send_queue_bytes(shard, queued_bytes);
+            true
+        }
+        Enqueue::DroppedNewest => {
+            metrics.frame_dropped(shard, DropReason::QueueFullNewest);
+            false
+        }
+        Enqueue::ClosedSlow { dropped } => {
+            for _ in 0..dropped {
+                metrics.frame_dropped(shard, DropReason::ConnectionClosed);
+            }
+            false
+        }
+        Enqueue::NotOpen => false,
+    }
+}
+
 impl Shard {
     pub fn new(
         id: usize,
-        cfg: Arc<Config>,
+        shared: Arc<Shared>,
         hub: Hub,
         handler: Arc<dyn Handler>,
         inbox: Receiver<ShardMsg>,
     ) -> Self {
+        let cfg = &shared.cfg;
         let limits = ConnLimits {
             max_head_bytes: cfg.max_head_bytes,
             max_message_size: cfg.max_message_size,
+        };
+        let queue = QueueLimits {
+            max_bytes: cfg.max_queue_bytes,
+            policy: cfg.slow_policy,
         };
         Shard {
             state: ShardState {
                 id,
                 limits,
-                cfg,
+                queue,
+                shared,
                 slots: Slab::new(),
                 hub,
                 timers: TimerHeap::default(),
@@ -242,7 +322,7 @@ impl Shard {
     }
 
     pub fn config(&self) -> &Config {
-        &self.state.cfg
+        &self.state.shared.cfg
     }
 
     /// Number of connection slots in use (including ones being closed).
@@ -254,10 +334,6 @@ impl Shard {
         self.state.slots.get(key)
     }
 
-    pub fn slot_mut(&mut self, key: ConnKey) -> Option<&mut Slot> {
-        self.state.slots.get_mut(key)
-    }
-
     pub fn is_shutting_down(&self) -> bool {
         self.state.shutdown_deadline.is_some()
     }
@@ -266,14 +342,17 @@ impl Shard {
     pub fn open(&mut self, fd: RawFd, now: Instant) -> (ConnKey, u32) {
         let generation = self.state.next_generation;
         self.state.next_generation = generation.wrapping_add(1) & 0x00FF_FFFF;
+        let mut conn = Connection::new();
+        conn.opened_at = Some(now);
         let key = self.state.slots.insert(Slot {
-            conn: Connection::new(),
+            conn,
             fd,
             generation,
             peer_code: None,
         });
-        let at = now + self.state.cfg.handshake_timeout;
-        self.state.arm_deadline(key, at);
+        let timeout = self.config().handshake_timeout;
+        self.state.arm(key, timeout, Timer::Handshake, now);
+        self.state.metrics().connection_opened(self.state.id);
         (key, generation)
     }
 
@@ -283,6 +362,7 @@ impl Shard {
             let Some(slot) = self.state.slots.get_mut(key) else {
                 return;
             };
+            slot.conn.heard_since_ping = true;
             let (used, event) = slot.conn.feed(data, self.state.limits);
             data = &data[used..];
             match event {
@@ -305,7 +385,7 @@ impl Shard {
     fn dispatch(&mut self, key: ConnKey, event: ConnEvent, now: Instant) {
         match event {
             ConnEvent::Upgrade(request) => {
-                self.upgrade(key, &request);
+                self.upgrade(key, &request, now);
                 let rest = self
                     .state
                     .slots
@@ -316,6 +396,9 @@ impl Shard {
                 }
             }
             ConnEvent::Message { text, payload } => {
+                self.state
+                    .metrics()
+                    .message_received(self.state.id, payload.len());
                 let message = if text {
                     match std::str::from_utf8(&payload) {
                         Ok(s) => Message::Text(s),
@@ -334,30 +417,60 @@ impl Shard {
             ConnEvent::PeerClose(status) => {
                 self.state.slots[key].peer_code = status.map(|(c, _)| c);
             }
-            ConnEvent::HandshakeRejected(_) | ConnEvent::ProtocolError(_) => {}
+            ConnEvent::HandshakeRejected(rejection) => {
+                self.state
+                    .metrics()
+                    .handshake_rejected(self.state.id, rejection.status);
+                tracing::debug!(conn = %self.state.conn_id(key), status = rejection.status, reason = rejection.reason, "handshake rejected");
+            }
+            ConnEvent::ProtocolError(error) => {
+                tracing::debug!(conn = %self.state.conn_id(key), code = error.code, reason = error.reason, "protocol error");
+            }
         }
     }
 
-    fn upgrade(&mut self, key: ConnKey, request: &UpgradeRequest) {
+    fn upgrade(&mut self, key: ConnKey, request: &UpgradeRequest, now: Instant) {
         let decision = catch_unwind(AssertUnwindSafe(|| self.handler.on_upgrade(request)));
         let decision = decision.unwrap_or_else(|panic| {
             self.report_panic(key, "on_upgrade", panic);
-            Upgrade::Reject(crate::handler::Rejection {
+            Upgrade::Reject(Rejection {
                 status: 500,
                 reason: "internal error",
             })
         });
-        let slot = &mut self.state.slots[key];
-        match decision {
-            Upgrade::Accept => {
-                let shard = self.state.id.to_string();
-                slot.conn.deadline = None;
-                slot.conn
-                    .accept(accept_response(&request.key, &[(SHARD_HEADER, &shard)]));
-                self.call(key, |h, cx| h.on_open(cx, request));
+        let rejection = match decision {
+            Upgrade::Reject(rejection) => Some((rejection, None)),
+            Upgrade::Accept if !self.state.shared.admission.try_acquire() => {
+                self.state.metrics().admission_rejected(self.state.id);
+                let rejection = Rejection {
+                    status: 503,
+                    reason: "server at connection capacity",
+                };
+                Some((rejection, Some(("Retry-After", "1"))))
             }
-            Upgrade::Reject(rejection) => slot.conn.reject(&rejection, &[]),
+            Upgrade::Accept => None,
+        };
+        let id = self.state.id;
+        let slot = &mut self.state.slots[key];
+        if let Some((rejection, header)) = rejection {
+            slot.conn.reject(&rejection, header.as_slice());
+            self.state
+                .metrics()
+                .handshake_rejected(id, rejection.status);
+            tracing::debug!(conn = %self.state.conn_id(key), status = rejection.status, reason = rejection.reason, "upgrade refused");
+            return;
         }
+        slot.conn.admitted = self.state.shared.admission.is_limited();
+        let shard = id.to_string();
+        slot.conn
+            .accept(accept_response(&request.key, &[(SHARD_HEADER, &shard)]));
+        let ping = self.config().ping_interval;
+        if ping.is_zero() {
+            self.state.slots[key].conn.deadline = None;
+        } else {
+            self.state.arm(key, ping, Timer::Ping, now);
+        }
+        self.call(key, |h, cx| h.on_open(cx, request));
     }
 
     /// Run a handler callback with panic isolation.
@@ -369,6 +482,9 @@ impl Shard {
         };
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(&*handler, &mut cx))) {
             self.report_panic(key, "callback", panic);
+            if let Some(slot) = self.state.slots.get_mut(key) {
+                slot.conn.reason.get_or_insert(DisconnectReason::Panic);
+            }
             self.state
                 .close(key, codes::INTERNAL_ERROR, "internal error");
         }
@@ -376,37 +492,60 @@ impl Shard {
 
     fn report_panic(&self, key: ConnKey, during: &str, panic: Box<dyn std::any::Any + Send>) {
         PANICS.fetch_add(1, Ordering::Relaxed);
+        self.state.metrics().panic(self.state.id);
         let message = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "non-string panic".into());
-        let rooms: Vec<_> = self.state.rooms_of(key);
-        tracing::error!(conn = %self.state.conn_id(key), ?rooms, during, panic = %message, "handler panicked; connection closed with 1011");
+        let rooms = self.state.rooms_of(key);
+        let conn = self.state.conn_id(key);
+        if self.config().log_peer_addr {
+            let peer = self
+                .state
+                .slots
+                .get(key)
+                .and_then(|s| crate::sys::peer_addr(s.fd).ok())
+                .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+            tracing::error!(%conn, ?rooms, during, panic = %message, %peer, "handler panicked; connection closed with 1011");
+        } else {
+            tracing::error!(%conn, ?rooms, during, panic = %message, "handler panicked; connection closed with 1011");
+        }
     }
 
     /// The peer closed its side (EOF) or the connection failed (reset, error).
-    pub fn on_peer_gone(&mut self, key: ConnKey, cause: CloseCause) {
-        self.finish(key, cause);
+    pub fn on_peer_gone(&mut self, key: ConnKey) {
+        self.finish(key, DisconnectReason::Reset);
     }
 
-    /// End the connection: leave rooms, tell the handler, and hand it to the driver.
-    pub fn finish(&mut self, key: ConnKey, cause: CloseCause) {
+    /// End the connection: leave rooms, release its admission slot, tell the handler
+    /// and the metrics, and hand it to the driver to close.
+    pub fn finish(&mut self, key: ConnKey, reason: DisconnectReason) {
         let Some(slot) = self.state.slots.get_mut(key) else {
             return;
         };
         if slot.conn.phase() == Phase::Closed {
             return;
         }
-        let was_open = matches!(slot.conn.phase(), Phase::Open | Phase::Closing)
-            && slot.conn.cause != Some(CloseCause::HandshakeFailed);
-        slot.conn.mark_closed(cause);
+        let upgraded = slot.conn.was_upgraded();
+        let dropped = slot.conn.mark_closed(reason);
+        let reason = slot.conn.reason.unwrap_or(reason);
+        let duration = slot.conn.opened_at.map_or(Duration::ZERO, |t| t.elapsed());
         let info = CloseInfo {
-            cause: slot.conn.cause.unwrap_or(cause),
+            cause: reason,
             peer_code: slot.peer_code,
         };
+        if std::mem::take(&mut slot.conn.admitted) {
+            self.state.shared.admission.release();
+        }
         self.state.leave_all(key);
-        if was_open {
+        let metrics = self.state.metrics();
+        for _ in 0..dropped {
+            metrics.frame_dropped(self.state.id, DropReason::ConnectionClosed);
+        }
+        metrics.connection_closed(self.state.id, reason, duration);
+        tracing::debug!(conn = %self.state.conn_id(key), reason = reason.as_str(), "connection closed");
+        if upgraded {
             self.call(key, |h, cx| h.on_close(cx, &info));
         }
         self.state.finished.push(key);
@@ -414,8 +553,14 @@ impl Shard {
 
     /// The kernel accepted `n` bytes of `key`'s queue.
     pub fn on_written(&mut self, key: ConnKey, n: usize) {
-        if let Some(slot) = self.state.slots.get_mut(key) {
-            slot.conn.written(n);
+        let Some(slot) = self.state.slots.get_mut(key) else {
+            return;
+        };
+        let done = slot.conn.written(n);
+        let metrics = &*self.state.shared.metrics;
+        metrics.frames_sent(self.state.id, done.frames, n);
+        if let Some(published) = done.oldest_publish {
+            metrics.publish_to_write(self.state.id, published.elapsed());
         }
     }
 
@@ -426,8 +571,8 @@ impl Shard {
         };
         let next = slot.conn.after_flush();
         if next == AfterFlush::ShutdownWrite {
-            let at = now + self.state.cfg.close_timeout;
-            self.state.arm_deadline(key, at);
+            let timeout = self.config().close_timeout;
+            self.state.arm(key, timeout, Timer::Close, now);
         }
         next
     }
@@ -454,20 +599,40 @@ impl Shard {
     /// Fire due deadlines.
     pub fn expire_timers(&mut self, now: Instant) {
         while let Some(entry) = self.state.timers.pop_due(now) {
-            let Some(slot) = self.state.slots.get(entry.conn) else {
+            let Some(slot) = self.state.slots.get_mut(entry.conn) else {
                 continue;
             };
-            if slot.generation != entry.generation || slot.conn.deadline != Some(entry.at) {
+            let Some((at, timer)) = slot.conn.deadline else {
+                continue;
+            };
+            if slot.generation != entry.generation || at != entry.at {
                 continue; // stale
             }
-            self.finish(entry.conn, CloseCause::Timeout);
-        }
-        if let Some(deadline) = self.state.shutdown_deadline {
-            if now >= deadline {
-                let keys: Vec<ConnKey> = self.state.slots.iter().map(|(k, _)| k).collect();
-                for key in keys {
-                    self.finish(key, CloseCause::Shutdown);
+            slot.conn.deadline = None;
+            let key = entry.conn;
+            match timer {
+                Timer::Handshake => self.finish(key, DisconnectReason::HandshakeTimeout),
+                Timer::Ping => {
+                    slot.conn.send_ping();
+                    let timeout = self.config().pong_timeout;
+                    self.state.arm(key, timeout, Timer::Pong, now);
+                    self.state.mark_dirty(key);
                 }
+                Timer::Pong if slot.conn.heard_since_ping => {
+                    let interval = self.config().ping_interval;
+                    self.state.arm(key, interval, Timer::Ping, now);
+                }
+                Timer::Pong => {
+                    self.state.metrics().pong_timeout(self.state.id);
+                    self.finish(key, DisconnectReason::PongTimeout);
+                }
+                Timer::Close => self.finish(key, DisconnectReason::Reset),
+            }
+        }
+        if self.state.shutdown_deadline.is_some_and(|d| now >= d) {
+            let keys: Vec<ConnKey> = self.state.slots.iter().map(|(k, _)| k).collect();
+            for key in keys {
+                self.finish(key, DisconnectReason::ServerShutdown);
             }
         }
     }
@@ -485,13 +650,13 @@ impl Shard {
         if self.state.shutdown_deadline.is_some() {
             return;
         }
-        self.state.shutdown_deadline = Some(now + self.state.cfg.shutdown_timeout);
+        self.state.shutdown_deadline = Some(now + self.config().shutdown_timeout);
         let keys: Vec<ConnKey> = self.state.slots.iter().map(|(k, _)| k).collect();
         for key in keys {
             match self.state.slots[key].conn.phase() {
-                Phase::Handshaking => self.finish(key, CloseCause::Shutdown),
+                Phase::Handshaking => self.finish(key, DisconnectReason::ServerShutdown),
                 Phase::Open => {
-                    self.state.slots[key].conn.cause = Some(CloseCause::Shutdown);
+                    self.state.slots[key].conn.reason = Some(DisconnectReason::ServerShutdown);
                     self.state.close(key, codes::GOING_AWAY, "going away");
                 }
                 Phase::Closing | Phase::Closed => {}

@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::conn::{AfterFlush, CloseCause};
+use crate::conn::{AfterFlush, DisconnectReason};
 use crate::driver::batch::SendBatch;
 use crate::driver::{tune_accepted, wait_for};
 use crate::hub::ConnKey;
@@ -174,7 +174,7 @@ impl Epoll {
             let interest = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
             if let Err(e) = self.add(fd, token(key, generation), interest as u32) {
                 tracing::warn!(error = %e, "epoll_ctl add failed");
-                shard.finish(key, CloseCause::Reset);
+                shard.finish(key, DisconnectReason::Reset);
             }
         }
     }
@@ -205,7 +205,7 @@ impl Epoll {
             let n =
                 unsafe { libc::recv(fd, self.scratch.as_mut_ptr().cast(), self.scratch.len(), 0) };
             match n {
-                0 => return shard.on_peer_gone(key, CloseCause::Reset),
+                0 => return shard.on_peer_gone(key),
                 n if n > 0 => {
                     shard.on_data(key, &self.scratch[..n as usize], now);
                     if shard
@@ -220,7 +220,7 @@ impl Epoll {
                     match e.raw_os_error() {
                         Some(libc::EAGAIN) => return,
                         Some(libc::EINTR) => continue,
-                        _ => return shard.on_peer_gone(key, CloseCause::Reset),
+                        _ => return shard.on_peer_gone(key),
                     }
                 }
             }
@@ -283,7 +283,7 @@ impl Epoll {
                     return;
                 }
                 Some(libc::EINTR) => continue,
-                _ => return shard.on_peer_gone(key, CloseCause::Reset),
+                _ => return shard.on_peer_gone(key),
             }
         }
     }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-use crate::conn::{AfterFlush, CloseCause, Phase};
+use crate::conn::{AfterFlush, Phase};
 use crate::driver::batch::SendBatch;
 use crate::driver::{tune_accepted, wait_for};
 use crate::hub::ConnKey;
@@ -389,10 +389,10 @@ impl Uring {
             return;
         }
         match -res {
-            0 => shard.on_peer_gone(key, CloseCause::Reset), // EOF (res == 0)
+            0 => shard.on_peer_gone(key), // EOF (res == 0)
             libc::ENOBUFS => self.rearm.push(key),
             libc::EINTR | libc::EAGAIN => self.rearm.push(key),
-            _ => shard.on_peer_gone(key, CloseCause::Reset),
+            _ => shard.on_peer_gone(key),
         }
     }
 
@@ -413,7 +413,7 @@ impl Uring {
             shard.on_written(key, res as usize);
             self.to_flush.push(key);
         } else {
-            shard.on_peer_gone(key, CloseCause::Reset);
+            shard.on_peer_gone(key);
         }
     }
 
