@@ -111,6 +111,10 @@ pub struct ServeArgs {
     /// What to do with a connection over --max-queue-bytes.
     #[arg(long, value_enum, default_value_t = SlowPolicy::Close)]
     pub slow_policy: SlowPolicy,
+    /// SO_SNDBUF of accepted sockets (default: kernel autotuning). Bounds the kernel
+    /// memory a slow consumer can hold beyond --max-queue-bytes.
+    #[arg(long, value_parser = parse_size)]
+    pub socket_send_buffer: Option<usize>,
     /// Most connections at once across all shards (0 = unlimited); over it: HTTP 503.
     #[arg(long, default_value_t = 0)]
     pub max_connections: usize,
@@ -164,6 +168,7 @@ impl ServeArgs {
             pong_timeout: self.pong_timeout,
             max_queue_bytes: self.max_queue_bytes,
             slow_policy: self.slow_policy,
+            socket_send_buffer: self.socket_send_buffer,
             max_connections: self.max_connections,
             log_peer_addr: self.log_peer_addr,
             uring_entries: self.uring_entries,

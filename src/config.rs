@@ -43,6 +43,9 @@ pub struct Config {
     pub max_queue_bytes: usize,
     /// What to do with a connection whose queue is over `max_queue_bytes`.
     pub slow_policy: SlowPolicy,
+    /// SO_SNDBUF for accepted sockets (None: kernel autotuning, up to
+    /// `net.ipv4.tcp_wmem` max — about 4 MiB a slow socket can pin beyond our queue cap).
+    pub socket_send_buffer: Option<usize>,
     /// Most connections at once across all shards (0 = unlimited); over it: HTTP 503.
     pub max_connections: usize,
     /// Include peer addresses in logs (off by default: they are personal data).
@@ -72,6 +75,7 @@ impl Default for Config {
             pong_timeout: Duration::from_secs(10),
             max_queue_bytes: 1 << 20,
             slow_policy: SlowPolicy::Close,
+            socket_send_buffer: None,
             max_connections: 0,
             log_peer_addr: false,
             uring_entries: 4096,

@@ -33,6 +33,8 @@ pub struct OutQueue {
     frames: VecDeque<Queued>,
     head_written: usize,
     bytes: usize,
+    /// Front frames handed to a send still in flight: never dropped.
+    in_flight: usize,
 }
 
 impl OutQueue {
@@ -79,6 +81,17 @@ impl OutQueue {
         self.pending_frames().map(|(f, off)| &f.bytes()[off..])
     }
 
+    /// The first `frames` queued frames are being written by a send in flight (io_uring):
+    /// they must stay queued, unchanged, until it completes.
+    pub fn set_in_flight(&mut self, frames: usize) {
+        self.in_flight = frames.min(self.frames.len());
+    }
+
+    /// Front frames no policy may drop: those in flight, and a partly written one.
+    fn protected(&self) -> usize {
+        self.in_flight.max(usize::from(self.head_written > 0))
+    }
+
     /// The kernel accepted `n` more bytes: pop the frames fully written.
     pub fn advance(&mut self, mut n: usize) -> Advanced {
         let mut done = Advanced::default();
@@ -113,7 +126,7 @@ impl OutQueue {
     /// Returns how many were dropped.
     pub fn drop_oldest(&mut self, incoming: usize, max_bytes: usize) -> usize {
         let mut dropped = 0;
-        let mut i = usize::from(self.head_written > 0);
+        let mut i = self.protected();
         while self.bytes() + incoming > max_bytes && i < self.frames.len() {
             if self.frames[i].control {
                 i += 1;
@@ -130,11 +143,11 @@ impl OutQueue {
     /// consumer); returns how many.
     pub fn drop_unstarted_data(&mut self) -> usize {
         let before = self.frames.len();
-        let keep_front = self.head_written > 0;
+        let protected = self.protected();
         let mut index = 0;
         let mut freed = 0;
         self.frames.retain(|q| {
-            let keep = q.control || (keep_front && index == 0);
+            let keep = q.control || index < protected;
             index += 1;
             if !keep {
                 freed += q.frame.len();
@@ -151,6 +164,7 @@ impl OutQueue {
         self.frames = VecDeque::new();
         self.head_written = 0;
         self.bytes = 0;
+        self.in_flight = 0;
         data
     }
 }
@@ -198,6 +212,20 @@ mod tests {
             q.pending().collect::<Vec<_>>(),
             vec![&b"111"[..], &b"pp"[..]]
         );
+    }
+
+    #[test]
+    fn frames_in_flight_are_never_dropped() {
+        let mut q = OutQueue::default();
+        for b in [b"aaaa", b"bbbb", b"cccc"] {
+            q.push_data(frame(b));
+        }
+        q.set_in_flight(2);
+        assert_eq!(q.drop_oldest(4, 4), 1, "only the frame not in flight goes");
+        assert_eq!(q.drop_unstarted_data(), 0);
+        assert_eq!(q.advance(8).frames, 2);
+        q.set_in_flight(0);
+        assert!(q.is_empty());
     }
 
     #[test]

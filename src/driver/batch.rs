@@ -31,6 +31,7 @@ pub struct SendBatch {
     iov: Vec<libc::iovec>,
     header: libc::msghdr,
     len: usize,
+    frames: usize,
 }
 
 impl Default for SendBatch {
@@ -42,6 +43,7 @@ impl Default for SendBatch {
             // SAFETY: msghdr is a plain C struct for which all-zero is a valid empty value.
             header: unsafe { std::mem::zeroed() },
             len: 0,
+            frames: 0,
         }
     }
 }
@@ -75,6 +77,7 @@ impl SendBatch {
                 });
             }
             self.len += bytes.len();
+            self.frames += 1;
         }
         self.build_iov();
         self.len
@@ -107,6 +110,11 @@ impl SendBatch {
         self.len == 0
     }
 
+    /// Queued frames (from the front) this batch covers.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
     /// Number of iovecs.
     pub fn iov_count(&self) -> usize {
         self.iov.len()
@@ -128,6 +136,7 @@ impl SendBatch {
         self.header.msg_iov = std::ptr::null_mut();
         self.header.msg_iovlen = 0;
         self.len = 0;
+        self.frames = 0;
     }
 
     /// The gathered bytes, concatenated (for tests).

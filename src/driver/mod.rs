@@ -136,17 +136,27 @@ pub(crate) fn wait_for(shard: &Shard, now: Instant, cap: Duration) -> Duration {
         .map_or(cap, |d| d.saturating_duration_since(now).min(cap))
 }
 
-/// Set options every accepted socket gets.
-pub(crate) fn tune_accepted(fd: std::os::fd::RawFd) {
-    let one: libc::c_int = 1;
-    // SAFETY: fd is an open socket we own; the option value points to a live c_int.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+/// Set options every accepted socket gets: TCP_NODELAY (frames are batched by the
+/// engine already) and, when configured, a fixed SO_SNDBUF.
+pub(crate) fn tune_accepted(fd: std::os::fd::RawFd, cfg: &crate::config::Config) {
+    let set = |level, name, value: libc::c_int| {
+        // SAFETY: fd is an open socket we own; the option value points to a live c_int.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    set(libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+    if let Some(bytes) = cfg.socket_send_buffer {
+        set(
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            bytes.min(i32::MAX as usize) as libc::c_int,
         );
     }
 }

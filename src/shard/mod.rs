@@ -72,6 +72,9 @@ pub struct ShardState {
     timers: TimerHeap,
     dirty: Vec<ConnKey>,
     finished: Vec<ConnKey>,
+    /// Closed as slow consumers since the last timer pass: their close deadline starts
+    /// now, whether or not they ever drain.
+    slow_closed: Vec<ConnKey>,
     next_generation: u32,
     shutdown_deadline: Option<Instant>,
 }
@@ -113,6 +116,9 @@ impl ShardState {
         };
         let outcome = slot.conn.send_frame(frame, self.queue);
         let queued_bytes = slot.conn.out.bytes();
+        if matches!(outcome, Enqueue::ClosedSlow { .. }) {
+            self.slow_closed.push(key);
+        }
         if outcome != Enqueue::NotOpen && !slot.conn.dirty {
             slot.conn.dirty = true;
             self.dirty.push(key);
@@ -207,6 +213,7 @@ impl ShardState {
             shared,
             queue,
             id,
+            slow_closed,
             ..
         } = self;
         let metrics = &*shared.metrics;
@@ -218,8 +225,10 @@ impl ShardState {
                 continue;
             };
             let outcome = slot.conn.send_frame(frame.clone(), *queue);
-            if outcome == Enqueue::NotOpen {
-                continue;
+            match outcome {
+                Enqueue::NotOpen => continue,
+                Enqueue::ClosedSlow { .. } => slow_closed.push(member),
+                _ => {}
             }
             if !slot.conn.dirty {
                 slot.conn.dirty = true;
@@ -309,6 +318,7 @@ impl Shard {
                 timers: TimerHeap::default(),
                 dirty: Vec::new(),
                 finished: Vec::new(),
+                slow_closed: Vec::new(),
                 next_generation: 0,
                 shutdown_deadline: None,
             },
@@ -564,6 +574,13 @@ impl Shard {
         }
     }
 
+    /// io_uring: the first `frames` queued frames of `key` are in a send in flight.
+    pub fn set_in_flight(&mut self, key: ConnKey, frames: usize) {
+        if let Some(slot) = self.state.slots.get_mut(key) {
+            slot.conn.out.set_in_flight(frames);
+        }
+    }
+
     /// The driver found `key`'s queue empty after writing: what next?
     pub fn after_flush(&mut self, key: ConnKey, now: Instant) -> AfterFlush {
         let Some(slot) = self.state.slots.get_mut(key) else {
@@ -598,6 +615,17 @@ impl Shard {
 
     /// Fire due deadlines.
     pub fn expire_timers(&mut self, now: Instant) {
+        let close_timeout = self.config().close_timeout;
+        for key in std::mem::take(&mut self.state.slow_closed) {
+            if self
+                .state
+                .slots
+                .get(key)
+                .is_some_and(|s| s.conn.phase() == Phase::Closing)
+            {
+                self.state.arm(key, close_timeout, Timer::Close, now);
+            }
+        }
         while let Some(entry) = self.state.timers.pop_due(now) {
             let Some(slot) = self.state.slots.get_mut(entry.conn) else {
                 continue;

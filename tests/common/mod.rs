@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod recorder;
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -38,6 +40,18 @@ pub fn start(backend: BackendChoice, threads: usize) -> RunningServer {
 pub fn start_with(cfg: Config, handler: impl Handler) -> RunningServer {
     ringcast::sys::raise_nofile_limit(None).expect("raise RLIMIT_NOFILE");
     Server::start(cfg, handler).expect("server starts")
+}
+
+/// Start the built-in apps with a recording metrics collector.
+pub fn start_recorded(
+    cfg: Config,
+    handler: impl Handler,
+) -> (RunningServer, std::sync::Arc<recorder::Recorder>) {
+    ringcast::sys::raise_nofile_limit(None).expect("raise RLIMIT_NOFILE");
+    let rec = std::sync::Arc::new(recorder::Recorder::default());
+    let server = Server::start_with_metrics(cfg, std::sync::Arc::new(handler), rec.clone())
+        .expect("server starts");
+    (server, rec)
 }
 
 /// Source address number `i` in 127.0.0.1..=127.0.0.250.

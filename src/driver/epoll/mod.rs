@@ -165,7 +165,7 @@ impl Epoll {
                     }
                 }
             }
-            tune_accepted(fd);
+            tune_accepted(fd, shard.config());
             let (key, generation) = shard.open(fd, now);
             if self.io.len() <= key {
                 self.io.resize(key + 1, ConnIo::default());

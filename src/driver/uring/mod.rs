@@ -327,7 +327,7 @@ impl Uring {
                 // SAFETY: fd was just accepted and is owned by nobody else.
                 unsafe { libc::close(fd) };
             } else {
-                tune_accepted(fd);
+                tune_accepted(fd, shard.config());
                 let (key, generation) = shard.open(fd, now);
                 if self.io.len() <= key {
                     self.io.resize_with(key + 1, ConnIo::default);
@@ -409,6 +409,7 @@ impl Uring {
         if self.io[key].closing {
             return;
         }
+        shard.set_in_flight(key, 0);
         if res >= 0 {
             shard.on_written(key, res as usize);
             self.to_flush.push(key);
@@ -465,12 +466,15 @@ impl Uring {
         }
         let mut batch = self.pool.pop().unwrap_or_default();
         batch.fill(&slot.conn.out);
+        let frames = batch.frames();
         let entry = opcode::SendMsg::new(types::Fd(fd), batch.msghdr())
             .flags(libc::MSG_NOSIGNAL as u32)
             .build()
             .user_data(user_data::encode(Op::Send, key, generation));
-        // The batch (and the msghdr inside its Box) must stay put until the completion.
+        // The batch (and the msghdr inside its Box) must stay put until the completion,
+        // and the frames it covers must stay queued.
         self.io[key].send = Some(batch);
+        shard.set_in_flight(key, frames);
         self.push(entry)
     }
 

@@ -1,0 +1,432 @@
+//! Unit tests of the Prometheus collector: exact exposition for a hand-driven collector
+//! over two shards, bucket math, quantiles, label escaping and validation, shard clamping.
+
+use super::*;
+
+/// Drive every hook by hand, spread over two shards.
+fn driven() -> PrometheusCollector {
+    let c = PrometheusCollector::new(
+        2,
+        "ringcast",
+        vec![("env".into(), "a\"b\\c\nd".into())],
+        "uring",
+    );
+    c.connection_opened(0);
+    c.connection_opened(1);
+    c.connection_opened(1);
+    c.connection_closed(1, DisconnectReason::Normal, Duration::from_millis(1500));
+    c.handshake_rejected(0, 404);
+    c.handshake_rejected(1, 404);
+    c.handshake_rejected(1, 431);
+    c.handshake_rejected(1, 7);
+    c.room_created(0);
+    c.room_created(1);
+    c.room_created(1);
+    c.room_destroyed(1);
+    c.message_received(0, 10);
+    c.message_received(1, 5);
+    c.message_published(0, 3);
+    c.message_published(1, 1);
+    c.frames_sent(0, 4, 100);
+    c.frames_sent(1, 2, 20);
+    c.frame_dropped(1, DropReason::QueueFullNewest);
+    c.send_queue_bytes(0, 128);
+    c.send_queue_bytes(1, 129);
+    c.pong_timeout(1);
+    c.panic(0);
+    c.admission_rejected(1);
+    c.bind_retry(0);
+    c.publish_to_write(0, Duration::from_micros(10));
+    c.publish_to_write(1, Duration::from_micros(300));
+    c
+}
+
+const GOLDEN: &str = r##"# HELP ringcast_connections_active Connections accepted and not yet closed, per shard.
+# TYPE ringcast_connections_active gauge
+ringcast_connections_active{env="a\"b\\c\nd",shard="0"} 1
+ringcast_connections_active{env="a\"b\\c\nd",shard="1"} 1
+# HELP ringcast_connections_opened_total TCP connections accepted.
+# TYPE ringcast_connections_opened_total counter
+ringcast_connections_opened_total{env="a\"b\\c\nd"} 3
+# HELP ringcast_connections_closed_total Connections ended, by reason.
+# TYPE ringcast_connections_closed_total counter
+ringcast_connections_closed_total{env="a\"b\\c\nd",reason="normal"} 1
+ringcast_connections_closed_total{env="a\"b\\c\nd",reason="protocol_error"} 0
+ringcast_connections_closed_total{env="a\"b\\c\nd",reason="slow_consumer"} 0
+ringcast_connections_closed_total{env="a\"b\\c\nd",reason="pong_timeout"} 0
+ringcast_connections_closed_total{env="a\"b\\c\nd",reason="handshake_timeout"} 0
+ringcast_connections_closed_total{env="a\"b\\c\nd",reason="server_shutdown"} 0
+ringcast_connections_closed_total{env="a\"b\\c\nd",reason="admission_rejected"} 0
+ringcast_connections_closed_total{env="a\"b\\c\nd",reason="panic"} 0
+ringcast_connections_closed_total{env="a\"b\\c\nd",reason="reset"} 0
+# HELP ringcast_connection_duration_seconds Time from accept to close of each connection.
+# TYPE ringcast_connection_duration_seconds histogram
+ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="0.1"} 0
+ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="0.5"} 0
+ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="1"} 0
+ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="5"} 1
+ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="10"} 1
+ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="30"} 1
+ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="60"} 1
+ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="300"} 1
+ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="900"} 1
+ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="1800"} 1
+ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="3600"} 1
+ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="7200"} 1
+ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="21600"} 1
+ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="86400"} 1
+ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="+Inf"} 1
+ringcast_connection_duration_seconds_sum{env="a\"b\\c\nd"} 1.5
+ringcast_connection_duration_seconds_count{env="a\"b\\c\nd"} 1
+# HELP ringcast_handshake_rejected_total Upgrade requests refused, by HTTP status.
+# TYPE ringcast_handshake_rejected_total counter
+ringcast_handshake_rejected_total{env="a\"b\\c\nd",status="404"} 2
+ringcast_handshake_rejected_total{env="a\"b\\c\nd",status="431"} 1
+ringcast_handshake_rejected_total{env="a\"b\\c\nd",status="other"} 1
+# HELP ringcast_rooms_active Rooms with at least one member, counted once per shard holding members.
+# TYPE ringcast_rooms_active gauge
+ringcast_rooms_active{env="a\"b\\c\nd"} 2
+# HELP ringcast_messages_received_total Complete data messages received.
+# TYPE ringcast_messages_received_total counter
+ringcast_messages_received_total{env="a\"b\\c\nd"} 2
+# HELP ringcast_messages_received_bytes_total Payload bytes of the data messages received.
+# TYPE ringcast_messages_received_bytes_total counter
+ringcast_messages_received_bytes_total{env="a\"b\\c\nd"} 15
+# HELP ringcast_messages_published_total Publishes delivered to a shard (one per shard reached).
+# TYPE ringcast_messages_published_total counter
+ringcast_messages_published_total{env="a\"b\\c\nd"} 2
+# HELP ringcast_broadcast_fanout Local recipients per publish on a shard.
+# TYPE ringcast_broadcast_fanout histogram
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="0"} 0
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="1"} 1
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="2"} 1
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="5"} 2
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="10"} 2
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="20"} 2
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="50"} 2
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="100"} 2
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="200"} 2
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="500"} 2
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="1000"} 2
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="2000"} 2
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="5000"} 2
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="10000"} 2
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="20000"} 2
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="50000"} 2
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="100000"} 2
+ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="+Inf"} 2
+ringcast_broadcast_fanout_sum{env="a\"b\\c\nd"} 4
+ringcast_broadcast_fanout_count{env="a\"b\\c\nd"} 2
+# HELP ringcast_frames_sent_total Complete frames accepted by the kernel.
+# TYPE ringcast_frames_sent_total counter
+ringcast_frames_sent_total{env="a\"b\\c\nd"} 6
+# HELP ringcast_bytes_sent_total Bytes accepted by the kernel.
+# TYPE ringcast_bytes_sent_total counter
+ringcast_bytes_sent_total{env="a\"b\\c\nd"} 120
+# HELP ringcast_frames_dropped_total Queued frames dropped, by reason.
+# TYPE ringcast_frames_dropped_total counter
+ringcast_frames_dropped_total{env="a\"b\\c\nd",reason="drop_newest"} 1
+ringcast_frames_dropped_total{env="a\"b\\c\nd",reason="drop_oldest"} 0
+ringcast_frames_dropped_total{env="a\"b\\c\nd",reason="connection_closed"} 0
+# HELP ringcast_send_queue_bytes Bytes in a connection's outbound queue after an enqueue.
+# TYPE ringcast_send_queue_bytes histogram
+ringcast_send_queue_bytes_bucket{env="a\"b\\c\nd",le="128"} 1
+ringcast_send_queue_bytes_bucket{env="a\"b\\c\nd",le="512"} 2
+ringcast_send_queue_bytes_bucket{env="a\"b\\c\nd",le="1024"} 2
+ringcast_send_queue_bytes_bucket{env="a\"b\\c\nd",le="4096"} 2
+ringcast_send_queue_bytes_bucket{env="a\"b\\c\nd",le="16384"} 2
+ringcast_send_queue_bytes_bucket{env="a\"b\\c\nd",le="65536"} 2
+ringcast_send_queue_bytes_bucket{env="a\"b\\c\nd",le="262144"} 2
+ringcast_send_queue_bytes_bucket{env="a\"b\\c\nd",le="1048576"} 2
+ringcast_send_queue_bytes_bucket{env="a\"b\\c\nd",le="4194304"} 2
+ringcast_send_queue_bytes_bucket{env="a\"b\\c\nd",le="16777216"} 2
+ringcast_send_queue_bytes_bucket{env="a\"b\\c\nd",le="+Inf"} 2
+ringcast_send_queue_bytes_sum{env="a\"b\\c\nd"} 257
+ringcast_send_queue_bytes_count{env="a\"b\\c\nd"} 2
+# HELP ringcast_pong_timeouts_total Connections that missed their pong deadline.
+# TYPE ringcast_pong_timeouts_total counter
+ringcast_pong_timeouts_total{env="a\"b\\c\nd"} 1
+# HELP ringcast_panics_total Application callbacks that panicked.
+# TYPE ringcast_panics_total counter
+ringcast_panics_total{env="a\"b\\c\nd"} 1
+# HELP ringcast_admission_rejected_total Connections refused by the admission cap.
+# TYPE ringcast_admission_rejected_total counter
+ringcast_admission_rejected_total{env="a\"b\\c\nd"} 1
+# HELP ringcast_bind_retries_total Listener binds retried after EADDRINUSE.
+# TYPE ringcast_bind_retries_total counter
+ringcast_bind_retries_total{env="a\"b\\c\nd"} 1
+# HELP ringcast_publish_to_write_seconds Time from a publish to the kernel accepting its frame (oldest frame of each send).
+# TYPE ringcast_publish_to_write_seconds histogram
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.00001"} 1
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.000025"} 1
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.00005"} 1
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.0001"} 1
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.00025"} 1
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.0005"} 2
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.001"} 2
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.0025"} 2
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.005"} 2
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.01"} 2
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.025"} 2
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.05"} 2
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.1"} 2
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.25"} 2
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.5"} 2
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="1"} 2
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="2.5"} 2
+ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="+Inf"} 2
+ringcast_publish_to_write_seconds_sum{env="a\"b\\c\nd"} 0.00031
+ringcast_publish_to_write_seconds_count{env="a\"b\\c\nd"} 2
+# HELP ringcast_build_info Always 1: the version and backend.
+# TYPE ringcast_build_info gauge
+ringcast_build_info{env="a\"b\\c\nd",version="0.1.0",backend="uring"} 1
+"##;
+
+#[test]
+fn renders_exact_exposition() {
+    let text = driven().render();
+    if text != GOLDEN {
+        for (i, (got, want)) in text.lines().zip(GOLDEN.lines()).enumerate() {
+            assert_eq!(got, want, "line {}", i + 1);
+        }
+        assert_eq!(text.lines().count(), GOLDEN.lines().count());
+    }
+    assert_eq!(text, GOLDEN);
+}
+
+#[test]
+fn snapshot_sums_shards() {
+    let s = driven().snapshot();
+    assert_eq!(s.backend, "uring");
+    assert_eq!(s.connections_active, vec![1, 1]);
+    assert_eq!(s.connections_total(), 2);
+    assert_eq!(s.connections_opened, 3);
+    assert_eq!(s.connections_closed, 1);
+    assert_eq!(s.handshake_rejected, 4);
+    assert_eq!(s.rooms_active, 2);
+    assert_eq!(s.messages_received, 2);
+    assert_eq!(s.messages_received_bytes, 15);
+    assert_eq!(s.messages_published, 2);
+    assert_eq!(s.frames_sent, 6);
+    assert_eq!(s.bytes_sent, 120);
+    assert_eq!(s.frames_dropped, 1);
+    assert_eq!(s.pong_timeouts, 1);
+    assert_eq!(s.panics, 1);
+    assert_eq!(s.admission_rejected, 1);
+    assert_eq!(s.bind_retries, 1);
+    assert_eq!(s.publish_to_write.count(), 2);
+    assert_eq!(s.publish_to_write.sum, 310_000);
+}
+
+#[test]
+fn no_prefix_and_no_labels() {
+    let c = PrometheusCollector::new(1, "", vec![], "epoll");
+    c.connection_opened(0);
+    let text = c.render();
+    assert!(text.contains("\nconnections_opened_total 1\n"), "{text}");
+    assert!(text.contains("\nconnections_active{shard=\"0\"} 1\n"), "{text}");
+    assert!(text.contains("\nrooms_active 0\n"), "{text}");
+    assert!(text.contains("\nbuild_info{version=\"0.1.0\",backend=\"epoll\"} 1\n"));
+    assert!(text.ends_with('\n'));
+}
+
+#[test]
+fn set_backend_changes_build_info() {
+    let c = PrometheusCollector::new(1, "rc", vec![], "auto");
+    c.set_backend("epoll");
+    assert_eq!(c.backend(), "epoll");
+    assert!(c.render().contains("rc_build_info{version=\"0.1.0\",backend=\"epoll\"} 1\n"));
+}
+
+#[test]
+fn bucket_bounds_are_inclusive() {
+    let b = [0, 1, 5, 10];
+    assert_eq!(bucket_index(&b, 0), 0);
+    assert_eq!(bucket_index(&b, 1), 1);
+    assert_eq!(bucket_index(&b, 2), 2);
+    assert_eq!(bucket_index(&b, 5), 2);
+    assert_eq!(bucket_index(&b, 6), 3);
+    assert_eq!(bucket_index(&b, 10), 3);
+    assert_eq!(bucket_index(&b, 11), 4); // +Inf
+    assert_eq!(bucket_index(&b, u64::MAX), 4);
+}
+
+#[test]
+fn bounds_are_strictly_increasing() {
+    for bounds in [
+        &CONNECTION_DURATION_BOUNDS_NS[..],
+        &FANOUT_BOUNDS[..],
+        &SEND_QUEUE_BOUNDS[..],
+        &PUBLISH_TO_WRITE_BOUNDS_NS[..],
+    ] {
+        assert!(bounds.windows(2).all(|w| w[0] < w[1]), "{bounds:?}");
+    }
+}
+
+#[test]
+fn histogram_cumulative_count_sum() {
+    let h: Hist<5> = Hist::new();
+    let bounds = [10, 20, 30, 40];
+    for v in [0, 10, 11, 40, 41, 1000] {
+        h.observe(&bounds, v);
+    }
+    let s = HistogramSnapshot::collect(&[10, 20, 30, 40], std::iter::once(&h));
+    assert_eq!(s.counts, vec![2, 1, 0, 1, 2]);
+    assert_eq!(s.cumulative(), vec![2, 3, 3, 4, 6]);
+    assert_eq!(s.count(), 6);
+    assert_eq!(s.sum, 1102);
+}
+
+#[test]
+fn histogram_quantiles_and_deltas() {
+    static B: [u64; 4] = [100, 200, 400, 800];
+    let empty = HistogramSnapshot {
+        bounds: &B,
+        counts: vec![0; 5],
+        sum: 0,
+    };
+    assert_eq!(empty.quantile(0.5), None);
+    assert_eq!(empty.mean(), None);
+    let h = HistogramSnapshot {
+        bounds: &B,
+        counts: vec![0, 4, 0, 0, 0],
+        sum: 600,
+    };
+    // All four in (100, 200]: the median interpolates to the middle.
+    assert_eq!(h.quantile(0.5), Some(150.0));
+    assert_eq!(h.quantile(1.0), Some(200.0));
+    assert_eq!(h.mean(), Some(150.0));
+    let over = HistogramSnapshot {
+        bounds: &B,
+        counts: vec![1, 0, 0, 0, 3],
+        sum: 10_000,
+    };
+    assert_eq!(over.quantile(0.99), Some(800.0)); // +Inf reports the top bound
+    assert_eq!(over.quantile(0.1), Some(40.0));
+    let d = over.since(&HistogramSnapshot {
+        bounds: &B,
+        counts: vec![1, 0, 0, 0, 1],
+        sum: 2_000,
+    });
+    assert_eq!(d.counts, vec![0, 0, 0, 0, 2]);
+    assert_eq!(d.sum, 8_000);
+}
+
+#[test]
+fn scaled_formatting_is_exact() {
+    assert_eq!(fmt_scaled(0, 9), "0");
+    assert_eq!(fmt_scaled(10_000, 9), "0.00001");
+    assert_eq!(fmt_scaled(1_500_000_000, 9), "1.5");
+    assert_eq!(fmt_scaled(86_400_000_000_000, 9), "86400");
+    assert_eq!(fmt_scaled(1, 9), "0.000000001");
+    assert_eq!(fmt_scaled(u64::MAX, 9), "18446744073.709551615");
+}
+
+#[test]
+fn label_values_are_escaped() {
+    assert_eq!(escape_label_value("plain"), "plain");
+    assert_eq!(escape_label_value(r"a\b"), r"a\\b");
+    assert_eq!(escape_label_value("say \"hi\""), r#"say \"hi\""#);
+    assert_eq!(escape_label_value("two\nlines"), r"two\nlines");
+    assert_eq!(escape_label_value("ünï ✓"), "ünï ✓");
+}
+
+#[test]
+fn parse_label_accepts_and_rejects() {
+    assert_eq!(parse_label("env=prod"), Ok(("env".into(), "prod".into())));
+    assert_eq!(parse_label("_x1=a=b"), Ok(("_x1".into(), "a=b".into())));
+    assert_eq!(
+        parse_label("region=eu west \"1\""),
+        Ok(("region".into(), "eu west \"1\"".into()))
+    );
+    for bad in [
+        "noequals", "=v", "1abc=v", "a-b=v", "a.b=v", "é=v", "__name__=v", "__x=v", "le=1",
+        "shard=2", "reason=x", "status=x", "version=x", "backend=x", "quantile=x", "env=",
+    ] {
+        assert!(parse_label(bad).is_err(), "{bad} accepted");
+    }
+    let err = parse_label("a-b=v").unwrap_err();
+    assert!(err.contains("[a-zA-Z_][a-zA-Z0-9_]*"), "{err}");
+}
+
+#[test]
+fn label_sets_and_prefixes_are_checked() {
+    let dup = vec![("a".to_owned(), "1".to_owned()), ("a".to_owned(), "2".to_owned())];
+    assert!(validate_labels(&dup).is_err());
+    assert!(validate_labels(&dup[..1]).is_ok());
+    assert!(validate_prefix("ringcast").is_ok());
+    assert!(validate_prefix("my:app_2").is_ok());
+    assert!(validate_prefix("").is_ok());
+    assert!(validate_prefix("2x").is_err());
+    assert!(validate_prefix("a-b").is_err());
+    // The infallible constructor drops what would break the exposition.
+    let c = PrometheusCollector::new(
+        1,
+        "bad-prefix",
+        vec![
+            ("ok".into(), "1".into()),
+            ("ok".into(), "2".into()),
+            ("bad-name".into(), "3".into()),
+            ("le".into(), "4".into()),
+        ],
+        "uring",
+    );
+    assert_eq!(c.prefix(), "ringcast");
+    assert_eq!(c.const_labels(), &[("ok".to_owned(), "1".to_owned())]);
+}
+
+#[test]
+fn out_of_range_shards_clamp_and_never_panic() {
+    let c = PrometheusCollector::new(0, "ringcast", vec![], "uring");
+    assert_eq!(c.shards(), 1);
+    c.connection_opened(7);
+    c.connection_closed(usize::MAX, DisconnectReason::Reset, Duration::MAX);
+    c.handshake_rejected(3, u16::MAX);
+    c.publish_to_write(9, Duration::MAX);
+    let s = c.snapshot();
+    assert_eq!(s.connections_active, vec![0]);
+    assert_eq!(s.connections_opened, 1);
+    assert_eq!(s.handshake_rejected, 1);
+    assert_eq!(s.publish_to_write.counts.last(), Some(&1));
+    let text = c.render();
+    assert!(text.contains("ringcast_handshake_rejected_total{status=\"other\"} 1\n"));
+    assert!(text.contains("ringcast_connection_duration_seconds_bucket{le=\"+Inf\"} 1\n"));
+}
+
+#[test]
+fn concurrent_shards_sum_exactly() {
+    let c = std::sync::Arc::new(PrometheusCollector::new(4, "ringcast", vec![], "uring"));
+    let threads: Vec<_> = (0..4)
+        .map(|shard| {
+            let c = std::sync::Arc::clone(&c);
+            std::thread::spawn(move || {
+                for i in 0..10_000 {
+                    c.connection_opened(shard);
+                    c.message_received(shard, 3);
+                    c.frames_sent(shard, 2, 10);
+                    c.message_published(shard, i % 7);
+                    if i % 2 == 0 {
+                        c.connection_closed(shard, DisconnectReason::Normal, Duration::ZERO);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let s = c.snapshot();
+    assert_eq!(s.connections_active, vec![5_000; 4]);
+    assert_eq!(s.connections_opened, 40_000);
+    assert_eq!(s.messages_received, 40_000);
+    assert_eq!(s.messages_received_bytes, 120_000);
+    assert_eq!(s.frames_sent, 80_000);
+    assert_eq!(s.bytes_sent, 400_000);
+    assert_eq!(s.messages_published, 40_000);
+}
+
+#[test]
+fn shard_blocks_do_not_share_cache_lines() {
+    assert_eq!(std::mem::align_of::<ShardBlock>(), 128);
+    assert_eq!(std::mem::size_of::<ShardBlock>() % 128, 0);
+}

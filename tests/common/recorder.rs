@@ -1,0 +1,80 @@
+//! A recording `MetricsCollector` for tests: counts every hook call by a readable key
+//! (`"closed:pong_timeout"`, `"rejected:503"`, `"dropped:drop_newest"`, …).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ringcast::metrics::{DisconnectReason, DropReason, MetricsCollector};
+
+#[derive(Default)]
+pub struct Recorder {
+    counts: Mutex<HashMap<String, u64>>,
+}
+
+impl Recorder {
+    fn add(&self, key: impl Into<String>, n: u64) {
+        *self.counts.lock().unwrap().entry(key.into()).or_default() += n;
+    }
+
+    /// Count recorded under `key` (0 if never).
+    pub fn get(&self, key: &str) -> u64 {
+        self.counts.lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+
+    pub fn snapshot(&self) -> HashMap<String, u64> {
+        self.counts.lock().unwrap().clone()
+    }
+}
+
+impl MetricsCollector for Recorder {
+    fn connection_opened(&self, _shard: usize) {
+        self.add("opened", 1);
+    }
+    fn connection_closed(&self, _shard: usize, reason: DisconnectReason, _duration: Duration) {
+        self.add("closed", 1);
+        self.add(format!("closed:{}", reason.as_str()), 1);
+    }
+    fn handshake_rejected(&self, _shard: usize, status: u16) {
+        self.add(format!("rejected:{status}"), 1);
+    }
+    fn room_created(&self, _shard: usize) {
+        self.add("room_created", 1);
+    }
+    fn room_destroyed(&self, _shard: usize) {
+        self.add("room_destroyed", 1);
+    }
+    fn message_received(&self, _shard: usize, bytes: usize) {
+        self.add("received", 1);
+        self.add("received_bytes", bytes as u64);
+    }
+    fn message_published(&self, _shard: usize, fanout: usize) {
+        self.add("published", 1);
+        self.add("fanout", fanout as u64);
+    }
+    fn frames_sent(&self, _shard: usize, frames: usize, bytes: usize) {
+        self.add("frames_sent", frames as u64);
+        self.add("bytes_sent", bytes as u64);
+    }
+    fn frame_dropped(&self, _shard: usize, reason: DropReason) {
+        self.add(format!("dropped:{}", reason.as_str()), 1);
+    }
+    fn send_queue_bytes(&self, _shard: usize, _bytes: usize) {
+        self.add("queue_samples", 1);
+    }
+    fn pong_timeout(&self, _shard: usize) {
+        self.add("pong_timeout", 1);
+    }
+    fn panic(&self, _shard: usize) {
+        self.add("panic", 1);
+    }
+    fn bind_retry(&self, _shard: usize) {
+        self.add("bind_retry", 1);
+    }
+    fn admission_rejected(&self, _shard: usize) {
+        self.add("admission_rejected", 1);
+    }
+    fn publish_to_write(&self, _shard: usize, _latency: Duration) {
+        self.add("publish_to_write", 1);
+    }
+}
