@@ -224,7 +224,10 @@ fn no_prefix_and_no_labels() {
     c.connection_opened(0);
     let text = c.render();
     assert!(text.contains("\nconnections_opened_total 1\n"), "{text}");
-    assert!(text.contains("\nconnections_active{shard=\"0\"} 1\n"), "{text}");
+    assert!(
+        text.contains("\nconnections_active{shard=\"0\"} 1\n"),
+        "{text}"
+    );
     assert!(text.contains("\nrooms_active 0\n"), "{text}");
     assert!(text.contains("\nbuild_info{version=\"0.1.0\",backend=\"epoll\"} 1\n"));
     assert!(text.ends_with('\n'));
@@ -235,7 +238,9 @@ fn set_backend_changes_build_info() {
     let c = PrometheusCollector::new(1, "rc", vec![], "auto");
     c.set_backend("epoll");
     assert_eq!(c.backend(), "epoll");
-    assert!(c.render().contains("rc_build_info{version=\"0.1.0\",backend=\"epoll\"} 1\n"));
+    assert!(c
+        .render()
+        .contains("rc_build_info{version=\"0.1.0\",backend=\"epoll\"} 1\n"));
 }
 
 #[test]
@@ -340,8 +345,22 @@ fn parse_label_accepts_and_rejects() {
         Ok(("region".into(), "eu west \"1\"".into()))
     );
     for bad in [
-        "noequals", "=v", "1abc=v", "a-b=v", "a.b=v", "é=v", "__name__=v", "__x=v", "le=1",
-        "shard=2", "reason=x", "status=x", "version=x", "backend=x", "quantile=x", "env=",
+        "noequals",
+        "=v",
+        "1abc=v",
+        "a-b=v",
+        "a.b=v",
+        "é=v",
+        "__name__=v",
+        "__x=v",
+        "le=1",
+        "shard=2",
+        "reason=x",
+        "status=x",
+        "version=x",
+        "backend=x",
+        "quantile=x",
+        "env=",
     ] {
         assert!(parse_label(bad).is_err(), "{bad} accepted");
     }
@@ -351,7 +370,10 @@ fn parse_label_accepts_and_rejects() {
 
 #[test]
 fn label_sets_and_prefixes_are_checked() {
-    let dup = vec![("a".to_owned(), "1".to_owned()), ("a".to_owned(), "2".to_owned())];
+    let dup = vec![
+        ("a".to_owned(), "1".to_owned()),
+        ("a".to_owned(), "2".to_owned()),
+    ];
     assert!(validate_labels(&dup).is_err());
     assert!(validate_labels(&dup[..1]).is_ok());
     assert!(validate_prefix("ringcast").is_ok());
