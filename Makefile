@@ -2,8 +2,9 @@
 CARGO   ?= cargo
 ADDR    ?= 127.0.0.1:9001
 ARGS    ?=
+FUZZ_SECONDS ?= 60
 
-.PHONY: run test fmt-check clippy test-features build release bench autobahn idle-rss clean
+.PHONY: run test fmt-check clippy test-features build release bench autobahn idle-rss dashboard-shot fuzz clean
 
 ## Start the server (release build) on $(ADDR); Ctrl-C stops it.
 run:
@@ -42,6 +43,15 @@ autobahn: release
 ## RSS per idle connection at N connections on each backend (uses ringcast-load).
 idle-rss: release
 	scripts/idle-rss.sh $(ARGS)
+
+## cargo fuzz (libFuzzer) targets handshake and frames, $(FUZZ_SECONDS) s each (stable
+## toolchain via RUSTC_BOOTSTRAP=1); crashing inputs land in fuzz/artifacts/.
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
+
+## Dashboard screenshot under load: bench-results/dashboard.png (needs chromium + npm ci --prefix tests/dashboard).
+dashboard-shot: release
+	scripts/dashboard-shot.sh
 
 clean:
 	$(CARGO) clean

@@ -3,9 +3,16 @@
 
 use std::process::ExitCode;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use clap::Parser;
 use ringcast::app::{Builtin, Rooms};
 use ringcast::cli::{Cli, Command, LogFormat, ServeArgs};
+use ringcast::metrics::prometheus::{validate_labels, validate_prefix};
+use ringcast::metrics::{
+    parse_label, MetricsCollector, MetricsServer, NoopCollector, PrometheusCollector,
+};
 use ringcast::{sys, Server};
 
 fn init_logging(args: &ServeArgs) {
@@ -18,6 +25,13 @@ fn init_logging(args: &ServeArgs) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// Print a status line on stdout; a closed stdout must not take the server down.
+fn announce(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -33,16 +47,65 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         },
         ..Builtin::default()
     };
-    let server = Server::start(args.to_config(), app)?;
-    println!(
+    let cfg = args.to_config();
+    let metrics_addr: Option<SocketAddr> = match args.metrics_addr.as_str() {
+        "off" | "none" => None,
+        addr => Some(
+            addr.parse()
+                .map_err(|e| format!("--metrics-addr {addr:?}: {e}"))?,
+        ),
+    };
+    let prometheus = match metrics_addr {
+        Some(_) => {
+            validate_prefix(&args.metrics_prefix).map_err(|e| format!("--metrics-prefix: {e}"))?;
+            let labels = args
+                .metrics_labels
+                .iter()
+                .map(|l| parse_label(l).map_err(|e| format!("--metrics-label {l:?}: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            validate_labels(&labels).map_err(|e| format!("--metrics-label: {e}"))?;
+            Some(Arc::new(PrometheusCollector::new(
+                cfg.threads,
+                &args.metrics_prefix,
+                labels,
+                "auto",
+            )))
+        }
+        None => None,
+    };
+    let collector: Arc<dyn MetricsCollector> = match &prometheus {
+        Some(p) => p.clone(),
+        None => Arc::new(NoopCollector),
+    };
+    // The metrics endpoint binds first: if its port is taken, nothing has started yet.
+    let exporter = match (metrics_addr, &prometheus) {
+        (Some(addr), Some(prometheus)) => {
+            Some(MetricsServer::start(addr, prometheus.clone()).map_err(|e| {
+                format!("metrics endpoint on {addr}: {e} (use --metrics-addr off to disable)")
+            })?)
+        }
+        _ => None,
+    };
+    let server = Server::start_with_metrics(cfg, Arc::new(app), collector)?;
+    announce(&format!(
         "ringcast listening on ws://{} (backend {}, {} shards): /ws/{{room}} and /echo",
         server.local_addr(),
         server.backend(),
         server.shards()
-    );
+    ));
+    if let (Some(exporter), Some(prometheus)) = (&exporter, &prometheus) {
+        prometheus.set_backend(server.backend().name());
+        let at = exporter.local_addr();
+        announce(&format!(
+            "metrics on http://{at}/metrics (dashboard: http://{at}/)"
+        ));
+    }
     signals.wait()?;
     tracing::info!("shutdown requested");
     server.shutdown()?;
+    if let Some(exporter) = exporter {
+        exporter.shutdown();
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -27,6 +27,8 @@ fn serve_then_signal(backend: &str, signal: libc::c_int) {
             backend,
             "--log-level",
             "warn",
+            "--metrics-addr",
+            "off",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -75,7 +77,15 @@ fn bind_failure_exits_non_zero_with_diagnostics() {
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = holder.local_addr().unwrap().to_string();
     let out = Command::new(BIN)
-        .args(["serve", "--addr", &addr, "--log-level", "error"])
+        .args([
+            "serve",
+            "--addr",
+            &addr,
+            "--log-level",
+            "error",
+            "--metrics-addr",
+            "off",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

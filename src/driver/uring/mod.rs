@@ -5,7 +5,9 @@
 //! multishot recv per connection drawing from the shard's provided [`BufRing`], at
 //! most one `sendmsg` in flight per connection carrying everything queued
 //! ([`SendBatch`]), and a read on the shard's wake-up eventfd. The loop submits once per
-//! iteration and waits with a timeout equal to the shard's next deadline.
+//! iteration, at its end (so what an iteration queued leaves in that iteration, not one
+//! wait later: measured, that one-iteration delay halved closed-loop fan-out), then
+//! waits with a timeout equal to the shard's next deadline.
 //!
 //! A multishot op whose completion lacks `IORING_CQE_F_MORE` has stopped (EOF, error,
 //! or `-ENOBUFS` when the buffer ring ran dry) and is re-armed if the connection lives.
@@ -255,6 +257,10 @@ impl Uring {
                 }
             }
             self.bufs.commit();
+            // Send now what this iteration queued (sends to sockets with room complete
+            // inline), rather than at the next wait: a message received in this
+            // iteration leaves in this iteration, as with epoll.
+            self.ring.submit()?;
             if shard.is_drained() && !self.accept_armed {
                 return Ok(());
             }

@@ -1,0 +1,148 @@
+//! Interoperability with clients nobody here wrote: the Python `websockets` client and the
+//! Node.js `ws` client, run as subprocesses (`tests/interop/python/interop.py`,
+//! `tests/interop/node/interop.js`) against a server on each backend (2 shards, a 2 MiB
+//! message limit). Each script checks fan-out (100 connections, 50 messages, in order),
+//! `/echo` of a 1 MiB binary and a 200-fragment text message, close codes 1009 and 1007,
+//! and a clean close handshake; it prints what it checked and exits non-zero on a failure.
+//!
+//! The clients must be installed (`.ci/run` installs both):
+//! `python3 -m pip install 'websockets>=13'` and `npm ci --prefix tests/interop/node`.
+//! A missing client fails the test with that instruction; it never passes silently.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use ringcast::BackendChoice;
+
+/// The servers' message limit: the scripts send limit + 1 MiB to get 1009.
+const MAX_MESSAGE_SIZE: usize = 2 << 20;
+/// Each script gives up after 60 s by itself; this is the backstop.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+/// Run `cmd` to completion (killed after `SCRIPT_TIMEOUT`); returns (success, stdout, stderr).
+fn run(mut cmd: Command, what: &str) -> (bool, String, String) {
+    let mut child: Child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start {cmd:?}: {e}"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut out = String::new();
+            let _ = pipe.read_to_string(&mut out);
+            out
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + SCRIPT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, mut stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    if status.is_none() {
+        stderr.push_str(&format!("\n{what}: killed after {SCRIPT_TIMEOUT:?}\n"));
+    }
+    (status.is_some_and(|s| s.success()), stdout, stderr)
+}
+
+/// Start a server on `backend`, run the client command built by `client` against it.
+fn check_client(backend: BackendChoice, name: &str, client: impl Fn(&str) -> Command) {
+    let mut cfg = config(backend, 2);
+    cfg.max_message_size = MAX_MESSAGE_SIZE;
+    let server = start_with(cfg, ringcast::app::Builtin::default());
+    let base = format!("ws://{}", server.local_addr());
+    let what = format!("{name} against {backend:?}");
+    let (ok, stdout, stderr) = run(client(&base), &what);
+    println!("--- {what} ---\n{stdout}{stderr}");
+    server.shutdown().unwrap();
+    assert!(ok, "{what} failed:\n{stdout}{stderr}");
+}
+
+#[test]
+fn python_websockets_client_interoperates() {
+    let probe = Command::new("python3")
+        .args([
+            "-c",
+            "import websockets, websockets.asyncio.client; print(websockets.__version__)",
+        ])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "the Python package `websockets` (>= 13) is not importable by python3 ({}): \
+             install it with `python3 -m pip install 'websockets>=13'` (.ci/run does)",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("import failed")
+        ),
+        Err(e) => panic!(
+            "python3 cannot be run ({e}): install Python 3 and then \
+             `python3 -m pip install 'websockets>=13'` (.ci/run does)"
+        ),
+    }
+    let script = interop_dir().join("python/interop.py");
+    for backend in BACKENDS {
+        check_client(backend, "python websockets", |base| {
+            let mut cmd = Command::new("python3");
+            cmd.arg(&script)
+                .arg(base)
+                .args(["--max-message-size", &MAX_MESSAGE_SIZE.to_string()]);
+            cmd
+        });
+    }
+}
+
+#[test]
+fn node_ws_client_interoperates() {
+    let dir = interop_dir().join("node");
+    let probe = Command::new("node")
+        .args(["-e", "console.log(require('ws/package.json').version)"])
+        .current_dir(&dir)
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "the npm package `ws` is not installed in tests/interop/node ({}): \
+             install it with `npm ci --prefix tests/interop/node` (.ci/run does)",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .find(|l| l.contains("Error"))
+                .unwrap_or("require('ws') failed")
+        ),
+        Err(e) => panic!(
+            "node cannot be run ({e}): install Node.js (>= 18) and npm, then \
+             `npm ci --prefix tests/interop/node` (.ci/run does)"
+        ),
+    }
+    for backend in BACKENDS {
+        check_client(backend, "node ws", |base| {
+            let mut cmd = Command::new("node");
+            cmd.arg(dir.join("interop.js"))
+                .arg(base)
+                .args(["--max-message-size", &MAX_MESSAGE_SIZE.to_string()])
+                .current_dir(&dir);
+            cmd
+        });
+    }
+}
