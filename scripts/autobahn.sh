@@ -13,7 +13,7 @@ if [ "$(id -u)" = 0 ]; then bash "$AB/setup.sh"; else sudo bash "$AB/setup.sh"; 
 mkdir -p bench-results
 status=0
 for backend in uring epoll; do
-  "$BIN" serve --addr "127.0.0.1:$PORT" --backend "$backend" --log-level warn &
+  "$BIN" serve --addr "127.0.0.1:$PORT" --backend "$backend" --log-level warn --metrics-addr off &
   pid=$!
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
   echo "== autobahn ($backend)"

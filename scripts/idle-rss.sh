@@ -8,7 +8,7 @@ N=${1:-10000}
 PORT=${PORT:-9411}
 cargo build --release -q --bin ringcast -p ringcast -p ringcast-load
 for backend in uring epoll; do
-  target/release/ringcast serve --addr "127.0.0.1:$PORT" --backend "$backend" --log-level warn >/dev/null &
+  target/release/ringcast serve --addr "127.0.0.1:$PORT" --backend "$backend" --log-level warn --metrics-addr off >/dev/null &
   pid=$!
   trap 'kill $pid 2>/dev/null' EXIT
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done

@@ -5,8 +5,8 @@
 //! connections copies no payload. The front frame may be partly written
 //! (`head_written`); it is popped only once the kernel has taken all of it, which also
 //! keeps its bytes alive for an io_uring send in flight, and it is never dropped by
-//! `drop-oldest`. Control frames (pong, close) are never dropped. An empty queue frees
-//! its ring, so an idle connection holds no queue memory.
+//! `drop-oldest`. Control frames (pong, close) are never dropped. An idle connection
+//! holds no queue memory (see [`OutQueue::advance`] and [`OutQueue::shrink_idle`]).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -115,10 +115,20 @@ impl OutQueue {
                 }
             }
         }
-        if self.frames.is_empty() {
+        // A queue that only carried control frames (the 101, pongs) gives its memory back
+        // at once, so idle connections hold none; one that carries data keeps a modest
+        // ring for the next publish (no malloc/free per send) until `shrink_idle`.
+        if self.frames.is_empty() && (done.frames == 0 || self.frames.capacity() > 64) {
             self.frames = VecDeque::new();
         }
         done
+    }
+
+    /// Free the ring of an empty queue (called for connections that went quiet).
+    pub fn shrink_idle(&mut self) {
+        if self.frames.is_empty() {
+            self.frames = VecDeque::new();
+        }
     }
 
     /// `drop-oldest`: drop data frames from the front (never a partly written one,

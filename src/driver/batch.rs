@@ -120,6 +120,16 @@ impl SendBatch {
         self.iov.len()
     }
 
+    /// The only piece, when the batch is one contiguous buffer (at most 4 GiB).
+    pub fn single(&self) -> Option<(*const u8, usize)> {
+        match self.iov.as_slice() {
+            [one] if one.iov_len <= u32::MAX as usize => {
+                Some((one.iov_base as *const u8, one.iov_len))
+            }
+            _ => None,
+        }
+    }
+
     /// The message header for `sendmsg`; valid while `self` is neither moved nor refilled.
     pub fn msghdr(&self) -> *const libc::msghdr {
         &self.header

@@ -641,6 +641,7 @@ impl Shard {
             match timer {
                 Timer::Handshake => self.finish(key, DisconnectReason::HandshakeTimeout),
                 Timer::Ping => {
+                    slot.conn.out.shrink_idle();
                     slot.conn.send_ping();
                     let timeout = self.config().pong_timeout;
                     self.state.arm(key, timeout, Timer::Pong, now);

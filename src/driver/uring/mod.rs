@@ -473,10 +473,17 @@ impl Uring {
         let mut batch = self.pool.pop().unwrap_or_default();
         batch.fill(&slot.conn.out);
         let frames = batch.frames();
-        let entry = opcode::SendMsg::new(types::Fd(fd), batch.msghdr())
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build()
-            .user_data(user_data::encode(Op::Send, key, generation));
+        // One contiguous piece (the common case: small frames copied together, or a lone
+        // frame) goes as a plain send, which skips sendmsg's header and iovec import.
+        let entry = match batch.single() {
+            Some((ptr, len)) => opcode::Send::new(types::Fd(fd), ptr, len as u32)
+                .flags(libc::MSG_NOSIGNAL)
+                .build(),
+            None => opcode::SendMsg::new(types::Fd(fd), batch.msghdr())
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build(),
+        }
+        .user_data(user_data::encode(Op::Send, key, generation));
         // The batch (and the msghdr inside its Box) must stay put until the completion,
         // and the frames it covers must stay queued.
         self.io[key].send = Some(batch);
