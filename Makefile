@@ -3,8 +3,9 @@ CARGO   ?= cargo
 ADDR    ?= 127.0.0.1:9001
 ARGS    ?=
 FUZZ_SECONDS ?= 60
+QUICK   ?= 0
 
-.PHONY: run test fmt-check clippy test-features build release bench autobahn idle-rss dashboard-shot fuzz clean
+.PHONY: run test fmt-check clippy test-features build release bench compare autobahn idle-rss dashboard-shot fuzz clean
 
 ## Start the server (release build) on $(ADDR); Ctrl-C stops it.
 run:
@@ -32,9 +33,15 @@ build:
 release:
 	$(CARGO) build --release --workspace
 
-## Criterion micro-benchmarks (protocol hot paths).
+## Criterion micro-benchmarks: protocol hot paths (benches/proto.rs), hub fan-out,
+## cross-shard hand-off and the no-op metrics cost (benches/hub.rs).
 bench:
 	$(CARGO) bench -p ringcast
+
+## io_uring vs epoll fan-out matrices, interleaved, < 15 min (QUICK=1: ~1 min check);
+## report, SVGs and raw JSON in bench-results/compare-<date>*.
+compare: release
+	QUICK=$(QUICK) scripts/compare-backends.sh
 
 ## Autobahn|Testsuite (strict) against /echo on both backends; reports in bench-results/.
 autobahn: release

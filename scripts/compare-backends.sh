@@ -1,0 +1,340 @@
+#!/usr/bin/env bash
+# io_uring vs epoll fan-out comparison (`make compare`). Writes
+# bench-results/compare-<YYYY-MM-DD-HHMM>.md (side-by-side tables with uring/epoll
+# ratios), one SVG bar chart per matrix and message size next to it, and the raw
+# generator reports (JSON, latency SVG, stdout), perf output and server logs per run
+# under bench-results/compare-<stamp>/.
+#
+# Matrices (cells: subscribers {1k, 5k, 15k} × size {64 B, 1 KiB} × in flight {1, 16}):
+#   t1-pinned    server `--threads 1`, pinned to core 0 (taskset -c 0); generator one
+#                thread pinned to core 1 (--pin-cpu 1).
+#   t2-unpinned  server `--threads 2 --no-pin`; generator one thread, not pinned.
+# Both backends get the same flags (`--metrics-addr off --log-level warn`), the same
+# closed-loop load (`ringcast-load fanout --rate 0 --in-flight K --duration D`, one
+# publisher, 16 source addresses) and the same duration per cell.
+#
+# Method:
+# * Interleaved: each cell runs on both backends back to back (uring, epoll; the next
+#   cell epoll, uring, ...: ABBA order, so neither backend always runs first) rather than
+#   one whole matrix per backend, because absolute figures drift by ±35 % over minutes
+#   on this machine; the ratio of two adjacent runs is what the table trusts.
+# * A fresh server per backend per cell (not one reused per backend): every run starts
+#   from the same state (no slab, queue or buffer-ring memory grown by an earlier cell,
+#   no connections of the previous cell still closing), the perf counters attach to a
+#   process that serves only that cell, and a crashed server costs one cell. Startup is
+#   ~0.1 s; each run uses its own port so a lingering socket cannot interfere.
+# * Server syscalls and CPU: `perf stat -e raw_syscalls:sys_enter,
+#   io_uring:io_uring_submit_req,task-clock -p PID -- sleep W` during the steady part:
+#   it starts 0.3 s after the server holds every connection (fd count), and W = D − 1 s
+#   ends before the publishing does. Per delivered frame = count / (delivered frames/s ×
+#   W). epoll sends are syscalls (every syscall counted: sends, epoll_wait, reads);
+#   io_uring sends are SQEs (every SQE submitted: sendmsg, recv re-arms, eventfd reads),
+#   with its syscall count (io_uring_enter and everything else) next to it. No perf:
+#   "n/a".
+# * Time budget: the whole default run stays under 15 minutes. The per-cell duration D
+#   is recomputed before each cell from the budget left (BUDGET_SECS, default 780 s for
+#   the 48 runs) minus the measured per-run overhead (connect, drain, server start and
+#   stop), clamped to [MIN_DURATION, MAX_DURATION]; a cell (both backends) that would
+#   end past HARD_LIMIT_SECS (default 870 s) is not started and shows as skipped. Every
+#   wait is a bounded loop; the generator runs under `timeout` (D + 30 s, less near the
+#   end of the budget); every process started here (server, generator, perf) is
+#   stopped on exit (trap), and SIGINT/SIGTERM still write the report of the runs done.
+#
+# Usage: scripts/compare-backends.sh            (full run, < 15 min)
+#        QUICK=1 scripts/compare-backends.sh    (1k subscribers only, ~2 s per run, ~1 min)
+# Environment: QUICK, BUDGET_SECS, HARD_LIMIT_SECS, MIN_DURATION, MAX_DURATION,
+# PORT_BASE (default 9430; 20 ports from there), OUT_DIR (default bench-results),
+# CARGO_TARGET_DIR (binaries from $CARGO_TARGET_DIR/release, default target/release;
+# `make compare` builds them first).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HERE=scripts/compare
+
+QUICK=${QUICK:-0}
+BUDGET_SECS=${BUDGET_SECS:-780}
+HARD_LIMIT_SECS=${HARD_LIMIT_SECS:-870}
+MIN_DURATION=${MIN_DURATION:-3}
+MAX_DURATION=${MAX_DURATION:-20}
+OVERHEAD_GUESS=${OVERHEAD_GUESS:-4}
+PORT_BASE=${PORT_BASE:-9430}
+OUT_DIR=${OUT_DIR:-bench-results}
+SRC_IPS=127.0.0.1-127.0.0.16
+BIN=${CARGO_TARGET_DIR:-target}/release
+SERVER=$BIN/ringcast
+LOAD=$BIN/ringcast-load
+
+SUBSCRIBERS=(1000 5000 15000)
+SIZES=(64 1024)
+IN_FLIGHT=(1 16)
+MATRICES=(t1-pinned t2-unpinned)
+if [[ $QUICK == 1 ]]; then
+  SUBSCRIBERS=(1000)
+  MIN_DURATION=2
+  MAX_DURATION=2
+fi
+
+for tool in "$SERVER" "$LOAD"; do
+  [[ -x $tool ]] || { echo "missing $tool: run 'make release' first" >&2; exit 2; }
+done
+
+STAMP=$(date +%Y-%m-%d-%H%M)
+RAW=$OUT_DIR/compare-$STAMP
+REPORT=$OUT_DIR/compare-$STAMP.md
+TSV=$RAW/runs.tsv
+mkdir -p "$RAW"
+printf 'matrix\tsubs\tsize\tinflight\tbackend\tframes_per_sec\tp50_us\tp99_us\tlost\tserver_cpu_pct\tsyscalls_per_frame\tsqes_per_frame\tgenerator_cpu_pct\tstatus\tduration_s\n' >"$TSV"
+COMMAND_LINE="$0${*:+ $*}"
+if [[ $QUICK == 1 ]]; then COMMAND_LINE="QUICK=1 $COMMAND_LINE"; fi
+
+SERVER_PID=""
+GEN_PID=""
+PERF_PID=""
+cleanup() {
+  local pid
+  for pid in $PERF_PID $GEN_PID; do kill "$pid" 2>/dev/null || true; done
+  if [[ -n $SERVER_PID ]]; then
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  PERF_PID="" GEN_PID="" SERVER_PID=""
+}
+trap cleanup EXIT
+INTERRUPTED=1
+on_signal() {
+  echo "interrupted: writing the report of the runs done so far" >&2
+  trap - INT TERM
+  cleanup
+  if [[ $INTERRUPTED == 1 && -n ${START:-} ]]; then write_report; fi
+  exit 130
+}
+trap on_signal INT TERM
+
+# perf usable? (tracepoints need root or perf_event_paranoid <= -1)
+PERF_OK=0
+if command -v perf >/dev/null &&
+  perf stat -x, -e raw_syscalls:sys_enter,io_uring:io_uring_submit_req,task-clock -- true \
+    >/dev/null 2>&1; then
+  PERF_OK=1
+fi
+
+fd_count() { { ls "/proc/$1/fd" 2>/dev/null || true; } | wc -l; }
+
+# Stop the server gracefully (SIGINT), SIGKILL after 10 s.
+stop_server() {
+  [[ -n $SERVER_PID ]] || return 0
+  kill -INT "$SERVER_PID" 2>/dev/null || true
+  local i
+  for ((i = 0; i < 200; i++)); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+# perf -x, output → "syscalls sqes task_clock_ms" ("n/a" each when not counted).
+perf_fields() {
+  awk -F, '
+    $3 == "raw_syscalls:sys_enter" { s = $1 }
+    $3 == "io_uring:io_uring_submit_req" { q = $1 }
+    $3 == "task-clock" { t = $1 }
+    END {
+      if (s !~ /^[0-9.]+$/) s = "n/a"; if (q !~ /^[0-9.]+$/) q = "n/a"; if (t !~ /^[0-9.]+$/) t = "n/a"
+      print s, q, t
+    }' "$1" 2>/dev/null || echo "n/a n/a n/a"
+}
+
+RUN_INDEX=0
+# run_one MATRIX SUBS SIZE INFLIGHT BACKEND DURATION: one server, one generator run,
+# one TSV line.
+run_one() {
+  local matrix=$1 subs=$2 size=$3 inflight=$4 backend=$5 dur=$6
+  local port=$((PORT_BASE + RUN_INDEX % 20))
+  RUN_INDEX=$((RUN_INDEX + 1))
+  local name=$matrix-$backend-s$subs-b$size-k$inflight
+  local server_cmd=("$SERVER" serve --addr "127.0.0.1:$port" --backend "$backend"
+    --metrics-addr off --log-level warn)
+  local gen_pin=()
+  if [[ $matrix == t1-pinned ]]; then
+    server_cmd=(taskset -c 0 "${server_cmd[@]}" --threads 1)
+    gen_pin=(--pin-cpu 1)
+  else
+    server_cmd+=(--threads 2 --no-pin)
+  fi
+  local status=ok
+  "${server_cmd[@]}" >"$RAW/$name.server.log" 2>&1 &
+  SERVER_PID=$!
+  local i ready=0
+  for ((i = 0; i < 200; i++)); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then ready=1; break; fi
+    sleep 0.05
+  done
+  if [[ $ready == 0 ]]; then
+    status="server did not start: $(tail -n1 "$RAW/$name.server.log" | tr '\t|' '  ' | cut -c1-80)"
+    stop_server
+    printf '%s\t%s\t%s\t%s\t%s\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\t%s\t%s\n' \
+      "$matrix" "$subs" "$size" "$inflight" "$backend" "$status" "$dur" >>"$TSV"
+    echo "  $name: $status" >&2
+    return 0
+  fi
+  local base
+  base=$(fd_count "$SERVER_PID")
+  # Generator limit: D + 30 s, less near the end of the budget (but at least D + 5 s).
+  local limit=$((dur + 30)) room=$((HARD_LIMIT_SECS + 25 - (SECONDS - START)))
+  if ((room < limit)); then limit=$room; fi
+  if ((limit < dur + 5)); then limit=$((dur + 5)); fi
+  timeout -k 5 "$limit" "$LOAD" fanout --url "ws://127.0.0.1:$port/ws/bench" \
+    --subscribers "$subs" --in-flight "$inflight" --rate 0 --duration "${dur}s" \
+    --timeout "$((limit - 3))s" \
+    --size "$size" --src-ips "$SRC_IPS" --threads 1 "${gen_pin[@]}" \
+    --server-pid "$SERVER_PID" --json "$RAW/$name.json" --plot "$RAW/$name.svg" \
+    --no-progress >"$RAW/$name.txt" 2>&1 &
+  GEN_PID=$!
+  # Steady part: every subscriber and the publisher connected, then a short settle.
+  local want=$((base + subs + 1)) steady=0
+  for ((i = 0; i < 600; i++)); do
+    kill -0 "$GEN_PID" 2>/dev/null || break
+    if (($(fd_count "$SERVER_PID") >= want)); then steady=1; break; fi
+    sleep 0.05
+  done
+  local window=$((dur > 1 ? dur - 1 : 1))
+  if [[ $steady == 1 && $PERF_OK == 1 ]]; then
+    sleep 0.3
+    perf stat -x, -o "$RAW/$name.perf" \
+      -e raw_syscalls:sys_enter,io_uring:io_uring_submit_req,task-clock \
+      -p "$SERVER_PID" -- sleep "$window" >/dev/null 2>&1 &
+    PERF_PID=$!
+    wait "$PERF_PID" || true
+    PERF_PID=""
+  fi
+  local rc=0
+  wait "$GEN_PID" || rc=$?
+  GEN_PID=""
+  stop_server
+  case $rc in
+    0) ;;
+    1) status="generator reported problems (see $name.txt)" ;;
+    124 | 137) status="generator timed out" ;;
+    *) status="generator exit $rc" ;;
+  esac
+  local fps p50 p99 lost gen
+  if [[ -s $RAW/$name.json ]]; then
+    read -r fps p50 p99 lost gen < <(awk -v want="traffic.delivered_frames_per_sec \
+latency.p50_us latency.p99_us traffic.lost_frames generator.cpu_pct_of_one_core" \
+      -f "$HERE/json-get.awk" "$RAW/$name.json" | tr '\t' ' ')
+  else
+    fps=n/a p50=n/a p99=n/a lost=n/a gen=n/a
+    if [[ $status == ok ]]; then status="no report"; fi
+  fi
+  local sys=n/a sqe=n/a clk=n/a sys_pf=n/a sqe_pf=n/a cpu=n/a
+  if [[ -s $RAW/$name.perf ]]; then
+    read -r sys sqe clk < <(perf_fields "$RAW/$name.perf")
+    read -r sys_pf sqe_pf cpu < <(awk -v s="$sys" -v q="$sqe" -v t="$clk" -v f="$fps" -v w="$window" '
+      function per(x) { return (x ~ /^[0-9.]+$/ && f ~ /^[0-9.]+$/ && f > 0) ? x / (f * w) : "n/a" }
+      BEGIN { print per(s), per(q), (t ~ /^[0-9.]+$/ ? t / (w * 10) : "n/a") }')
+    # Only meaningful for the backend that submits SQEs.
+    if [[ $backend == epoll ]]; then sqe_pf=n/a; fi
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$matrix" "$subs" \
+    "$size" "$inflight" "$backend" "$fps" "$p50" "$p99" "$lost" "$cpu" "$sys_pf" "$sqe_pf" "$gen" \
+    "$status" "$dur" >>"$TSV"
+  printf '  %-44s %10s frames/s  p50 %s µs  p99 %s µs  lost %s  cpu %s%%  %s\n' "$name" \
+    "${fps%.*}" "$p50" "$p99" "$lost" "${cpu%.*}" "$status"
+}
+
+# The markdown report, the per-size SVGs (from whatever runs.tsv holds so far).
+write_report() {
+  local TOTAL_SECS=$((SECONDS - START)) matrix size svg durs cpu_model commit
+  cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  git diff --quiet HEAD -- 2>/dev/null || commit="$commit (with uncommitted changes)"
+  {
+    echo "# io_uring vs epoll fan-out — $STAMP"
+    echo
+    echo "* command: \`$COMMAND_LINE\` (total ${TOTAL_SECS} s, $TOTAL_RUNS runs)"
+    echo "* commit: $commit; binaries: \`$SERVER\`, \`$LOAD\`"
+    echo "* machine: Linux $(uname -r), $(nproc) CPUs (${cpu_model:-unknown model}), RLIMIT_NOFILE hard $(ulimit -Hn)"
+    echo "* perf: $([[ $PERF_OK == 1 ]] && echo "$(perf --version 2>/dev/null)" || echo "not usable (columns from perf are n/a)")"
+    echo "* load: \`ringcast-load fanout --url ws://127.0.0.1:PORT/ws/bench --subscribers N --in-flight K --rate 0 --duration D --size S --src-ips $SRC_IPS --threads 1 [--pin-cpu 1] --server-pid PID --json … --plot …\`; one publisher, closed loop"
+    echo "* server: \`ringcast serve --addr 127.0.0.1:PORT --backend uring|epoll --metrics-addr off --log-level warn\` plus the matrix's flags; a fresh server per backend per cell"
+    echo "* order: each cell runs on both backends back to back (ABBA), so each ratio compares two adjacent runs; absolute figures drift by up to ±35 % over minutes here"
+    echo
+    echo "Columns: frames/s = frames delivered to subscribers per second (generator); p50/p99 ="
+    echo "publish → receive latency; server CPU % of one core and the per-frame counts come from"
+    echo "\`perf stat -p PID\` over the steady part (window = D − 1 s), divided by frames/s × window."
+    echo "epoll: all server syscalls per delivered frame; io_uring: SQEs submitted per delivered"
+    echo "frame (all SQE kinds), with its syscalls per frame in brackets. lost = expected − received."
+    echo "Generator CPU near 100 % means the generator, not the server, may be the limit."
+    for matrix in "${MATRICES[@]}"; do
+      echo
+      case $matrix in
+        t1-pinned) echo "## --threads 1, server pinned to core 0 (\`taskset -c 0\`), generator pinned to core 1" ;;
+        t2-unpinned) echo "## --threads 2 --no-pin, generator not pinned" ;;
+      esac
+      durs=$(awk -F'\t' -v m="$matrix" '$1 == m && $15 > 0 { if (!n++ || $15 < lo) lo = $15; if ($15 > hi) hi = $15 }
+        END { print (n ? (lo == hi ? lo : lo "–" hi) " s per run, " n " runs" : "no runs") }' "$TSV")
+      echo
+      echo "Duration D: $durs; raw reports in \`compare-$STAMP/$matrix-*\`."
+      echo
+      awk -v matrix="$matrix" -f "$HERE/table.awk" "$TSV"
+      for size in "${SIZES[@]}"; do
+        svg=compare-$STAMP-$matrix-${size}B.svg
+        awk -v matrix="$matrix" -v size="$size" \
+          -v title="$matrix, ${size} B messages: delivered frames/s (io_uring vs epoll)" \
+          -f "$HERE/bars-svg.awk" "$TSV" >"$OUT_DIR/$svg"
+        echo
+        echo "![$matrix ${size} B]($svg)"
+      done
+    done
+    echo
+    echo "Every run (with its duration and status): \`compare-$STAMP/runs.tsv\`."
+  } >"$REPORT"
+  echo "wrote $REPORT (${TOTAL_SECS} s)"
+}
+
+CELLS=$((${#SUBSCRIBERS[@]} * ${#SIZES[@]} * ${#IN_FLIGHT[@]}))
+TOTAL_RUNS=$((${#MATRICES[@]} * CELLS * 2))
+START=$SECONDS
+RUNS_DONE=0
+OVERHEAD_SUM=0
+CELL_NO=0
+echo "compare: $TOTAL_RUNS runs, budget ${BUDGET_SECS}s, output $REPORT"
+for matrix in "${MATRICES[@]}"; do
+  echo "== matrix $matrix"
+  for subs in "${SUBSCRIBERS[@]}"; do
+    for size in "${SIZES[@]}"; do
+      for inflight in "${IN_FLIGHT[@]}"; do
+        CELL_NO=$((CELL_NO + 1))
+        elapsed=$((SECONDS - START))
+        left_runs=$((TOTAL_RUNS - RUNS_DONE))
+        overhead=$OVERHEAD_GUESS
+        if ((RUNS_DONE > 0)); then overhead=$(((OVERHEAD_SUM + RUNS_DONE - 1) / RUNS_DONE)); fi
+        dur=$(((BUDGET_SECS - elapsed) / left_runs - overhead))
+        if ((dur > MAX_DURATION)); then dur=$MAX_DURATION; fi
+        if ((dur < MIN_DURATION)); then dur=$MIN_DURATION; fi
+        order=(uring epoll)
+        if ((CELL_NO % 2 == 0)); then order=(epoll uring); fi
+        # A cell runs on both backends or on neither (a lone run has no ratio).
+        fits=1
+        if ((SECONDS - START + 2 * (dur + overhead) > HARD_LIMIT_SECS)); then fits=0; fi
+        for backend in "${order[@]}"; do
+          if ((fits == 0)); then
+            printf '%s\t%s\t%s\t%s\t%s\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\t%s\t0\n' \
+              "$matrix" "$subs" "$size" "$inflight" "$backend" "skipped (time budget)" >>"$TSV"
+            RUNS_DONE=$((RUNS_DONE + 1))
+            continue
+          fi
+          t0=$SECONDS
+          run_one "$matrix" "$subs" "$size" "$inflight" "$backend" "$dur"
+          spent=$((SECONDS - t0 - dur))
+          OVERHEAD_SUM=$((OVERHEAD_SUM + (spent > 0 ? spent : 0)))
+          RUNS_DONE=$((RUNS_DONE + 1))
+        done
+      done
+    done
+  done
+done
+INTERRUPTED=0
+write_report
