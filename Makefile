@@ -5,7 +5,7 @@ ARGS    ?=
 FUZZ_SECONDS ?= 60
 QUICK   ?= 0
 
-.PHONY: run test fmt-check clippy test-features build release bench compare autobahn idle-rss dashboard-shot fuzz clean
+.PHONY: run test fmt-check clippy test-features test-otel build release bench compare autobahn idle-rss dashboard-shot fuzz clean
 
 ## Start the server (release build) on $(ADDR); Ctrl-C stops it.
 run:
@@ -26,6 +26,13 @@ clippy:
 test-features:
 	$(CARGO) check -p ringcast --no-default-features --features uring
 	$(CARGO) check -p ringcast --no-default-features --features epoll
+
+## Optional feature `otel` (OTLP export of lifecycle spans): check, clippy, and its tests
+## (unit tests plus tests/otel.rs against an in-test collector). Not part of `make test`.
+test-otel:
+	$(CARGO) check -p ringcast --features otel
+	$(CARGO) clippy -p ringcast --features otel --all-targets -- -D warnings
+	$(CARGO) test -p ringcast --features otel --lib --test otel
 
 build:
 	$(CARGO) build --workspace

@@ -3,7 +3,8 @@
 //! (`HubShared::fan_out` + draining the receiving shard's crossbeam inbox), and (c) the
 //! cost of the metrics hooks on the fan-out path: no calls at all vs `NoopCollector`
 //! called through an `Arc<dyn MetricsCollector>` exactly as the engine calls it
-//! (`send_queue_bytes` per member, `message_published` per publish), with
+//! (per publish: `message_published` and `send_queue_bytes` of the largest queue; per
+//! member only drop reports, which an uncongested fan-out never makes), with
 //! `PrometheusCollector` as a reference point. `make bench` runs them.
 //!
 //! The fan-out loop is a copy of `ShardState::deliver_local` (private to the shard):
@@ -37,8 +38,8 @@ const SHARD: usize = 0;
 
 /// What the fan-out loop does with each enqueue outcome.
 trait Hooks {
-    fn enqueued(&self, outcome: Enqueue, queued_bytes: usize) -> bool;
-    fn published(&self, fanout: usize);
+    fn enqueued(&self, outcome: Enqueue) -> bool;
+    fn published(&self, fanout: usize, largest_queue: usize);
 }
 
 /// A build without the metrics calls: only the engine's own bookkeeping.
@@ -46,24 +47,23 @@ struct NoHooks;
 
 impl Hooks for NoHooks {
     #[inline(always)]
-    fn enqueued(&self, outcome: Enqueue, _queued_bytes: usize) -> bool {
+    fn enqueued(&self, outcome: Enqueue) -> bool {
         matches!(outcome, Enqueue::Queued { .. })
     }
     #[inline(always)]
-    fn published(&self, _fanout: usize) {}
+    fn published(&self, _fanout: usize, _largest_queue: usize) {}
 }
 
 /// The engine's calls, through the collector trait object (`Shared::metrics`).
 impl Hooks for &dyn MetricsCollector {
     #[inline(always)]
-    fn enqueued(&self, outcome: Enqueue, queued_bytes: usize) -> bool {
+    fn enqueued(&self, outcome: Enqueue) -> bool {
         // Same as `report_enqueue` in src/shard/mod.rs.
         match outcome {
             Enqueue::Queued { dropped_oldest } => {
                 for _ in 0..dropped_oldest {
                     self.frame_dropped(SHARD, DropReason::QueueFullOldest);
                 }
-                self.send_queue_bytes(SHARD, queued_bytes);
                 true
             }
             Enqueue::DroppedNewest => {
@@ -80,8 +80,11 @@ impl Hooks for &dyn MetricsCollector {
         }
     }
     #[inline(always)]
-    fn published(&self, fanout: usize) {
+    fn published(&self, fanout: usize, largest_queue: usize) {
         self.message_published(SHARD, fanout);
+        if fanout > 0 {
+            self.send_queue_bytes(SHARD, largest_queue);
+        }
     }
 }
 
@@ -122,6 +125,7 @@ impl Fanout {
     #[inline(always)]
     fn deliver<H: Hooks>(&mut self, frame: &PreparedFrame, hooks: &H) -> usize {
         let mut queued = 0;
+        let mut largest_queue = 0;
         let Fanout {
             hub, conns, dirty, ..
         } = self;
@@ -137,11 +141,12 @@ impl Fanout {
                 conn.dirty = true;
                 dirty.push(member);
             }
-            if hooks.enqueued(outcome, conn.out.bytes()) {
+            if hooks.enqueued(outcome) {
                 queued += 1;
+                largest_queue = largest_queue.max(conn.out.bytes());
             }
         }
-        hooks.published(queued);
+        hooks.published(queued, largest_queue);
         queued
     }
 

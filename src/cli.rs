@@ -142,12 +142,25 @@ pub struct ServeArgs {
     /// Size of each receive buffer.
     #[arg(long, value_parser = parse_size, default_value = "4KiB")]
     pub recv_buffer_size: usize,
+    /// Messages kept per room so clients can resume with `?since=SEQ` (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub history: usize,
+    /// Most bytes kept per room's history.
+    #[arg(long, value_parser = parse_size, default_value = "256KiB")]
+    pub history_bytes: usize,
+    /// Drop a room's history after this long with no members and no publishes.
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub history_ttl: Duration,
     /// Log level filter (e.g. info, debug, ringcast=trace).
     #[arg(long, default_value = "info")]
     pub log_level: String,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Export lifecycle spans over OTLP/HTTP (protobuf) to this collector, e.g.
+    /// http://127.0.0.1:4318 (`/v1/traces` is appended). Needs the `otel` cargo feature.
+    #[arg(long, value_name = "URL", value_parser = crate::telemetry::parse_endpoint)]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServeArgs {
@@ -174,6 +187,9 @@ impl ServeArgs {
             uring_entries: self.uring_entries,
             recv_buffers: self.recv_buffers,
             recv_buffer_size: self.recv_buffer_size,
+            history: self.history,
+            history_bytes: self.history_bytes,
+            history_ttl: self.history_ttl,
         }
     }
 }
@@ -193,6 +209,26 @@ mod tests {
     }
 
     #[test]
+    fn otlp_endpoint_flag() {
+        let parsed = Cli::try_parse_from([
+            "ringcast",
+            "serve",
+            "--otlp-endpoint",
+            "http://127.0.0.1:4318",
+        ]);
+        if cfg!(feature = "otel") {
+            let Command::Serve(args) = parsed.unwrap().command;
+            assert_eq!(
+                args.otlp_endpoint.as_deref(),
+                Some("http://127.0.0.1:4318/v1/traces")
+            );
+        } else {
+            let err = parsed.unwrap_err().to_string();
+            assert!(err.contains(crate::telemetry::NO_EXPORTER), "{err}");
+        }
+    }
+
+    #[test]
     fn cli_defaults_match_config_defaults() {
         let cli = Cli::parse_from(["ringcast", "serve"]);
         let Command::Serve(args) = cli.command;
@@ -208,5 +244,9 @@ mod tests {
         assert_eq!(c.max_queue_bytes, d.max_queue_bytes);
         assert_eq!(c.slow_policy, d.slow_policy);
         assert_eq!(c.max_connections, d.max_connections);
+        assert_eq!(
+            (c.history, c.history_bytes, c.history_ttl),
+            (d.history, d.history_bytes, d.history_ttl)
+        );
     }
 }

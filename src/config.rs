@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::conn::SlowPolicy;
 use crate::driver::BackendChoice;
+use crate::hub::HistoryConfig;
 
 /// Most shards a server may run (the room directory keeps a fixed-size shard bitmap).
 pub const MAX_SHARDS: usize = 256;
@@ -56,6 +57,13 @@ pub struct Config {
     pub recv_buffers: u16,
     /// Size of each receive buffer (io_uring ring buffers, epoll scratch buffer).
     pub recv_buffer_size: usize,
+    /// Messages kept per room for resuming clients (0 = history off: no sequence
+    /// numbers, no ring, publishes take no lock).
+    pub history: usize,
+    /// Most bytes kept per room's history (sequence-framed wire bytes).
+    pub history_bytes: usize,
+    /// A room's history is dropped after this long with no members, publishes or resumes.
+    pub history_ttl: Duration,
 }
 
 impl Default for Config {
@@ -81,6 +89,9 @@ impl Default for Config {
             uring_entries: 4096,
             recv_buffers: 1024,
             recv_buffer_size: 4096,
+            history: 0,
+            history_bytes: 256 << 10,
+            history_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -131,7 +142,22 @@ impl Config {
         if self.uring_entries < 64 || !self.uring_entries.is_power_of_two() {
             return fail("--uring-entries must be a power of two >= 64".into());
         }
+        if self.history > 0 && self.history_bytes == 0 {
+            return fail("--history-bytes must be > 0 when --history is on".into());
+        }
+        if self.history > 0 && self.history_ttl.is_zero() {
+            return fail("--history-ttl must be > 0 when --history is on".into());
+        }
         Ok(())
+    }
+
+    /// The history bounds, or `None` when history is off.
+    pub fn history_config(&self) -> Option<HistoryConfig> {
+        (self.history > 0).then_some(HistoryConfig {
+            max_frames: self.history,
+            max_bytes: self.history_bytes,
+            ttl: self.history_ttl,
+        })
     }
 }
 

@@ -40,6 +40,7 @@ pub mod proto;
 pub mod server;
 pub mod shard;
 pub mod sys;
+pub mod telemetry;
 
 pub use config::Config;
 pub use driver::{Backend, BackendChoice};

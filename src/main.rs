@@ -13,18 +13,31 @@ use ringcast::metrics::prometheus::{validate_labels, validate_prefix};
 use ringcast::metrics::{
     parse_label, MetricsCollector, MetricsServer, NoopCollector, PrometheusCollector,
 };
+use ringcast::telemetry::Telemetry;
 use ringcast::{sys, Server};
 
-fn init_logging(args: &ServeArgs) {
+/// Console logs (stderr, `--log-level`, `--log-format`) and, with `--otlp-endpoint`
+/// (feature `otel`), the OTLP export of lifecycle spans, filtered on its own. Dropping the
+/// returned handle flushes and stops the exporter.
+fn init_logging(args: &ServeArgs) -> Result<Telemetry, String> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let console = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let console = match args.log_format {
+        LogFormat::Text => console.boxed(),
+        LogFormat::Json => console.json().boxed(),
+    };
+    let telemetry = Telemetry::start(args.otlp_endpoint.as_deref())
+        .map_err(|e| format!("--otlp-endpoint: {e}"))?;
+    tracing_subscriber::registry()
+        .with(console.with_filter(filter))
+        .with(telemetry.layer())
+        .init();
+    Ok(telemetry)
 }
 
 /// Print a status line on stdout; a closed stdout must not take the server down.
@@ -35,7 +48,8 @@ fn announce(line: &str) {
 }
 
 fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    init_logging(&args);
+    // Declared first so it drops last: spans up to "stopped" (or an error) are flushed.
+    let _telemetry = init_logging(&args)?;
     let signals = sys::install_shutdown_signals()?;
     match sys::raise_nofile_limit(None) {
         Ok(limit) => tracing::debug!(limit, "RLIMIT_NOFILE raised"),

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use crate::config::Config;
 use crate::driver::{self, Backend};
 use crate::handler::{Handler, Message};
-use crate::hub::{Hub, HubShared, ShardMsg};
+use crate::hub::{HistoryStats, Hub, HubShared, ShardMsg};
 use crate::listener::{bind_reuseport, BindConfig};
 use crate::metrics::{MetricsCollector, NoopCollector};
 use crate::shard::context::prepare;
@@ -100,7 +100,7 @@ impl Server {
             .map(|_| Waker::new().map(Arc::new))
             .collect::<io::Result<_>>()
             .map_err(StartError::Io)?;
-        let (shared, inboxes) = HubShared::new(&wakers);
+        let (shared, inboxes) = HubShared::with_history(&wakers, cfg.history_config());
         let cpus = sys::allowed_cpus().unwrap_or_default();
         let pin = cfg.pin_threads && cpus.len() >= cfg.threads;
         let threads_wanted = cfg.threads;
@@ -175,6 +175,11 @@ impl RunningServer {
         self.state.admission.held()
     }
 
+    /// Rooms, frames and bytes held by the per-room history (`None` when it is off).
+    pub fn history_stats(&self) -> Option<HistoryStats> {
+        self.shared.history().map(|h| h.stats())
+    }
+
     /// A handle that publishes into the server's rooms from any thread.
     pub fn publisher(&self) -> Publisher {
         Publisher::new(self.shared.clone())
@@ -216,9 +221,15 @@ impl Publisher {
     }
 
     /// Encode `message` once and deliver it to every member of `room` on every shard.
-    /// Returns the number of shards that had members.
+    /// Returns the number of shards that had members. With history on, the message is
+    /// numbered and kept in the room's history even when no shard has members.
     pub fn publish(&self, room: &str, message: Message<'_>) -> usize {
         let frame = prepare(message);
+        if self.shared.history().is_some() {
+            let shards = self.shared.directory.shards(room).iter().count();
+            self.shared.publish_sequenced(room, &frame, None);
+            return shards;
+        }
         let room: Arc<str> = Arc::from(room);
         self.shared.fan_out(&room, &frame, None)
     }

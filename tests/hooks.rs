@@ -64,7 +64,7 @@ fn a_scripted_session_calls_every_hook() {
         assert_eq!(rec.get("fanout"), 6, "{backend:?}: 3 publishes × 2 members");
         assert!(poll_until(TIMEOUT, || rec.get("frames_sent") >= 6));
         assert!(rec.get("publish_to_write") >= 1);
-        assert!(rec.get("queue_samples") >= 6);
+        assert!(rec.get("queue_samples") >= 3, "one sample per publish");
 
         // A panic in a callback.
         b.send(Message::text("boom")).unwrap();

@@ -254,6 +254,9 @@ fn metrics_endpoint_serves_exact_valid_exposition() {
         ("ringcast_panics", "counter"),
         ("ringcast_admission_rejected", "counter"),
         ("ringcast_bind_retries", "counter"),
+        ("ringcast_resume_attempts", "counter"),
+        ("ringcast_resumes", "counter"),
+        ("ringcast_replayed_frames", "counter"),
         ("ringcast_publish_to_write_seconds", "histogram"),
         ("ringcast_build_info", "gauge"),
     ];

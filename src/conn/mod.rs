@@ -192,6 +192,9 @@ pub enum AfterFlush {
     Idle,
     /// Our last bytes are out: shut down the write side, keep reading until EOF.
     ShutdownWrite,
+    /// The close handshake is complete (the peer's close came first and ours is out):
+    /// close the TCP connection now — the server closes first (RFC 6455 §7.1.1).
+    Close,
 }
 
 #[derive(Debug)]
@@ -210,6 +213,8 @@ pub struct Connection {
     /// Our close frame (or HTTP response ending the connection) is queued.
     close_sent: bool,
     close_received: bool,
+    /// The peer's close frame arrived (a clean close handshake, not a protocol error).
+    peer_sent_close: bool,
     write_shut: bool,
     /// The 101 was queued: the handler saw `on_open`.
     upgraded: bool,
@@ -221,6 +226,11 @@ pub struct Connection {
     pub dirty: bool,
     /// Why it is ending (the first reason recorded wins).
     pub reason: Option<DisconnectReason>,
+    /// Room messages go out in the sequence framing (the client asked with `?seq=1`).
+    pub sequenced: bool,
+    /// Rooms resumed from history: (room, last seq replayed). Live messages up to that
+    /// number are skipped (they were replayed); the mark goes with the first one after.
+    pub replay_marks: Vec<(RoomId, u64)>,
 }
 
 impl Default for Connection {
@@ -241,12 +251,15 @@ impl Connection {
             opened_at: None,
             close_sent: false,
             close_received: false,
+            peer_sent_close: false,
             write_shut: false,
             upgraded: false,
             heard_since_ping: false,
             admitted: false,
             dirty: false,
             reason: None,
+            sequenced: false,
+            replay_marks: Vec::new(),
         }
     }
 
@@ -375,6 +388,7 @@ impl Connection {
             }
             Event::Close(status) => {
                 self.close_received = true;
+                self.peer_sent_close = true;
                 self.reason.get_or_insert(DisconnectReason::Normal);
                 if self.close_sent {
                     return None;
@@ -443,6 +457,29 @@ impl Connection {
         }
     }
 
+    /// Queue a frame replayed from history: bounded by the history limits already, so
+    /// not subject to the queue cap (dropping part of a replay would be a silent gap).
+    pub fn push_replay(&mut self, frame: PreparedFrame) -> bool {
+        if self.phase != Phase::Open {
+            return false;
+        }
+        self.out.push_data(frame);
+        true
+    }
+
+    /// True when live message `seq` of `room` was already replayed to this connection.
+    /// The first message past the mark removes it (a room's messages arrive in order).
+    pub fn already_replayed(&mut self, room: RoomId, seq: u64) -> bool {
+        let Some(i) = self.replay_marks.iter().position(|(r, _)| *r == room) else {
+            return false;
+        };
+        if seq <= self.replay_marks[i].1 {
+            return true;
+        }
+        self.replay_marks.swap_remove(i);
+        false
+    }
+
     /// The kernel accepted `n` bytes.
     pub fn written(&mut self, n: usize) -> Advanced {
         self.out.advance(n)
@@ -452,6 +489,9 @@ impl Connection {
     pub fn after_flush(&mut self) -> AfterFlush {
         if self.close_sent && !self.write_shut && self.out.is_empty() {
             self.write_shut = true;
+            if self.peer_sent_close {
+                return AfterFlush::Close;
+            }
             return AfterFlush::ShutdownWrite;
         }
         AfterFlush::Idle
@@ -564,7 +604,7 @@ mod tests {
     }
 
     #[test]
-    fn peer_close_is_echoed_then_write_side_shuts() {
+    fn peer_close_is_echoed_then_the_socket_closes() {
         let mut c = open_conn();
         let payload = [0x03, 0xE8, b'b', b'y', b'e'];
         let ev = feed_all(
@@ -581,7 +621,11 @@ mod tests {
         );
         let n = c.out.bytes();
         c.written(n);
-        assert_eq!(c.after_flush(), AfterFlush::ShutdownWrite);
+        assert_eq!(
+            c.after_flush(),
+            AfterFlush::Close,
+            "handshake done: close now"
+        );
         assert_eq!(c.after_flush(), AfterFlush::Idle, "only once");
     }
 
@@ -660,6 +704,18 @@ mod tests {
         // Only the close frame 1008 is left.
         let q = queued(&c);
         assert_eq!((q[0], &q[2..4]), (0x88, &1008u16.to_be_bytes()[..]));
+    }
+
+    #[test]
+    fn replayed_seqs_are_skipped_until_the_first_newer_one() {
+        let mut c = open_conn();
+        let (a, b) = (RoomId(1), RoomId(2));
+        c.replay_marks.push((a, 10));
+        assert!(c.already_replayed(a, 9) && c.already_replayed(a, 10));
+        assert!(!c.already_replayed(b, 3), "other rooms are not affected");
+        assert!(!c.already_replayed(a, 11));
+        assert!(c.replay_marks.is_empty(), "the mark is gone once passed");
+        assert!(c.push_replay(data(100)), "replay ignores the queue cap");
     }
 
     #[test]

@@ -45,6 +45,16 @@ impl TimerHeap {
         self.heap.len()
     }
 
+    /// Drop every entry `is_live` rejects and give the memory back. Stale entries (of
+    /// closed connections, or replaced deadlines) otherwise stay until their time comes:
+    /// under heavy churn with a 30 s ping interval that is hundreds of thousands of them.
+    pub fn compact(&mut self, mut is_live: impl FnMut(&TimerEntry) -> bool) {
+        let mut entries = std::mem::take(&mut self.heap).into_vec();
+        entries.retain(|Reverse(e)| is_live(e));
+        entries.shrink_to_fit();
+        self.heap = BinaryHeap::from(entries);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
@@ -54,6 +64,25 @@ impl TimerHeap {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn compact_keeps_only_live_entries_in_order() {
+        let t0 = Instant::now();
+        let mut h = TimerHeap::default();
+        for i in 0..100 {
+            h.schedule(TimerEntry {
+                at: t0 + Duration::from_millis(100 - i as u64),
+                conn: i,
+                generation: 0,
+            });
+        }
+        h.compact(|e| e.conn % 10 == 0);
+        assert_eq!(h.len(), 10);
+        let order: Vec<_> = std::iter::from_fn(|| h.pop_due(t0 + Duration::from_secs(1)))
+            .map(|e| e.conn)
+            .collect();
+        assert_eq!(order, vec![90, 80, 70, 60, 50, 40, 30, 20, 10, 0]);
+    }
 
     #[test]
     fn pops_in_deadline_order_only_when_due() {

@@ -6,20 +6,32 @@
 //! room gets one [`ShardMsg::Publish`] through its crossbeam inbox, followed by a
 //! wake-up that is only written when the target is not already awake.
 //!
+//! With history on (`--history N`, see [`history`]) a publish goes through
+//! [`HubShared::publish_sequenced`] instead: numbered under the room's lock, kept in the
+//! room's ring and sent as [`ShardMsg::Sequenced`] to *every* shard with members, the
+//! publishing shard included, so each shard delivers a room's messages in number order.
+//!
 //! The hub never touches connections: it answers "who are the local members" and
 //! "which shards need a message"; the shard queues frames into connections.
 
 pub mod directory;
+pub mod history;
 pub mod prepared;
 pub mod rooms;
+pub mod sequenced;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
 pub use directory::{Directory, ShardSet};
+pub use history::{HistoryConfig, HistoryRegistry, HistoryStats, Replay, ResumeStart};
 pub use prepared::PreparedFrame;
 pub use rooms::{ConnKey, Joined, RoomId, Rooms};
+pub use sequenced::Sequenced;
+
+use sequenced::SeqFrameDraft;
 
 use crate::sys::Waker;
 
@@ -30,6 +42,13 @@ pub enum ShardMsg {
     Publish {
         room: Arc<str>,
         frame: PreparedFrame,
+    },
+    /// History on: queue `item` to every local member of `room` (each gets the plain or
+    /// the sequence-framed frame), except `exclude` = (shard, connection).
+    Sequenced {
+        room: Arc<str>,
+        item: Arc<Sequenced>,
+        exclude: Option<(usize, ConnKey)>,
     },
     /// Begin a graceful shutdown.
     Shutdown,
@@ -57,11 +76,20 @@ impl ShardInbox {
 pub struct HubShared {
     pub directory: Directory,
     inboxes: Vec<ShardInbox>,
+    history: Option<HistoryRegistry>,
 }
 
 impl HubShared {
-    /// Create the shared state and, for each shard, the receiving end of its inbox.
+    /// Create the shared state (history off) and, for each shard, its inbox receiver.
     pub fn new(wakers: &[Arc<Waker>]) -> (Arc<Self>, Vec<Receiver<ShardMsg>>) {
+        Self::with_history(wakers, None)
+    }
+
+    /// Like [`HubShared::new`], with per-room history when `history` is given.
+    pub fn with_history(
+        wakers: &[Arc<Waker>],
+        history: Option<HistoryConfig>,
+    ) -> (Arc<Self>, Vec<Receiver<ShardMsg>>) {
         let mut inboxes = Vec::with_capacity(wakers.len());
         let mut receivers = Vec::with_capacity(wakers.len());
         for waker in wakers {
@@ -75,6 +103,7 @@ impl HubShared {
         let shared = HubShared {
             directory: Directory::new(),
             inboxes,
+            history: history.map(HistoryRegistry::new),
         };
         (Arc::new(shared), receivers)
     }
@@ -85,6 +114,49 @@ impl HubShared {
 
     pub fn inbox(&self, shard: usize) -> &ShardInbox {
         &self.inboxes[shard]
+    }
+
+    /// The history registry, when history is on.
+    pub fn history(&self) -> Option<&HistoryRegistry> {
+        self.history.as_ref()
+    }
+
+    /// History on: number `frame` in `room`, keep it, and send it to every shard with
+    /// members (the caller's included), all under the room's lock. Returns the number,
+    /// or `None` when history is off or `frame` is not a data frame.
+    pub fn publish_sequenced(
+        &self,
+        room: &str,
+        frame: &PreparedFrame,
+        exclude: Option<(usize, ConnKey)>,
+    ) -> Option<u64> {
+        let history = self.history.as_ref()?;
+        // Encoded outside the lock; only the number is written in under it.
+        let draft = SeqFrameDraft::new(frame)?;
+        let cfg = *history.config();
+        let now = Instant::now();
+        Some(history.with_room(room, |h| {
+            let seq = h.assign(now);
+            // One allocation per publish keeps inbox messages small (no larger than
+            // `Publish`) and each shard's hand-off one reference count.
+            let item = Arc::new(draft.finish(seq));
+            h.retain(seq, item.framed.clone(), &cfg);
+            for shard in self.directory.shards(room).iter() {
+                self.inboxes[shard].send(ShardMsg::Sequenced {
+                    room: h.name().clone(),
+                    item: item.clone(),
+                    exclude,
+                });
+            }
+            seq
+        }))
+    }
+
+    /// Drop idle rooms' history (see [`HistoryRegistry::sweep`]); 0 when history is off.
+    pub fn sweep_history(&self, now: Instant) -> usize {
+        self.history.as_ref().map_or(0, |h| {
+            h.sweep(now, |room| !self.directory.shards(room).is_empty())
+        })
     }
 
     /// Send `frame` to every shard with members of `room`, except `skip` (the caller's

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::proto::frame::{encode_frame, Opcode};
+use crate::proto::frame::{encode_frame, parse_header, Opcode};
 
 static ENCODINGS: AtomicU64 = AtomicU64::new(0);
 
@@ -43,6 +43,24 @@ impl PreparedFrame {
             bytes: Bytes::from(bytes),
             published_at: None,
         }
+    }
+
+    /// The same publish (same publish time) with other wire bytes: the sequence-framed
+    /// copy of a data frame (see [`super::sequenced`]).
+    pub fn with_wire(&self, bytes: Bytes) -> Self {
+        PreparedFrame {
+            bytes,
+            published_at: self.published_at,
+        }
+    }
+
+    /// Opcode and payload of a complete, unmasked data frame (`None` otherwise).
+    pub fn data_parts(&self) -> Option<(Opcode, &[u8])> {
+        let (header, len) = parse_header(&self.bytes).ok()??;
+        let payload = self.bytes.get(len..)?;
+        let data = matches!(header.opcode, Opcode::Text | Opcode::Binary);
+        (data && header.fin && payload.len() as u64 == header.payload_len)
+            .then_some((header.opcode, payload))
     }
 
     /// The bytes to put on the wire.

@@ -35,7 +35,9 @@ pub trait MetricsCollector: Send + Sync + 'static {
     fn frames_sent(&self, shard: usize, frames: usize, bytes: usize) {}
     /// A frame was dropped for `reason`.
     fn frame_dropped(&self, shard: usize, reason: DropReason) {}
-    /// A connection's outbound queue holds `bytes` after an enqueue.
+    /// After a publish (or a direct send), the largest outbound queue among the
+    /// connections it was queued to holds `bytes` — once per publish, not per member,
+    /// so the fan-out loop makes no hook call per subscriber.
     fn send_queue_bytes(&self, shard: usize, bytes: usize) {}
     /// A connection missed its pong deadline.
     fn pong_timeout(&self, shard: usize) {}
@@ -48,6 +50,14 @@ pub trait MetricsCollector: Send + Sync + 'static {
     /// Time from a publish to the kernel accepting the bytes of its frame for one connection
     /// (sampled: the oldest frame of each send).
     fn publish_to_write(&self, shard: usize, latency: Duration) {}
+    /// A client asked to resume a room from a sequence number (history on).
+    fn resume_attempt(&self, shard: usize) {}
+    /// A resume found every message after the client's number still retained.
+    fn resume_served(&self, shard: usize) {}
+    /// A resume could not be served fully: the client got a `gap` (or `reset`) message.
+    fn resume_gap(&self, shard: usize) {}
+    /// `frames` retained messages were replayed to one resuming connection.
+    fn frames_replayed(&self, shard: usize, frames: usize) {}
 }
 
 /// The default collector: every hook is empty, so the calls compile to nothing that

@@ -74,8 +74,8 @@ const N_STATUS: usize = 600;
 
 /// Label names the collector uses itself (plus every name starting with `__`): a
 /// constant label may not take them.
-pub const RESERVED_LABELS: [&str; 7] = [
-    "shard", "reason", "status", "le", "quantile", "version", "backend",
+pub const RESERVED_LABELS: [&str; 8] = [
+    "shard", "reason", "status", "le", "quantile", "version", "backend", "result",
 ];
 
 fn zeros<const N: usize>() -> [AtomicU64; N] {
@@ -135,6 +135,10 @@ struct ShardBlock {
     panics: AtomicU64,
     admission_rejected: AtomicU64,
     bind_retries: AtomicU64,
+    resume_attempts: AtomicU64,
+    resumes_full: AtomicU64,
+    resumes_gap: AtomicU64,
+    replayed_frames: AtomicU64,
     connection_duration: Hist<{ CONNECTION_DURATION_BOUNDS_NS.len() + 1 }>,
     broadcast_fanout: Hist<{ FANOUT_BOUNDS.len() + 1 }>,
     send_queue_bytes: Hist<{ SEND_QUEUE_BOUNDS.len() + 1 }>,
@@ -159,6 +163,10 @@ impl ShardBlock {
             panics: AtomicU64::new(0),
             admission_rejected: AtomicU64::new(0),
             bind_retries: AtomicU64::new(0),
+            resume_attempts: AtomicU64::new(0),
+            resumes_full: AtomicU64::new(0),
+            resumes_gap: AtomicU64::new(0),
+            replayed_frames: AtomicU64::new(0),
             connection_duration: Hist::new(),
             broadcast_fanout: Hist::new(),
             send_queue_bytes: Hist::new(),
@@ -297,6 +305,12 @@ pub struct Snapshot {
     pub panics: u64,
     pub admission_rejected: u64,
     pub bind_retries: u64,
+    pub resume_attempts: u64,
+    /// Resumes served with every missed message.
+    pub resumes_full: u64,
+    /// Resumes that began with a `gap` or `reset` message.
+    pub resumes_gap: u64,
+    pub replayed_frames: u64,
     /// `publish_to_write` latencies (nanoseconds).
     pub publish_to_write: HistogramSnapshot,
 }
@@ -602,6 +616,10 @@ impl PrometheusCollector {
             panics: self.sum(|s| &s.panics),
             admission_rejected: self.sum(|s| &s.admission_rejected),
             bind_retries: self.sum(|s| &s.bind_retries),
+            resume_attempts: self.sum(|s| &s.resume_attempts),
+            resumes_full: self.sum(|s| &s.resumes_full),
+            resumes_gap: self.sum(|s| &s.resumes_gap),
+            replayed_frames: self.sum(|s| &s.replayed_frames),
             publish_to_write: HistogramSnapshot::collect(
                 &PUBLISH_TO_WRITE_BOUNDS_NS,
                 self.shards.iter().map(|s| &s.publish_to_write),
@@ -772,6 +790,32 @@ impl PrometheusCollector {
             self.sum(|s| &s.bind_retries),
         );
 
+        e.counter(
+            "resume_attempts_total",
+            "Clients that asked to resume a room from a sequence number.",
+            self.sum(|s| &s.resume_attempts),
+        );
+        e.family(
+            "resumes_total",
+            "counter",
+            "Resumes served, by result: full (nothing missing) or gap (a gap or reset message first).",
+        );
+        e.sample(
+            "resumes_total",
+            &[("result", "full")],
+            self.sum(|s| &s.resumes_full),
+        );
+        e.sample(
+            "resumes_total",
+            &[("result", "gap")],
+            self.sum(|s| &s.resumes_gap),
+        );
+        e.counter(
+            "replayed_frames_total",
+            "Retained messages replayed to resuming clients.",
+            self.sum(|s| &s.replayed_frames),
+        );
+
         e.histogram(
             "publish_to_write_seconds",
             "Time from a publish to the kernel accepting its frame (oldest frame of each send).",
@@ -894,6 +938,28 @@ impl MetricsCollector for PrometheusCollector {
         self.shard(shard)
             .publish_to_write
             .observe(&PUBLISH_TO_WRITE_BOUNDS_NS, nanos(latency));
+    }
+
+    #[inline]
+    fn resume_attempt(&self, shard: usize) {
+        self.shard(shard).resume_attempts.fetch_add(1, Relaxed);
+    }
+
+    #[inline]
+    fn resume_served(&self, shard: usize) {
+        self.shard(shard).resumes_full.fetch_add(1, Relaxed);
+    }
+
+    #[inline]
+    fn resume_gap(&self, shard: usize) {
+        self.shard(shard).resumes_gap.fetch_add(1, Relaxed);
+    }
+
+    #[inline]
+    fn frames_replayed(&self, shard: usize, frames: usize) {
+        self.shard(shard)
+            .replayed_frames
+            .fetch_add(frames as u64, Relaxed);
     }
 }
 

@@ -10,7 +10,7 @@ use crate::hub::{ConnKey, PreparedFrame};
 use crate::proto::frame::Opcode;
 use crate::server::Publisher;
 
-use super::ShardState;
+use super::{Resumed, ShardState};
 
 /// A connection's identity: its shard, its slot and the slot's generation (so an id
 /// of a closed connection never matches the connection that reuses its slot).
@@ -85,7 +85,8 @@ impl Context<'_> {
     }
 
     /// Publish to every member of `room` on every shard (this connection included if it
-    /// is a member). The frame is encoded once. Returns the local recipients queued.
+    /// is a member). The frame is encoded once. Returns the local recipients queued
+    /// (with history on: the local members it will be queued to, through the inbox).
     pub fn publish(&mut self, room: &str, message: Message<'_>) -> usize {
         self.state.publish(room, &prepare(message), None)
     }
@@ -100,6 +101,31 @@ impl Context<'_> {
             .iter()
             .map(|room| self.state.publish(room, &frame, exclude))
             .sum()
+    }
+
+    /// True when the server keeps per-room history (`history > 0`): publishes are
+    /// numbered and [`Context::resume`] works.
+    pub fn history_enabled(&self) -> bool {
+        self.state.hub.shared().history().is_some()
+    }
+
+    /// Deliver room messages to this connection in the sequence framing (binary: 8-byte
+    /// big-endian number, original opcode byte, payload). No effect with history off.
+    /// Messages sent with [`Context::send`] are never framed.
+    pub fn set_sequenced(&mut self, on: bool) {
+        let history = self.history_enabled();
+        if let Some(slot) = self.state.slots.get_mut(self.key) {
+            slot.conn.sequenced = on && history;
+        }
+    }
+
+    /// Join `room`, first replaying every retained message numbered after `since`
+    /// (0 = from the start), with no gap or duplicate against the live messages that
+    /// follow. A `gap` (or `reset`) text message goes first when part of what was asked
+    /// is no longer retained. Turns on the sequence framing. `None` when history is off
+    /// or the connection is not open (nothing done).
+    pub fn resume(&mut self, room: &str, since: u64) -> Option<Resumed> {
+        self.state.resume(self.key, room, since)
     }
 
     /// Start the close handshake with `code` and `reason`.

@@ -77,4 +77,16 @@ impl MetricsCollector for Recorder {
     fn publish_to_write(&self, _shard: usize, _latency: Duration) {
         self.add("publish_to_write", 1);
     }
+    fn resume_attempt(&self, _shard: usize) {
+        self.add("resume_attempt", 1);
+    }
+    fn resume_served(&self, _shard: usize) {
+        self.add("resume_served", 1);
+    }
+    fn resume_gap(&self, _shard: usize) {
+        self.add("resume_gap", 1);
+    }
+    fn frames_replayed(&self, _shard: usize, frames: usize) {
+        self.add("frames_replayed", frames as u64);
+    }
 }

@@ -38,6 +38,14 @@ fn driven() -> PrometheusCollector {
     c.bind_retry(0);
     c.publish_to_write(0, Duration::from_micros(10));
     c.publish_to_write(1, Duration::from_micros(300));
+    c.resume_attempt(0);
+    c.resume_attempt(1);
+    c.resume_attempt(1);
+    c.resume_served(0);
+    c.resume_gap(1);
+    c.resume_gap(1);
+    c.frames_replayed(0, 100);
+    c.frames_replayed(1, 7);
     c
 }
 
@@ -155,6 +163,16 @@ ringcast_admission_rejected_total{env="a\"b\\c\nd"} 1
 # HELP ringcast_bind_retries_total Listener binds retried after EADDRINUSE.
 # TYPE ringcast_bind_retries_total counter
 ringcast_bind_retries_total{env="a\"b\\c\nd"} 1
+# HELP ringcast_resume_attempts_total Clients that asked to resume a room from a sequence number.
+# TYPE ringcast_resume_attempts_total counter
+ringcast_resume_attempts_total{env="a\"b\\c\nd"} 3
+# HELP ringcast_resumes_total Resumes served, by result: full (nothing missing) or gap (a gap or reset message first).
+# TYPE ringcast_resumes_total counter
+ringcast_resumes_total{env="a\"b\\c\nd",result="full"} 1
+ringcast_resumes_total{env="a\"b\\c\nd",result="gap"} 2
+# HELP ringcast_replayed_frames_total Retained messages replayed to resuming clients.
+# TYPE ringcast_replayed_frames_total counter
+ringcast_replayed_frames_total{env="a\"b\\c\nd"} 107
 # HELP ringcast_publish_to_write_seconds Time from a publish to the kernel accepting its frame (oldest frame of each send).
 # TYPE ringcast_publish_to_write_seconds histogram
 ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.00001"} 1

@@ -1,0 +1,340 @@
+//! Per-room history for resumable subscriptions (`--history N`).
+//!
+//! The [`HistoryRegistry`] (shared by all shards, in [`super::HubShared`]) maps a room
+//! name to its [`RoomHistory`] behind a mutex: the room's next sequence number and a
+//! ring of the last sequence-framed frames (at most `max_frames` of them and at most
+//! `max_bytes` bytes; a frame larger than that is not kept). The ring holds shared
+//! handles to the frames every subscriber got, so no shard copies a frame.
+//!
+//! The room lock is the ordering point of the room: a publish takes it, numbers the
+//! message, keeps it and hands it to the shards' inboxes *before* releasing it, and a
+//! resume takes it to snapshot the ring and join. So every shard sees a room's messages
+//! in sequence order and a resume cannot fall between snapshot and live stream.
+//!
+//! Lock order: registry map → room → directory. A room is dropped by
+//! [`HistoryRegistry::sweep`] once it has no members and no activity for `ttl`; a dropped
+//! entry is marked so a caller that raced the sweep retries on a fresh one, and rooms
+//! created later start numbering above every number issued before (no number is ever
+//! reused for a different message of the same room within a process).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use super::prepared::PreparedFrame;
+
+/// Bounds of every room's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// Most frames kept per room (> 0).
+    pub max_frames: usize,
+    /// Most bytes (sequence-framed wire bytes) kept per room.
+    pub max_bytes: usize,
+    /// A room with no members and no publish or resume for this long is dropped.
+    pub ttl: Duration,
+}
+
+/// How a resume starts, before the replayed frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeStart {
+    /// Everything after `since` is retained: no control message.
+    Full,
+    /// Seqs `from..=to` are no longer retained (a `gap` message goes first).
+    Gap { from: u64, to: u64 },
+    /// `since` was never issued in this room (history dropped, server restarted);
+    /// numbering continues at `next` (a `reset` message goes first).
+    Reset { next: u64 },
+}
+
+/// A snapshot for one resuming connection.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub start: ResumeStart,
+    /// Retained frames after `since`, in order.
+    pub frames: Vec<PreparedFrame>,
+    /// The last seq issued in the room when the snapshot was taken: live messages up to
+    /// it that are still in flight to the shard must be skipped for this connection.
+    pub upto: u64,
+}
+
+/// One room's sequencer and ring.
+#[derive(Debug)]
+pub struct RoomHistory {
+    name: Arc<str>,
+    next_seq: u64,
+    ring: VecDeque<(u64, PreparedFrame)>,
+    bytes: usize,
+    last_activity: Instant,
+    dropped: bool,
+}
+
+impl RoomHistory {
+    fn new(name: Arc<str>, first_seq: u64, now: Instant) -> Self {
+        RoomHistory {
+            name,
+            next_seq: first_seq.max(1),
+            ring: VecDeque::new(),
+            bytes: 0,
+            last_activity: now,
+            dropped: false,
+        }
+    }
+
+    /// The room's name (shared, so inbox messages need no allocation).
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// The number the next publish gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Take the next number.
+    pub fn assign(&mut self, now: Instant) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.last_activity = now;
+        seq
+    }
+
+    /// Keep `frame` (number `seq`), evicting the oldest over the bounds.
+    pub fn retain(&mut self, seq: u64, frame: PreparedFrame, cfg: &HistoryConfig) {
+        self.bytes += frame.len();
+        self.ring.push_back((seq, frame));
+        while self.ring.len() > cfg.max_frames || self.bytes > cfg.max_bytes {
+            match self.ring.pop_front() {
+                Some((_, f)) => self.bytes -= f.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// Everything a connection that saw up to `since` needs, in order.
+    pub fn replay_after(&mut self, since: u64, now: Instant) -> Replay {
+        self.last_activity = now;
+        let last = self.next_seq - 1;
+        let oldest = self.ring.front().map_or(self.next_seq, |(s, _)| *s);
+        let start = if since > last {
+            ResumeStart::Reset { next: oldest }
+        } else if since + 1 < oldest {
+            ResumeStart::Gap {
+                from: since + 1,
+                to: oldest - 1,
+            }
+        } else {
+            ResumeStart::Full
+        };
+        let after = match start {
+            ResumeStart::Reset { .. } => 0,
+            _ => self.ring.partition_point(|(s, _)| *s <= since),
+        };
+        Replay {
+            start,
+            frames: self.ring.range(after..).map(|(_, f)| f.clone()).collect(),
+            upto: last,
+        }
+    }
+
+    /// Frames and bytes retained.
+    pub fn retained(&self) -> (usize, usize) {
+        (self.ring.len(), self.bytes)
+    }
+}
+
+/// Totals over every room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryStats {
+    pub rooms: usize,
+    pub frames: usize,
+    pub bytes: usize,
+}
+
+type Entry = Arc<Mutex<RoomHistory>>;
+
+/// Room name → history, shared by all shards.
+#[derive(Debug)]
+pub struct HistoryRegistry {
+    cfg: HistoryConfig,
+    rooms: RwLock<HashMap<Arc<str>, Entry>>,
+    /// First number of a room created from now on (above every dropped room's numbers).
+    base: AtomicU64,
+}
+
+fn lock(entry: &Entry) -> std::sync::MutexGuard<'_, RoomHistory> {
+    entry.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl HistoryRegistry {
+    pub fn new(cfg: HistoryConfig) -> Self {
+        HistoryRegistry {
+            cfg,
+            rooms: RwLock::new(HashMap::new()),
+            base: AtomicU64::new(1),
+        }
+    }
+
+    pub fn config(&self) -> &HistoryConfig {
+        &self.cfg
+    }
+
+    fn entry(&self, name: &str) -> Entry {
+        if let Some(e) = self
+            .rooms
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return e.clone();
+        }
+        let mut map = self.rooms.write().unwrap_or_else(|p| p.into_inner());
+        let base = self.base.load(Ordering::Relaxed);
+        map.entry(Arc::from(name))
+            .or_insert_with_key(|k| {
+                Arc::new(Mutex::new(RoomHistory::new(
+                    k.clone(),
+                    base,
+                    Instant::now(),
+                )))
+            })
+            .clone()
+    }
+
+    /// Run `f` with `name`'s history locked (created if needed). Everything that must be
+    /// ordered with the room's publishes happens inside `f`.
+    pub fn with_room<R>(&self, name: &str, f: impl FnOnce(&mut RoomHistory) -> R) -> R {
+        loop {
+            let entry = self.entry(name);
+            let mut room = lock(&entry);
+            if !room.dropped {
+                return f(&mut room);
+            }
+            // Dropped by a sweep between lookup and lock: take the fresh entry.
+        }
+    }
+
+    /// Drop the rooms idle for longer than the TTL that have no members
+    /// (`has_members`). Returns the rooms dropped.
+    pub fn sweep(&self, now: Instant, has_members: impl Fn(&str) -> bool) -> usize {
+        let mut map = self.rooms.write().unwrap_or_else(|p| p.into_inner());
+        let before = map.len();
+        map.retain(|name, entry| {
+            let mut room = lock(entry);
+            let idle = now.saturating_duration_since(room.last_activity) >= self.cfg.ttl;
+            if !idle || has_members(name) {
+                return true;
+            }
+            room.dropped = true;
+            self.base.fetch_max(room.next_seq, Ordering::Relaxed);
+            false
+        });
+        before - map.len()
+    }
+
+    /// Rooms, frames and bytes retained right now (locks each room in turn).
+    pub fn stats(&self) -> HistoryStats {
+        let map = self.rooms.read().unwrap_or_else(|p| p.into_inner());
+        let mut stats = HistoryStats {
+            rooms: map.len(),
+            ..HistoryStats::default()
+        };
+        for entry in map.values() {
+            let (frames, bytes) = lock(entry).retained();
+            stats.frames += frames;
+            stats.bytes += bytes;
+        }
+        stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(max_frames: usize, max_bytes: usize) -> HistoryConfig {
+        HistoryConfig {
+            max_frames,
+            max_bytes,
+            ttl: Duration::from_millis(50),
+        }
+    }
+
+    fn frame(n: usize) -> PreparedFrame {
+        PreparedFrame::from_wire(vec![0x82; n])
+    }
+
+    fn publish(reg: &HistoryRegistry, room: &str, size: usize) -> u64 {
+        let cfg = *reg.config();
+        reg.with_room(room, |h| {
+            let seq = h.assign(Instant::now());
+            h.retain(seq, frame(size), &cfg);
+            seq
+        })
+    }
+
+    #[test]
+    fn ring_is_bounded_by_count_and_bytes() {
+        let reg = HistoryRegistry::new(cfg(5, 100));
+        for _ in 0..10 {
+            publish(&reg, "a", 10);
+        }
+        assert_eq!(
+            reg.stats(),
+            HistoryStats {
+                rooms: 1,
+                frames: 5,
+                bytes: 50
+            }
+        );
+        for _ in 0..10 {
+            publish(&reg, "b", 30);
+        }
+        assert_eq!(reg.stats().bytes, 50 + 90);
+        publish(&reg, "c", 1000);
+        assert_eq!(
+            reg.stats().frames,
+            5 + 3,
+            "a frame over the byte bound is not kept"
+        );
+    }
+
+    #[test]
+    fn replay_reports_full_gap_and_reset() {
+        let reg = HistoryRegistry::new(cfg(3, 1000));
+        for i in 1..=5 {
+            assert_eq!(publish(&reg, "r", 4), i);
+        }
+        let now = Instant::now();
+        let r = reg.with_room("r", |h| h.replay_after(3, now));
+        assert_eq!((r.start, r.frames.len(), r.upto), (ResumeStart::Full, 2, 5));
+        let r = reg.with_room("r", |h| h.replay_after(0, now));
+        assert_eq!(r.start, ResumeStart::Gap { from: 1, to: 2 });
+        assert_eq!(r.frames.len(), 3);
+        let r = reg.with_room("r", |h| h.replay_after(5, now));
+        assert_eq!((r.start, r.frames.len()), (ResumeStart::Full, 0));
+        let r = reg.with_room("r", |h| h.replay_after(9, now));
+        assert_eq!(
+            (r.start, r.frames.len()),
+            (ResumeStart::Reset { next: 3 }, 3)
+        );
+    }
+
+    #[test]
+    fn idle_rooms_without_members_are_dropped_and_numbering_never_restarts() {
+        let reg = HistoryRegistry::new(cfg(3, 1000));
+        for _ in 0..4 {
+            publish(&reg, "idle", 4);
+            publish(&reg, "busy", 4);
+        }
+        let later = Instant::now() + Duration::from_millis(60);
+        assert_eq!(reg.sweep(later, |room| room == "busy"), 1);
+        assert_eq!(reg.stats().rooms, 1);
+        assert_eq!(
+            publish(&reg, "idle", 4),
+            5,
+            "continues above the dropped numbers"
+        );
+        assert_eq!(reg.sweep(Instant::now(), |_| false), 0, "not idle yet");
+    }
+}
