@@ -102,6 +102,28 @@ pub struct FanoutArgs {
     /// Write an SVG latency-percentile plot here.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Every second of the publish phase, disconnect this percentage of the subscribers
+    /// (round-robin) and resume each with `?since=<last room sequence seen>`; needs a
+    /// server with `--history`. Subscribers then connect with `?seq=1` and every room
+    /// sequence number is checked (loss, duplicates, gap/reset messages). 0 = off.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_percent)]
+    pub churn: f64,
+    /// How churned subscribers disconnect before resuming.
+    #[arg(long, value_enum, default_value_t = CloseMode::Mixed)]
+    pub churn_close: CloseMode,
+}
+
+/// Parses a percentage in 0..=100 (fractions allowed).
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s}: not a number"))?;
+    if !v.is_finite() || !(0.0..=100.0).contains(&v) {
+        return Err(format!("{s}: must be between 0 and 100"));
+    }
+    Ok(v)
 }
 
 /// How `connect` closes its connections.
@@ -390,6 +412,26 @@ mod tests {
         assert_eq!(f.subscribers, 10);
         assert_eq!(f.messages, Some(5));
         assert_eq!(f.common.src_ips.0.len(), 4);
+        assert_eq!(f.churn, 0.0);
+        assert_eq!(f.churn_close, CloseMode::Mixed);
+        let cli = Cli::try_parse_from([
+            "ringcast-load",
+            "fanout",
+            "--url",
+            "ws://127.0.0.1:9001/ws/bench",
+            "--churn",
+            "2.5",
+            "--churn-close",
+            "reset",
+        ])
+        .unwrap();
+        let Command::Fanout(f) = cli.cmd else {
+            panic!("not fanout")
+        };
+        assert_eq!((f.churn, f.churn_close), (2.5, CloseMode::Reset));
+        assert_eq!(parse_percent("10%").unwrap(), 10.0);
+        assert!(parse_percent("101").is_err() && parse_percent("-1").is_err());
+        assert!(parse_percent("x").is_err());
         assert!(Cli::try_parse_from([
             "ringcast-load",
             "fanout",

@@ -7,6 +7,12 @@
 //! locally and publish them once per loop iteration, so there is no cross-thread traffic
 //! per delivered frame. When a message has reached every subscriber, the thread that saw
 //! the last delivery wakes the threads that own publishers through their eventfds.
+//!
+//! With `--churn P` subscribers connect with `?seq=1` (the server's sequence framing) and
+//! track the last room sequence number they saw; every second of the publish phase each
+//! thread closes its share of ceil(P% × subscribers) open subscribers (round-robin) and
+//! reconnects each with `?since=<last>`. A resumed subscriber must continue with
+//! last + 1, last + 2, …: anything else is loss or a duplicate.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
@@ -14,11 +20,12 @@ use std::sync::Arc;
 
 use hdrhistogram::Histogram;
 
-use crate::cli::FanoutArgs;
-use crate::codec::{Frame, OP_BINARY};
+use crate::cli::{CloseMode, FanoutArgs};
+use crate::codec::{Frame, OP_BINARY, OP_TEXT};
 use crate::conn::{Closed, Conns};
+use crate::connect::close_how;
 use crate::event_loop::{EventLoop, Handler};
-use crate::message::{self, OrderStats};
+use crate::message::{self, OrderStats, RoomCheck, RoomSeq, RoomStats};
 use crate::procfs;
 use crate::progress::Progress;
 use crate::report::{self, ConnReport, LatencyReport, Report, ServerReport, TrafficReport};
@@ -33,6 +40,13 @@ const PH_STOP: u8 = 3;
 /// Tag bit marking a publisher connection.
 const PUB_BIT: u32 = 1 << 31;
 
+const SEC_NS: u64 = 1_000_000_000;
+/// Delay before retrying a failed resume.
+const RETRY_NS: u64 = 200_000_000;
+/// Resume attempts per churn before a subscriber is given up (its messages then count
+/// as lost).
+const MAX_ATTEMPTS: u32 = 5;
+
 /// Immutable run parameters shared by all threads.
 struct Cfg {
     args: FanoutArgs,
@@ -42,6 +56,10 @@ struct Cfg {
     deadline_ns: u64,
     /// Closed-loop ring size per publisher (power of two ≥ in_flight), 0 when open loop.
     ring: u64,
+    /// `--url`'s path and query as given (resumes append `since=N` to it).
+    base_path: String,
+    /// Subscribers churned per second over all threads (0 = churn off).
+    churn_per_tick: u64,
 }
 
 /// Cross-thread state.
@@ -58,6 +76,8 @@ struct Shared {
     completed: AtomicU64,
     received: AtomicU64,
     drain_acks: AtomicUsize,
+    /// Churned subscribers not resumed yet (the drain waits for them).
+    resumes_pending: AtomicU64,
     /// Closed loop: deliveries counted per (publisher, seq % ring).
     slot_counts: Vec<AtomicU32>,
     wakers: Wakers,
@@ -79,6 +99,52 @@ struct ThreadResult {
     writes: u64,
     waits: u64,
     error: Option<String>,
+    churn: ChurnResult,
+}
+
+/// What one thread's churn did.
+struct ChurnResult {
+    room: RoomStats,
+    churned: u64,
+    reconnects_ok: u64,
+    reconnect_failures: u64,
+    reasons: BTreeMap<String, u64>,
+    subscribers_churned: u64,
+    resumed_frames: u64,
+    bad_control: u64,
+    reconnect_hist: Histogram<u64>,
+}
+
+/// Where a subscriber is in its connect / churn life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SubPhase {
+    /// First connection in progress.
+    Connecting,
+    /// Open (first connection or a resumed one).
+    Open,
+    /// Churn: our close is in progress.
+    Closing,
+    /// Churn: closed, waiting in the reconnect queue.
+    Queued,
+    /// Churn: the resume connection is being set up.
+    Reconnecting,
+    /// Gone (dropped by the server, or given up after failed resumes).
+    Gone,
+}
+
+/// One local subscriber.
+struct Sub {
+    /// Global connection index (source address choice).
+    global: u64,
+    slot: usize,
+    phase: SubPhase,
+    /// Room sequence tracking (churn only), kept across reconnects.
+    room: RoomSeq,
+    /// Resumed connection: when its upgrade completed (0 otherwise).
+    resumed_at: u64,
+    reconnect_started: u64,
+    attempts: u32,
+    churns: u32,
 }
 
 struct PubState {
@@ -96,7 +162,14 @@ struct Worker {
     next_pub: usize,
     /// Per local subscriber × publisher: next expected sequence number.
     next_seq: Vec<u64>,
-    sub_open: Vec<bool>,
+    subs: Vec<Sub>,
+    /// `--churn` > 0: subscribers use the sequence framing.
+    churn_on: bool,
+    churn_close: CloseMode,
+    churn_cursor: usize,
+    churn_count: u64,
+    /// Subscribers to reconnect, with the earliest time to do it.
+    reconnect_q: Vec<(u32, u64)>,
     payload: Vec<u8>,
     local_counts: Vec<u32>,
     touched: Vec<u32>,
@@ -106,6 +179,24 @@ struct Worker {
 
 impl Handler for Worker {
     fn on_open(&mut self, conns: &mut Conns, slot: usize, tag: u32, now: u64) {
+        if tag & PUB_BIT == 0 {
+            let s = &mut self.subs[tag as usize];
+            s.slot = slot;
+            if s.phase == SubPhase::Reconnecting {
+                s.phase = SubPhase::Open;
+                s.resumed_at = now;
+                s.attempts = 0;
+                self.res.churn.reconnects_ok += 1;
+                self.sh.resumes_pending.fetch_sub(1, AcqRel);
+                let _ = self
+                    .res
+                    .churn
+                    .reconnect_hist
+                    .record(now.saturating_sub(s.reconnect_started).max(1));
+                return;
+            }
+            s.phase = SubPhase::Open;
+        }
         if let Some(c) = conns.get(slot) {
             let _ = self
                 .res
@@ -116,7 +207,6 @@ impl Handler for Worker {
             self.pubs[(tag & !PUB_BIT) as usize].slot = Some(slot);
             self.sh.pubs_open.fetch_add(1, Relaxed);
         } else {
-            self.sub_open[tag as usize] = true;
             self.sh.subs_open.fetch_add(1, Relaxed);
         }
         self.sh.last_open_ns.fetch_max(now, Relaxed);
@@ -127,13 +217,27 @@ impl Handler for Worker {
             self.res.pub_frames += 1;
             return;
         }
-        let h = match message::read_header(f.payload) {
-            Some(h) if f.opcode == OP_BINARY && f.fin && h.sender < self.publishers => h,
+        let (opcode, payload) = if self.churn_on {
+            match self.unframe(tag as usize, f) {
+                Some(x) => x,
+                None => return,
+            }
+        } else {
+            (f.opcode, f.payload)
+        };
+        let h = match message::read_header(payload) {
+            Some(h) if opcode == OP_BINARY && f.fin && h.sender < self.publishers => h,
             _ => {
                 self.res.malformed += 1;
                 return;
             }
         };
+        if self.churn_on {
+            let s = &self.subs[tag as usize];
+            if s.resumed_at != 0 && h.ts_ns < s.resumed_at {
+                self.res.churn.resumed_frames += 1;
+            }
+        }
         let idx = tag as usize * self.publishers as usize + h.sender as usize;
         let check = message::check_seq(&mut self.next_seq[idx], h.seq);
         self.res.order.record(check);
@@ -148,7 +252,24 @@ impl Handler for Worker {
         }
     }
 
-    fn on_closed(&mut self, _slot: usize, tag: u32, why: Closed, _now: u64) {
+    fn on_closed(&mut self, _slot: usize, tag: u32, why: Closed, now: u64) {
+        if tag & PUB_BIT == 0 {
+            let i = tag as usize;
+            match (self.subs[i].phase, &why) {
+                (SubPhase::Reconnecting, Closed::Failed(f)) => {
+                    let reason = f.category();
+                    self.reconnect_failed(i, reason, now);
+                    return;
+                }
+                (SubPhase::Closing, _) => {
+                    // Our churn close finished (however it ended): resume now.
+                    self.subs[i].phase = SubPhase::Queued;
+                    self.reconnect_q.push((tag, now));
+                    return;
+                }
+                _ => {}
+            }
+        }
         match why {
             Closed::Failed(f) => {
                 *self.res.failures.entry(f.category()).or_default() += 1;
@@ -159,7 +280,7 @@ impl Handler for Worker {
                 if tag & PUB_BIT != 0 {
                     self.pubs[(tag & !PUB_BIT) as usize].slot = None;
                 } else {
-                    self.sub_open[tag as usize] = false;
+                    self.subs[tag as usize].phase = SubPhase::Gone;
                 }
             }
         }
@@ -167,6 +288,114 @@ impl Handler for Worker {
 }
 
 impl Worker {
+    /// Churn mode: checks a frame's sequence framing and returns the original opcode and
+    /// payload, or `None` if the frame was consumed here (control message, duplicate,
+    /// malformed).
+    fn unframe<'a>(&mut self, sub: usize, f: Frame<'a>) -> Option<(u8, &'a [u8])> {
+        let st = &mut self.res.churn.room;
+        match f.opcode {
+            OP_TEXT if f.fin => {
+                match message::parse_control(f.payload) {
+                    Some(c) => self.subs[sub].room.control(c, st),
+                    None => self.res.churn.bad_control += 1,
+                }
+                None
+            }
+            OP_BINARY if f.fin => match message::parse_seq_frame(f.payload) {
+                Some(sf) => match self.subs[sub].room.check(sf.room_seq, st) {
+                    RoomCheck::Duplicate => None,
+                    _ => Some((sf.opcode, sf.payload)),
+                },
+                None => {
+                    self.res.malformed += 1;
+                    None
+                }
+            },
+            _ => {
+                self.res.malformed += 1;
+                None
+            }
+        }
+    }
+
+    /// Closes up to `k` open subscribers (round-robin) that have a room sequence number
+    /// to resume from; the ones closed at once are queued for reconnecting.
+    fn churn_some(&mut self, conns: &mut Conns, k: u64, now: u64, close_timeout: u64) {
+        let n = self.subs.len();
+        let (mut done, mut scanned) = (0u64, 0usize);
+        while done < k && scanned < n {
+            let i = self.churn_cursor % n;
+            self.churn_cursor = (i + 1) % n;
+            scanned += 1;
+            let s = &mut self.subs[i];
+            if s.phase != SubPhase::Open || s.room.last.is_none() {
+                continue;
+            }
+            done += 1;
+            if s.churns == 0 {
+                self.res.churn.subscribers_churned += 1;
+            }
+            s.churns += 1;
+            s.resumed_at = 0;
+            s.phase = SubPhase::Closing;
+            self.res.churn.churned += 1;
+            self.sh.resumes_pending.fetch_add(1, AcqRel);
+            let how = close_how(self.churn_close, self.churn_count);
+            self.churn_count += 1;
+            if conns.close(s.slot, how, now, close_timeout) {
+                s.phase = SubPhase::Queued;
+                self.reconnect_q.push((i as u32, now));
+            }
+        }
+    }
+
+    /// Starts the due reconnects; returns how long until the next one is due.
+    fn reconnect_due(&mut self, el: &mut EventLoop, dialer: &Dialer, now: u64) -> Option<u64> {
+        let mut wait: Option<u64> = None;
+        let mut q = 0;
+        while q < self.reconnect_q.len() {
+            let (sub, at) = self.reconnect_q[q];
+            if at > now {
+                wait = Some(wait.map_or(at - now, |w| w.min(at - now)));
+                q += 1;
+                continue;
+            }
+            self.reconnect_q.swap_remove(q);
+            let i = sub as usize;
+            let s = &mut self.subs[i];
+            s.phase = SubPhase::Reconnecting;
+            s.reconnect_started = now;
+            s.attempts += 1;
+            let path = resume_path(&self.cfg.base_path, s.room.last.unwrap_or(0));
+            let url = &dialer.common.url;
+            let timeout = dialer.common.connect_timeout.as_nanos() as u64;
+            let src = dialer.src_for(s.global);
+            let epfd = el.poller.raw();
+            if let Err(f) = el
+                .conns
+                .open(epfd, url.addr, src, &url.host, &path, sub, now, timeout)
+            {
+                self.reconnect_failed(i, f.category(), now);
+            }
+        }
+        wait
+    }
+
+    /// Counts a failed resume and queues a retry (up to [`MAX_ATTEMPTS`]).
+    fn reconnect_failed(&mut self, i: usize, reason: String, now: u64) {
+        let c = &mut self.res.churn;
+        c.reconnect_failures += 1;
+        *c.reasons.entry(reason).or_default() += 1;
+        let s = &mut self.subs[i];
+        if s.attempts >= MAX_ATTEMPTS {
+            s.phase = SubPhase::Gone;
+            self.sh.resumes_pending.fetch_sub(1, AcqRel);
+        } else {
+            s.phase = SubPhase::Queued;
+            self.reconnect_q.push((i as u32, now + RETRY_NS));
+        }
+    }
+
     /// Publishes local counts to the shared counters; wakes publisher threads when a
     /// message completed.
     fn flush(&mut self) {
@@ -249,6 +478,7 @@ fn worker(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult {
     let mut n_pubs = 0u32;
     let mut n_subs = 0u32;
     let mut pubs = Vec::new();
+    let mut subs = Vec::new();
     // Publishers are global indices 0..P, subscribers P..P+S.
     let mut plan: Plan = runner::plan_for_thread(thread, cfg.threads, total, |i| {
         if i < p {
@@ -260,6 +490,16 @@ fn worker(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult {
             n_pubs += 1;
             PUB_BIT | (n_pubs - 1)
         } else {
+            subs.push(Sub {
+                global: i,
+                slot: 0,
+                phase: SubPhase::Connecting,
+                room: RoomSeq::default(),
+                resumed_at: 0,
+                reconnect_started: 0,
+                attempts: 0,
+                churns: 0,
+            });
             n_subs += 1;
             n_subs - 1
         }
@@ -271,7 +511,12 @@ fn worker(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult {
         pubs,
         next_pub: 0,
         next_seq: vec![0; n_subs as usize * p as usize],
-        sub_open: vec![false; n_subs as usize],
+        subs,
+        churn_on: cfg.churn_per_tick > 0,
+        churn_close: a.churn_close,
+        churn_cursor: 0,
+        churn_count: 0,
+        reconnect_q: Vec::new(),
         payload: vec![0u8; a.size],
         local_counts: vec![0; (p * cfg.ring) as usize],
         touched: Vec::new(),
@@ -289,10 +534,27 @@ fn worker(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult {
             writes: 0,
             waits: 0,
             error: None,
+            churn: ChurnResult {
+                room: RoomStats::default(),
+                churned: 0,
+                reconnects_ok: 0,
+                reconnect_failures: 0,
+                reasons: BTreeMap::new(),
+                subscribers_churned: 0,
+                resumed_frames: 0,
+                bad_control: 0,
+                reconnect_hist: report::new_hist(),
+            },
         },
         cfg: cfg.clone(),
     };
-    let mut el = match EventLoop::new(a.size, thread as u64, sh.wakers.fd(thread)) {
+    // Sequence-framed room messages carry a 9-byte prefix.
+    let max_payload = if w.churn_on {
+        a.size + message::SEQ_PREFIX_LEN
+    } else {
+        a.size
+    };
+    let mut el = match EventLoop::new(max_payload, thread as u64, sh.wakers.fd(thread)) {
         Ok(el) => el,
         Err(e) => {
             w.res.error = Some(format!("thread {thread}: event loop: {e}"));
@@ -307,6 +569,9 @@ fn worker(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult {
     let local_pubs = w.pubs.len() as f64;
     let mut pub_pacer = None;
     let mut last_expire = start;
+    let mut next_churn: Option<u64> = None;
+    let mut churn_tick = 0u64;
+    let close_timeout = a.common.connect_timeout.as_nanos() as u64;
     loop {
         let now = sys::now_ns();
         let phase = sh.phase.load(Acquire);
@@ -345,6 +610,28 @@ fn worker(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult {
             }
             _ => {}
         }
+        if w.churn_on {
+            if phase == PH_PUBLISH {
+                // One churn round per second, from 1 s after publishing starts; a late
+                // round is not made up for (bounded work per round).
+                let next = next_churn.get_or_insert(now + SEC_NS);
+                if now >= *next {
+                    *next += SEC_NS;
+                    if *next <= now {
+                        *next = now + SEC_NS;
+                    }
+                    let k = churn_share(cfg.churn_per_tick, cfg.threads, thread, churn_tick);
+                    churn_tick += 1;
+                    w.churn_some(&mut el.conns, k, now, close_timeout);
+                }
+                timeout = timeout.min(next.saturating_sub(now).max(1));
+            }
+            if !w.reconnect_q.is_empty() {
+                if let Some(d) = w.reconnect_due(&mut el, &dialer, now) {
+                    timeout = timeout.min(d.max(1));
+                }
+            }
+        }
         el.reap_dead(&mut w, now);
         w.flush();
         if let Some(d) = dialer.wait_ns(&plan, &el, now) {
@@ -374,7 +661,7 @@ fn worker(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult {
 }
 
 /// Runs the fanout workload and returns its report.
-pub fn run(args: FanoutArgs, command: Vec<String>) -> Report {
+pub fn run(mut args: FanoutArgs, command: Vec<String>) -> Report {
     let t0 = sys::now_ns();
     let cpu0 = sys::process_cpu();
     let mut rep = Report {
@@ -417,6 +704,16 @@ pub fn run(args: FanoutArgs, command: Vec<String>) -> Report {
             return rep;
         }
     };
+    let base_path = args.common.url.path.clone();
+    let churn_per_tick = if args.churn > 0.0 {
+        // Every connection (publishers too, harmlessly) gets the sequence framing.
+        args.common.url.path = with_query(&base_path, "seq=1");
+        (args.churn / 100.0 * args.subscribers as f64)
+            .ceil()
+            .max(1.0) as u64
+    } else {
+        0
+    };
     let sh = Arc::new(Shared {
         phase: AtomicU8::new(PH_CONNECT),
         subs_open: AtomicU64::new(0),
@@ -430,6 +727,7 @@ pub fn run(args: FanoutArgs, command: Vec<String>) -> Report {
         completed: AtomicU64::new(0),
         received: AtomicU64::new(0),
         drain_acks: AtomicUsize::new(0),
+        resumes_pending: AtomicU64::new(0),
         slot_counts: (0..args.publishers as u64 * ring)
             .map(|_| AtomicU32::new(0))
             .collect(),
@@ -444,6 +742,8 @@ pub fn run(args: FanoutArgs, command: Vec<String>) -> Report {
         messages,
         deadline_ns,
         ring,
+        base_path,
+        churn_per_tick,
     });
     let mut server = args.common.server_pid.map(|pid| ServerReport {
         pid,
@@ -516,7 +816,9 @@ pub fn run(args: FanoutArgs, command: Vec<String>) -> Report {
             }
             if draining && sh.drain_acks.load(Acquire) >= threads {
                 let sent = sh.sent.load(Acquire);
-                if sh.received.load(Acquire) >= sent.saturating_mul(subs_open) {
+                if sh.received.load(Acquire) >= sent.saturating_mul(subs_open)
+                    && sh.resumes_pending.load(Acquire) == 0
+                {
                     break;
                 }
             }
@@ -558,8 +860,32 @@ pub fn run(args: FanoutArgs, command: Vec<String>) -> Report {
     let (mut malformed, mut pub_frames, mut disconnects, mut last_rx) = (0, 0, 0, 0);
     let mut failures = BTreeMap::new();
     let (mut reads, mut writes, mut waits) = (0, 0, 0);
+    let mut churn = report::ChurnReport {
+        percent_per_sec: args.churn,
+        close_mode: format!("{:?}", args.churn_close).to_lowercase(),
+        ..Default::default()
+    };
+    let mut room = RoomStats::default();
+    let mut reconnect_hist = report::new_hist();
     for w in &workers {
         let r = &w.result;
+        let c = &r.churn;
+        room.add(&c.room);
+        churn.churned += c.churned;
+        churn.reconnects_ok += c.reconnects_ok;
+        churn.reconnect_failures += c.reconnect_failures;
+        for (k, v) in &c.reasons {
+            *churn
+                .reconnect_failure_reasons
+                .entry(k.clone())
+                .or_insert(0) += v;
+        }
+        churn.subscribers_churned += c.subscribers_churned;
+        churn.resumed_frames += c.resumed_frames;
+        churn.bad_control += c.bad_control;
+        reconnect_hist
+            .add(&c.reconnect_hist)
+            .expect("same histogram bounds");
         hist.add(&r.hist).expect("same histogram bounds");
         handshake.add(&r.handshake).expect("same histogram bounds");
         order.received += r.order.received;
@@ -612,6 +938,17 @@ pub fn run(args: FanoutArgs, command: Vec<String>) -> Report {
         publisher_frames_drained: pub_frames,
     });
     rep.latency = LatencyReport::from_hist(&hist);
+    if args.churn > 0.0 {
+        churn.reconnect_latency = LatencyReport::from_hist(&reconnect_hist);
+        churn.not_resumed = churn.churned.saturating_sub(churn.reconnects_ok);
+        churn.room_seq_lost = room.lost();
+        churn.room_seq_skipped = room.skipped;
+        churn.duplicates = room.duplicates;
+        churn.gap_messages = room.gap_messages;
+        churn.gap_frames = room.gap_frames;
+        churn.reset_messages = room.resets;
+        rep.churn = Some(churn);
+    }
     if let Some(mut s) = server {
         s.compute_per_conn(subs_open + pubs_open);
         rep.server = Some(s);
@@ -624,7 +961,14 @@ pub fn run(args: FanoutArgs, command: Vec<String>) -> Report {
         rep.problem(format!("{failed} connections failed"));
     }
     if disconnects > 0 {
-        rep.problem(format!("{disconnects} connections dropped by the server"));
+        rep.problem(if args.churn > 0.0 {
+            format!(
+                "{disconnects} connections dropped by the server (--churn needs a server \
+                 with --history N: `?seq=1` is refused with 1008 otherwise)"
+            )
+        } else {
+            format!("{disconnects} connections dropped by the server")
+        });
     }
     if sent == 0 && rep.problems.is_empty() {
         rep.problem("nothing was published");
@@ -655,7 +999,38 @@ fn validate(a: &FanoutArgs) -> Result<(), String> {
     if a.rate == 0 && a.in_flight > 1 << 20 {
         return Err("--in-flight too large".into());
     }
+    if a.churn > 0.0 && a.common.url.path.contains('#') {
+        return Err("--churn: the --url path must not have a fragment".into());
+    }
     Ok(())
+}
+
+/// Appends `kv` to `path`'s query (keeping any query already there).
+pub fn with_query(path: &str, kv: &str) -> String {
+    match path.find('?') {
+        None => format!("{path}?{kv}"),
+        Some(_) if path.ends_with('?') || path.ends_with('&') => format!("{path}{kv}"),
+        Some(_) => format!("{path}&{kv}"),
+    }
+}
+
+/// The path a churned subscriber resumes with: `--url`'s path + `since=<last>` (which
+/// implies the sequence framing).
+pub fn resume_path(base: &str, last: u64) -> String {
+    with_query(base, &format!("since={last}"))
+}
+
+/// How many of the `k` subscribers churned per round thread `t` of `threads` takes in
+/// round `tick`: `k` split as evenly as possible, the remainder rotating over the threads
+/// so each of them churns its share over time.
+pub fn churn_share(k: u64, threads: usize, t: usize, tick: u64) -> u64 {
+    let n = threads.max(1) as u64;
+    let r = (t as u64 % n + n - tick % n) % n;
+    if r < k {
+        (k - 1 - r) / n + 1
+    } else {
+        0
+    }
 }
 
 /// `n / secs`, 0 when no time elapsed.
@@ -664,5 +1039,42 @@ pub fn rate(n: u64, secs: f64) -> f64 {
         n as f64 / secs
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_building_keeps_existing_query() {
+        assert_eq!(with_query("/ws/bench", "seq=1"), "/ws/bench?seq=1");
+        assert_eq!(with_query("/ws/bench?a=b", "seq=1"), "/ws/bench?a=b&seq=1");
+        assert_eq!(with_query("/ws/bench?", "seq=1"), "/ws/bench?seq=1");
+        assert_eq!(resume_path("/ws/bench", 42), "/ws/bench?since=42");
+        assert_eq!(resume_path("/ws/b?x=1", 7), "/ws/b?x=1&since=7");
+    }
+
+    #[test]
+    fn churn_shares_add_up_and_rotate() {
+        for threads in 1..=5usize {
+            for k in 0..=13u64 {
+                for tick in 0..7u64 {
+                    let sum: u64 = (0..threads).map(|t| churn_share(k, threads, t, tick)).sum();
+                    assert_eq!(sum, k, "k {k} threads {threads} tick {tick}");
+                    for t in 0..threads {
+                        let v = churn_share(k, threads, t, tick);
+                        assert!(v == k / threads as u64 || v == k / threads as u64 + 1);
+                    }
+                }
+            }
+        }
+        // k = 1 over 3 threads: each thread gets its turn.
+        let turns: Vec<u64> = (0..3).map(|tick| churn_share(1, 3, 1, tick)).collect();
+        assert_eq!(turns.iter().sum::<u64>(), 1);
+        let per_thread: Vec<u64> = (0..3)
+            .map(|t| (0..3).map(|tick| churn_share(1, 3, t, tick)).sum())
+            .collect();
+        assert_eq!(per_thread, vec![1, 1, 1]);
     }
 }

@@ -39,6 +39,49 @@ pub struct Report {
     pub generator: GeneratorReport,
     /// Per-cycle results (connect).
     pub cycles: Vec<CycleReport>,
+    /// Subscriber churn and resume (fanout `--churn`).
+    pub churn: Option<ChurnReport>,
+}
+
+/// Subscriber churn with resume (`fanout --churn P`): what the disconnect/resume cycles
+/// did and what the per-subscriber room-sequence check found.
+#[derive(Serialize, Debug, Default, Clone)]
+pub struct ChurnReport {
+    /// `--churn`: % of subscribers disconnected and resumed per second.
+    pub percent_per_sec: f64,
+    /// How they were closed (`--churn-close`).
+    pub close_mode: String,
+    /// Churns started (disconnect + resume), i.e. reconnects done or attempted.
+    pub churned: u64,
+    /// Resumed connections that completed their upgrade.
+    pub reconnects_ok: u64,
+    /// Churned subscribers that never resumed (given up, or the run ended first).
+    pub not_resumed: u64,
+    /// Reconnect attempts that failed (each is retried with the same `since`).
+    pub reconnect_failures: u64,
+    /// Reconnect failures by reason.
+    pub reconnect_failure_reasons: BTreeMap<String, u64>,
+    /// Distinct subscribers churned at least once.
+    pub subscribers_churned: u64,
+    /// Frames received on resumed connections that were published before that
+    /// connection's upgrade completed (≈ the replay).
+    pub resumed_frames: u64,
+    /// Resume (reconnect + upgrade) latency.
+    pub reconnect_latency: Option<LatencyReport>,
+    /// All room-sequence loss: skipped numbers + `gap` ranges + numbers lost to `reset`.
+    pub room_seq_lost: u64,
+    /// Room sequence numbers skipped without announcement.
+    pub room_seq_skipped: u64,
+    /// Room sequence numbers that repeated or went backwards (frames ignored).
+    pub duplicates: u64,
+    /// `gap` messages received.
+    pub gap_messages: u64,
+    /// Room sequence numbers those `gap` messages announced as lost.
+    pub gap_frames: u64,
+    /// `reset` messages received (each is a failure).
+    pub reset_messages: u64,
+    /// Text frames that were not a valid `gap`/`reset` message.
+    pub bad_control: u64,
 }
 
 /// Connection set-up results.
@@ -307,6 +350,38 @@ impl Report {
                     .push(format!("{} malformed frames", t.malformed));
             }
         }
+        if let Some(c) = &self.churn {
+            if c.room_seq_lost > 0 {
+                self.problems.push(format!(
+                    "churn: {} room sequence numbers lost ({} skipped, {} in {} gap messages)",
+                    c.room_seq_lost, c.room_seq_skipped, c.gap_frames, c.gap_messages
+                ));
+            }
+            if c.duplicates > 0 {
+                self.problems.push(format!(
+                    "churn: {} duplicate room sequence numbers",
+                    c.duplicates
+                ));
+            }
+            if c.reset_messages > 0 {
+                self.problems
+                    .push(format!("churn: {} reset messages", c.reset_messages));
+            }
+            if c.reconnect_failures > 0 {
+                self.problems
+                    .push(format!("churn: {} reconnects failed", c.reconnect_failures));
+            }
+            if c.not_resumed > 0 {
+                self.problems.push(format!(
+                    "churn: {} subscribers never resumed",
+                    c.not_resumed
+                ));
+            }
+            if c.bad_control > 0 {
+                self.problems
+                    .push(format!("churn: {} bad control messages", c.bad_control));
+            }
+        }
         if self.timed_out {
             self.problems.push("timed out (--timeout)".into());
         }
@@ -391,6 +466,51 @@ impl Report {
                     t.publisher_frames_drained.to_string(),
                 )?;
             }
+        }
+        if let Some(c) = &self.churn {
+            row(
+                out,
+                "churn",
+                format!(
+                    "{}%/s ({}): {} churned, {} resumed, {} not resumed, {} failed attempts, \
+                     {} distinct subscribers",
+                    c.percent_per_sec,
+                    c.close_mode,
+                    c.churned,
+                    c.reconnects_ok,
+                    c.not_resumed,
+                    c.reconnect_failures,
+                    c.subscribers_churned
+                ),
+            )?;
+            for (why, n) in &c.reconnect_failure_reasons {
+                row(out, "  reconnect failure", format!("{n} × {why}"))?;
+            }
+            if let Some(h) = &c.reconnect_latency {
+                row(
+                    out,
+                    "resume p50 / p99 / max",
+                    format!("{:.0} / {:.0} / {:.0} µs", h.p50_us, h.p99_us, h.max_us),
+                )?;
+            }
+            row(
+                out,
+                "resumed (replayed) frames",
+                c.resumed_frames.to_string(),
+            )?;
+            row(
+                out,
+                "room seq lost / dup.",
+                format!(
+                    "{} / {} (skipped {}, gap msgs {} = {} frames, resets {})",
+                    c.room_seq_lost,
+                    c.duplicates,
+                    c.room_seq_skipped,
+                    c.gap_messages,
+                    c.gap_frames,
+                    c.reset_messages
+                ),
+            )?;
         }
         if let Some(l) = &self.latency {
             row(
@@ -534,5 +654,38 @@ mod tests {
         r.print_summary(&mut out).unwrap();
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains("FAILED"), "{s}");
+    }
+
+    #[test]
+    fn finalize_flags_churn_loss_and_duplicates() {
+        let mut r = Report {
+            churn: Some(ChurnReport {
+                churned: 5,
+                reconnects_ok: 5,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        r.finalize();
+        assert!(r.ok, "{:?}", r.problems);
+        let mut r = Report {
+            churn: Some(ChurnReport {
+                room_seq_lost: 3,
+                gap_frames: 3,
+                gap_messages: 1,
+                duplicates: 1,
+                reset_messages: 1,
+                reconnect_failures: 2,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        r.finalize();
+        assert!(!r.ok);
+        assert_eq!(r.problems.len(), 4, "{:?}", r.problems);
+        let mut out = Vec::new();
+        r.print_summary(&mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains("room seq lost / dup."), "{s}");
     }
 }

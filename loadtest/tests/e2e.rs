@@ -241,6 +241,97 @@ fn fanout_detects_loss_and_exits_nonzero() {
 }
 
 #[test]
+fn fanout_churn_resumes_without_loss() {
+    let addr = ref_server::start(Options {
+        history: true,
+        ..Default::default()
+    });
+    let r = run(
+        &[
+            "fanout",
+            "--url",
+            &url(addr, "/ws/churn?x=1"),
+            "--subscribers",
+            "20",
+            "--publishers",
+            "2",
+            "--churn",
+            "25",
+            "--rate",
+            "200",
+            "--duration",
+            "3500ms",
+            "--threads",
+            "2",
+            "--timeout",
+            "30s",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_clean(&r);
+    let j = &r.json;
+    let expected = u(j, "/traffic/expected_frames");
+    assert!(expected > 0);
+    assert_eq!(u(j, "/traffic/received_frames"), expected);
+    assert_eq!(u(j, "/traffic/order_violations"), 0);
+    assert_eq!(u(j, "/traffic/malformed"), 0);
+    // 3 rounds (at 1 s, 2 s, 3 s) × ceil(25 % × 20) = 15 churns, 5 per round.
+    let churned = u(j, "/churn/churned");
+    assert!((10..=15).contains(&churned), "{:#}", j["churn"]);
+    assert_eq!(u(j, "/churn/reconnects_ok"), churned);
+    assert_eq!(u(j, "/churn/not_resumed"), 0);
+    assert_eq!(u(j, "/churn/reconnect_failures"), 0);
+    assert!(u(j, "/churn/subscribers_churned") >= 10, "round-robin");
+    assert_eq!(u(j, "/churn/room_seq_lost"), 0);
+    assert_eq!(u(j, "/churn/duplicates"), 0);
+    assert_eq!(u(j, "/churn/gap_messages"), 0);
+    assert_eq!(u(j, "/churn/reset_messages"), 0);
+    assert_eq!(u(j, "/latency/count"), expected);
+    assert!(r.stdout.contains("room seq lost / dup."), "{}", r.stdout);
+}
+
+#[test]
+fn fanout_churn_detects_room_sequence_loss() {
+    let addr = ref_server::start(Options {
+        history: true,
+        drop_every: Some(53),
+        ..Default::default()
+    });
+    let r = run(
+        &[
+            "fanout",
+            "--url",
+            &url(addr, "/ws/churnlossy"),
+            "--subscribers",
+            "10",
+            "--churn",
+            "20",
+            "--rate",
+            "200",
+            "--duration",
+            "1500ms",
+            "--threads",
+            "2",
+            "--timeout",
+            "5s",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let j = &r.json;
+    assert!(u(j, "/churn/room_seq_skipped") > 0, "{:#}", j["churn"]);
+    assert_eq!(
+        u(j, "/churn/room_seq_lost"),
+        u(j, "/churn/room_seq_skipped")
+    );
+    assert!(
+        r.stderr.contains("room sequence numbers lost"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn echo_round_trips() {
     let addr = ref_server::start(Options::default());
     let r = run(

@@ -2,6 +2,9 @@
 //! tungstenite, one thread per connection, `/ws/{room}` broadcast-to-all-members
 //! (including the sender, like ringcast without `--exclude-sender`) and `/echo`.
 //! Deliberately independent from the generator's own codec, so the two check each other.
+//! With `Options::history` it also numbers room messages and honours `?seq=1` /
+//! `?since=N` like ringcast's `--history` (sequence framing, replay; retention is
+//! unbounded, so it never sends `gap`; an unknown `since` gets a `reset`).
 
 #![allow(dead_code)]
 
@@ -16,7 +19,29 @@ use tungstenite::handshake::server::{Request, Response};
 use tungstenite::protocol::Role;
 use tungstenite::{Bytes, Message, WebSocket};
 
-type Rooms = Arc<Mutex<HashMap<String, Vec<(u64, Sender<Bytes>)>>>>;
+/// One room: members (id, channel, wants sequence framing) and, with history, the next
+/// sequence number and every framed message.
+#[derive(Default)]
+struct Room {
+    members: Vec<(u64, Sender<Message>, bool)>,
+    last_seq: u64,
+    history: Vec<Bytes>,
+}
+
+type Rooms = Arc<Mutex<HashMap<String, Room>>>;
+
+/// `seq=1` / `since=N` from a query string.
+fn history_query(q: Option<&str>) -> (bool, Option<u64>) {
+    let (mut seq, mut since) = (false, None);
+    for pair in q.unwrap_or("").split('&') {
+        match pair.split_once('=') {
+            Some(("seq", "1")) => seq = true,
+            Some(("since", n)) => since = n.parse().ok(),
+            _ => {}
+        }
+    }
+    (seq || since.is_some(), since)
+}
 
 /// Behaviour switches.
 #[derive(Clone, Copy, Default)]
@@ -25,6 +50,8 @@ pub struct Options {
     pub drop_every: Option<u64>,
     /// Accept TCP connections but never answer the upgrade.
     pub silent: bool,
+    /// Number room messages; honour `?seq=1` and `?since=N`.
+    pub history: bool,
 }
 
 /// Starts the server on 127.0.0.1 with an ephemeral port; it runs until the process ends.
@@ -63,7 +90,7 @@ pub fn start_on(bind: &str, opts: Options) -> SocketAddr {
 #[allow(clippy::result_large_err)]
 fn serve(stream: TcpStream, rooms: Rooms, deliveries: Arc<AtomicU64>, id: u64, opts: Options) {
     let _ = stream.set_nodelay(true);
-    let (tx, rx) = channel::<Bytes>();
+    let (tx, rx) = channel::<Message>();
     let mut room: Option<String> = None;
     let mut echo = false;
     let cb = |req: &Request, resp: Response| {
@@ -71,13 +98,26 @@ fn serve(stream: TcpStream, rooms: Rooms, deliveries: Arc<AtomicU64>, id: u64, o
         if path == "/echo" {
             echo = true;
         } else if let Some(r) = path.strip_prefix("/ws/") {
-            // Join before the 101 goes out, so the client may publish right after it.
-            rooms
-                .lock()
-                .unwrap()
-                .entry(r.to_string())
-                .or_default()
-                .push((id, tx.clone()));
+            let (framed, since) = match opts.history {
+                true => history_query(req.uri().query()),
+                false => (false, None),
+            };
+            // Join before the 101 goes out, so the client may publish right after it;
+            // the replay is queued under the same lock, so nothing is missed or repeated.
+            let mut rooms = rooms.lock().unwrap();
+            let room_state = rooms.entry(r.to_string()).or_default();
+            if let Some(n) = since {
+                if n > room_state.last_seq {
+                    let next = room_state.last_seq + 1;
+                    let reset = format!(r#"{{"type":"reset","next":{next}}}"#);
+                    let _ = tx.send(Message::Text(reset.into()));
+                } else {
+                    for b in &room_state.history[n as usize..] {
+                        let _ = tx.send(Message::Binary(b.clone()));
+                    }
+                }
+            }
+            room_state.members.push((id, tx.clone(), framed));
             room = Some(r.to_string());
         }
         Ok(resp)
@@ -105,8 +145,8 @@ fn serve(stream: TcpStream, rooms: Rooms, deliveries: Arc<AtomicU64>, id: u64, o
         .stack_size(128 * 1024)
         .spawn(move || {
             let mut out = WebSocket::from_raw_socket(writer, Role::Server, None);
-            while let Ok(b) = rx.recv() {
-                if out.send(Message::Binary(b)).is_err() {
+            while let Ok(m) = rx.recv() {
+                if out.send(m).is_err() {
                     break;
                 }
             }
@@ -115,18 +155,31 @@ fn serve(stream: TcpStream, rooms: Rooms, deliveries: Arc<AtomicU64>, id: u64, o
     loop {
         match ws.read() {
             Ok(Message::Binary(b)) => {
-                let members = rooms
-                    .lock()
-                    .unwrap()
-                    .get(&room)
-                    .cloned()
-                    .unwrap_or_default();
-                for (_, m) in members {
+                // Numbered and delivered under the room lock: every member sees the
+                // room's order.
+                let mut rooms = rooms.lock().unwrap();
+                let Some(r) = rooms.get_mut(&room) else {
+                    continue;
+                };
+                let framed = opts.history.then(|| {
+                    r.last_seq += 1;
+                    let mut f = r.last_seq.to_be_bytes().to_vec();
+                    f.push(2);
+                    f.extend_from_slice(&b);
+                    let f = Bytes::from(f);
+                    r.history.push(f.clone());
+                    f
+                });
+                for (_, m, wants_seq) in &r.members {
                     let n = deliveries.fetch_add(1, Ordering::Relaxed) + 1;
                     if opts.drop_every.is_some_and(|k| n % k == 0) {
                         continue;
                     }
-                    let _ = m.send(b.clone());
+                    let msg = match (&framed, wants_seq) {
+                        (Some(f), true) => f.clone(),
+                        _ => b.clone(),
+                    };
+                    let _ = m.send(Message::Binary(msg));
                 }
             }
             Ok(Message::Close(_)) => {
@@ -137,8 +190,8 @@ fn serve(stream: TcpStream, rooms: Rooms, deliveries: Arc<AtomicU64>, id: u64, o
             Err(_) => break,
         }
     }
-    if let Some(v) = rooms.lock().unwrap().get_mut(&room) {
-        v.retain(|(i, _)| *i != id);
+    if let Some(r) = rooms.lock().unwrap().get_mut(&room) {
+        r.members.retain(|(i, _, _)| *i != id);
     }
     // Dropping the last sender ends the writer thread.
     let _ = ws.get_ref().shutdown(std::net::Shutdown::Both);
