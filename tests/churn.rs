@@ -9,11 +9,11 @@ mod common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use common::process::ServerProcess;
 use common::{
     close_code, poll_until, read_to_close, source_ip, tcp_from, upgrade_request, TIMEOUT,
 };
 use ringcast::proto::frame::{encode_masked_frame, Opcode};
-use ringcast::sys::open_fd_count;
 
 const CYCLES: usize = 5000;
 
@@ -29,97 +29,6 @@ fn upgrade(addr: std::net::SocketAddr, i: usize) -> std::net::TcpStream {
     }
     assert!(head.starts_with(b"HTTP/1.1 101"));
     s
-}
-
-/// The server under test: the real binary, so its fds are counted alone.
-struct ServerProcess {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-    metrics: std::net::SocketAddr,
-}
-
-impl ServerProcess {
-    fn start(backend: &str) -> Self {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringcast"))
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--threads",
-                "2",
-                "--no-pin",
-                "--backend",
-                backend,
-            ])
-            .args([
-                "--close-timeout",
-                "500ms",
-                "--metrics-addr",
-                "127.0.0.1:0",
-                "--log-level",
-                "error",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut after = |prefix: &str| -> std::net::SocketAddr {
-            let line = lines.next().unwrap().unwrap();
-            let rest = line
-                .split(prefix)
-                .nth(1)
-                .unwrap_or_else(|| panic!("{line}"));
-            rest.split(['/', ' ']).next().unwrap().parse().unwrap()
-        };
-        let addr = after("ws://");
-        let metrics = after("http://");
-        ServerProcess {
-            child,
-            addr,
-            metrics,
-        }
-    }
-
-    fn fds(&self) -> usize {
-        open_fd_count(Some(self.child.id())).unwrap()
-    }
-
-    /// The fd count once it holds still for 100 ms (threads may still be opening their
-    /// rings or epoll sets just after start-up; a closing socket may linger a moment).
-    fn settled_fds(&self) -> usize {
-        let mut last = self.fds();
-        for _ in 0..50 {
-            std::thread::sleep(Duration::from_millis(100));
-            let now = self.fds();
-            if now == last {
-                return now;
-            }
-            last = now;
-        }
-        panic!("fd count never settled");
-    }
-
-    /// One counter's value (summed over label sets) from `/metrics`.
-    fn counter(&self, name: &str) -> f64 {
-        let mut s = std::net::TcpStream::connect(self.metrics).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        body.lines()
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// What each open fd of `pid` points to, sorted (for the failure message).
@@ -138,7 +47,19 @@ fn fd_listing(pid: u32) -> Vec<String> {
 #[test]
 fn fds_return_to_baseline_after_mixed_churn() {
     for backend in ["uring", "epoll"] {
-        let server = ServerProcess::start(backend);
+        let server = ServerProcess::spawn(&[
+            "--threads",
+            "2",
+            "--no-pin",
+            "--backend",
+            backend,
+            "--close-timeout",
+            "500ms",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-level",
+            "error",
+        ]);
         let addr = server.addr;
         // Warm up with one connection, then take the baseline once it is gone and the
         // count holds still (a metrics scrape's socket may linger for a moment).

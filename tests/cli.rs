@@ -1,10 +1,13 @@
 //! The `ringcast` binary: `--version`, `serve` prints where it listens and exits 0 on
 //! SIGTERM and SIGINT, and a bind failure exits non-zero with the diagnostics.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use common::process::ServerProcess;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ringcast");
 
@@ -16,51 +19,28 @@ fn version_is_printed() {
 }
 
 fn serve_then_signal(backend: &str, signal: libc::c_int) {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--threads",
-            "2",
-            "--backend",
-            backend,
-            "--log-level",
-            "warn",
-            "--metrics-addr",
-            "off",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listening on ws://127.0.0.1:"), "{line}");
-    assert!(line.contains(&format!("backend {backend}")), "{line}");
-    let addr = line
-        .split("ws://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap();
-    let (mut ws, _) = tungstenite::connect(format!("ws://{addr}/echo")).unwrap();
+    let mut server = ServerProcess::spawn(&[
+        "--threads",
+        "2",
+        "--backend",
+        backend,
+        "--log-level",
+        "warn",
+        "--metrics-addr",
+        "off",
+    ]);
+    assert!(
+        server.banner[0].contains(&format!("backend {backend}")),
+        "{:?}",
+        server.banner
+    );
+    let (mut ws, response) = tungstenite::connect(format!("ws://{}/echo", server.addr)).unwrap();
+    assert!(response.headers().contains_key("x-ringcast-shard"));
     ws.send(tungstenite::Message::text("ping")).unwrap();
     assert_eq!(ws.read().unwrap(), tungstenite::Message::text("ping"));
     drop(ws);
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, signal) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "server did not exit");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    server.signal(signal);
+    let status = server.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{backend}: exit status");
 }
 

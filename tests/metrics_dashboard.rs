@@ -9,10 +9,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -114,100 +113,22 @@ fn dashboard_shows_synthetic_connections() {
     server.shutdown();
 }
 
-/// The running binary, killed on drop.
-struct Binary {
-    child: Child,
-    ws_addr: SocketAddr,
-    metrics_addr: SocketAddr,
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The address in `line` after `scheme` (up to whitespace or `/`).
-fn addr_after(line: &str, scheme: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find(scheme)? + scheme.len()..];
-    let end = rest
-        .find(|c: char| c.is_whitespace() || c == '/')
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
-fn start_binary() -> Binary {
-    let exe = env!("CARGO_BIN_EXE_ringcast");
-    let help = Command::new(exe)
-        .args(["serve", "--help"])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&help.stdout).contains("--metrics-addr"),
-        "the binary has no --metrics-addr flag yet"
-    );
-    ringcast::sys::raise_nofile_limit(None).expect("raise RLIMIT_NOFILE");
-    let mut child = Command::new(exe)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--threads",
-            "2",
-            "--no-pin",
-        ])
-        .args(["--metrics-addr", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start ringcast");
-    let stdout = child.stdout.take().unwrap();
-    // Read the two address lines on a thread so a silent binary cannot hang the test.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let (mut ws_addr, mut metrics_addr) = (None, None);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    while ws_addr.is_none() || metrics_addr.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = match rx.recv_timeout(left) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("no address lines from the binary; got {seen:?}");
-            }
-        };
-        if line.starts_with("ringcast listening on ws://") {
-            ws_addr = addr_after(&line, "ws://");
-        } else if line.starts_with("metrics on http://") {
-            metrics_addr = addr_after(&line, "http://");
-        }
-        seen.push(line);
-    }
-    Binary {
-        child,
-        ws_addr: ws_addr.unwrap(),
-        metrics_addr: metrics_addr.unwrap(),
-    }
-}
-
 #[test]
 fn dashboard_shows_fifty_real_clients() {
     check_prerequisites();
-    let bin = start_binary();
+    ringcast::sys::raise_nofile_limit(None).expect("raise RLIMIT_NOFILE");
+    let bin = common::process::ServerProcess::spawn(&[
+        "--threads",
+        "2",
+        "--no-pin",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let metrics_addr = bin.metrics.expect("metrics address");
     let mut clients: Vec<common::Client> = (0..CLIENTS)
-        .map(|i| common::connect_from(bin.ws_addr, "/ws/dashboard", common::source_ip(i)).0)
+        .map(|i| common::connect_from(bin.addr, "/ws/dashboard", common::source_ip(i)).0)
         .collect();
-    let url = format!("http://{}/", bin.metrics_addr);
+    let url = format!("http://{metrics_addr}/");
     let json = browser_check(&url, CLIENTS, &[]);
     assert!(json.contains("\"ok\":true"), "{json}");
 

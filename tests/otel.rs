@@ -4,13 +4,13 @@
 
 #![cfg(feature = "otel")]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ringcast");
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::time::Duration;
+
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// One request the collector received.
@@ -85,34 +85,17 @@ fn lifecycle_spans_reach_an_otlp_http_collector() {
         }
     });
 
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--threads",
-            "1",
-            "--metrics-addr",
-            "off",
-            "--log-level",
-            "warn",
-            "--otlp-endpoint",
-            &endpoint,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("ws://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+    let mut server = common::process::ServerProcess::spawn(&[
+        "--threads",
+        "1",
+        "--metrics-addr",
+        "off",
+        "--log-level",
+        "warn",
+        "--otlp-endpoint",
+        &endpoint,
+    ]);
+    let addr = server.addr;
 
     let (mut ws, _) = tungstenite::connect(format!("ws://{addr}/echo")).unwrap();
     ws.send(tungstenite::Message::text("hello")).unwrap();
@@ -121,19 +104,8 @@ fn lifecycle_spans_reach_an_otlp_http_collector() {
     while ws.read().is_ok() {} // until the server's close reply
     drop(ws);
 
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("server did not exit after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(TIMEOUT);
     assert_eq!(status.code(), Some(0), "exit status");
 
     // The exporter flushed before the process exited; the collector thread may still be

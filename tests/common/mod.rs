@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod process;
 pub mod recorder;
 
 use std::io::{Read, Write};
