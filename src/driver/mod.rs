@@ -129,6 +129,19 @@ pub fn run(
     }
 }
 
+/// After accept fails for lack of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM) a shard
+/// stops accepting for this long instead of retrying at once: the pending connection
+/// stays in the backlog, so retrying immediately would spin at 100 % CPU.
+pub(crate) const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Is this accept errno a lack of resources (pause) rather than a per-connection error?
+pub(crate) fn accept_needs_pause(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+    )
+}
+
 /// How long the loop may sleep: until the shard's next deadline, at most `cap`.
 pub(crate) fn wait_for(shard: &Shard, now: Instant, cap: Duration) -> Duration {
     shard

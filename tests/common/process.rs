@@ -31,15 +31,39 @@ impl ServerProcess {
     /// `ringcast serve --addr 127.0.0.1:0 ARGS…`; the metrics line is awaited unless ARGS
     /// contain `--metrics-addr off`.
     pub fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with(args, None)
+    }
+
+    /// Like [`ServerProcess::spawn`], with RLIMIT_NOFILE (soft and hard) set to `nofile`
+    /// in the child before it starts, so the server runs out of fds early.
+    pub fn spawn_with(args: &[&str], nofile: Option<u64>) -> Self {
+        use std::os::unix::process::CommandExt as _;
         let metrics_off = args.windows(2).any(|w| w == ["--metrics-addr", "off"]);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ringcast"));
+        command
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ringcast");
+            .stderr(Stdio::null());
+        if let Some(limit) = nofile {
+            let rlim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit is async-signal-safe and only touches the child's limits;
+            // the closure captures a plain value.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command.spawn().expect("start ringcast");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -70,6 +94,18 @@ impl ServerProcess {
             metrics,
             banner: seen,
         }
+    }
+
+    /// CPU time (user + system) the process has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // Fields after the parenthesised command name: utime and stime are 12th and 13th.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_millis(ticks * 1000 / hz)
     }
 
     pub fn fds(&self) -> usize {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::conn::{AfterFlush, DisconnectReason};
 use crate::driver::batch::SendBatch;
-use crate::driver::{tune_accepted, wait_for};
+use crate::driver::{accept_needs_pause, tune_accepted, wait_for, ACCEPT_PAUSE};
 use crate::hub::ConnKey;
 use crate::shard::Shard;
 use crate::sys::Waker;
@@ -46,6 +46,8 @@ struct ConnIo {
 struct Epoll {
     epfd: RawFd,
     listener: Option<socket2::Socket>,
+    /// Accepting is paused (out of fds or memory) until then.
+    accept_paused_until: Option<Instant>,
     waker: Arc<Waker>,
     scratch: Vec<u8>,
     batch: SendBatch,
@@ -68,6 +70,7 @@ pub fn run(shard: &mut Shard, listener: socket2::Socket, waker: Arc<Waker>) -> i
     let mut ep = Epoll {
         epfd,
         listener: None,
+        accept_paused_until: None,
         waker: waker.clone(),
         scratch: vec![0; shard.config().recv_buffer_size.max(64 * 1024)],
         batch: SendBatch::default(),
@@ -83,9 +86,23 @@ pub fn run(shard: &mut Shard, listener: socket2::Socket, waker: Arc<Waker>) -> i
 
 impl Epoll {
     fn add(&self, fd: RawFd, data: u64, events: u32) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, data, events)
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, data: u64, events: u32) -> io::Result<()> {
         let mut ev = libc::epoll_event { events, u64: data };
         // SAFETY: epfd and fd are open; ev is a valid epoll_event.
-        cvt(unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(drop)
+        cvt(unsafe { libc::epoll_ctl(self.epfd, op, fd, &mut ev) }).map(drop)
+    }
+
+    /// Stop (or resume) polling the listener while accepting is paused.
+    fn listen_for_accepts(&self, on: bool) {
+        if let Some(listener) = &self.listener {
+            let events = if on { libc::EPOLLIN as u32 } else { 0 };
+            if let Err(e) = self.ctl(libc::EPOLL_CTL_MOD, listener.as_raw_fd(), LISTENER, events) {
+                tracing::warn!(error = %e, "epoll_ctl on the listener failed");
+            }
+        }
     }
 
     fn run(&mut self, shard: &mut Shard) -> io::Result<()> {
@@ -94,10 +111,17 @@ impl Epoll {
         loop {
             let now = Instant::now();
             self.waker.arm_sleep();
+            if self.accept_paused_until.is_some_and(|t| now >= t) {
+                self.accept_paused_until = None;
+                self.listen_for_accepts(true);
+            }
             let timeout = if shard.inbox_pending() {
                 0
             } else {
-                let d = wait_for(shard, now, IDLE_WAIT);
+                let mut d = wait_for(shard, now, IDLE_WAIT);
+                if let Some(t) = self.accept_paused_until {
+                    d = d.min(t.saturating_duration_since(now));
+                }
                 // Round up so we never wake just before a deadline.
                 d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
             };
@@ -157,9 +181,15 @@ impl Epoll {
                 match e.raw_os_error() {
                     Some(libc::EAGAIN) => return,
                     Some(libc::EINTR) | Some(libc::ECONNABORTED) => continue,
+                    Some(errno) if accept_needs_pause(errno) => {
+                        // The rest stay in the backlog; stop polling the (level-triggered)
+                        // listener for a while instead of spinning on it.
+                        tracing::warn!(shard = shard.id(), error = %e, pause = ?ACCEPT_PAUSE, "accept failed; pausing accepts");
+                        self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+                        self.listen_for_accepts(false);
+                        return;
+                    }
                     _ => {
-                        // EMFILE/ENFILE/ENOBUFS: leave the rest in the backlog; the level-
-                        // triggered listener reports them again on the next wait.
                         tracing::warn!(shard = shard.id(), error = %e, "accept failed");
                         return;
                     }

@@ -27,7 +27,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use crate::conn::{AfterFlush, Phase};
 use crate::driver::batch::SendBatch;
-use crate::driver::{tune_accepted, wait_for};
+use crate::driver::{accept_needs_pause, tune_accepted, wait_for, ACCEPT_PAUSE};
 use crate::hub::ConnKey;
 use crate::shard::Shard;
 use crate::sys::Waker;
@@ -149,6 +149,8 @@ struct Uring {
     bufs: BufRing,
     listener: Option<socket2::Socket>,
     accept_armed: bool,
+    /// Accepting is paused (out of fds or memory) until then.
+    accept_paused_until: Option<Instant>,
     waker: Arc<Waker>,
     wake_buf: Box<u64>,
     io: Vec<ConnIo>,
@@ -177,6 +179,7 @@ pub fn run(shard: &mut Shard, listener: socket2::Socket, waker: Arc<Waker>) -> i
         bufs,
         listener: Some(listener),
         accept_armed: false,
+        accept_paused_until: None,
         waker,
         wake_buf: Box::new(0),
         io: Vec::new(),
@@ -241,6 +244,12 @@ impl Uring {
             self.wait(shard)?;
             let now = Instant::now();
             self.reap(shard, now)?;
+            if self.accept_paused_until.is_some_and(|t| now >= t) {
+                self.accept_paused_until = None;
+                if !self.accept_armed && !shard.is_shutting_down() {
+                    self.arm_accept()?;
+                }
+            }
             shard.drain_inbox(now);
             shard.expire_timers(now);
             if shard.is_shutting_down() {
@@ -273,7 +282,11 @@ impl Uring {
         let result = if shard.inbox_pending() {
             self.ring.submit()
         } else {
-            let timeout = wait_for(shard, Instant::now(), IDLE_WAIT);
+            let now = Instant::now();
+            let mut timeout = wait_for(shard, now, IDLE_WAIT);
+            if let Some(t) = self.accept_paused_until {
+                timeout = timeout.min(t.saturating_duration_since(now));
+            }
             let ts = types::Timespec::from(timeout);
             let args = types::SubmitArgs::new().timespec(&ts);
             self.ring.submitter().submit_with_args(1, &args)
@@ -343,9 +356,19 @@ impl Uring {
             }
         } else if res != -libc::ECANCELED {
             let e = io::Error::from_raw_os_error(-res);
-            tracing::warn!(shard = shard.id(), error = %e, "accept failed");
+            if accept_needs_pause(-res) {
+                // Re-arming at once would fail again at once (the connection stays in the
+                // backlog): pause instead of spinning.
+                tracing::warn!(shard = shard.id(), error = %e, pause = ?ACCEPT_PAUSE, "accept failed; pausing accepts");
+                self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+                if self.accept_armed {
+                    self.cancel_accept()?;
+                }
+            } else {
+                tracing::warn!(shard = shard.id(), error = %e, "accept failed");
+            }
         }
-        if !self.accept_armed && !shard.is_shutting_down() {
+        if !self.accept_armed && !shard.is_shutting_down() && self.accept_paused_until.is_none() {
             self.arm_accept()?;
         }
         Ok(())
@@ -424,15 +447,19 @@ impl Uring {
         }
     }
 
+    fn cancel_accept(&mut self) -> io::Result<()> {
+        let cancel = opcode::AsyncCancel::new(user_data::encode(Op::Accept, 0, 0))
+            .build()
+            .user_data(user_data::encode(Op::Cancel, 0, 0));
+        self.push(cancel)
+    }
+
     fn stop_accepting(&mut self) -> io::Result<()> {
         if self.listener.is_none() {
             return Ok(());
         }
         if self.accept_armed {
-            let cancel = opcode::AsyncCancel::new(user_data::encode(Op::Accept, 0, 0))
-                .build()
-                .user_data(user_data::encode(Op::Cancel, 0, 0));
-            self.push(cancel)?;
+            self.cancel_accept()?;
             self.ring.submit()?;
         }
         // The accept op holds its own reference to the socket; closing our fd is safe.
