@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::Config;
+use crate::app::{RoomAccess, Token};
+use crate::config::{Config, Origin, OriginPolicy};
 use crate::conn::SlowPolicy;
 use crate::driver::BackendChoice;
 
@@ -151,6 +152,27 @@ pub struct ServeArgs {
     /// Drop a room's history after this long with no members and no publishes.
     #[arg(long, value_parser = parse_duration, default_value = "5m")]
     pub history_ttl: Duration,
+    /// Allow upgrades whose `Origin` is ORIGIN (`scheme://host[:port]`; repeatable).
+    /// Default: any origin. Others get HTTP 403.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", value_parser = parse_origin)]
+    pub allowed_origins: Vec<Origin>,
+    /// Refuse (HTTP 403) upgrades that carry no `Origin` header (non-browser clients).
+    #[arg(long)]
+    pub require_origin: bool,
+    /// Rooms app: only connections presenting TOKEN (`Authorization: Bearer` or
+    /// `?token=`) may publish; others may subscribe only.
+    #[arg(long, value_name = "TOKEN", value_parser = Token::parse, conflicts_with = "publish_token_file")]
+    pub publish_token: Option<Token>,
+    /// Like --publish-token, read from a file (surrounding whitespace trimmed).
+    #[arg(long, value_name = "PATH", value_parser = Token::from_file)]
+    pub publish_token_file: Option<Token>,
+    /// Rooms app: upgrades without a token get HTTP 401 (a wrong token: 403). The
+    /// publish token is accepted too.
+    #[arg(long, value_name = "TOKEN", value_parser = Token::parse, conflicts_with = "subscribe_token_file")]
+    pub subscribe_token: Option<Token>,
+    /// Like --subscribe-token, read from a file (surrounding whitespace trimmed).
+    #[arg(long, value_name = "PATH", value_parser = Token::from_file)]
+    pub subscribe_token_file: Option<Token>,
     /// Log level filter (e.g. info, debug, ringcast=trace).
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -190,8 +212,31 @@ impl ServeArgs {
             history: self.history,
             history_bytes: self.history_bytes,
             history_ttl: self.history_ttl,
+            origins: OriginPolicy {
+                allowed: self.allowed_origins.clone(),
+                require: self.require_origin,
+            },
         }
     }
+
+    /// The rooms app's token rules as these flags configure them.
+    pub fn room_access(&self) -> RoomAccess {
+        RoomAccess {
+            publish_token: self
+                .publish_token
+                .clone()
+                .or_else(|| self.publish_token_file.clone()),
+            subscribe_token: self
+                .subscribe_token
+                .clone()
+                .or_else(|| self.subscribe_token_file.clone()),
+        }
+    }
+}
+
+/// Parse an `--allowed-origin` value.
+pub fn parse_origin(s: &str) -> Result<Origin, String> {
+    Origin::parse(s).ok_or_else(|| format!("not an origin (scheme://host[:port]): {s:?}"))
 }
 
 #[cfg(test)]
@@ -229,6 +274,38 @@ mod tests {
     }
 
     #[test]
+    fn access_flags() {
+        let dir = std::env::temp_dir().join(format!("ringcast-token-{}", std::process::id()));
+        std::fs::write(&dir, "from-file\n").unwrap();
+        let path = dir.to_str().unwrap();
+        let cli = Cli::try_parse_from([
+            "ringcast",
+            "serve",
+            "--allowed-origin",
+            "https://a.example",
+            "--allowed-origin",
+            "http://b.example:8080",
+            "--require-origin",
+            "--publish-token",
+            "pub",
+            "--subscribe-token-file",
+            path,
+        ])
+        .unwrap();
+        std::fs::remove_file(&dir).ok();
+        let Command::Serve(args) = cli.command;
+        let c = args.to_config();
+        assert_eq!(c.origins.allowed.len(), 2);
+        assert!(c.origins.require && c.origins.permits(Some("https://A.example")));
+        let rooms = args.room_access();
+        assert!(rooms.publish_token.unwrap().matches("pub"));
+        assert!(rooms.subscribe_token.unwrap().matches("from-file"));
+        assert!(!format!("{args:?}").contains("pub\""));
+        assert!(Cli::try_parse_from(["ringcast", "serve", "--allowed-origin", "x"]).is_err());
+        assert!(Cli::try_parse_from(["ringcast", "serve", "--publish-token", ""]).is_err());
+    }
+
+    #[test]
     fn cli_defaults_match_config_defaults() {
         let cli = Cli::parse_from(["ringcast", "serve"]);
         let Command::Serve(args) = cli.command;
@@ -244,6 +321,7 @@ mod tests {
         assert_eq!(c.max_queue_bytes, d.max_queue_bytes);
         assert_eq!(c.slow_policy, d.slow_policy);
         assert_eq!(c.max_connections, d.max_connections);
+        assert_eq!(c.origins, d.origins);
         assert_eq!(
             (c.history, c.history_bytes, c.history_ttl),
             (d.history, d.history_bytes, d.history_ttl)

@@ -45,6 +45,7 @@ pub mod telemetry;
 pub use config::Config;
 pub use driver::{Backend, BackendChoice};
 pub use handler::{
-    CloseInfo, ConnId, Context, Handler, Message, Rejection, Upgrade, UpgradeRequest,
+    CloseInfo, ConnId, Context, Handler, Identity, Message, Peer, Rejection, Upgrade,
+    UpgradeRequest,
 };
 pub use server::{Publisher, RunningServer, Server, StartError};

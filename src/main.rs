@@ -59,6 +59,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         rooms: Rooms {
             exclude_sender: args.exclude_sender,
         },
+        access: args.room_access(),
         ..Builtin::default()
     };
     let cfg = args.to_config();

@@ -2,15 +2,18 @@
 //!
 //! `/ws/{room}` joins the room and publishes every data message it receives to it
 //! (the sender included unless `exclude_sender`); `/echo` echoes every message back (what
-//! conformance suites expect). Any other path is answered 404.
+//! conformance suites expect). Any other path is answered 404. Tokens ([`RoomAccess`])
+//! govern `/ws/{room}` only; `/echo` is open to anyone past the Origin check.
 
 pub mod echo;
 pub mod rooms;
+pub mod token;
 
 use crate::handler::{Context, Handler, Message, Rejection, Upgrade, UpgradeRequest};
 
 pub use echo::Echo;
-pub use rooms::Rooms;
+pub use rooms::{RoomAccess, Rooms};
+pub use token::Token;
 
 /// Path prefix of the rooms app.
 pub const ROOM_PREFIX: &str = "/ws/";
@@ -22,6 +25,8 @@ pub const ECHO_PATH: &str = "/echo";
 pub struct Builtin {
     pub rooms: Rooms,
     pub echo: Echo,
+    /// Token rules for `/ws/{room}` (none by default).
+    pub access: RoomAccess,
 }
 
 impl Handler for Builtin {
@@ -30,7 +35,10 @@ impl Handler for Builtin {
             return Upgrade::Accept;
         }
         if rooms::room_name(&request.path).is_some() {
-            return self.rooms.on_upgrade(request);
+            return match self.access.access(request) {
+                Ok(identity) => self.rooms.upgrade_as(request, identity),
+                Err(rejection) => Upgrade::Reject(rejection),
+            };
         }
         Upgrade::Reject(Rejection {
             status: 404,

@@ -5,9 +5,16 @@
 //! framing and `?since=SEQ` resumes: the retained messages after `SEQ` first, then the
 //! live stream (see [`crate::Context::resume`]). With history off, either parameter
 //! gets close 1008; a malformed value gets HTTP 400.
+//!
+//! Access ([`RoomAccess`], applied by [`super::Builtin`]): with a subscribe token set, an upgrade that presents no
+//! token gets HTTP 401; one that presents a token matching neither token gets 403
+//! (whichever tokens are set). With a publish token set, a connection that did not
+//! present it may only subscribe: its first data message is answered with close 1008
+//! "not allowed to publish" and reaches no one.
 
-use crate::handler::{Context, Handler, Message, Rejection, Upgrade, UpgradeRequest};
+use crate::handler::{Context, Handler, Identity, Message, Rejection, Upgrade, UpgradeRequest};
 
+use super::token::{self, Token};
 use super::ROOM_PREFIX;
 use crate::proto::close::codes;
 
@@ -58,8 +65,67 @@ pub struct Rooms {
     pub exclude_sender: bool,
 }
 
-impl Handler for Rooms {
-    fn on_upgrade(&self, request: &UpgradeRequest) -> Upgrade {
+/// The token rules of the rooms app (`--publish-token`, `--subscribe-token`).
+#[derive(Debug, Default, Clone)]
+pub struct RoomAccess {
+    /// Only connections presenting this token may publish (`--publish-token`).
+    pub publish_token: Option<Token>,
+    /// Only connections presenting a token may connect (`--subscribe-token`); the
+    /// publish token is accepted too.
+    pub subscribe_token: Option<Token>,
+}
+
+/// Reason (and close reason) given to a subscriber-only connection that publishes.
+pub const NOT_ALLOWED_TO_PUBLISH: &str = "not allowed to publish";
+
+impl RoomAccess {
+    /// Who the request is, from the token it presents: `Ok(None)` when no token is
+    /// configured (anyone may do anything), else the identity to attach, or the
+    /// rejection (401 no token where one is required, 403 a token that matches none).
+    pub fn access(&self, request: &UpgradeRequest) -> Result<Option<Identity>, Rejection> {
+        if self.publish_token.is_none() && self.subscribe_token.is_none() {
+            return Ok(None);
+        }
+        let identity = |name: &str, can_publish| Identity {
+            name: name.to_owned(),
+            can_publish,
+            can_subscribe: true,
+        };
+        let Some(presented) = token::presented(request) else {
+            if self.subscribe_token.is_some() {
+                return Err(Rejection {
+                    status: 401,
+                    reason: "token required",
+                });
+            }
+            return Ok(Some(identity("anonymous", false)));
+        };
+        // Both compared, whatever the first result, so timing does not tell which matched.
+        let publisher = self
+            .publish_token
+            .as_ref()
+            .is_some_and(|t| t.matches(presented));
+        let subscriber = self
+            .subscribe_token
+            .as_ref()
+            .is_some_and(|t| t.matches(presented));
+        if publisher {
+            Ok(Some(identity("publisher", true)))
+        } else if subscriber {
+            Ok(Some(identity("subscriber", self.publish_token.is_none())))
+        } else {
+            Err(Rejection {
+                status: 403,
+                reason: "invalid token",
+            })
+        }
+    }
+}
+
+impl Rooms {
+    /// [`Handler::on_upgrade`] for a request [`RoomAccess::access`] let through with
+    /// `identity`.
+    pub fn upgrade_as(&self, request: &UpgradeRequest, identity: Option<Identity>) -> Upgrade {
         if let Err(reason) = HistoryQuery::parse(request.query.as_deref()) {
             return Upgrade::Reject(Rejection {
                 status: 400,
@@ -67,7 +133,10 @@ impl Handler for Rooms {
             });
         }
         match room_name(&request.path) {
-            Some(name) if name.len() <= MAX_ROOM_NAME => Upgrade::Accept,
+            Some(name) if name.len() <= MAX_ROOM_NAME => match identity {
+                Some(identity) => Upgrade::AcceptAs(identity),
+                None => Upgrade::Accept,
+            },
             Some(_) => Upgrade::Reject(Rejection {
                 status: 414,
                 reason: "room name too long",
@@ -78,7 +147,14 @@ impl Handler for Rooms {
             }),
         }
     }
+}
 
+impl Handler for Rooms {
+    fn on_upgrade(&self, request: &UpgradeRequest) -> Upgrade {
+        self.upgrade_as(request, None)
+    }
+
+    /// Joins the room (all identities the built-in access rules give may subscribe).
     fn on_open(&self, cx: &mut Context<'_>, request: &UpgradeRequest) {
         let Some(name) = room_name(&request.path) else {
             return;
@@ -97,7 +173,13 @@ impl Handler for Rooms {
         }
     }
 
+    /// Publishes to the joined rooms, unless the identity forbids publishing: then
+    /// close 1008 [`NOT_ALLOWED_TO_PUBLISH`] and the message reaches no one.
     fn on_message(&self, cx: &mut Context<'_>, message: Message<'_>) {
+        if cx.identity().is_some_and(|i| !i.can_publish) {
+            cx.close(codes::POLICY, NOT_ALLOWED_TO_PUBLISH);
+            return;
+        }
         cx.publish_to_joined(message, !self.exclude_sender);
     }
 }
@@ -105,6 +187,73 @@ impl Handler for Rooms {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(query: Option<&str>, auth: Option<&str>) -> UpgradeRequest {
+        UpgradeRequest {
+            path: "/ws/a".into(),
+            query: query.map(Into::into),
+            key: String::new(),
+            origin: None,
+            headers: auth
+                .map(|a| vec![("authorization".to_string(), a.to_string())])
+                .unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn access_by_token() {
+        let token = |s| Some(Token::parse(s).unwrap());
+        let open = RoomAccess::default();
+        assert_eq!(open.access(&request(None, None)), Ok(None));
+        let publish = RoomAccess {
+            publish_token: token("p"),
+            subscribe_token: None,
+        };
+        let id = publish.access(&request(None, None)).unwrap().unwrap();
+        assert!(!id.can_publish && id.can_subscribe);
+        let id = publish
+            .access(&request(Some("token=p"), None))
+            .unwrap()
+            .unwrap();
+        assert!(id.can_publish);
+        assert_eq!(
+            publish
+                .access(&request(None, Some("Bearer x")))
+                .unwrap_err()
+                .status,
+            403
+        );
+        let both = RoomAccess {
+            publish_token: token("p"),
+            subscribe_token: token("s"),
+        };
+        assert_eq!(both.access(&request(None, None)).unwrap_err().status, 401);
+        assert_eq!(
+            both.access(&request(Some("token=x"), None))
+                .unwrap_err()
+                .status,
+            403
+        );
+        let id = both
+            .access(&request(None, Some("Bearer s")))
+            .unwrap()
+            .unwrap();
+        assert!(!id.can_publish && id.can_subscribe);
+        let id = both
+            .access(&request(None, Some("Bearer p")))
+            .unwrap()
+            .unwrap();
+        assert!(id.can_publish && id.can_subscribe);
+        let subscribe = RoomAccess {
+            publish_token: None,
+            subscribe_token: token("s"),
+        };
+        let id = subscribe
+            .access(&request(Some("token=s"), None))
+            .unwrap()
+            .unwrap();
+        assert!(id.can_publish);
+    }
 
     #[test]
     fn room_names_come_from_the_path() {

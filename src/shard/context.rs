@@ -46,6 +46,15 @@ impl Context<'_> {
         self.state.conn_id(self.key)
     }
 
+    /// The identity [`crate::Upgrade::AcceptAs`] attached to this connection (`None`
+    /// when it was accepted with plain [`crate::Upgrade::Accept`]).
+    pub fn identity(&self) -> Option<&crate::handler::Identity> {
+        self.state
+            .slots
+            .get(self.key)
+            .and_then(|s| s.identity.as_deref())
+    }
+
     /// The shard (thread) this connection lives on.
     pub fn shard(&self) -> usize {
         self.state.id

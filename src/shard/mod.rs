@@ -30,7 +30,7 @@ use crate::conn::{
     AfterFlush, ConnEvent, ConnLimits, Connection, DisconnectReason, DropReason, Enqueue, Phase,
     QueueLimits, Timer, TimerEntry, TimerHeap,
 };
-use crate::handler::{CloseInfo, Handler, Message, Rejection, Upgrade};
+use crate::handler::{CloseInfo, Handler, Identity, Message, Peer, Rejection, Upgrade};
 use crate::hub::{ConnKey, Hub, PreparedFrame, RoomId, ShardMsg};
 use crate::metrics::MetricsCollector;
 use crate::proto::close::codes;
@@ -61,6 +61,8 @@ pub struct Slot {
     pub generation: u32,
     /// The peer's close code, when it sent one.
     peer_code: Option<u16>,
+    /// What [`Upgrade::AcceptAs`] attached (boxed: one pointer when absent).
+    pub identity: Option<Box<Identity>>,
 }
 
 /// Everything of a shard except the handler (so a [`Context`] can borrow it).
@@ -393,6 +395,7 @@ impl Shard {
             fd,
             generation,
             peer_code: None,
+            identity: None,
         });
         let timeout = self.config().handshake_timeout;
         self.state.arm(key, timeout, Timer::Handshake, now);
@@ -474,17 +477,35 @@ impl Shard {
     }
 
     fn upgrade(&mut self, key: ConnKey, request: &UpgradeRequest, now: Instant) {
-        let decision = catch_unwind(AssertUnwindSafe(|| self.handler.on_upgrade(request)));
-        let decision = decision.unwrap_or_else(|panic| {
-            self.report_panic(key, "on_upgrade", panic);
-            Upgrade::Reject(Rejection {
-                status: 500,
-                reason: "internal error",
+        let decision = if self.config().origins.permits(request.origin.as_deref()) {
+            let peer = Peer {
+                fd: self.state.slots[key].fd,
+            };
+            let decision = catch_unwind(AssertUnwindSafe(|| {
+                self.handler.on_upgrade_from(request, peer)
+            }));
+            decision.unwrap_or_else(|panic| {
+                self.report_panic(key, "on_upgrade", panic);
+                Upgrade::Reject(Rejection {
+                    status: 500,
+                    reason: "internal error",
+                })
             })
-        });
+        } else {
+            Upgrade::Reject(Rejection {
+                status: 403,
+                reason: "origin not allowed",
+            })
+        };
+        let (decision, identity) = match decision {
+            Upgrade::AcceptAs(identity) => (Upgrade::Accept, Some(Box::new(identity))),
+            other => (other, None),
+        };
         let rejection = match decision {
             Upgrade::Reject(rejection) => Some((rejection, None)),
-            Upgrade::Accept if !self.state.shared.admission.try_acquire() => {
+            Upgrade::Accept | Upgrade::AcceptAs(_)
+                if !self.state.shared.admission.try_acquire() =>
+            {
                 self.state.metrics().admission_rejected(self.state.id);
                 let rejection = Rejection {
                     status: 503,
@@ -492,7 +513,7 @@ impl Shard {
                 };
                 Some((rejection, Some(("Retry-After", "1"))))
             }
-            Upgrade::Accept => None,
+            Upgrade::Accept | Upgrade::AcceptAs(_) => None,
         };
         let id = self.state.id;
         let slot = &mut self.state.slots[key];
@@ -504,6 +525,7 @@ impl Shard {
             tracing::debug!(conn = %self.state.conn_id(key), status = rejection.status, reason = rejection.reason, "upgrade refused");
             return;
         }
+        slot.identity = identity;
         slot.conn.admitted = self.state.shared.admission.is_limited();
         let shard = id.to_string();
         slot.conn
