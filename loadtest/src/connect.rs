@@ -214,14 +214,7 @@ pub fn run(args: ConnectArgs, command: Vec<String>) -> Report {
     if let Err(e) = sys::ensure_fd_budget(args.connections as u64, threads) {
         rep.problem(e);
     }
-    let wakers = match Wakers::new(threads) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            rep.problem(format!("eventfd: {e}"));
-            None
-        }
-    };
-    let Some(wakers) = wakers.filter(|_| rep.problems.is_empty()) else {
+    let Some(wakers) = runner::wakers_for(&mut rep, threads) else {
         rep.finalize();
         return rep;
     };

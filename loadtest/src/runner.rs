@@ -91,6 +91,19 @@ pub fn join_all<R>(hs: Vec<JoinHandle<WorkerOut<R>>>) -> Vec<WorkerOut<R>> {
         .collect()
 }
 
+/// The workers' wake-up eventfds, or `None` when the run cannot start: a problem was
+/// already recorded in `rep`, or the eventfds could not be made (recorded now).
+pub fn wakers_for(rep: &mut crate::report::Report, threads: usize) -> Option<Wakers> {
+    match Wakers::new(threads) {
+        Ok(w) if rep.problems.is_empty() => Some(w),
+        Ok(_) => None,
+        Err(e) => {
+            rep.problem(format!("eventfd: {e}"));
+            None
+        }
+    }
+}
+
 /// Wake-up eventfds of all workers. They are created up front and live as long as the
 /// run (the coordinator owns them), so a wake-up can never hit a closed descriptor.
 pub struct Wakers(Vec<EventFd>);

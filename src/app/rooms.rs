@@ -188,17 +188,7 @@ impl Handler for Rooms {
 mod tests {
     use super::*;
 
-    fn request(query: Option<&str>, auth: Option<&str>) -> UpgradeRequest {
-        UpgradeRequest {
-            path: "/ws/a".into(),
-            query: query.map(Into::into),
-            key: String::new(),
-            origin: None,
-            headers: auth
-                .map(|a| vec![("authorization".to_string(), a.to_string())])
-                .unwrap_or_default(),
-        }
-    }
+    use crate::app::token::request_for_tests as request;
 
     #[test]
     fn access_by_token() {

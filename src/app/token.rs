@@ -69,6 +69,20 @@ pub fn presented(request: &UpgradeRequest) -> Option<&str> {
     })
 }
 
+/// An upgrade request to `/ws/a` with an optional query and `Authorization` header.
+#[cfg(test)]
+pub(crate) fn request_for_tests(query: Option<&str>, auth: Option<&str>) -> UpgradeRequest {
+    UpgradeRequest {
+        path: "/ws/a".into(),
+        query: query.map(Into::into),
+        key: String::new(),
+        origin: None,
+        headers: auth
+            .map(|a| vec![("authorization".to_string(), a.to_string())])
+            .unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,23 +107,29 @@ mod tests {
 
     #[test]
     fn presented_from_header_or_query() {
-        let req = |query: Option<&str>, auth: Option<&str>| UpgradeRequest {
-            path: "/ws/a".into(),
-            query: query.map(Into::into),
-            key: String::new(),
-            origin: None,
-            headers: auth
-                .map(|a| vec![("authorization".to_string(), a.to_string())])
-                .unwrap_or_default(),
-        };
-        assert_eq!(presented(&req(None, Some("Bearer abc"))), Some("abc"));
-        assert_eq!(presented(&req(None, Some("bearer  abc "))), Some("abc"));
-        assert_eq!(presented(&req(None, Some("Basic abc"))), None);
-        assert_eq!(presented(&req(Some("seq=1&token=xyz"), None)), Some("xyz"));
         assert_eq!(
-            presented(&req(Some("token=q"), Some("Bearer h"))),
+            presented(&super::request_for_tests(None, Some("Bearer abc"))),
+            Some("abc")
+        );
+        assert_eq!(
+            presented(&super::request_for_tests(None, Some("bearer  abc "))),
+            Some("abc")
+        );
+        assert_eq!(
+            presented(&super::request_for_tests(None, Some("Basic abc"))),
+            None
+        );
+        assert_eq!(
+            presented(&super::request_for_tests(Some("seq=1&token=xyz"), None)),
+            Some("xyz")
+        );
+        assert_eq!(
+            presented(&super::request_for_tests(Some("token=q"), Some("Bearer h"))),
             Some("h")
         );
-        assert_eq!(presented(&req(Some("tokens=1"), None)), None);
+        assert_eq!(
+            presented(&super::request_for_tests(Some("tokens=1"), None)),
+            None
+        );
     }
 }
