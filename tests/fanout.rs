@@ -27,7 +27,7 @@ fn every_client_on_every_shard_gets_every_message_once_in_order() {
             per_shard.iter().all(|n| *n > 0),
             "{backend:?}: clients on every shard: {per_shard:?}"
         );
-        // Every join is visible once the room is on both shards' directory entries.
+        // Joins happen before the 101 is written, so the room is already listed.
         assert!(poll_until(TIMEOUT, || server.publisher().room_count() == 1));
 
         for seq in 0..MESSAGES {

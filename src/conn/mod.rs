@@ -497,11 +497,6 @@ impl Connection {
         AfterFlush::Idle
     }
 
-    /// The write side has been shut down (our FIN is out).
-    pub fn write_is_shut(&self) -> bool {
-        self.write_shut
-    }
-
     /// Mark closed; drops queued output and decoder state. Returns data frames dropped.
     pub fn mark_closed(&mut self, reason: DisconnectReason) -> usize {
         self.reason.get_or_insert(reason);

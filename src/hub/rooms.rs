@@ -99,12 +99,6 @@ impl Rooms {
     pub fn members(&self, room: RoomId) -> &IndexSet<ConnKey> {
         &self.rooms[room.0].members
     }
-
-    pub fn contains(&self, room: RoomId, conn: ConnKey) -> bool {
-        self.rooms
-            .get(room.0)
-            .is_some_and(|r| r.members.contains(&conn))
-    }
 }
 
 #[cfg(test)]

@@ -105,11 +105,7 @@ impl Context<'_> {
     pub fn publish_to_joined(&mut self, message: Message<'_>, include_self: bool) -> usize {
         let frame = prepare(message);
         let exclude = (!include_self).then_some(self.key);
-        self.state
-            .rooms_of(self.key)
-            .iter()
-            .map(|room| self.state.publish(room, &frame, exclude))
-            .sum()
+        self.state.publish_to_joined(self.key, &frame, exclude)
     }
 
     /// True when the server keeps per-room history (`history > 0`): publishes are

@@ -18,7 +18,6 @@ pub mod replay;
 
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,9 +41,6 @@ pub use replay::Resumed;
 
 /// Response header naming the shard that accepted the connection.
 pub const SHARD_HEADER: &str = "x-ringcast-shard";
-
-/// Panics caught in handler callbacks, process-wide.
-pub static PANICS: AtomicU64 = AtomicU64::new(0);
 
 /// What every shard shares (read-mostly).
 pub struct Shared {
@@ -202,17 +198,44 @@ impl ShardState {
             return self.publish_sequenced(room, frame, exclude);
         }
         match self.hub.rooms().lookup(room) {
-            Some(id) => {
-                let name = self.hub.rooms().name(id).clone();
-                let queued = self.deliver_local(id, frame, exclude);
-                self.hub.fan_out_remote(&name, frame);
-                queued
-            }
+            Some(id) => self.publish_room(id, frame, exclude),
             None => {
                 self.hub.fan_out_remote(&Arc::from(room), frame);
                 0
             }
         }
+    }
+
+    /// [`ShardState::publish`] to a room this shard has members of, known by id.
+    fn publish_room(
+        &mut self,
+        room: RoomId,
+        frame: &PreparedFrame,
+        exclude: Option<ConnKey>,
+    ) -> usize {
+        let name = self.hub.rooms().name(room).clone();
+        if self.hub.shared().history().is_some() {
+            return self.publish_sequenced(&name, frame, exclude);
+        }
+        let queued = self.deliver_local(room, frame, exclude);
+        self.hub.fan_out_remote(&name, frame);
+        queued
+    }
+
+    /// Publish to every room `key` joined, by room id: no name lookups, no allocation.
+    fn publish_to_joined(
+        &mut self,
+        key: ConnKey,
+        frame: &PreparedFrame,
+        exclude: Option<ConnKey>,
+    ) -> usize {
+        let mut queued = 0;
+        let mut i = 0;
+        while let Some(&room) = self.slots.get(key).and_then(|s| s.conn.rooms.get(i)) {
+            queued += self.publish_room(room, frame, exclude);
+            i += 1;
+        }
+        queued
     }
 
     /// Queue `frame` to every local member of `room` except `exclude`.
@@ -369,11 +392,6 @@ impl Shard {
 
     pub fn config(&self) -> &Config {
         &self.state.shared.cfg
-    }
-
-    /// Number of connection slots in use (including ones being closed).
-    pub fn connection_count(&self) -> usize {
-        self.state.slots.len()
     }
 
     pub fn slot(&self, key: ConnKey) -> Option<&Slot> {
@@ -557,7 +575,6 @@ impl Shard {
     }
 
     fn report_panic(&self, key: ConnKey, during: &str, panic: Box<dyn std::any::Any + Send>) {
-        PANICS.fetch_add(1, Ordering::Relaxed);
         self.state.metrics().panic(self.state.id);
         let message = panic
             .downcast_ref::<&str>()
