@@ -4,28 +4,32 @@ ADDR    ?= 127.0.0.1:9001
 ARGS    ?=
 FUZZ_SECONDS ?= 60
 QUICK   ?= 0
+# Optional cargo features built by run/release/test (tls: wss:// with --tls-cert/--tls-key).
+FEATURES ?= ringcast/tls
 
 .PHONY: run test fmt-check clippy test-features test-otel build release bench compare autobahn idle-rss dashboard-shot fuzz clean
 
 ## Start the server (release build) on $(ADDR); Ctrl-C stops it.
 run:
-	$(CARGO) run --release --bin ringcast -- serve --addr $(ADDR) $(ARGS)
+	$(CARGO) run --release --features $(FEATURES) --bin ringcast -- serve --addr $(ADDR) $(ARGS)
 
-## Everything CI checks: formatting, clippy -D warnings, single-backend builds, all tests.
+## Everything CI checks: formatting, clippy -D warnings, single-backend builds, all tests
+## (with the tls feature: the wss:// tests run too).
 test: fmt-check clippy test-features
-	$(CARGO) test --workspace --all-targets
-	$(CARGO) test --workspace --doc
+	$(CARGO) test --workspace --all-targets --features $(FEATURES)
+	$(CARGO) test --workspace --doc --features $(FEATURES)
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features $(FEATURES) -- -D warnings
 
-## Each backend must build on its own (the other feature off).
+## Each backend must build on its own (the other feature off), and without tls.
 test-features:
 	$(CARGO) check -p ringcast --no-default-features --features uring
-	$(CARGO) check -p ringcast --no-default-features --features epoll
+	$(CARGO) check -p ringcast --no-default-features --features epoll,tls
+	$(CARGO) clippy -p ringcast --all-targets -- -D warnings
 
 ## Optional feature `otel` (OTLP export of lifecycle spans): check, clippy, and its tests
 ## (unit tests plus tests/otel.rs against an in-test collector). Not part of `make test`.
@@ -35,10 +39,10 @@ test-otel:
 	$(CARGO) test -p ringcast --features otel --lib --test otel
 
 build:
-	$(CARGO) build --workspace
+	$(CARGO) build --workspace --features $(FEATURES)
 
 release:
-	$(CARGO) build --release --workspace
+	$(CARGO) build --release --workspace --features $(FEATURES)
 
 ## Criterion micro-benchmarks: protocol hot paths (benches/proto.rs), hub fan-out,
 ## cross-shard hand-off and the no-op metrics cost (benches/hub.rs).

@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions and their translation into a [`Config`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -8,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::app::{RoomAccess, Token};
 use crate::config::{Config, Origin, OriginPolicy};
 use crate::conn::SlowPolicy;
+use crate::driver::tls::TlsConfig;
 use crate::driver::BackendChoice;
 
 #[derive(Debug, Parser)]
@@ -173,6 +175,13 @@ pub struct ServeArgs {
     /// Like --subscribe-token, read from a file (surrounding whitespace trimmed).
     #[arg(long, value_name = "PATH", value_parser = Token::from_file)]
     pub subscribe_token_file: Option<Token>,
+    /// Serve wss://: the PEM certificate chain (leaf first). Needs --tls-key and a
+    /// build with the `tls` cargo feature (`make run` and `make release` have it).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) for --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Log level filter (e.g. info, debug, ringcast=trace).
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -216,6 +225,15 @@ impl ServeArgs {
                 allowed: self.allowed_origins.clone(),
                 require: self.require_origin,
             },
+            tls: None,
+        }
+    }
+
+    /// The TLS configuration `--tls-cert`/`--tls-key` name, loaded (None: plain ws://).
+    pub fn tls_config(&self) -> Result<Option<TlsConfig>, String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => TlsConfig::from_pem_files(cert, key).map(Some),
+            _ => Ok(None),
         }
     }
 

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::conn::SlowPolicy;
+use crate::driver::tls::TlsConfig;
 use crate::driver::BackendChoice;
 use crate::hub::HistoryConfig;
 
@@ -67,6 +68,9 @@ pub struct Config {
     /// Which `Origin` headers an upgrade may carry (`--allowed-origin`,
     /// `--require-origin`); checked before the handler's upgrade hook, failure: HTTP 403.
     pub origins: OriginPolicy,
+    /// Serve `wss://`: every accepted connection starts with a TLS handshake (cargo
+    /// feature `tls`; `--tls-cert`/`--tls-key`). None: plain `ws://`.
+    pub tls: Option<TlsConfig>,
 }
 
 /// A parsed `scheme://host[:port]` origin: scheme and host lower-cased, the port made
@@ -184,6 +188,7 @@ impl Default for Config {
             history_bytes: 256 << 10,
             history_ttl: Duration::from_secs(300),
             origins: OriginPolicy::default(),
+            tls: None,
         }
     }
 }

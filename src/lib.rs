@@ -43,6 +43,7 @@ pub mod sys;
 pub mod telemetry;
 
 pub use config::Config;
+pub use driver::tls::TlsConfig;
 pub use driver::{Backend, BackendChoice};
 pub use handler::{
     CloseInfo, ConnId, Context, Handler, Identity, Message, Peer, Rejection, Upgrade,

@@ -62,7 +62,9 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         access: args.room_access(),
         ..Builtin::default()
     };
-    let cfg = args.to_config();
+    let mut cfg = args.to_config();
+    cfg.tls = args.tls_config()?;
+    let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
     let metrics_addr: Option<SocketAddr> = match args.metrics_addr.as_str() {
         "off" | "none" => None,
         addr => Some(
@@ -103,7 +105,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let server = Server::start_with_metrics(cfg, Arc::new(app), collector)?;
     announce(&format!(
-        "ringcast listening on ws://{} (backend {}, {} shards): /ws/{{room}} and /echo",
+        "ringcast listening on {scheme}://{} (backend {}, {} shards): /ws/{{room}} and /echo",
         server.local_addr(),
         server.backend(),
         server.shards()

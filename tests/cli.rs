@@ -1,5 +1,6 @@
 //! The `ringcast` binary: `--version`, `serve` prints where it listens and exits 0 on
-//! SIGTERM and SIGINT, and a bind failure exits non-zero with the diagnostics.
+//! SIGTERM and SIGINT, and a bind failure exits non-zero with the diagnostics; with
+//! the `tls` feature, `--tls-cert/--tls-key` serve wss:// and unusable files are named.
 
 mod common;
 
@@ -74,4 +75,71 @@ fn bind_failure_exits_non_zero_with_diagnostics() {
         err.contains("SO_REUSEPORT") && err.contains("RLIMIT_NOFILE"),
         "{err}"
     );
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn serve_speaks_wss_with_tls_cert_and_key() {
+    let (dir, cert, key) = common::tls::self_signed_files("cli-tls");
+    for backend in ["uring", "epoll"] {
+        let mut server = ServerProcess::spawn(&[
+            "--backend",
+            backend,
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--log-level",
+            "warn",
+            "--metrics-addr",
+            "off",
+        ]);
+        assert!(
+            server.banner[0].contains("listening on wss://"),
+            "{:?}",
+            server.banner
+        );
+        let client = common::tls::client_config(&common::tls::cert_from_pem(&cert));
+        let mut ws = common::tls::wss_connect(server.addr, "/echo", common::source_ip(0), &client);
+        ws.send(tungstenite::Message::text("over tls")).unwrap();
+        assert_eq!(ws.read().unwrap(), tungstenite::Message::text("over tls"));
+        drop(ws);
+        server.signal(libc::SIGTERM);
+        assert_eq!(server.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn unusable_tls_files_exit_non_zero_naming_the_file() {
+    let (dir, cert, _key) = common::tls::self_signed_files("cli-tls-bad");
+    let missing = dir.join("missing-key.pem");
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--metrics-addr", "off"])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--tls-key") && err.contains("missing-key.pem"),
+        "{err}"
+    );
+    // A certificate file given as the key: no key in it.
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--metrics-addr", "off"])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no usable PEM private key"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -65,12 +65,20 @@ fn run(mut cmd: Command, what: &str) -> (bool, String, String) {
     (status.is_some_and(|s| s.success()), stdout, stderr)
 }
 
-/// Start a server on `backend`, run the client command built by `client` against it.
-fn check_client(backend: BackendChoice, name: &str, client: impl Fn(&str) -> Command) {
+/// Start a server on `backend` (serving wss:// with `tls`), run the client command
+/// built by `client` against it.
+fn check_client(
+    backend: BackendChoice,
+    name: &str,
+    tls: Option<ringcast::TlsConfig>,
+    client: impl Fn(&str) -> Command,
+) {
     let mut cfg = config(backend, 2);
     cfg.max_message_size = MAX_MESSAGE_SIZE;
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    cfg.tls = tls;
     let server = start_with(cfg, ringcast::app::Builtin::default());
-    let base = format!("ws://{}", server.local_addr());
+    let base = format!("{scheme}://{}", server.local_addr());
     let what = format!("{name} against {backend:?}");
     let (ok, stdout, stderr) = run(client(&base), &what);
     println!("--- {what} ---\n{stdout}{stderr}");
@@ -78,8 +86,7 @@ fn check_client(backend: BackendChoice, name: &str, client: impl Fn(&str) -> Com
     assert!(ok, "{what} failed:\n{stdout}{stderr}");
 }
 
-#[test]
-fn python_websockets_client_interoperates() {
+fn require_python_websockets() {
     let probe = Command::new("python3")
         .args([
             "-c",
@@ -101,9 +108,14 @@ fn python_websockets_client_interoperates() {
              `python3 -m pip install 'websockets>=13'` (.ci/run does)"
         ),
     }
+}
+
+#[test]
+fn python_websockets_client_interoperates() {
+    require_python_websockets();
     let script = interop_dir().join("python/interop.py");
     for backend in BACKENDS {
-        check_client(backend, "python websockets", |base| {
+        check_client(backend, "python websockets", None, |base| {
             let mut cmd = Command::new("python3");
             cmd.arg(&script)
                 .arg(base)
@@ -136,7 +148,7 @@ fn node_ws_client_interoperates() {
         ),
     }
     for backend in BACKENDS {
-        check_client(backend, "node ws", |base| {
+        check_client(backend, "node ws", None, |base| {
             let mut cmd = Command::new("node");
             cmd.arg(dir.join("interop.js"))
                 .arg(base)
@@ -145,4 +157,28 @@ fn node_ws_client_interoperates() {
             cmd
         });
     }
+}
+
+/// The same Python checks over wss://: the server loads a PEM certificate and key from
+/// files (as `--tls-cert`/`--tls-key` do) and the client trusts only that certificate.
+#[cfg(feature = "tls")]
+#[test]
+fn python_websockets_client_interoperates_over_tls() {
+    require_python_websockets();
+    let (dir, cert_path, key_path) = common::tls::self_signed_files("interop-tls");
+    let script = interop_dir().join("python/interop.py");
+    for backend in BACKENDS {
+        let tls =
+            ringcast::TlsConfig::from_pem_files(&cert_path, &key_path).expect("PEM files load");
+        check_client(backend, "python websockets over TLS", Some(tls), |base| {
+            let mut cmd = Command::new("python3");
+            cmd.arg(&script)
+                .arg(base)
+                .arg("--ca-file")
+                .arg(&cert_path)
+                .args(["--max-message-size", &MAX_MESSAGE_SIZE.to_string()]);
+            cmd
+        });
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

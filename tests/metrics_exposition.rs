@@ -280,6 +280,7 @@ fn metrics_endpoint_serves_exact_valid_exposition() {
         ("pong_timeout", 1.0),
         ("admission_rejected", 1.0),
         ("reset", 0.0),
+        ("tls_error", 0.0),
     ] {
         let label = format!("reason='{reason}'");
         assert_eq!(

@@ -85,10 +85,13 @@ pub enum DisconnectReason {
     Panic,
     /// The peer reset or vanished without a close frame, or the close timed out.
     Reset,
+    /// TLS failed (handshake refused, not TLS at all, a corrupt record): the peer got
+    /// the TLS alert, when there was one.
+    Tls,
 }
 
 impl DisconnectReason {
-    pub const ALL: [DisconnectReason; 9] = [
+    pub const ALL: [DisconnectReason; 10] = [
         DisconnectReason::Normal,
         DisconnectReason::ProtocolError,
         DisconnectReason::SlowConsumer,
@@ -98,6 +101,7 @@ impl DisconnectReason {
         DisconnectReason::AdmissionRejected,
         DisconnectReason::Panic,
         DisconnectReason::Reset,
+        DisconnectReason::Tls,
     ];
 
     /// The label value used in metrics and logs.
@@ -112,6 +116,7 @@ impl DisconnectReason {
             DisconnectReason::AdmissionRejected => "admission_rejected",
             DisconnectReason::Panic => "panic",
             DisconnectReason::Reset => "reset",
+            DisconnectReason::Tls => "tls_error",
         }
     }
 }

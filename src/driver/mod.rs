@@ -10,6 +10,7 @@
 pub mod batch;
 #[cfg(feature = "epoll")]
 pub mod epoll;
+pub mod tls;
 #[cfg(feature = "uring")]
 pub mod uring;
 
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::shard::Shard;
 use crate::sys::Waker;
+use tls::{TlsConfig, TlsSession};
 
 /// The backend asked for on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -172,4 +174,12 @@ pub(crate) fn tune_accepted(fd: std::os::fd::RawFd, cfg: &crate::config::Config)
             bytes.min(i32::MAX as usize) as libc::c_int,
         );
     }
+}
+
+/// A TLS session for a just-accepted connection when the server speaks `wss://`.
+fn new_session(config: &Option<TlsConfig>) -> Result<Option<Box<TlsSession>>, String> {
+    config
+        .as_ref()
+        .map(|c| TlsSession::new(c).map(Box::new))
+        .transpose()
 }

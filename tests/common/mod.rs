@@ -6,6 +6,8 @@
 
 pub mod process;
 pub mod recorder;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};

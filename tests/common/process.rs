@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 pub struct ServerProcess {
     pub child: Child,
-    /// The WebSocket address (from "ringcast listening on ws://ADDR …").
+    /// The WebSocket address (from "ringcast listening on ws://ADDR …" or wss://).
     pub addr: SocketAddr,
     /// The metrics address (from "metrics on http://ADDR/metrics …"), unless disabled.
     pub metrics: Option<SocketAddr>,
@@ -82,7 +82,7 @@ impl ServerProcess {
                 panic!("no address lines from the binary; got {seen:?}");
             };
             if line.starts_with("ringcast listening on ") {
-                addr = addr_after(&line, "ws://");
+                addr = addr_after(&line, "://"); // ws:// or wss://
             } else if line.starts_with("metrics on ") {
                 metrics = addr_after(&line, "http://");
             }

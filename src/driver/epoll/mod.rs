@@ -4,7 +4,8 @@
 //! EAGAIN into the shard's scratch buffer and feed it → drain the inbox → fire timers →
 //! write every dirty connection (one `sendmsg` per batch of queued frames, until EAGAIN)
 //! → close finished connections. The wake-up eventfd is in the set; the shard's
-//! deadline becomes the `epoll_wait` timeout.
+//! deadline becomes the `epoll_wait` timeout. A `wss://` connection's bytes pass
+//! through its [`TlsSession`] on the way in and out (one `send` of ciphertext per batch).
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -13,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::conn::{AfterFlush, DisconnectReason};
 use crate::driver::batch::SendBatch;
-use crate::driver::{accept_needs_pause, tune_accepted, wait_for, ACCEPT_PAUSE};
+use crate::driver::tls::{TlsConfig, TlsSession};
+use crate::driver::{accept_needs_pause, new_session, tune_accepted, wait_for, ACCEPT_PAUSE};
 use crate::hub::ConnKey;
 use crate::shard::Shard;
 use crate::sys::Waker;
@@ -37,10 +39,12 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 /// Per-connection driver state, indexed by slot key.
-#[derive(Default, Clone, Copy)]
+#[derive(Default)]
 struct ConnIo {
     /// The last send hit EAGAIN: wait for EPOLLOUT.
     write_blocked: bool,
+    /// `wss://`: the connection's TLS session.
+    tls: Option<Box<TlsSession>>,
 }
 
 struct Epoll {
@@ -50,6 +54,9 @@ struct Epoll {
     accept_paused_until: Option<Instant>,
     waker: Arc<Waker>,
     scratch: Vec<u8>,
+    /// Decrypted bytes of a `wss://` read, on their way to the shard.
+    plain: Vec<u8>,
+    tls: Option<TlsConfig>,
     batch: SendBatch,
     io: Vec<ConnIo>,
     to_flush: Vec<ConnKey>,
@@ -73,6 +80,8 @@ pub fn run(shard: &mut Shard, listener: socket2::Socket, waker: Arc<Waker>) -> i
         accept_paused_until: None,
         waker: waker.clone(),
         scratch: vec![0; shard.config().recv_buffer_size.max(64 * 1024)],
+        plain: Vec::new(),
+        tls: shard.config().tls.clone(),
         batch: SendBatch::default(),
         io: Vec::new(),
         to_flush: Vec::new(),
@@ -198,9 +207,17 @@ impl Epoll {
             tune_accepted(fd, shard.config());
             let (key, generation) = shard.open(fd, now);
             if self.io.len() <= key {
-                self.io.resize(key + 1, ConnIo::default());
+                self.io.resize_with(key + 1, ConnIo::default);
             }
             self.io[key] = ConnIo::default();
+            match new_session(&self.tls) {
+                Ok(tls) => self.io[key].tls = tls,
+                Err(e) => {
+                    tracing::warn!(error = %e, "TLS session setup failed");
+                    shard.finish(key, DisconnectReason::Tls);
+                    continue;
+                }
+            }
             let interest = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
             if let Err(e) = self.add(fd, token(key, generation), interest as u32) {
                 tracing::warn!(error = %e, "epoll_ctl add failed");
@@ -237,7 +254,9 @@ impl Epoll {
             match n {
                 0 => return shard.on_peer_gone(key),
                 n if n > 0 => {
-                    shard.on_data(key, &self.scratch[..n as usize], now);
+                    if !self.deliver(shard, key, n as usize, now) {
+                        return;
+                    }
                     if shard
                         .slot(key)
                         .is_none_or(|s| s.conn.phase() == crate::conn::Phase::Closed)
@@ -257,6 +276,30 @@ impl Epoll {
         }
     }
 
+    /// Hand `n` bytes read into the scratch buffer to the shard, through the TLS session
+    /// for `wss://`. False: stop reading this connection.
+    fn deliver(&mut self, shard: &mut Shard, key: ConnKey, n: usize, now: Instant) -> bool {
+        let Some(tls) = self.io[key].tls.as_deref_mut() else {
+            shard.on_data(key, &self.scratch[..n], now);
+            return true;
+        };
+        let seen = tls.receive(&self.scratch[..n], &mut self.plain);
+        if !self.plain.is_empty() {
+            shard.on_data(key, &self.plain, now);
+        }
+        if let Some(e) = tls.error() {
+            // The alert (if rustls queued one) goes out best effort as the socket closes.
+            tracing::debug!(conn = key, error = %e, "TLS failed; closing");
+            shard.finish(key, DisconnectReason::Tls);
+        } else if seen.peer_closed {
+            shard.on_peer_gone(key);
+        } else if tls.wants_write() {
+            // Handshake messages.
+            self.to_flush.push(key);
+        }
+        !seen.failed && !seen.peer_closed
+    }
+
     fn flush_all(&mut self, shard: &mut Shard, now: Instant) {
         let mut dirty = std::mem::take(&mut self.to_flush);
         let mut more = Vec::new();
@@ -273,6 +316,9 @@ impl Epoll {
     fn flush(&mut self, shard: &mut Shard, key: ConnKey, now: Instant) {
         if self.io.get(key).is_none_or(|io| io.write_blocked) {
             return;
+        }
+        if self.io[key].tls.is_some() {
+            return self.flush_tls(shard, key, now);
         }
         loop {
             let Some(slot) = shard.slot(key) else {
@@ -318,10 +364,79 @@ impl Epoll {
         }
     }
 
+    /// [`flush`](Self::flush) for `wss://`: encrypt a batch, send it, repeat.
+    fn flush_tls(&mut self, shard: &mut Shard, key: ConnKey, now: Instant) {
+        loop {
+            let Some(slot) = shard.slot(key) else {
+                return;
+            };
+            if slot.conn.phase() == crate::conn::Phase::Closed {
+                return;
+            }
+            let fd = slot.fd;
+            let Some(tls) = self.io[key].tls.as_deref_mut() else {
+                return;
+            };
+            let (taken, bytes) = tls.next_send(&slot.conn.out);
+            let (ptr, len) = (bytes.as_ptr(), bytes.len());
+            if taken > 0 {
+                shard.on_written(key, taken);
+            }
+            if len == 0 {
+                if tls.take_shutdown() {
+                    // SAFETY: fd is an open socket owned by this slot.
+                    unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+                    return;
+                }
+                match shard.after_flush(key, now) {
+                    AfterFlush::ShutdownWrite => {
+                        tls.close_notify(true);
+                        continue;
+                    }
+                    // Finished: close_finished writes the close_notify.
+                    AfterFlush::Close => return tls.close_notify(false),
+                    AfterFlush::Idle => return,
+                }
+            }
+            // SAFETY: ptr/len is the session's pending ciphertext, alive and unchanged
+            // for the duration of this call.
+            let n =
+                unsafe { libc::send(fd, ptr.cast(), len, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+            if n >= 0 {
+                tls.advance(n as usize);
+                continue;
+            }
+            match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EAGAIN) => {
+                    self.io[key].write_blocked = true;
+                    return;
+                }
+                Some(libc::EINTR) => continue,
+                _ => return shard.on_peer_gone(key),
+            }
+        }
+    }
+
     fn close_finished(&mut self, shard: &mut Shard) {
         shard.take_finished(&mut self.finished);
         for &key in &self.finished {
             if let Some(slot) = shard.slot(key) {
+                if let Some(tls) = self.io[key].tls.as_deref_mut() {
+                    // Best effort: the close_notify or alert, if the socket takes it now.
+                    let (_, bytes) = tls.next_send(&slot.conn.out);
+                    if !bytes.is_empty() {
+                        // SAFETY: bytes is alive for the call; fd is still open.
+                        unsafe {
+                            libc::send(
+                                slot.fd,
+                                bytes.as_ptr().cast(),
+                                bytes.len(),
+                                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                            )
+                        };
+                    }
+                }
+                self.io[key].tls = None;
                 // SAFETY: the fd belongs to this slot and is closed exactly once, here;
                 // closing removes it from the epoll set.
                 unsafe { libc::close(slot.fd) };

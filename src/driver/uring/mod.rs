@@ -14,6 +14,10 @@
 //! A finished connection's ops are cancelled; its socket is closed and its slot freed
 //! only when no op is in flight, and `user_data` carries the slot's generation so a late
 //! completion for a reused slot is ignored.
+//!
+//! A `wss://` connection's bytes pass through its [`TlsSession`]: received buffers are
+//! decrypted before the shard sees them, and its send is a plain `send` of the
+//! session's pending ciphertext, which the session keeps unmoved until the completion.
 
 mod bufring;
 mod user_data;
@@ -25,9 +29,11 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
+use crate::conn::DisconnectReason;
 use crate::conn::{AfterFlush, Phase};
 use crate::driver::batch::SendBatch;
-use crate::driver::{accept_needs_pause, tune_accepted, wait_for, ACCEPT_PAUSE};
+use crate::driver::tls::{TlsConfig, TlsSession};
+use crate::driver::{accept_needs_pause, new_session, tune_accepted, wait_for, ACCEPT_PAUSE};
 use crate::hub::ConnKey;
 use crate::shard::Shard;
 use crate::sys::Waker;
@@ -135,11 +141,15 @@ struct ConnIo {
     send: Option<Box<SendBatch>>,
     /// The connection finished; its ops are being cancelled.
     closing: bool,
+    /// `wss://`: the connection's TLS session.
+    tls: Option<Box<TlsSession>>,
+    /// A send of the TLS session's ciphertext is in flight.
+    tls_send: bool,
 }
 
 impl ConnIo {
     fn idle(&self) -> bool {
-        !self.recv_armed && self.send.is_none()
+        !self.recv_armed && self.send.is_none() && !self.tls_send
     }
 }
 
@@ -153,6 +163,9 @@ struct Uring {
     accept_paused_until: Option<Instant>,
     waker: Arc<Waker>,
     wake_buf: Box<u64>,
+    tls: Option<TlsConfig>,
+    /// Decrypted bytes of a `wss://` receive, on their way to the shard.
+    plain: Vec<u8>,
     io: Vec<ConnIo>,
     // Boxed: a batch's msghdr must not move while its send is in flight.
     #[allow(clippy::vec_box)]
@@ -182,6 +195,8 @@ pub fn run(shard: &mut Shard, listener: socket2::Socket, waker: Arc<Waker>) -> i
         accept_paused_until: None,
         waker,
         wake_buf: Box::new(0),
+        tls: cfg.tls.clone(),
+        plain: Vec::new(),
         io: Vec::new(),
         pool: Vec::new(),
         cqes: Vec::with_capacity(1024),
@@ -352,7 +367,16 @@ impl Uring {
                     self.io.resize_with(key + 1, ConnIo::default);
                 }
                 self.io[key] = ConnIo::default();
-                self.arm_recv(key, fd, generation)?;
+                match new_session(&self.tls) {
+                    Ok(tls) => {
+                        self.io[key].tls = tls;
+                        self.arm_recv(key, fd, generation)?;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "TLS session setup failed");
+                        shard.finish(key, DisconnectReason::Tls);
+                    }
+                }
             }
         } else if res != -libc::ECANCELED {
             let e = io::Error::from_raw_os_error(-res);
@@ -402,7 +426,7 @@ impl Uring {
         if res > 0 {
             if let Some(bid) = bid {
                 if !self.io[key].closing {
-                    shard.on_data(key, self.bufs.slice(bid, res as usize), now);
+                    self.deliver(shard, key, bid, res as usize, now);
                 }
                 self.bufs.recycle(bid);
             }
@@ -425,8 +449,43 @@ impl Uring {
         }
     }
 
+    /// Hand a received buffer to the shard, through the TLS session for `wss://`.
+    fn deliver(&mut self, shard: &mut Shard, key: ConnKey, bid: u16, len: usize, now: Instant) {
+        let data = self.bufs.slice(bid, len);
+        let Some(tls) = self.io[key].tls.as_deref_mut() else {
+            return shard.on_data(key, data, now);
+        };
+        let seen = tls.receive(data, &mut self.plain);
+        if !self.plain.is_empty() {
+            shard.on_data(key, &self.plain, now);
+        }
+        if let Some(e) = tls.error() {
+            // The alert (if rustls queued one) goes out best effort as the socket closes.
+            tracing::debug!(conn = key, error = %e, "TLS failed; closing");
+            shard.finish(key, DisconnectReason::Tls);
+        } else if seen.peer_closed {
+            shard.on_peer_gone(key);
+        } else if tls.wants_write() {
+            // Handshake messages.
+            self.to_flush.push(key);
+        }
+    }
+
     fn on_send(&mut self, shard: &mut Shard, key: ConnKey, generation: u32, res: i32) {
         if !Self::current(shard, key, generation) {
+            return;
+        }
+        if std::mem::take(&mut self.io[key].tls_send) {
+            if self.io[key].closing {
+                return;
+            }
+            if res < 0 {
+                return shard.on_peer_gone(key);
+            }
+            if let Some(tls) = self.io[key].tls.as_deref_mut() {
+                tls.advance(res as usize);
+            }
+            self.to_flush.push(key);
             return;
         }
         if let Some(mut batch) = self.io[key].send.take() {
@@ -486,8 +545,11 @@ impl Uring {
             return Ok(());
         };
         let io = &self.io[key];
-        if io.send.is_some() || io.closing || slot.conn.phase() == Phase::Closed {
+        if io.send.is_some() || io.tls_send || io.closing || slot.conn.phase() == Phase::Closed {
             return Ok(());
+        }
+        if io.tls.is_some() {
+            return self.flush_tls(shard, key, now);
         }
         let (fd, generation) = (slot.fd, slot.generation);
         if slot.conn.out.is_empty() {
@@ -518,6 +580,61 @@ impl Uring {
         self.push(entry)
     }
 
+    /// [`flush`](Self::flush) for `wss://`: encrypt a batch and start its send.
+    fn flush_tls(&mut self, shard: &mut Shard, key: ConnKey, now: Instant) -> io::Result<()> {
+        loop {
+            let Some(slot) = shard.slot(key) else {
+                return Ok(());
+            };
+            let (fd, generation) = (slot.fd, slot.generation);
+            let Some(tls) = self.io[key].tls.as_deref_mut() else {
+                return Ok(());
+            };
+            let (taken, bytes) = tls.next_send(&slot.conn.out);
+            let (ptr, len) = (bytes.as_ptr(), bytes.len());
+            if taken > 0 {
+                shard.on_written(key, taken);
+            }
+            if len == 0 {
+                if tls.take_shutdown() {
+                    // SAFETY: fd is an open socket owned by this slot.
+                    unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+                    return Ok(());
+                }
+                match shard.after_flush(key, now) {
+                    AfterFlush::ShutdownWrite => {
+                        tls.close_notify(true);
+                        continue;
+                    }
+                    // Finished: close_finished sends the close_notify.
+                    AfterFlush::Close => tls.close_notify(false),
+                    AfterFlush::Idle => {}
+                }
+                return Ok(());
+            }
+            self.io[key].tls_send = true;
+            return self.push_tls_send(key, fd, generation, ptr, len);
+        }
+    }
+
+    /// Send `len` bytes of a TLS session's pending ciphertext (at most one batch plus
+    /// record overhead, so it fits the op's u32 length). The session keeps them
+    /// unmoved until the completion clears `tls_send`.
+    fn push_tls_send(
+        &mut self,
+        key: ConnKey,
+        fd: RawFd,
+        generation: u32,
+        ptr: *const u8,
+        len: usize,
+    ) -> io::Result<()> {
+        let entry = opcode::Send::new(types::Fd(fd), ptr, len as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(user_data::encode(Op::Send, key, generation));
+        self.push(entry)
+    }
+
     fn close_finished(&mut self, shard: &mut Shard) -> io::Result<()> {
         let mut newly = Vec::new();
         shard.take_finished(&mut newly);
@@ -527,6 +644,17 @@ impl Uring {
             };
             let (fd, generation) = (slot.fd, slot.generation);
             self.io[key].closing = true;
+            if !self.io[key].tls_send {
+                if let Some(tls) = self.io[key].tls.as_deref_mut() {
+                    // Best effort, queued before the cancel: the close_notify or alert.
+                    let (_, bytes) = tls.next_send(&slot.conn.out);
+                    let (ptr, len) = (bytes.as_ptr(), bytes.len());
+                    if len > 0 {
+                        self.io[key].tls_send = true;
+                        self.push_tls_send(key, fd, generation, ptr, len)?;
+                    }
+                }
+            }
             if !self.io[key].idle() {
                 let cancel =
                     opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())

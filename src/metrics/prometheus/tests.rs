@@ -67,6 +67,7 @@ ringcast_connections_closed_total{env="a\"b\\c\nd",reason="server_shutdown"} 0
 ringcast_connections_closed_total{env="a\"b\\c\nd",reason="admission_rejected"} 0
 ringcast_connections_closed_total{env="a\"b\\c\nd",reason="panic"} 0
 ringcast_connections_closed_total{env="a\"b\\c\nd",reason="reset"} 0
+ringcast_connections_closed_total{env="a\"b\\c\nd",reason="tls_error"} 0
 # HELP ringcast_connection_duration_seconds Time from accept to close of each connection.
 # TYPE ringcast_connection_duration_seconds histogram
 ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="0.1"} 0

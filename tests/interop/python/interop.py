@@ -2,6 +2,9 @@
 """Interop check of a running ringcast server with the Python `websockets` client.
 
 Usage: interop.py ws://127.0.0.1:PORT [--max-message-size BYTES]
+       interop.py wss://127.0.0.1:PORT --ca-file CERT.pem [--max-message-size BYTES]
+
+Over wss:// every connection (the raw sockets too) is TLS, trusting CERT.pem only.
 
 Checks, each printed as it passes:
   1. fan-out: 100 connections to one room, 50 messages published by one of them,
@@ -18,6 +21,7 @@ bounded by an overall timeout (60 s).
 import asyncio
 import base64
 import os
+import ssl
 import struct
 import sys
 import time
@@ -37,6 +41,8 @@ STEP_TIMEOUT = 20.0
 CONNECTIONS = 100
 MESSAGES = 50
 ROOM = f"interop-py-{os.getpid()}"
+# The TLS context for wss:// (set from --ca-file), None for ws://.
+SSL_CONTEXT = None
 INVALID_UTF8 = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"
 
 
@@ -58,7 +64,8 @@ async def fan_out(base):
     conns = []
     try:
         for i in range(CONNECTIONS):
-            conns.append(await asyncio.wait_for(connect(url, max_size=None), STEP_TIMEOUT))
+            conns.append(await asyncio.wait_for(
+                connect(url, max_size=None, ssl=SSL_CONTEXT), STEP_TIMEOUT))
         sender = conns[0]
         for seq in range(MESSAGES):
             await sender.send(f"py-{seq}")
@@ -86,7 +93,7 @@ async def fan_out(base):
 
 
 async def echo(base):
-    async with connect(f"{base}/echo", max_size=None) as ws:
+    async with connect(f"{base}/echo", max_size=None, ssl=SSL_CONTEXT) as ws:
         payload = os.urandom(1 << 20)
         await ws.send(payload)
         back = await asyncio.wait_for(ws.recv(), STEP_TIMEOUT)
@@ -105,7 +112,8 @@ async def echo(base):
 
 async def too_big(base, max_message_size):
     size = max_message_size + (1 << 20)
-    async with connect(f"{base}/echo", max_size=None, close_timeout=5) as ws:
+    async with connect(f"{base}/echo", max_size=None, close_timeout=5,
+                       ssl=SSL_CONTEXT) as ws:
         try:
             await asyncio.wait_for(ws.send(b"\x00" * size), STEP_TIMEOUT)
             await asyncio.wait_for(ws.recv(), STEP_TIMEOUT)
@@ -125,7 +133,7 @@ async def too_big(base, max_message_size):
 async def raw_upgrade(base, path):
     parsed = urllib.parse.urlsplit(base)
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(parsed.hostname, parsed.port), STEP_TIMEOUT)
+        asyncio.open_connection(parsed.hostname, parsed.port, ssl=SSL_CONTEXT), STEP_TIMEOUT)
     key = base64.b64encode(os.urandom(16)).decode()
     writer.write((f"GET {path} HTTP/1.1\r\nHost: {parsed.netloc}\r\nUpgrade: websocket\r\n"
                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
@@ -161,7 +169,7 @@ async def read_server_frames(reader):
                 (n,) = struct.unpack("!Q", await reader.readexactly(8))
             check(not b1 & 0x80, "server sent a masked frame")
             frames.append((b0 & 0x0F, await reader.readexactly(n)))
-    except (asyncio.IncompleteReadError, ConnectionResetError):
+    except (asyncio.IncompleteReadError, ConnectionResetError, ssl.SSLError):
         return frames
 
 
@@ -182,7 +190,8 @@ async def invalid_utf8(base):
 
 
 async def clean_close(base):
-    ws = await asyncio.wait_for(connect(f"{base}/echo", close_timeout=5), STEP_TIMEOUT)
+    ws = await asyncio.wait_for(connect(f"{base}/echo", close_timeout=5, ssl=SSL_CONTEXT),
+                                STEP_TIMEOUT)
     await ws.send("last words")
     check(await asyncio.wait_for(ws.recv(), STEP_TIMEOUT) == "last words", "clean close: echo")
     started = time.monotonic()
@@ -213,9 +222,15 @@ async def main(base, max_message_size):
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if not args or not args[0].startswith("ws://"):
-        print("usage: interop.py ws://HOST:PORT [--max-message-size BYTES]", file=sys.stderr)
+    if not args or not args[0].startswith(("ws://", "wss://")):
+        print("usage: interop.py ws[s]://HOST:PORT [--ca-file PEM] [--max-message-size BYTES]",
+              file=sys.stderr)
         sys.exit(2)
+    if args[0].startswith("wss://"):
+        if "--ca-file" not in args:
+            print("wss:// needs --ca-file PEM (the certificate to trust)", file=sys.stderr)
+            sys.exit(2)
+        SSL_CONTEXT = ssl.create_default_context(cafile=args[args.index("--ca-file") + 1])
     base = args[0].rstrip("/")
     max_message_size = 2 << 20
     if "--max-message-size" in args:
