@@ -97,6 +97,10 @@ fn tokens_and_origins_are_enforced_before_the_101() {
 
         let r = rejected(addr, &request_with("/ws/r", &[origin]));
         assert!(r.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{r}");
+        assert!(
+            r.contains("\r\nWWW-Authenticate: Bearer realm=\"ringcast\"\r\n"),
+            "{r}"
+        );
         assert!(r.ends_with("\r\n\r\ntoken required\n"), "{r}");
 
         let r = rejected(addr, &request_with("/ws/r?token=sub-secreT", &[origin]));

@@ -240,8 +240,10 @@ fn reason_phrase(status: u16) -> &'static str {
 }
 
 /// An error response that closes the connection; the body is `reason` plus a
-/// newline. 426 always carries `Sec-WebSocket-Version: 13` and 405 always
-/// carries `Allow: GET`, unless `extra_headers` already sets them.
+/// newline. 426 always carries `Sec-WebSocket-Version: 13`, 405 `Allow: GET` and
+/// 401 `WWW-Authenticate: Bearer realm="ringcast"` (RFC 9110 §15.5.2 requires a
+/// challenge; the rooms app's tokens are bearer tokens, RFC 6750), unless
+/// `extra_headers` already sets them.
 pub fn reject_response(status: u16, reason: &str, extra_headers: &[(&str, &str)]) -> Vec<u8> {
     let has_extra = |name: &str| {
         extra_headers
@@ -263,6 +265,9 @@ pub fn reject_response(status: u16, reason: &str, extra_headers: &[(&str, &str)]
     }
     if status == 405 && !has_extra("allow") {
         push_header(&mut out, "Allow", "GET");
+    }
+    if status == 401 && !has_extra("www-authenticate") {
+        push_header(&mut out, "WWW-Authenticate", "Bearer realm=\"ringcast\"");
     }
     for (name, value) in extra_headers {
         push_header(&mut out, name, value);

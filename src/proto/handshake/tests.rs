@@ -384,6 +384,17 @@ fn reject_405_carries_allow_header() {
 }
 
 #[test]
+fn reject_401_carries_a_bearer_challenge_unless_one_is_given() {
+    let resp = String::from_utf8(reject_response(401, "token required", &[])).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
+    assert!(resp.contains("\r\nWWW-Authenticate: Bearer realm=\"ringcast\"\r\n"));
+    let own = [("WWW-Authenticate", "Basic realm=\"x\"")];
+    let resp = String::from_utf8(reject_response(401, "token required", &own)).unwrap();
+    assert_eq!(resp.matches("WWW-Authenticate").count(), 1);
+    assert!(resp.contains("Basic realm"));
+}
+
+#[test]
 fn reject_431_and_unknown_status_phrases() {
     let resp = String::from_utf8(reject_response(431, "too many headers", &[])).unwrap();
     assert!(resp.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
