@@ -12,25 +12,27 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::run::{assert_clean, run, tmp, u};
+use support::run::{assert_clean, run, u, TempDir};
 use support::wss_server::{self, WssServer};
 
 /// A fresh directory with a `cert` pair for `sans` (default names when empty).
-fn cert_dir(name: &str, sans: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
-    let dir = tmp(name);
-    let (cert, key) = wss_server::make_cert(&dir, sans);
+fn cert_dir(name: &str, sans: &[&str]) -> (TempDir, PathBuf, PathBuf) {
+    let dir = TempDir::new(name);
+    let (cert, key) = wss_server::make_cert(&dir.0, sans);
     (dir, cert, key)
 }
 
-/// A server with a fresh default certificate; returns it and the certificate to trust.
-fn server(name: &str) -> (WssServer, PathBuf) {
+/// A server with a fresh default certificate; returns it, the certificate to trust and
+/// the directory holding them (removed when dropped).
+fn server(name: &str) -> (WssServer, PathBuf, TempDir) {
     let (dir, cert, key) = cert_dir(name, &[]);
-    (wss_server::start(&cert, &key, dir.join("server.log")), cert)
+    let srv = wss_server::start(&cert, &key, dir.0.join("server.log"));
+    (srv, cert, dir)
 }
 
 #[test]
 fn echo_over_tls_round_trips_in_order() {
-    let (srv, ca) = server("echo");
+    let (srv, ca, _dir) = server("echo");
     let ca = ca.to_str().unwrap();
     let r = run(
         &[
@@ -92,7 +94,7 @@ fn echo_over_tls_round_trips_in_order() {
 
 #[test]
 fn fanout_over_tls_delivers_everything_in_order() {
-    let (srv, ca) = server("fanout");
+    let (srv, ca, _dir) = server("fanout");
     let r = run(
         &[
             "fanout",
@@ -138,7 +140,7 @@ fn fanout_over_tls_delivers_everything_in_order() {
 
 #[test]
 fn connect_over_tls_closes_cleanly() {
-    let (srv, ca) = server("connect");
+    let (srv, ca, _dir) = server("connect");
     let r = run(
         &[
             "connect",
@@ -208,9 +210,9 @@ fn echo_expecting_failure(url: &str, ca: &str) -> support::run::Run {
 
 #[test]
 fn untrusted_or_misnamed_certificate_fails_fast_with_the_reason() {
-    let (srv, _) = server("wrongca-server");
+    let (srv, _, _dir) = server("wrongca-server");
     // Trusting another `cert` output: the server's certificate has an unknown issuer.
-    let (_, other, _) = cert_dir("wrongca-client", &[]);
+    let (_other_dir, other, _) = cert_dir("wrongca-client", &[]);
     let r = echo_expecting_failure(&srv.url("/echo"), other.to_str().unwrap());
     let f = failures(&r.json);
     assert!(
@@ -221,7 +223,7 @@ fn untrusted_or_misnamed_certificate_fails_fast_with_the_reason() {
 
     // The right certificate, but it names only `localhost` and the URL says 127.0.0.1.
     let (dir, cert, key) = cert_dir("misnamed", &["localhost"]);
-    let srv = wss_server::start(&cert, &key, dir.join("server.log"));
+    let srv = wss_server::start(&cert, &key, dir.0.join("server.log"));
     let ca = cert.to_str().unwrap();
     let r = echo_expecting_failure(&srv.url("/echo"), ca);
     let f = failures(&r.json);
@@ -253,7 +255,7 @@ fn untrusted_or_misnamed_certificate_fails_fast_with_the_reason() {
 
 #[test]
 fn wss_without_a_usable_ca_is_refused_before_connecting() {
-    let (_, cert, key) = cert_dir("noca", &[]);
+    let (_dir, cert, key) = cert_dir("noca", &[]);
     let missing = cert.with_file_name("missing.pem");
     let cases: [(&str, Vec<&str>, &str); 4] = [
         (

@@ -18,6 +18,24 @@ pub fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("rl-e2e-{}-{n}-{name}", std::process::id()))
 }
 
+/// A directory under the temp directory, removed (with its contents) on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh, empty directory.
+    pub fn new(name: &str) -> TempDir {
+        let d = tmp(name);
+        std::fs::create_dir_all(&d).expect("create temp dir");
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// What one `ringcast-load` run did.
 pub struct Run {
     /// Exit code (-1 if killed by a signal).
