@@ -13,6 +13,14 @@
 # closed-loop load (`ringcast-load fanout --rate 0 --in-flight K --duration D`, one
 # publisher, 16 source addresses) and the same duration per cell.
 #
+# TLS section (t1-tls, run first): one cell, 5k subscribers × 64 B × 16 in flight (1k
+# with QUICK=1), pinned as in t1-pinned, on each backend over ws:// and over wss://
+# (server `--tls-cert/--tls-key`, generator `wss://` + `--tls-ca`, with a fresh
+# self-signed pair from `ringcast-load cert` in the run's directory). Order uring ws,
+# uring wss, epoll wss, epoll ws: each backend's ws and wss runs are adjacent. The
+# encryption cost per delivered frame = server CPU µs per frame over wss − over ws (perf
+# task-clock ÷ delivered frames; handshakes are outside the window, see below).
+#
 # Method:
 # * Interleaved: each cell runs on both backends back to back (uring, epoll; the next
 #   cell epoll, uring, ...: ABBA order, so neither backend always runs first) rather than
@@ -25,15 +33,17 @@
 #   ~0.1 s; each run uses its own port so a lingering socket cannot interfere.
 # * Server syscalls and CPU: `perf stat -e raw_syscalls:sys_enter,
 #   io_uring:io_uring_submit_req,task-clock -p PID -- sleep W` during the steady part:
-#   it starts 0.3 s after the server holds every connection (fd count), and W = D − 1 s
-#   ends before the publishing does. Per delivered frame = count / (delivered frames/s ×
+#   it starts 0.3 s after the generator starts publishing (its "[publish] start" progress
+#   line: every connection has finished its upgrade, and with wss:// its TLS handshake,
+#   by then), and W = D − 1 s ends before the publishing does. Per delivered frame = count / (delivered frames/s ×
 #   W). epoll sends are syscalls (every syscall counted: sends, epoll_wait, reads);
 #   io_uring sends are SQEs (every SQE submitted: sendmsg, recv re-arms, eventfd reads),
 #   with its syscall count (io_uring_enter and everything else) next to it. No perf:
 #   "n/a".
 # * Time budget: the whole default run stays under 15 minutes. The per-cell duration D
 #   is recomputed before each cell from the budget left (BUDGET_SECS, default 780 s for
-#   the 48 runs) minus the measured per-run overhead (connect, drain, server start and
+#   the 52 runs: 48 in the matrices, 4 in the TLS section) minus the measured per-run
+#   overhead (connect, drain, server start and
 #   stop), clamped to [MIN_DURATION, MAX_DURATION]; a cell (both backends) that would
 #   end past HARD_LIMIT_SECS (default 870 s) is not started and shows as skipped. Every
 #   wait is a bounded loop; the generator runs under `timeout` (D + 30 s, less near the
@@ -41,7 +51,9 @@
 #   stopped on exit (trap), and SIGINT/SIGTERM still write the report of the runs done.
 #
 # Usage: scripts/compare-backends.sh            (full run, < 15 min)
-#        QUICK=1 scripts/compare-backends.sh    (1k subscribers only, ~2 s per run, ~1 min)
+#        QUICK=1 scripts/compare-backends.sh    (1k subscribers only, ~2 s per run, ~1.5 min)
+# The server must be built with TLS (`make release` does); without it the four TLS runs
+# show "server did not start" and everything else runs as usual.
 # Environment: QUICK, BUDGET_SECS, HARD_LIMIT_SECS, MIN_DURATION, MAX_DURATION,
 # PORT_BASE (default 9430; 20 ports from there), OUT_DIR (default bench-results),
 # CARGO_TARGET_DIR (binaries from $CARGO_TARGET_DIR/release, default target/release;
@@ -67,8 +79,10 @@ SUBSCRIBERS=(1000 5000 15000)
 SIZES=(64 1024)
 IN_FLIGHT=(1 16)
 MATRICES=(t1-pinned t2-unpinned)
+TLS_SUBS=5000
 if [[ $QUICK == 1 ]]; then
   SUBSCRIBERS=(1000)
+  TLS_SUBS=1000
   MIN_DURATION=2
   MAX_DURATION=2
 fi
@@ -82,7 +96,7 @@ RAW=$OUT_DIR/compare-$STAMP
 REPORT=$OUT_DIR/compare-$STAMP.md
 TSV=$RAW/runs.tsv
 mkdir -p "$RAW"
-printf 'matrix\tsubs\tsize\tinflight\tbackend\tframes_per_sec\tp50_us\tp99_us\tlost\tserver_cpu_pct\tsyscalls_per_frame\tsqes_per_frame\tgenerator_cpu_pct\tstatus\tduration_s\n' >"$TSV"
+printf 'matrix\tsubs\tsize\tinflight\tbackend\tframes_per_sec\tp50_us\tp99_us\tlost\tserver_cpu_pct\tsyscalls_per_frame\tsqes_per_frame\tgenerator_cpu_pct\tstatus\tduration_s\ttransport\n' >"$TSV"
 COMMAND_LINE="$0${*:+ $*}"
 if [[ $QUICK == 1 ]]; then COMMAND_LINE="QUICK=1 $COMMAND_LINE"; fi
 
@@ -117,8 +131,6 @@ if command -v perf >/dev/null &&
   PERF_OK=1
 fi
 
-fd_count() { { ls "/proc/$1/fd" 2>/dev/null || true; } | wc -l; }
-
 # Stop the server gracefully (SIGINT), SIGKILL after 10 s.
 stop_server() {
   [[ -n $SERVER_PID ]] || return 0
@@ -145,18 +157,35 @@ perf_fields() {
     }' "$1" 2>/dev/null || echo "n/a n/a n/a"
 }
 
+# TSV line of a run that did not happen: skipped_row MATRIX SUBS SIZE INFLIGHT BACKEND
+# TRANSPORT STATUS.
+skipped_row() {
+  printf '%s\t%s\t%s\t%s\t%s\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\t%s\t0\t%s\n' \
+    "$1" "$2" "$3" "$4" "$5" "$7" "$6" >>"$TSV"
+}
+
 RUN_INDEX=0
-# run_one MATRIX SUBS SIZE INFLIGHT BACKEND DURATION: one server, one generator run,
-# one TSV line.
+# run_one MATRIX SUBS SIZE INFLIGHT BACKEND DURATION TRANSPORT: one server, one generator
+# run, one TSV line. TRANSPORT is ws or wss (wss: the server serves TLS with $TLS_DIR's
+# pair, the generator trusts its certificate).
 run_one() {
-  local matrix=$1 subs=$2 size=$3 inflight=$4 backend=$5 dur=$6
+  local matrix=$1 subs=$2 size=$3 inflight=$4 backend=$5 dur=$6 transport=$7
   local port=$((PORT_BASE + RUN_INDEX % 20))
   RUN_INDEX=$((RUN_INDEX + 1))
   local name=$matrix-$backend-s$subs-b$size-k$inflight
   local server_cmd=("$SERVER" serve --addr "127.0.0.1:$port" --backend "$backend"
     --metrics-addr off --log-level warn)
+  local url=ws://127.0.0.1:$port/ws/bench tls_ca=()
+  if [[ $transport == wss ]]; then
+    name=$matrix-$backend-wss-s$subs-b$size-k$inflight
+    server_cmd+=(--tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem")
+    url=wss://127.0.0.1:$port/ws/bench
+    tls_ca=(--tls-ca "$TLS_DIR/cert.pem")
+  elif [[ $matrix == t1-tls ]]; then
+    name=$matrix-$backend-ws-s$subs-b$size-k$inflight
+  fi
   local gen_pin=()
-  if [[ $matrix == t1-pinned ]]; then
+  if [[ $matrix == t1-* ]]; then
     server_cmd=(taskset -c 0 "${server_cmd[@]}" --threads 1)
     gen_pin=(--pin-cpu 1)
   else
@@ -172,31 +201,30 @@ run_one() {
     sleep 0.05
   done
   if [[ $ready == 0 ]]; then
-    status="server did not start: $(tail -n1 "$RAW/$name.server.log" | tr '\t|' '  ' | cut -c1-80)"
+    local why
+    why=$(grep -m1 '^error' "$RAW/$name.server.log" || tail -n1 "$RAW/$name.server.log")
+    status="server did not start: $(tr '\t|' '  ' <<<"$why" | cut -c1-80)"
     stop_server
-    printf '%s\t%s\t%s\t%s\t%s\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\t%s\t%s\n' \
-      "$matrix" "$subs" "$size" "$inflight" "$backend" "$status" "$dur" >>"$TSV"
+    skipped_row "$matrix" "$subs" "$size" "$inflight" "$backend" "$transport" "$status"
     echo "  $name: $status" >&2
     return 0
   fi
-  local base
-  base=$(fd_count "$SERVER_PID")
   # Generator limit: D + 30 s, less near the end of the budget (but at least D + 5 s).
   local limit=$((dur + 30)) room=$((HARD_LIMIT_SECS + 25 - (SECONDS - START)))
   if ((room < limit)); then limit=$room; fi
   if ((limit < dur + 5)); then limit=$((dur + 5)); fi
-  timeout -k 5 "$limit" "$LOAD" fanout --url "ws://127.0.0.1:$port/ws/bench" \
+  timeout -k 5 "$limit" "$LOAD" fanout --url "$url" "${tls_ca[@]}" \
     --subscribers "$subs" --in-flight "$inflight" --rate 0 --duration "${dur}s" \
     --timeout "$((limit - 3))s" \
     --size "$size" --src-ips "$SRC_IPS" --threads 1 "${gen_pin[@]}" \
     --server-pid "$SERVER_PID" --json "$RAW/$name.json" --plot "$RAW/$name.svg" \
     --no-progress >"$RAW/$name.txt" 2>&1 &
   GEN_PID=$!
-  # Steady part: every subscriber and the publisher connected, then a short settle.
-  local want=$((base + subs + 1)) steady=0
-  for ((i = 0; i < 600; i++)); do
+  # Steady part: the publishing has started (every connection upgraded), plus 0.3 s.
+  local steady=0
+  for ((i = 0; i < 1200; i++)); do
+    if grep -q '^\[publish\] start' "$RAW/$name.txt" 2>/dev/null; then steady=1; break; fi
     kill -0 "$GEN_PID" 2>/dev/null || break
-    if (($(fd_count "$SERVER_PID") >= want)); then steady=1; break; fi
     sleep 0.05
   done
   local window=$((dur > 1 ? dur - 1 : 1))
@@ -237,16 +265,22 @@ latency.p50_us latency.p99_us traffic.lost_frames generator.cpu_pct_of_one_core"
     # Only meaningful for the backend that submits SQEs.
     if [[ $backend == epoll ]]; then sqe_pf=n/a; fi
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$matrix" "$subs" \
-    "$size" "$inflight" "$backend" "$fps" "$p50" "$p99" "$lost" "$cpu" "$sys_pf" "$sqe_pf" "$gen" \
-    "$status" "$dur" >>"$TSV"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$matrix" \
+    "$subs" "$size" "$inflight" "$backend" "$fps" "$p50" "$p99" "$lost" "$cpu" "$sys_pf" "$sqe_pf" \
+    "$gen" "$status" "$dur" "$transport" >>"$TSV"
   printf '  %-44s %10s frames/s  p50 %s µs  p99 %s µs  lost %s  cpu %s%%  %s\n' "$name" \
     "${fps%.*}" "$p50" "$p99" "$lost" "${cpu%.*}" "$status"
 }
 
+# "D s per run, N runs" of one matrix, from runs.tsv.
+durations() {
+  awk -F'\t' -v m="$1" '$1 == m && $15 > 0 { if (!n++ || $15 < lo) lo = $15; if ($15 > hi) hi = $15 }
+    END { print (n ? (lo == hi ? lo : lo "–" hi) " s per run, " n " runs" : "no runs") }' "$TSV"
+}
+
 # The markdown report, the per-size SVGs (from whatever runs.tsv holds so far).
 write_report() {
-  local TOTAL_SECS=$((SECONDS - START)) matrix size svg durs cpu_model commit
+  local TOTAL_SECS=$((SECONDS - START)) matrix size svg cpu_model commit
   cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
   commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
   git diff --quiet HEAD -- 2>/dev/null || commit="$commit (with uncommitted changes)"
@@ -273,10 +307,8 @@ write_report() {
         t1-pinned) echo "## --threads 1, server pinned to core 0 (\`taskset -c 0\`), generator pinned to core 1" ;;
         t2-unpinned) echo "## --threads 2 --no-pin, generator not pinned" ;;
       esac
-      durs=$(awk -F'\t' -v m="$matrix" '$1 == m && $15 > 0 { if (!n++ || $15 < lo) lo = $15; if ($15 > hi) hi = $15 }
-        END { print (n ? (lo == hi ? lo : lo "–" hi) " s per run, " n " runs" : "no runs") }' "$TSV")
       echo
-      echo "Duration D: $durs; raw reports in \`compare-$STAMP/$matrix-*\`."
+      echo "Duration D: $(durations "$matrix"); raw reports in \`compare-$STAMP/$matrix-*\`."
       echo
       awk -v matrix="$matrix" -f "$HERE/table.awk" "$TSV"
       for size in "${SIZES[@]}"; do
@@ -289,48 +321,91 @@ write_report() {
       done
     done
     echo
-    echo "Every run (with its duration and status): \`compare-$STAMP/runs.tsv\`."
+    echo "## TLS: ws:// vs wss://, $TLS_SUBS subscribers × 64 B × 16 in flight, --threads 1 pinned as in t1"
+    echo
+    echo "Server \`--tls-cert/--tls-key\` with a fresh self-signed ECDSA P-256 pair from"
+    echo "\`ringcast-load cert\`; generator \`--url wss://… --tls-ca cert.pem\` (rustls, ring). Order"
+    echo "uring ws, uring wss, epoll wss, epoll ws: each backend's two runs are adjacent. µs per"
+    echo "frame = server CPU (perf task-clock over the window) ÷ delivered frames; the encryption"
+    echo "cost is its wss − ws difference: what the server's TLS record path adds per delivered"
+    echo "frame (TLS handshakes are over before the window starts). Frames/s over wss may be"
+    echo "limited by the single generator thread decrypting (see generator CPU); the per-frame"
+    echo "cost does not depend on that. Duration D: $(durations t1-tls); raw reports in"
+    echo "\`compare-$STAMP/t1-tls-*\`."
+    echo
+    awk -f "$HERE/tls-table.awk" "$TSV"
+    echo
+    echo "Every run (with its duration, status and transport): \`compare-$STAMP/runs.tsv\`."
   } >"$REPORT"
   echo "wrote $REPORT (${TOTAL_SECS} s)"
 }
 
+# cell_plan RUNS: the duration D of the next cell's runs from the budget left (DUR) and
+# whether a cell of RUNS runs still ends before HARD_LIMIT_SECS (FITS: 1 or 0). A cell
+# runs whole or not at all (a lone run has no ratio).
+cell_plan() {
+  local elapsed=$((SECONDS - START)) left_runs=$((TOTAL_RUNS - RUNS_DONE)) overhead=$OVERHEAD_GUESS
+  if ((RUNS_DONE > 0)); then overhead=$(((OVERHEAD_SUM + RUNS_DONE - 1) / RUNS_DONE)); fi
+  DUR=$(((BUDGET_SECS - elapsed) / left_runs - overhead))
+  if ((DUR > MAX_DURATION)); then DUR=$MAX_DURATION; fi
+  if ((DUR < MIN_DURATION)); then DUR=$MIN_DURATION; fi
+  FITS=1
+  if ((elapsed + $1 * (DUR + overhead) > HARD_LIMIT_SECS)); then FITS=0; fi
+}
+
+# timed_run ARGS...: run_one ARGS and account for its time beyond D in the overhead.
+timed_run() {
+  local t0=$SECONDS spent
+  run_one "$@"
+  spent=$((SECONDS - t0 - $6))
+  OVERHEAD_SUM=$((OVERHEAD_SUM + (spent > 0 ? spent : 0)))
+  RUNS_DONE=$((RUNS_DONE + 1))
+}
+
 CELLS=$((${#SUBSCRIBERS[@]} * ${#SIZES[@]} * ${#IN_FLIGHT[@]}))
-TOTAL_RUNS=$((${#MATRICES[@]} * CELLS * 2))
+TLS_RUNS=4
+TOTAL_RUNS=$((${#MATRICES[@]} * CELLS * 2 + TLS_RUNS))
 START=$SECONDS
 RUNS_DONE=0
 OVERHEAD_SUM=0
 CELL_NO=0
 echo "compare: $TOTAL_RUNS runs, budget ${BUDGET_SECS}s, output $REPORT"
+
+echo "== TLS: ws vs wss, $TLS_SUBS subscribers × 64 B × 16 in flight, t1 pinned"
+TLS_DIR=$RAW/tls
+tls_status=""
+if ! "$LOAD" cert --out-dir "$TLS_DIR" >"$RAW/tls-cert.txt" 2>&1; then
+  tls_status="no certificate: $(tail -n1 "$RAW/tls-cert.txt" | tr '\t|' '  ' | cut -c1-80)"
+  echo "  $tls_status" >&2
+fi
+cell_plan $TLS_RUNS
+if ((FITS == 0)); then tls_status="skipped (time budget)"; fi
+for run in "uring ws" "uring wss" "epoll wss" "epoll ws"; do
+  read -r backend transport <<<"$run"
+  if [[ -n $tls_status ]]; then
+    skipped_row t1-tls "$TLS_SUBS" 64 16 "$backend" "$transport" "$tls_status"
+    RUNS_DONE=$((RUNS_DONE + 1))
+    continue
+  fi
+  timed_run t1-tls "$TLS_SUBS" 64 16 "$backend" "$DUR" "$transport"
+done
+
 for matrix in "${MATRICES[@]}"; do
   echo "== matrix $matrix"
   for subs in "${SUBSCRIBERS[@]}"; do
     for size in "${SIZES[@]}"; do
       for inflight in "${IN_FLIGHT[@]}"; do
         CELL_NO=$((CELL_NO + 1))
-        elapsed=$((SECONDS - START))
-        left_runs=$((TOTAL_RUNS - RUNS_DONE))
-        overhead=$OVERHEAD_GUESS
-        if ((RUNS_DONE > 0)); then overhead=$(((OVERHEAD_SUM + RUNS_DONE - 1) / RUNS_DONE)); fi
-        dur=$(((BUDGET_SECS - elapsed) / left_runs - overhead))
-        if ((dur > MAX_DURATION)); then dur=$MAX_DURATION; fi
-        if ((dur < MIN_DURATION)); then dur=$MIN_DURATION; fi
+        cell_plan 2
         order=(uring epoll)
         if ((CELL_NO % 2 == 0)); then order=(epoll uring); fi
-        # A cell runs on both backends or on neither (a lone run has no ratio).
-        fits=1
-        if ((SECONDS - START + 2 * (dur + overhead) > HARD_LIMIT_SECS)); then fits=0; fi
         for backend in "${order[@]}"; do
-          if ((fits == 0)); then
-            printf '%s\t%s\t%s\t%s\t%s\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\t%s\t0\n' \
-              "$matrix" "$subs" "$size" "$inflight" "$backend" "skipped (time budget)" >>"$TSV"
+          if ((FITS == 0)); then
+            skipped_row "$matrix" "$subs" "$size" "$inflight" "$backend" ws "skipped (time budget)"
             RUNS_DONE=$((RUNS_DONE + 1))
             continue
           fi
-          t0=$SECONDS
-          run_one "$matrix" "$subs" "$size" "$inflight" "$backend" "$dur"
-          spent=$((SECONDS - t0 - dur))
-          OVERHEAD_SUM=$((OVERHEAD_SUM + (spent > 0 ? spent : 0)))
-          RUNS_DONE=$((RUNS_DONE + 1))
+          timed_run "$matrix" "$subs" "$size" "$inflight" "$backend" "$DUR" ws
         done
       done
     done

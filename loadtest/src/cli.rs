@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions for the `fanout`, `connect` and `echo`
-//! subcommands, plus the small value parsers they need (URLs, source-IP ranges, CPU
-//! lists, durations and byte sizes). Parsers are plain functions so they are unit-tested.
+//! subcommands (and the `cert` helper), plus the small value parsers they need (URLs,
+//! source-IP ranges, CPU lists, durations and byte sizes). Parsers are plain functions so
+//! they are unit-tested.
 
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -26,14 +27,20 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Round-trip latency against an echo endpoint.
     Echo(EchoArgs),
+    /// Write a fresh self-signed certificate and key (PEM) for a wss:// test server.
+    Cert(CertArgs),
 }
 
 /// Options shared by every workload.
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
-    /// Target URL (ws:// only), e.g. ws://127.0.0.1:9001/ws/bench.
+    /// Target URL, ws:// or wss://, e.g. ws://127.0.0.1:9001/ws/bench.
     #[arg(long, value_parser = parse_url)]
     pub url: WsUrl,
+    /// wss:// only (and required there): PEM file with the CA certificate(s) to trust,
+    /// or the server's self-signed certificate. The URL's host is the name verified.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
     /// Generator threads, one epoll loop each [default: available parallelism].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -183,7 +190,20 @@ pub struct EchoArgs {
     pub plot: Option<PathBuf>,
 }
 
-/// A parsed `ws://host:port/path` URL.
+/// `cert` options.
+#[derive(Args, Debug, Clone)]
+pub struct CertArgs {
+    /// Directory to write cert.pem and key.pem to (created if missing; existing files
+    /// are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Subject alternative name: an IP address or a DNS name (repeatable)
+    /// [default: 127.0.0.1 and localhost].
+    #[arg(long = "san", value_name = "NAME")]
+    pub sans: Vec<String>,
+}
+
+/// A parsed `ws://host:port/path` or `wss://host:port/path` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
     /// Resolved server address.
@@ -192,13 +212,21 @@ pub struct WsUrl {
     pub host: String,
     /// Request path including any query.
     pub path: String,
+    /// `wss://`: TLS, with [`WsUrl::server_name`] as the name to verify.
+    pub tls: bool,
+    /// The host without its port (the TLS server name: an IP address or a DNS name).
+    pub server_name: String,
 }
 
-/// Parses a `ws://` URL; the host must resolve to an IPv4 address.
+/// Parses a `ws://` or `wss://` URL; the host must resolve to an IPv4 address.
 pub fn parse_url(s: &str) -> Result<WsUrl, String> {
-    let rest = s
-        .strip_prefix("ws://")
-        .ok_or_else(|| format!("{s}: only ws:// URLs are supported"))?;
+    let (rest, tls) = if let Some(r) = s.strip_prefix("ws://") {
+        (r, false)
+    } else if let Some(r) = s.strip_prefix("wss://") {
+        (r, true)
+    } else {
+        return Err(format!("{s}: only ws:// and wss:// URLs are supported"));
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -206,11 +234,16 @@ pub fn parse_url(s: &str) -> Result<WsUrl, String> {
     if authority.is_empty() {
         return Err(format!("{s}: missing host"));
     }
-    let with_port = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
+    let (server_name, with_port) = match authority.rsplit_once(':') {
+        Some((h, _)) => (h, authority.to_string()),
+        None => (
+            authority,
+            format!("{authority}:{}", if tls { 443 } else { 80 }),
+        ),
     };
+    if server_name.is_empty() {
+        return Err(format!("{s}: missing host"));
+    }
     let addr = with_port
         .to_socket_addrs()
         .map_err(|e| format!("{s}: {e}"))?
@@ -220,6 +253,8 @@ pub fn parse_url(s: &str) -> Result<WsUrl, String> {
         addr,
         host: authority.to_string(),
         path: path.to_string(),
+        tls,
+        server_name: server_name.to_string(),
     })
 }
 
@@ -385,10 +420,57 @@ mod tests {
         assert_eq!(u.addr, "127.0.0.1:9001".parse().unwrap());
         assert_eq!(u.host, "127.0.0.1:9001");
         assert_eq!(u.path, "/ws/bench");
+        assert_eq!(u.server_name, "127.0.0.1");
+        assert!(!u.tls);
         let u = parse_url("ws://127.0.0.1:9001").unwrap();
         assert_eq!(u.path, "/");
-        assert!(parse_url("wss://127.0.0.1:9001/").is_err());
+        let u = parse_url("wss://localhost:9443/echo?x=1").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.addr, "127.0.0.1:9443".parse().unwrap());
+        assert_eq!(
+            (u.host.as_str(), u.path.as_str()),
+            ("localhost:9443", "/echo?x=1")
+        );
+        assert_eq!(u.server_name, "localhost");
+        assert_eq!(parse_url("wss://127.0.0.1/").unwrap().addr.port(), 443);
+        assert_eq!(parse_url("ws://127.0.0.1/").unwrap().addr.port(), 80);
         assert!(parse_url("http://x/").is_err());
+        assert!(parse_url("wss://:9001/").is_err());
+    }
+
+    #[test]
+    fn cli_parses_tls_options_and_cert() {
+        let cli = Cli::try_parse_from([
+            "ringcast-load",
+            "echo",
+            "--url",
+            "wss://127.0.0.1:9443/echo",
+            "--tls-ca",
+            "/tmp/ca.pem",
+        ])
+        .unwrap();
+        let Command::Echo(e) = cli.cmd else {
+            panic!("not echo")
+        };
+        assert!(e.common.url.tls);
+        assert_eq!(e.common.tls_ca, Some(PathBuf::from("/tmp/ca.pem")));
+        let cli = Cli::try_parse_from([
+            "ringcast-load",
+            "cert",
+            "--out-dir",
+            "d",
+            "--san",
+            "10.0.0.1",
+            "--san",
+            "bench.local",
+        ])
+        .unwrap();
+        let Command::Cert(c) = cli.cmd else {
+            panic!("not cert")
+        };
+        assert_eq!(c.out_dir, PathBuf::from("d"));
+        assert_eq!(c.sans, ["10.0.0.1", "bench.local"]);
+        assert!(Cli::try_parse_from(["ringcast-load", "cert"]).is_err());
     }
 
     #[test]

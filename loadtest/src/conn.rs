@@ -2,10 +2,11 @@
 //!
 //! A [`Conn`] is a non-blocking TCP socket plus the little state the client needs: its
 //! lifecycle [`State`], the expected `Sec-WebSocket-Accept`, a small carry-over buffer
-//! for a partial frame left at the end of a read, and an output buffer for whatever
-//! could not be written at once. [`Conns`] is the slot table (indices are epoll tokens,
-//! guarded by a generation counter) with the socket set-up (bind to a source IP,
-//! non-blocking connect) and the write path (masked frames appended, then flushed).
+//! for a partial frame left at the end of a read, an output buffer for whatever could
+//! not be written at once, and for `wss://` its TLS [`Session`]. [`Conns`] is the slot
+//! table (indices are epoll tokens, guarded by a generation counter) with the socket
+//! set-up (bind to a source IP, non-blocking connect) and the write path (masked frames
+//! appended, then flushed; through the session when there is one).
 //!
 //! Nothing here blocks and nothing here calls back into a workload: failures found while
 //! writing are parked in a "dead" list that the event loop turns into callbacks.
@@ -16,13 +17,14 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::codec::{self, HandshakeError, HandshakeKey};
 use crate::sys::Rng;
+use crate::tls::{Session, TlsClient};
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     /// TCP connect in progress.
     Connecting,
-    /// Upgrade request sent (or queued), waiting for `101`.
+    /// TLS handshake (wss://) and upgrade request sent (or queued), waiting for `101`.
     Handshaking,
     /// Upgraded; frames flow.
     Open,
@@ -41,6 +43,8 @@ pub enum Failure {
     Timeout,
     /// The server closed or reset the socket during the handshake.
     Dropped,
+    /// The TLS handshake failed (rustls' reason, e.g. an untrusted certificate).
+    Tls(String),
 }
 
 impl Failure {
@@ -54,6 +58,7 @@ impl Failure {
             },
             Failure::Timeout => "connect/handshake timeout".into(),
             Failure::Dropped => "closed during handshake".into(),
+            Failure::Tls(e) => format!("tls: {e}"),
         }
     }
 }
@@ -108,7 +113,8 @@ pub struct Conn {
     pub accept: [u8; 28],
     /// Partial frame (or partial response head) left over from the previous read.
     pub carry: Vec<u8>,
-    /// Bytes queued for writing.
+    /// Bytes queued for writing (with TLS: only a frame being encoded, handed to the
+    /// session at once).
     pub wbuf: Vec<u8>,
     /// How much of `wbuf` is already written.
     pub wpos: usize,
@@ -116,6 +122,8 @@ pub struct Conn {
     pub started_ns: u64,
     /// Connect/handshake or close deadline (ns); 0 = none.
     pub deadline_ns: u64,
+    /// wss://: the TLS session between the socket and the codec.
+    pub tls: Option<Box<Session>>,
 }
 
 impl Conn {
@@ -124,9 +132,12 @@ impl Conn {
         self.fd.as_raw_fd()
     }
 
-    /// Bytes waiting to be written.
-    pub fn pending_out(&self) -> usize {
-        self.wbuf.len() - self.wpos
+    /// Whether bytes are waiting to be written.
+    pub fn has_pending_out(&self) -> bool {
+        match &self.tls {
+            None => self.wpos < self.wbuf.len(),
+            Some(t) => t.wants_write(),
+        }
     }
 }
 
@@ -145,6 +156,8 @@ pub struct Conns {
     pub closing: usize,
     /// Count of write(2) calls (generator cost accounting).
     pub write_calls: u64,
+    /// wss://: what every new connection's TLS session is made from.
+    tls: Option<TlsClient>,
 }
 
 /// Builds an epoll token from a slot and its generation.
@@ -158,8 +171,8 @@ pub fn untoken(t: u64) -> (usize, u32) {
 }
 
 impl Conns {
-    /// Empty table.
-    pub fn new(seed: u64) -> Self {
+    /// Empty table; with `tls` every connection speaks TLS (wss://).
+    pub fn new(seed: u64, tls: Option<TlsClient>) -> Self {
         Conns {
             slots: Vec::new(),
             gens: Vec::new(),
@@ -169,6 +182,7 @@ impl Conns {
             pending: 0,
             closing: 0,
             write_calls: 0,
+            tls,
         }
     }
 
@@ -206,7 +220,7 @@ impl Conns {
 
     /// Creates a socket, binds it to `src` (port chosen at connect time), starts a
     /// non-blocking connect to `dst`, registers it with `epfd` and queues the upgrade
-    /// request. Returns the slot.
+    /// request (behind the TLS handshake for wss://). Returns the slot.
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         &mut self,
@@ -219,6 +233,18 @@ impl Conns {
         now: u64,
         timeout_ns: u64,
     ) -> Result<usize, Failure> {
+        let key = HandshakeKey::from_random(self.rng.bytes16());
+        let mut wbuf = Vec::with_capacity(256);
+        codec::write_upgrade_request(&mut wbuf, host, path, &key);
+        let tls = match &self.tls {
+            None => None,
+            Some(t) => {
+                let mut s = t.session().map_err(|e| Failure::Tls(e.to_string()))?;
+                s.queue(&wbuf).map_err(|e| Failure::Tls(e.to_string()))?;
+                wbuf.clear();
+                Some(Box::new(s))
+            }
+        };
         let fd = new_socket(dst, src).map_err(|e| Failure::Connect(errno(&e)))?;
         let connected = start_connect(&fd, dst).map_err(|e| Failure::Connect(errno(&e)))?;
         let slot = match self.free.pop() {
@@ -242,9 +268,6 @@ impl Conns {
             self.free.push(slot as u32);
             return Err(Failure::Connect(errno(&e)));
         }
-        let key = HandshakeKey::from_random(self.rng.bytes16());
-        let mut wbuf = Vec::with_capacity(256);
-        codec::write_upgrade_request(&mut wbuf, host, path, &key);
         self.slots[slot] = Some(Conn {
             fd,
             state: if connected {
@@ -260,6 +283,7 @@ impl Conns {
             wpos: 0,
             started_ns: now,
             deadline_ns: now + timeout_ns,
+            tls,
         });
         self.pending += 1;
         if connected {
@@ -313,12 +337,23 @@ impl Conns {
     /// Queues a masked frame on `slot` and tries to write it now.
     pub fn send(&mut self, slot: usize, opcode: u8, payload: &[u8]) {
         let mask = self.rng.mask();
-        let Some(c) = self.get_mut(slot) else { return };
+        let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
         if c.wpos == c.wbuf.len() {
             c.wbuf.clear();
             c.wpos = 0;
         }
         codec::encode_client_frame(&mut c.wbuf, opcode, payload, mask);
+        if let Some(tls) = &mut c.tls {
+            let queued = tls.queue(&c.wbuf);
+            c.wbuf.clear();
+            if let Err(e) = queued {
+                let why = Closed::Protocol(format!("tls: {e}"));
+                self.dead.push((slot, c.gen, why));
+                return;
+            }
+        }
         self.flush(slot);
     }
 
@@ -328,6 +363,17 @@ impl Conns {
             return;
         };
         if c.state == State::Connecting {
+            return;
+        }
+        if let Some(tls) = &mut c.tls {
+            match tls.flush(c.fd.as_raw_fd(), &mut self.write_calls) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    let why = write_failed(c.state, errno(&e));
+                    self.dead.push((slot, c.gen, why));
+                }
+            }
             return;
         }
         while c.wpos < c.wbuf.len() {
@@ -348,12 +394,7 @@ impl Conns {
                     Some(libc::EAGAIN) => return,
                     Some(libc::EINTR) => continue,
                     code => {
-                        let code = code.unwrap_or(0);
-                        let why = if matches!(c.state, State::Handshaking) {
-                            Closed::Failed(Failure::Dropped)
-                        } else {
-                            Closed::Reset(code)
-                        };
+                        let why = write_failed(c.state, code.unwrap_or(0));
                         self.dead.push((slot, c.gen, why));
                         c.wpos = c.wbuf.len();
                         return;
@@ -364,6 +405,15 @@ impl Conns {
         }
         c.wbuf.clear();
         c.wpos = 0;
+    }
+}
+
+/// How a connection whose write failed with `code` ended.
+fn write_failed(state: State, code: i32) -> Closed {
+    if state == State::Handshaking {
+        Closed::Failed(Failure::Dropped)
+    } else {
+        Closed::Reset(code)
     }
 }
 

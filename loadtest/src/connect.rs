@@ -24,6 +24,7 @@ use crate::progress::Progress;
 use crate::report::{self, ConnReport, CycleReport, LatencyReport, Report, ServerReport};
 use crate::runner::{self, Dialer, Wakers};
 use crate::sys;
+use crate::tls::TlsClient;
 
 const CMD_OPEN: u64 = 1;
 const CMD_CLOSE: u64 = 2;
@@ -110,13 +111,14 @@ fn worker(
     threads: usize,
     t: usize,
     deadline: u64,
+    tls: Option<TlsClient>,
 ) -> (Histogram<u64>, (u64, u64, u64), Option<String>) {
     let mut w = Worker {
         sh: sh.clone(),
         closing: false,
         handshake: report::new_hist(),
     };
-    let mut el = match EventLoop::new(125, t as u64 + 2000, sh.wakers.fd(t)) {
+    let mut el = match EventLoop::new(125, t as u64 + 2000, sh.wakers.fd(t), tls) {
         Ok(el) => el,
         Err(e) => {
             sh.done.fetch_add(1, AcqRel);
@@ -214,6 +216,7 @@ pub fn run(args: ConnectArgs, command: Vec<String>) -> Report {
     if let Err(e) = sys::ensure_fd_budget(args.connections as u64, threads) {
         rep.problem(e);
     }
+    let tls = runner::tls_for(&mut rep, &args.common);
     let Some(wakers) = runner::wakers_for(&mut rep, threads) else {
         rep.finalize();
         return rep;
@@ -246,7 +249,7 @@ pub fn run(args: ConnectArgs, command: Vec<String>) -> Report {
     let handles = {
         let (a, s) = (args.clone(), sh.clone());
         runner::spawn_workers(threads, args.common.pin_cpu.as_ref(), move |t| {
-            worker(a.clone(), s.clone(), threads, t, deadline)
+            worker(a.clone(), s.clone(), threads, t, deadline, tls.clone())
         })
     };
     let mut progress = Progress::new(args.common.no_progress);

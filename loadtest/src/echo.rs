@@ -22,6 +22,7 @@ use crate::progress::Progress;
 use crate::report::{self, ConnReport, LatencyReport, Report, ServerReport, TrafficReport};
 use crate::runner::{self, Dialer, Wakers};
 use crate::sys;
+use crate::tls::TlsClient;
 
 const PH_CONNECT: u8 = 0;
 const PH_RUN: u8 = 1;
@@ -150,6 +151,7 @@ fn worker(
     threads: usize,
     t: usize,
     deadline: u64,
+    tls: Option<TlsClient>,
 ) -> ThreadResult {
     let mut n = 0u32;
     let mut plan = runner::plan_for_thread(t, threads, args.connections as u64, |_| {
@@ -181,7 +183,7 @@ fn worker(
         args: args.clone(),
         sh: sh.clone(),
     };
-    let mut el = match EventLoop::new(args.size, t as u64 + 1000, sh.wakers.fd(t)) {
+    let mut el = match EventLoop::new(args.size, t as u64 + 1000, sh.wakers.fd(t), tls) {
         Ok(el) => el,
         Err(e) => {
             w.res.error = Some(format!("thread {t}: event loop: {e}"));
@@ -255,6 +257,7 @@ pub fn run(args: EchoArgs, command: Vec<String>) -> Report {
     if let Err(e) = sys::ensure_fd_budget(args.connections as u64, threads) {
         rep.problem(e);
     }
+    let tls = runner::tls_for(&mut rep, &args.common);
     let Some(wakers) = runner::wakers_for(&mut rep, threads) else {
         rep.finalize();
         return rep;
@@ -285,7 +288,7 @@ pub fn run(args: EchoArgs, command: Vec<String>) -> Report {
     let handles = {
         let (a, s) = (args.clone(), sh.clone());
         runner::spawn_workers(threads, args.common.pin_cpu.as_ref(), move |t| {
-            worker(a.clone(), s.clone(), threads, t, deadline)
+            worker(a.clone(), s.clone(), threads, t, deadline, tls.clone())
         })
     };
     progress.phase("connect", args.connections as u64);

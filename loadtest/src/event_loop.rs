@@ -11,13 +11,17 @@
 //!
 //! Reads go into one per-thread scratch buffer. A partial frame at the end of a read is
 //! copied into the connection's small carry-over buffer and prepended to the next read —
-//! no per-frame allocation. Workloads plug in through [`Handler`].
+//! no per-frame allocation. A `wss://` connection reads into a second per-thread buffer
+//! instead, its TLS session decrypts, and the plaintext lands in the scratch buffer at
+//! the same place a plain read would have put it; from there on both paths are one.
+//! Workloads plug in through [`Handler`].
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::codec::{self, Frame};
 use crate::conn::{self, Closed, Conns, Failure, State};
+use crate::tls::{self, TlsClient};
 
 /// Token reserved for the thread's wake-up eventfd.
 pub const WAKE_TOKEN: u64 = u64::MAX;
@@ -100,6 +104,38 @@ impl Poller {
     }
 }
 
+/// Outcome of one `read(2)` on a socket.
+enum ReadOutcome {
+    /// This many bytes (> 0).
+    Data(usize),
+    /// Nothing to read now (EAGAIN).
+    Again,
+    /// EOF (`None`) or an error (errno).
+    End(Option<i32>),
+}
+
+/// One `read(2)` of `fd` into `buf` (EINTR retried), counted in `stats`.
+fn read_socket(fd: RawFd, buf: &mut [u8], stats: &mut LoopStats) -> ReadOutcome {
+    loop {
+        stats.reads += 1;
+        // SAFETY: the destination is `buf`, writable for `buf.len()` bytes; `fd` is a
+        // live socket we own.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            stats.bytes_read += n as u64;
+            return ReadOutcome::Data(n as usize);
+        }
+        if n == 0 {
+            return ReadOutcome::End(None);
+        }
+        match io::Error::last_os_error().raw_os_error().unwrap_or(0) {
+            libc::EAGAIN => return ReadOutcome::Again,
+            libc::EINTR => continue,
+            e => return ReadOutcome::End(Some(e)),
+        }
+    }
+}
+
 /// What a workload does with connection events. Callbacks get the connection table so
 /// they can send on (or close) any connection of this thread.
 pub trait Handler {
@@ -129,6 +165,8 @@ pub struct EventLoop {
     /// Wake-up eventfd other threads write to (owned by the coordinator).
     wake_fd: RawFd,
     scratch: Vec<u8>,
+    /// wss://: ciphertext read from a socket (empty for ws://).
+    cipher: Vec<u8>,
     max_payload: usize,
     /// Read-side counters.
     pub stats: LoopStats,
@@ -145,17 +183,33 @@ pub struct PollOutcome {
 
 impl EventLoop {
     /// New loop; `max_payload` is the largest data frame the workload expects (the
-    /// scratch buffer is sized so any complete frame fits in it).
-    pub fn new(max_payload: usize, seed: u64, wake_fd: RawFd) -> io::Result<Self> {
+    /// scratch buffer is sized so any complete frame fits in it). With `tls` every
+    /// connection is a wss:// one.
+    pub fn new(
+        max_payload: usize,
+        seed: u64,
+        wake_fd: RawFd,
+        tls: Option<TlsClient>,
+    ) -> io::Result<Self> {
         let poller = Poller::new(1024)?;
         poller.add_readable(wake_fd, WAKE_TOKEN)?;
         let max_frame = max_payload.max(125) + codec::MAX_SERVER_HEADER;
         let scratch_len = (256 * 1024).max(2 * max_frame + codec::MAX_HANDSHAKE_RESPONSE);
+        // wss://: the plaintext of one cipher read is at most that read plus one record
+        // that was partly buffered in rustls before, so the carry-over and all of it
+        // always fit in the scratch buffer (the read path never stops half-way).
+        let max_carry = max_frame.max(codec::MAX_HANDSHAKE_RESPONSE);
+        let cipher_len = scratch_len - max_carry - tls::MAX_RECORD_PLAINTEXT;
+        let cipher = match tls {
+            Some(_) => vec![0u8; cipher_len],
+            None => Vec::new(),
+        };
         Ok(EventLoop {
             poller,
-            conns: Conns::new(seed),
+            conns: Conns::new(seed, tls),
             wake_fd,
             scratch: vec![0u8; scratch_len],
+            cipher,
             max_payload: max_payload.max(125),
             stats: LoopStats::default(),
         })
@@ -244,7 +298,7 @@ impl EventLoop {
         }
         if ev & libc::EPOLLOUT as u32 != 0 {
             if let Some(c) = self.conns.get_gen(slot, gen) {
-                if c.pending_out() > 0 {
+                if c.has_pending_out() {
                     self.conns.flush(slot);
                 }
             }
@@ -257,39 +311,17 @@ impl EventLoop {
             let Some(c) = self.conns.get_gen(slot, gen) else {
                 return;
             };
+            if c.tls.is_some() {
+                return self.read_ready_tls(h, slot, gen, now);
+            }
             let carry_len = c.carry.len();
             let space = self.scratch.len() - carry_len;
             let fd = c.raw_fd();
-            self.stats.reads += 1;
-            // SAFETY: the destination is the writable tail of our scratch buffer, `space`
-            // bytes long; `fd` is a live socket we own.
-            let n = unsafe { libc::read(fd, self.scratch[carry_len..].as_mut_ptr().cast(), space) };
-            if n < 0 {
-                let e = io::Error::last_os_error().raw_os_error().unwrap_or(0);
-                match e {
-                    libc::EAGAIN => return,
-                    libc::EINTR => continue,
-                    _ => {
-                        let why = match c.state {
-                            State::Open | State::Closing => Closed::Reset(e),
-                            _ => Closed::Failed(Failure::Dropped),
-                        };
-                        self.finish(h, slot, why, now);
-                        return;
-                    }
-                }
-            }
-            if n == 0 {
-                let why = match c.state {
-                    State::Open => Closed::Eof,
-                    State::Closing => Closed::Clean,
-                    _ => Closed::Failed(Failure::Dropped),
-                };
-                self.finish(h, slot, why, now);
-                return;
-            }
-            let n = n as usize;
-            self.stats.bytes_read += n as u64;
+            let n = match read_socket(fd, &mut self.scratch[carry_len..], &mut self.stats) {
+                ReadOutcome::Data(n) => n,
+                ReadOutcome::Again => return,
+                ReadOutcome::End(e) => return self.ended(h, slot, gen, e, now),
+            };
             self.scratch[..carry_len].copy_from_slice(&c.carry);
             c.carry.clear();
             let avail = carry_len + n;
@@ -300,6 +332,90 @@ impl EventLoop {
                 return; // short read: the socket is drained (stream socket, edge-triggered)
             }
         }
+    }
+
+    /// [`EventLoop::read_ready`] for a wss:// connection: reads ciphertext, decrypts
+    /// into the scratch buffer (after the carry-over) and parses there.
+    fn read_ready_tls<H: Handler>(&mut self, h: &mut H, slot: usize, gen: u32, now: u64) {
+        loop {
+            let Some(c) = self.conns.get_gen(slot, gen) else {
+                return;
+            };
+            let fd = c.raw_fd();
+            let space = self.cipher.len();
+            let n = match read_socket(fd, &mut self.cipher, &mut self.stats) {
+                ReadOutcome::Data(n) => n,
+                ReadOutcome::Again => return,
+                ReadOutcome::End(e) => return self.ended(h, slot, gen, e, now),
+            };
+            if !self.decrypt_and_process(h, slot, gen, n, now) {
+                return;
+            }
+            if n < space {
+                return;
+            }
+        }
+    }
+
+    /// Decrypts `cipher[..n]` for `slot` and parses the plaintext; sends what the TLS
+    /// session has to say (handshake messages, the queued upgrade request). Returns
+    /// `false` if the connection is gone.
+    fn decrypt_and_process<H: Handler>(
+        &mut self,
+        h: &mut H,
+        slot: usize,
+        gen: u32,
+        n: usize,
+        now: u64,
+    ) -> bool {
+        let Some(c) = self.conns.get_gen(slot, gen) else {
+            return false;
+        };
+        let mut avail = c.carry.len();
+        self.scratch[..avail].copy_from_slice(&c.carry);
+        c.carry.clear();
+        let tls = c.tls.as_mut().expect("wss:// connection has a TLS session");
+        let mut input = &self.cipher[..n];
+        let mut decrypted = Ok(());
+        while !input.is_empty() && decrypted.is_ok() {
+            decrypted = tls.decrypt(&mut input);
+            avail += tls.take_plaintext(&mut self.scratch[avail..]);
+            debug_assert!(
+                avail < self.scratch.len(),
+                "the cipher buffer is sized for this"
+            );
+        }
+        if let Err(e) = decrypted {
+            let why = match c.state {
+                State::Connecting | State::Handshaking => Closed::Failed(Failure::Tls(e)),
+                State::Open | State::Closing => Closed::Protocol(format!("tls: {e}")),
+            };
+            self.conns.flush(slot); // the alert, best effort
+            self.finish(h, slot, why, now);
+            return false;
+        }
+        if self
+            .conns
+            .get_gen(slot, gen)
+            .is_some_and(|c| c.has_pending_out())
+        {
+            self.conns.flush(slot);
+        }
+        self.process(h, slot, gen, avail, now)
+    }
+
+    /// The socket read failed (`errno`) or hit EOF (`None`): report how it ended.
+    fn ended<H: Handler>(&mut self, h: &mut H, slot: usize, gen: u32, e: Option<i32>, now: u64) {
+        let Some(c) = self.conns.get_gen(slot, gen) else {
+            return;
+        };
+        let why = match (c.state, e) {
+            (State::Open | State::Closing, Some(e)) => Closed::Reset(e),
+            (State::Open, None) => Closed::Eof,
+            (State::Closing, None) => Closed::Clean,
+            _ => Closed::Failed(Failure::Dropped),
+        };
+        self.finish(h, slot, why, now);
     }
 
     /// Handles `scratch[..avail]` for `slot`; keeps any partial tail in the carry buffer.

@@ -31,6 +31,7 @@ use crate::progress::Progress;
 use crate::report::{self, ConnReport, LatencyReport, Report, ServerReport, TrafficReport};
 use crate::runner::{self, Dialer, Plan, Wakers};
 use crate::sys;
+use crate::tls::TlsClient;
 
 const PH_CONNECT: u8 = 0;
 const PH_PUBLISH: u8 = 1;
@@ -60,6 +61,8 @@ struct Cfg {
     base_path: String,
     /// Subscribers churned per second over all threads (0 = churn off).
     churn_per_tick: u64,
+    /// wss://: the shared TLS client configuration.
+    tls: Option<TlsClient>,
 }
 
 /// Cross-thread state.
@@ -554,7 +557,12 @@ fn worker(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult {
     } else {
         a.size
     };
-    let mut el = match EventLoop::new(max_payload, thread as u64, sh.wakers.fd(thread)) {
+    let mut el = match EventLoop::new(
+        max_payload,
+        thread as u64,
+        sh.wakers.fd(thread),
+        cfg.tls.clone(),
+    ) {
         Ok(el) => el,
         Err(e) => {
             w.res.error = Some(format!("thread {thread}: event loop: {e}"));
@@ -681,6 +689,11 @@ pub fn run(mut args: FanoutArgs, command: Vec<String>) -> Report {
         rep.finalize();
         return rep;
     }
+    let tls = runner::tls_for(&mut rep, &args.common);
+    if !rep.problems.is_empty() {
+        rep.finalize();
+        return rep;
+    }
     let timeout = args.common.timeout.unwrap_or_else(|| match args.duration {
         Some(d) => d + std::time::Duration::from_secs(30),
         None => std::time::Duration::from_secs(60),
@@ -744,6 +757,7 @@ pub fn run(mut args: FanoutArgs, command: Vec<String>) -> Report {
         ring,
         base_path,
         churn_per_tick,
+        tls,
     });
     let mut server = args.common.server_pid.map(|pid| ServerReport {
         pid,

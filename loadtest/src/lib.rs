@@ -1,10 +1,11 @@
 //! ringcast-load: the load generator bundled with ringcast.
 //!
 //! A thread-per-core WebSocket client (one edge-triggered epoll loop per thread, no async
-//! runtime) with three workloads — `fanout`, `connect` and `echo` — and a report that
-//! says not only how the server did but also whether the generator itself was the
-//! bottleneck (its own CPU use per thread).
+//! runtime) with three workloads — `fanout`, `connect` and `echo` — over `ws://` or
+//! `wss://` (rustls), and a report that says not only how the server did but also
+//! whether the generator itself was the bottleneck (its own CPU use per thread).
 
+pub mod cert;
 pub mod cli;
 pub mod codec;
 pub mod conn;
@@ -19,3 +20,4 @@ pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod sys;
+pub mod tls;

@@ -1,12 +1,13 @@
 //! `ringcast-load` binary entry point: parse the command line, run the workload, print
 //! the summary, write the JSON report and plot, and exit non-zero if the run was not
-//! clean (loss, order violations, failed connections, timeout).
+//! clean (loss, order violations, failed connections, timeout). `cert` writes a
+//! certificate and key instead (exit 1 if it cannot).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use ringcast_load::cli::{Cli, Command};
-use ringcast_load::{connect, echo, fanout, plot};
+use ringcast_load::{cert, connect, echo, fanout, plot};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,6 +24,20 @@ fn main() -> ExitCode {
         Command::Echo(a) => {
             let (j, p) = (a.common.json.clone(), a.plot.clone());
             (echo::run(a, command), j, p)
+        }
+        Command::Cert(a) => {
+            return match cert::run(&a) {
+                Ok(w) => {
+                    println!("certificate: {}", w.cert.display());
+                    println!("private key: {} (mode 0600)", w.key.display());
+                    println!("names:       {}", w.sans.join(", "));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
     };
     let mut failed_output = false;

@@ -10,6 +10,7 @@ use crate::cli::{CommonArgs, CpuList};
 use crate::conn::Failure;
 use crate::event_loop::EventLoop;
 use crate::sys::{self, CpuTime, EventFd};
+use crate::tls::TlsClient;
 
 /// Number of generator threads for these arguments.
 pub fn thread_count(common: &CommonArgs) -> usize {
@@ -89,6 +90,15 @@ pub fn join_all<R>(hs: Vec<JoinHandle<WorkerOut<R>>>) -> Vec<WorkerOut<R>> {
             }
         })
         .collect()
+}
+
+/// The run's TLS set-up (`None` for ws://); a wss:// run without a usable `--tls-ca`
+/// (or `--tls-ca` with ws://) is recorded as a problem in `rep`.
+pub fn tls_for(rep: &mut crate::report::Report, common: &CommonArgs) -> Option<TlsClient> {
+    TlsClient::from_args(common).unwrap_or_else(|e| {
+        rep.problem(e);
+        None
+    })
 }
 
 /// The workers' wake-up eventfds, or `None` when the run cannot start: a problem was

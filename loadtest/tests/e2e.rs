@@ -4,80 +4,11 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::ref_server::{self, Options};
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn tmp(name: &str) -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("rl-e2e-{}-{n}-{name}", std::process::id()))
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    json: Value,
-    elapsed: Duration,
-}
-
-/// Runs the binary with `args` plus `--json`, killing it if it outlives `limit`.
-fn run(args: &[&str], limit: Duration) -> Run {
-    let json = tmp("report.json");
-    let t0 = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringcast-load"))
-        .args(args)
-        .arg("--json")
-        .arg(&json)
-        .arg("--no-progress")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ringcast-load");
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t0.elapsed() > limit {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("ringcast-load ran longer than {limit:?}: {args:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = child.wait_with_output().unwrap();
-    let text = std::fs::read_to_string(&json).unwrap_or_else(|_| "null".into());
-    std::fs::remove_file(&json).ok();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        json: serde_json::from_str(&text).expect("valid JSON report"),
-        elapsed: t0.elapsed(),
-    }
-}
-
-fn u(v: &Value, path: &str) -> u64 {
-    v.pointer(path)
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| panic!("{path} missing in {v:#}"))
-}
-
-fn assert_clean(r: &Run) {
-    assert_eq!(
-        r.code, 0,
-        "exit code\nstdout:\n{}\nstderr:\n{}",
-        r.stdout, r.stderr
-    );
-    assert_eq!(r.json["ok"], Value::Bool(true), "{:#}", r.json["problems"]);
-    assert!(r.stdout.contains("result: OK"), "{}", r.stdout);
-}
+use support::run::{assert_clean, run, tmp, u};
 
 fn url(addr: std::net::SocketAddr, path: &str) -> String {
     format!("ws://{addr}{path}")
