@@ -49,7 +49,8 @@ release:
 bench:
 	$(CARGO) bench -p ringcast
 
-## io_uring vs epoll fan-out matrices, interleaved, < 15 min (QUICK=1: ~1 min check);
+## io_uring vs epoll fan-out matrices plus a ws:// vs wss:// section, interleaved, < 15 min
+## (QUICK=1: ~1.5 min check);
 ## report, SVGs and raw JSON in bench-results/compare-<date>*.
 compare: release
 	QUICK=$(QUICK) scripts/compare-backends.sh
