@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::conn::{AfterFlush, DisconnectReason};
 use crate::driver::batch::SendBatch;
-use crate::driver::{accept_needs_pause, tune_accepted, wait_for, ACCEPT_PAUSE};
+use crate::driver::{accept_needs_pause, wait_for, ACCEPT_PAUSE};
 use crate::hub::ConnKey;
 use crate::shard::Shard;
 use crate::sys::Waker;
@@ -195,7 +195,6 @@ impl Epoll {
                     }
                 }
             }
-            tune_accepted(fd, shard.config());
             let (key, generation) = shard.open(fd, now);
             if self.io.len() <= key {
                 self.io.resize(key + 1, ConnIo::default());

@@ -29,7 +29,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use crate::conn::{AfterFlush, Phase};
 use crate::driver::batch::SendBatch;
-use crate::driver::{accept_needs_pause, tune_accepted, wait_for, ACCEPT_PAUSE};
+use crate::driver::{accept_needs_pause, wait_for, ACCEPT_PAUSE};
 use crate::hub::ConnKey;
 use crate::shard::Shard;
 use crate::sys::Waker;
@@ -381,7 +381,6 @@ impl Uring {
                 // SAFETY: fd was just accepted and is owned by nobody else.
                 unsafe { libc::close(fd) };
             } else {
-                tune_accepted(fd, shard.config());
                 let (key, generation) = shard.open(fd, now);
                 if self.io.len() <= key {
                     self.io.resize_with(key + 1, ConnIo::default);
