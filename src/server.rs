@@ -85,6 +85,7 @@ impl Server {
                 },
             )
             .map_err(StartError::Bind)?;
+            driver::tune_listener(&socket, &cfg).map_err(StartError::Io)?;
             // With port 0 the first bind picks the port; the others join it.
             let bound = socket
                 .local_addr()

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::conn::{AfterFlush, DisconnectReason};
 use crate::driver::batch::SendBatch;
 use crate::driver::tls::{TlsConfig, TlsSession};
-use crate::driver::{accept_needs_pause, new_session, tune_accepted, wait_for, ACCEPT_PAUSE};
+use crate::driver::{accept_needs_pause, new_session, wait_for, ACCEPT_PAUSE};
 use crate::hub::ConnKey;
 use crate::shard::Shard;
 use crate::sys::Waker;
@@ -204,7 +204,6 @@ impl Epoll {
                     }
                 }
             }
-            tune_accepted(fd, shard.config());
             let (key, generation) = shard.open(fd, now);
             if self.io.len() <= key {
                 self.io.resize_with(key + 1, ConnIo::default);

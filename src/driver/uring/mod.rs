@@ -4,10 +4,12 @@
 //! `COOP_TASKRUN`, else plain), one multishot accept on the shard's listener, one
 //! multishot recv per connection drawing from the shard's provided [`BufRing`], at
 //! most one `sendmsg` in flight per connection carrying everything queued
-//! ([`SendBatch`]), and a read on the shard's wake-up eventfd. The loop submits once per
-//! iteration, at its end (so what an iteration queued leaves in that iteration, not one
-//! wait later: measured, that one-iteration delay halved closed-loop fan-out), then
-//! waits with a timeout equal to the shard's next deadline.
+//! ([`SendBatch`]), and a read on the shard's wake-up eventfd. After the wait the loop
+//! reaps until no more input has arrived (like epoll's read-until-EAGAIN, so a burst of
+//! publishes leaves in one round of sends), then flushes and submits once, at the end of
+//! the iteration (so what an iteration queued leaves in that iteration, not one wait
+//! later: measured, that one-iteration delay halved closed-loop fan-out), then waits
+//! with a timeout equal to the shard's next deadline.
 //!
 //! A multishot op whose completion lacks `IORING_CQE_F_MORE` has stopped (EOF, error,
 //! or `-ENOBUFS` when the buffer ring ran dry) and is re-armed if the connection lives.
@@ -33,7 +35,7 @@ use crate::conn::DisconnectReason;
 use crate::conn::{AfterFlush, Phase};
 use crate::driver::batch::SendBatch;
 use crate::driver::tls::{TlsConfig, TlsSession};
-use crate::driver::{accept_needs_pause, new_session, tune_accepted, wait_for, ACCEPT_PAUSE};
+use crate::driver::{accept_needs_pause, new_session, wait_for, ACCEPT_PAUSE};
 use crate::hub::ConnKey;
 use crate::shard::Shard;
 use crate::sys::Waker;
@@ -45,6 +47,9 @@ const BUFFER_GROUP: u16 = 0;
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// Send batches kept for reuse.
 const BATCH_POOL: usize = 1024;
+/// Most extra looks for arrived bytes before an iteration flushes (bounds how long a
+/// steady stream of input can hold back this iteration's sends).
+const MAX_RECHECKS: usize = 4;
 
 /// Check that io_uring can run here with what this driver needs (multishot recv with a
 /// provided buffer ring: Linux 6.0+). Returns the reason when it cannot.
@@ -113,11 +118,15 @@ fn kernel_at_least(release: &str, major: u32, minor: u32) -> bool {
 fn build_ring(entries: u32) -> io::Result<IoUring> {
     let cq = entries * 4;
     let attempts: [fn(&mut io_uring::Builder); 3] = [
+        // TASKRUN_FLAG: the kernel flags pending task work in the SQ ring, so the loop
+        // can tell without a syscall whether a recv has data waiting (see `more_pending`).
         |b| {
-            b.setup_single_issuer().setup_defer_taskrun();
+            b.setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_taskrun_flag();
         },
         |b| {
-            b.setup_coop_taskrun();
+            b.setup_coop_taskrun().setup_taskrun_flag();
         },
         |_| {},
     ];
@@ -258,7 +267,20 @@ impl Uring {
         loop {
             self.wait(shard)?;
             let now = Instant::now();
-            self.reap(shard, now)?;
+            let mut received = self.reap(shard, now)?;
+            // Read until nothing more has arrived, as epoll's read-until-EAGAIN does,
+            // before anything is flushed: bytes that arrive while the first ones are
+            // handled (a publisher's burst of messages, each costing a fan-out) wait
+            // as deferred task work until the ring is entered with GETEVENTS. Left for
+            // the next iteration, they would miss this round of sends and start a round
+            // of their own; under a closed-loop window of K messages the window then
+            // stays split over two rounds (half the frames per send) for good.
+            let mut rechecks = 0;
+            while received && rechecks < MAX_RECHECKS && self.more_pending() {
+                self.ring.submit()?;
+                received = self.reap(shard, now)?;
+                rechecks += 1;
+            }
             if self.accept_paused_until.is_some_and(|t| now >= t) {
                 self.accept_paused_until = None;
                 if !self.accept_armed && !shard.is_shutting_down() {
@@ -321,7 +343,16 @@ impl Uring {
         }
     }
 
-    fn reap(&mut self, shard: &mut Shard, now: Instant) -> io::Result<()> {
+    /// Whether completions or deferred task work (a recv whose data arrived) wait.
+    /// The IORING_SQ_TASKRUN flag (IORING_SETUP_TASKRUN_FLAG) says so without a syscall;
+    /// `submit` then enters with GETEVENTS, which runs that work.
+    fn more_pending(&mut self) -> bool {
+        self.ring.submission().taskrun() || !self.ring.completion().is_empty()
+    }
+
+    /// Handle every completion in the queue. Returns whether bytes from a peer were
+    /// among them.
+    fn reap(&mut self, shard: &mut Shard, now: Instant) -> io::Result<bool> {
         self.cqes.clear();
         self.cqes.extend(
             self.ring
@@ -329,6 +360,7 @@ impl Uring {
                 .map(|c| (c.user_data(), c.result(), c.flags())),
         );
         let cqes = std::mem::take(&mut self.cqes);
+        let mut received = false;
         for &(data, res, flags) in &cqes {
             let Some((op, key, generation)) = user_data::decode(data) else {
                 continue;
@@ -336,13 +368,16 @@ impl Uring {
             match op {
                 Op::Accept => self.on_accept(shard, res, flags, now)?,
                 Op::Wake => self.arm_wake()?,
-                Op::Recv => self.on_recv(shard, key, generation, res, flags, now),
+                Op::Recv => {
+                    received |= res > 0;
+                    self.on_recv(shard, key, generation, res, flags, now)
+                }
                 Op::Send => self.on_send(shard, key, generation, res),
                 Op::Cancel => {}
             }
         }
         self.cqes = cqes;
-        Ok(())
+        Ok(received)
     }
 
     fn on_accept(
@@ -361,7 +396,6 @@ impl Uring {
                 // SAFETY: fd was just accepted and is owned by nobody else.
                 unsafe { libc::close(fd) };
             } else {
-                tune_accepted(fd, shard.config());
                 let (key, generation) = shard.open(fd, now);
                 if self.io.len() <= key {
                     self.io.resize_with(key + 1, ConnIo::default);
