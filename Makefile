@@ -7,7 +7,7 @@ QUICK   ?= 0
 # Optional cargo features built by run/release/test (tls: wss:// with --tls-cert/--tls-key).
 FEATURES ?= ringcast/tls
 
-.PHONY: run test fmt-check clippy test-features test-otel build release bench compare autobahn idle-rss dashboard-shot fuzz clean
+.PHONY: run test fmt-check clippy test-features test-otel build release bench compare echo-cpu autobahn idle-rss dashboard-shot fuzz clean
 
 ## Start the server (release build) on $(ADDR); Ctrl-C stops it.
 run:
@@ -54,6 +54,11 @@ bench:
 ## report, SVGs and raw JSON in bench-results/compare-<date>*.
 compare: release
 	QUICK=$(QUICK) scripts/compare-backends.sh
+
+## Server CPU, syscalls and SQEs per echoed message, 1k active clients, io_uring vs epoll
+## (~1 min); table in bench-results/echo-cpu-<date>.md.
+echo-cpu: release
+	scripts/echo-cpu.sh
 
 ## Autobahn|Testsuite (strict) against /echo on both backends; reports in bench-results/.
 autobahn: release

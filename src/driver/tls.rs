@@ -69,7 +69,7 @@ pub struct TlsSession {
     out: Vec<u8>,
     #[cfg(feature = "tls")]
     sent: usize,
-    /// Why the session failed (the alert is pending): end after sending it.
+    /// Why the session failed; rustls's alert, if it queued one, is the pending output.
     #[cfg(feature = "tls")]
     failure: Option<rustls::Error>,
     /// `close_notify` is queued: shut the write side down once it is out.

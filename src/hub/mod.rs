@@ -6,6 +6,14 @@
 //! room gets one [`ShardMsg::Publish`] through its crossbeam inbox, followed by a
 //! wake-up that is only written when the target is not already awake.
 //!
+//! A shard's own publishes wait in its [`Hub`]'s outbox until the loop calls
+//! [`Hub::hand_off`] (once per iteration, before it writes to sockets): a burst of
+//! publishes received in one iteration then reaches each other shard as one batch with
+//! one wake-up. Handed over one by one, the first would wake the target, which would
+//! send it alone to all its members while the rest arrived, and the burst would leave
+//! the target in two rounds of sends instead of one (measured: 0.09–0.15 sends per
+//! frame on two shards at 16 messages in flight, against 0.063 on one).
+//!
 //! With history on (`--history N`, see [`history`]) a publish goes through
 //! [`HubShared::publish_sequenced`] instead: numbered under the room's lock, kept in the
 //! room's ring and sent as [`ShardMsg::Sequenced`] to *every* shard with members, the
@@ -63,8 +71,17 @@ pub struct ShardInbox {
 impl ShardInbox {
     /// Deliver `msg` and wake the shard if it is not already awake.
     pub fn send(&self, msg: ShardMsg) {
-        // The receiver lives as long as the shard; a send after the shard exited is moot.
-        if self.tx.send(msg).is_ok() {
+        self.send_all(std::iter::once(msg));
+    }
+
+    /// Deliver every message of `msgs`, in order, then wake the shard once.
+    pub fn send_all(&self, msgs: impl IntoIterator<Item = ShardMsg>) {
+        let mut sent = false;
+        for msg in msgs {
+            // The receiver lives as long as the shard; a send after it exited is moot.
+            sent |= self.tx.send(msg).is_ok();
+        }
+        if sent {
             if let Err(e) = self.waker.wake() {
                 tracing::error!(error = %e, "failed to wake a shard");
             }
@@ -182,14 +199,18 @@ pub struct Hub {
     shard: usize,
     rooms: Rooms,
     shared: Arc<HubShared>,
+    /// Publishes for other shards, by shard, until [`Hub::hand_off`].
+    outbox: Vec<Vec<ShardMsg>>,
 }
 
 impl Hub {
     pub fn new(shard: usize, shared: Arc<HubShared>) -> Self {
+        let outbox = (0..shared.shard_count()).map(|_| Vec::new()).collect();
         Hub {
             shard,
             rooms: Rooms::new(),
             shared,
+            outbox,
         }
     }
 
@@ -228,9 +249,31 @@ impl Hub {
         }
     }
 
-    /// Send a prepared frame to the other shards with members of `room`.
-    pub fn fan_out_remote(&self, room: &Arc<str>, frame: &PreparedFrame) -> usize {
-        self.shared.fan_out(room, frame, Some(self.shard))
+    /// Queue a prepared frame for the other shards with members of `room`; it leaves
+    /// at the next [`Hub::hand_off`]. Returns the number of shards it is for.
+    pub fn fan_out_remote(&mut self, room: &Arc<str>, frame: &PreparedFrame) -> usize {
+        let mut targets = 0;
+        for shard in self.shared.directory.shards(room).iter() {
+            if shard == self.shard {
+                continue;
+            }
+            self.outbox[shard].push(ShardMsg::Publish {
+                room: room.clone(),
+                frame: frame.clone(),
+            });
+            targets += 1;
+        }
+        targets
+    }
+
+    /// Send every queued publish to its shard: each shard's batch in order, one wake-up
+    /// per shard.
+    pub fn hand_off(&mut self) {
+        for (shard, msgs) in self.outbox.iter_mut().enumerate() {
+            if !msgs.is_empty() {
+                self.shared.inboxes[shard].send_all(msgs.drain(..));
+            }
+        }
     }
 }
 
@@ -251,6 +294,11 @@ mod tests {
         let frame = PreparedFrame::encode(Opcode::Text, b"x");
         let name: Arc<str> = Arc::from("r");
         assert_eq!(hubs[0].fan_out_remote(&name, &frame), 1);
+        assert!(
+            rx[1].try_recv().is_err(),
+            "nothing leaves before the hand-off"
+        );
+        hubs[0].hand_off();
         match rx[1].try_recv().unwrap() {
             ShardMsg::Publish { frame: f, .. } => assert!(f.shares_buffer_with(&frame)),
             other => panic!("unexpected {other:?}"),
@@ -268,20 +316,32 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_of_publishes_writes_one_wakeup() {
+    fn a_burst_of_publishes_arrives_as_one_batch_in_order_with_one_wakeup() {
         let wakers: Vec<_> = (0..2).map(|_| Arc::new(Waker::new().unwrap())).collect();
-        let (shared, _rx) = HubShared::new(&wakers);
+        let (shared, rx) = HubShared::new(&wakers);
         let mut h0 = Hub::new(0, shared.clone());
         let mut h1 = Hub::new(1, shared.clone());
         h0.join("r", 1);
         h1.join("r", 2);
         wakers[1].arm_sleep();
-        let frame = PreparedFrame::encode(Opcode::Binary, b"y");
         let name: Arc<str> = Arc::from("r");
         let before = wakers[1].wakes_written();
-        for _ in 0..1000 {
-            h0.fan_out_remote(&name, &frame);
+        let frames: Vec<_> = (0..1000u32)
+            .map(|i| PreparedFrame::encode(Opcode::Binary, &i.to_be_bytes()))
+            .collect();
+        for f in &frames {
+            h0.fan_out_remote(&name, f);
         }
+        assert_eq!(rx[1].len(), 0, "held until the hand-off");
+        h0.hand_off();
         assert_eq!(wakers[1].wakes_written() - before, 1);
+        for f in &frames {
+            match rx[1].try_recv().unwrap() {
+                ShardMsg::Publish { frame, .. } => assert!(frame.shares_buffer_with(f)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        h0.hand_off();
+        assert_eq!(wakers[1].wakes_written() - before, 1, "nothing to hand off");
     }
 }

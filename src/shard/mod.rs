@@ -673,6 +673,12 @@ impl Shard {
         next
     }
 
+    /// Send this iteration's publishes to the other shards (see [`Hub::hand_off`]). The
+    /// drivers call it once per loop iteration, before writing to sockets.
+    pub fn hand_off(&mut self) {
+        self.state.hub.hand_off();
+    }
+
     /// Handle everything waiting in the inbox.
     pub fn drain_inbox(&mut self, now: Instant) {
         while let Ok(msg) = self.inbox.try_recv() {

@@ -162,6 +162,7 @@ impl Epoll {
                 // Stop accepting: dropping the listener closes it (and leaves the epoll set).
                 self.listener = None;
             }
+            shard.hand_off();
             self.flush_all(shard, now);
             self.close_finished(shard);
             if shard.is_drained() {

@@ -292,6 +292,7 @@ impl Uring {
             if shard.is_shutting_down() {
                 self.stop_accepting()?;
             }
+            shard.hand_off();
             self.flush_all(shard, now)?;
             self.close_finished(shard)?;
             for key in std::mem::take(&mut self.rearm) {
