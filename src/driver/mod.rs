@@ -166,6 +166,76 @@ pub(crate) fn tune_listener(
     Ok(())
 }
 
+/// What [`deliver_tls`] left the connection needing.
+pub(crate) struct TlsDelivered {
+    /// Keep reading: the session neither failed nor saw `close_notify`.
+    readable: bool,
+    /// Handshake messages wait to be sent: flush the connection.
+    wants_flush: bool,
+}
+
+/// Pass ciphertext the socket delivered through a `wss://` connection's session to the
+/// shard (`plain` is the driver's scratch for the decrypted bytes). A failed session
+/// ends the connection (its alert goes out best effort as the socket closes); the
+/// peer's `close_notify` counts as end of stream.
+pub(crate) fn deliver_tls(
+    shard: &mut Shard,
+    key: crate::hub::ConnKey,
+    tls: &mut TlsSession,
+    ciphertext: &[u8],
+    plain: &mut Vec<u8>,
+    now: Instant,
+) -> TlsDelivered {
+    let seen = tls.receive(ciphertext, plain);
+    if !plain.is_empty() {
+        shard.on_data(key, plain, now);
+    }
+    if let Some(e) = tls.error() {
+        tracing::debug!(conn = key, error = %e, "TLS failed; closing");
+        shard.finish(key, crate::conn::DisconnectReason::Tls);
+    } else if seen.peer_closed {
+        shard.on_peer_gone(key);
+    }
+    let readable = !seen.failed && !seen.peer_closed;
+    TlsDelivered {
+        readable,
+        wants_flush: readable && tls.wants_write(),
+    }
+}
+
+/// What a driver does when a `wss://` connection has no ciphertext left to send.
+pub(crate) enum TlsDrained {
+    /// The `close_notify` is out: shut down the socket's write side.
+    ShutdownWrite,
+    /// A `close_notify` was just queued: send it.
+    SendCloseNotify,
+    /// Nothing to do (when the connection finished, closing it sends the close_notify).
+    Idle,
+}
+
+/// Decide [`TlsDrained`], asking the shard what follows an empty queue.
+pub(crate) fn tls_drained(
+    shard: &mut Shard,
+    key: crate::hub::ConnKey,
+    tls: &mut TlsSession,
+    now: Instant,
+) -> TlsDrained {
+    if tls.take_shutdown() {
+        return TlsDrained::ShutdownWrite;
+    }
+    match shard.after_flush(key, now) {
+        crate::conn::AfterFlush::ShutdownWrite => {
+            tls.close_notify(true);
+            TlsDrained::SendCloseNotify
+        }
+        crate::conn::AfterFlush::Close => {
+            tls.close_notify(false);
+            TlsDrained::Idle
+        }
+        crate::conn::AfterFlush::Idle => TlsDrained::Idle,
+    }
+}
+
 /// A TLS session for a just-accepted connection when the server speaks `wss://`.
 fn new_session(config: &Option<TlsConfig>) -> Result<Option<Box<TlsSession>>, String> {
     config

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use crate::conn::{AfterFlush, DisconnectReason};
 use crate::driver::batch::SendBatch;
 use crate::driver::tls::{TlsConfig, TlsSession};
-use crate::driver::{accept_needs_pause, new_session, wait_for, ACCEPT_PAUSE};
+use crate::driver::{
+    accept_needs_pause, deliver_tls, new_session, tls_drained, wait_for, TlsDrained, ACCEPT_PAUSE,
+};
 use crate::hub::ConnKey;
 use crate::shard::Shard;
 use crate::sys::Waker;
@@ -283,21 +285,11 @@ impl Epoll {
             shard.on_data(key, &self.scratch[..n], now);
             return true;
         };
-        let seen = tls.receive(&self.scratch[..n], &mut self.plain);
-        if !self.plain.is_empty() {
-            shard.on_data(key, &self.plain, now);
-        }
-        if let Some(e) = tls.error() {
-            // The alert (if rustls queued one) goes out best effort as the socket closes.
-            tracing::debug!(conn = key, error = %e, "TLS failed; closing");
-            shard.finish(key, DisconnectReason::Tls);
-        } else if seen.peer_closed {
-            shard.on_peer_gone(key);
-        } else if tls.wants_write() {
-            // Handshake messages.
+        let done = deliver_tls(shard, key, tls, &self.scratch[..n], &mut self.plain, now);
+        if done.wants_flush {
             self.to_flush.push(key);
         }
-        !seen.failed && !seen.peer_closed
+        done.readable
     }
 
     fn flush_all(&mut self, shard: &mut Shard, now: Instant) {
@@ -383,19 +375,14 @@ impl Epoll {
                 shard.on_written(key, taken);
             }
             if len == 0 {
-                if tls.take_shutdown() {
-                    // SAFETY: fd is an open socket owned by this slot.
-                    unsafe { libc::shutdown(fd, libc::SHUT_WR) };
-                    return;
-                }
-                match shard.after_flush(key, now) {
-                    AfterFlush::ShutdownWrite => {
-                        tls.close_notify(true);
-                        continue;
+                match tls_drained(shard, key, tls, now) {
+                    TlsDrained::ShutdownWrite => {
+                        // SAFETY: fd is an open socket owned by this slot.
+                        unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+                        return;
                     }
-                    // Finished: close_finished writes the close_notify.
-                    AfterFlush::Close => return tls.close_notify(false),
-                    AfterFlush::Idle => return,
+                    TlsDrained::SendCloseNotify => continue,
+                    TlsDrained::Idle => return,
                 }
             }
             // SAFETY: ptr/len is the session's pending ciphertext, alive and unchanged

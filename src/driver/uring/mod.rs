@@ -31,11 +31,12 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-use crate::conn::DisconnectReason;
-use crate::conn::{AfterFlush, Phase};
+use crate::conn::{AfterFlush, DisconnectReason, Phase};
 use crate::driver::batch::SendBatch;
 use crate::driver::tls::{TlsConfig, TlsSession};
-use crate::driver::{accept_needs_pause, new_session, wait_for, ACCEPT_PAUSE};
+use crate::driver::{
+    accept_needs_pause, deliver_tls, new_session, tls_drained, wait_for, TlsDrained, ACCEPT_PAUSE,
+};
 use crate::hub::ConnKey;
 use crate::shard::Shard;
 use crate::sys::Waker;
@@ -490,18 +491,7 @@ impl Uring {
         let Some(tls) = self.io[key].tls.as_deref_mut() else {
             return shard.on_data(key, data, now);
         };
-        let seen = tls.receive(data, &mut self.plain);
-        if !self.plain.is_empty() {
-            shard.on_data(key, &self.plain, now);
-        }
-        if let Some(e) = tls.error() {
-            // The alert (if rustls queued one) goes out best effort as the socket closes.
-            tracing::debug!(conn = key, error = %e, "TLS failed; closing");
-            shard.finish(key, DisconnectReason::Tls);
-        } else if seen.peer_closed {
-            shard.on_peer_gone(key);
-        } else if tls.wants_write() {
-            // Handshake messages.
+        if deliver_tls(shard, key, tls, data, &mut self.plain, now).wants_flush {
             self.to_flush.push(key);
         }
     }
@@ -631,21 +621,15 @@ impl Uring {
                 shard.on_written(key, taken);
             }
             if len == 0 {
-                if tls.take_shutdown() {
-                    // SAFETY: fd is an open socket owned by this slot.
-                    unsafe { libc::shutdown(fd, libc::SHUT_WR) };
-                    return Ok(());
-                }
-                match shard.after_flush(key, now) {
-                    AfterFlush::ShutdownWrite => {
-                        tls.close_notify(true);
-                        continue;
+                match tls_drained(shard, key, tls, now) {
+                    TlsDrained::ShutdownWrite => {
+                        // SAFETY: fd is an open socket owned by this slot.
+                        unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+                        return Ok(());
                     }
-                    // Finished: close_finished sends the close_notify.
-                    AfterFlush::Close => tls.close_notify(false),
-                    AfterFlush::Idle => {}
+                    TlsDrained::SendCloseNotify => continue,
+                    TlsDrained::Idle => return Ok(()),
                 }
-                return Ok(());
             }
             self.io[key].tls_send = true;
             return self.push_tls_send(key, fd, generation, ptr, len);
