@@ -203,36 +203,51 @@ pub(crate) fn deliver_tls(
     }
 }
 
-/// What a driver does when a `wss://` connection has no ciphertext left to send.
-pub(crate) enum TlsDrained {
-    /// The `close_notify` is out: shut down the socket's write side.
+/// What a driver does next with a `wss://` connection's output.
+pub(crate) enum TlsStep {
+    /// Write `len` bytes at `ptr`: the session's pending ciphertext, kept alive and
+    /// unmoved until the driver reports it written with [`TlsSession::advance`].
+    Send(*const u8, usize),
+    /// Everything, `close_notify` included, is out: shut down the socket's write side.
     ShutdownWrite,
-    /// A `close_notify` was just queued: send it.
-    SendCloseNotify,
-    /// Nothing to do (when the connection finished, closing it sends the close_notify).
+    /// Nothing to write now (when the connection finished, closing it sends the
+    /// `close_notify`).
     Idle,
 }
 
-/// Decide [`TlsDrained`], asking the shard what follows an empty queue.
-pub(crate) fn tls_drained(
+/// Decide [`TlsStep`] for `key`: encrypt what its queue holds when no ciphertext is
+/// pending (advancing the queue), and once both are empty ask the shard what follows,
+/// queueing `close_notify` before a shutdown or close.
+pub(crate) fn tls_next_step(
     shard: &mut Shard,
     key: crate::hub::ConnKey,
     tls: &mut TlsSession,
     now: Instant,
-) -> TlsDrained {
-    if tls.take_shutdown() {
-        return TlsDrained::ShutdownWrite;
-    }
-    match shard.after_flush(key, now) {
-        crate::conn::AfterFlush::ShutdownWrite => {
-            tls.close_notify(true);
-            TlsDrained::SendCloseNotify
+) -> TlsStep {
+    loop {
+        let Some(slot) = shard.slot(key) else {
+            return TlsStep::Idle;
+        };
+        let (taken, bytes) = tls.next_send(&slot.conn.out);
+        let (ptr, len) = (bytes.as_ptr(), bytes.len());
+        if taken > 0 {
+            shard.on_written(key, taken);
         }
-        crate::conn::AfterFlush::Close => {
-            tls.close_notify(false);
-            TlsDrained::Idle
+        if len > 0 {
+            return TlsStep::Send(ptr, len);
         }
-        crate::conn::AfterFlush::Idle => TlsDrained::Idle,
+        if tls.take_shutdown() {
+            return TlsStep::ShutdownWrite;
+        }
+        match shard.after_flush(key, now) {
+            // Send it, then shut down.
+            crate::conn::AfterFlush::ShutdownWrite => tls.close_notify(true),
+            crate::conn::AfterFlush::Close => {
+                tls.close_notify(false);
+                return TlsStep::Idle;
+            }
+            crate::conn::AfterFlush::Idle => return TlsStep::Idle,
+        }
     }
 }
 

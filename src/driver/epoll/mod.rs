@@ -16,7 +16,7 @@ use crate::conn::{AfterFlush, DisconnectReason};
 use crate::driver::batch::SendBatch;
 use crate::driver::tls::{TlsConfig, TlsSession};
 use crate::driver::{
-    accept_needs_pause, deliver_tls, new_session, tls_drained, wait_for, TlsDrained, ACCEPT_PAUSE,
+    accept_needs_pause, deliver_tls, new_session, tls_next_step, wait_for, TlsStep, ACCEPT_PAUSE,
 };
 use crate::hub::ConnKey;
 use crate::shard::Shard;
@@ -369,22 +369,15 @@ impl Epoll {
             let Some(tls) = self.io[key].tls.as_deref_mut() else {
                 return;
             };
-            let (taken, bytes) = tls.next_send(&slot.conn.out);
-            let (ptr, len) = (bytes.as_ptr(), bytes.len());
-            if taken > 0 {
-                shard.on_written(key, taken);
-            }
-            if len == 0 {
-                match tls_drained(shard, key, tls, now) {
-                    TlsDrained::ShutdownWrite => {
-                        // SAFETY: fd is an open socket owned by this slot.
-                        unsafe { libc::shutdown(fd, libc::SHUT_WR) };
-                        return;
-                    }
-                    TlsDrained::SendCloseNotify => continue,
-                    TlsDrained::Idle => return,
+            let (ptr, len) = match tls_next_step(shard, key, tls, now) {
+                TlsStep::Send(ptr, len) => (ptr, len),
+                TlsStep::ShutdownWrite => {
+                    // SAFETY: fd is an open socket owned by this slot.
+                    unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+                    return;
                 }
-            }
+                TlsStep::Idle => return,
+            };
             // SAFETY: ptr/len is the session's pending ciphertext, alive and unchanged
             // for the duration of this call.
             let n =

@@ -35,7 +35,7 @@ use crate::conn::{AfterFlush, DisconnectReason, Phase};
 use crate::driver::batch::SendBatch;
 use crate::driver::tls::{TlsConfig, TlsSession};
 use crate::driver::{
-    accept_needs_pause, deliver_tls, new_session, tls_drained, wait_for, TlsDrained, ACCEPT_PAUSE,
+    accept_needs_pause, deliver_tls, new_session, tls_next_step, wait_for, TlsStep, ACCEPT_PAUSE,
 };
 use crate::hub::ConnKey;
 use crate::shard::Shard;
@@ -607,32 +607,24 @@ impl Uring {
 
     /// [`flush`](Self::flush) for `wss://`: encrypt a batch and start its send.
     fn flush_tls(&mut self, shard: &mut Shard, key: ConnKey, now: Instant) -> io::Result<()> {
-        loop {
-            let Some(slot) = shard.slot(key) else {
-                return Ok(());
-            };
-            let (fd, generation) = (slot.fd, slot.generation);
-            let Some(tls) = self.io[key].tls.as_deref_mut() else {
-                return Ok(());
-            };
-            let (taken, bytes) = tls.next_send(&slot.conn.out);
-            let (ptr, len) = (bytes.as_ptr(), bytes.len());
-            if taken > 0 {
-                shard.on_written(key, taken);
+        let Some(slot) = shard.slot(key) else {
+            return Ok(());
+        };
+        let (fd, generation) = (slot.fd, slot.generation);
+        let Some(tls) = self.io[key].tls.as_deref_mut() else {
+            return Ok(());
+        };
+        match tls_next_step(shard, key, tls, now) {
+            TlsStep::Send(ptr, len) => {
+                self.io[key].tls_send = true;
+                self.push_tls_send(key, fd, generation, ptr, len)
             }
-            if len == 0 {
-                match tls_drained(shard, key, tls, now) {
-                    TlsDrained::ShutdownWrite => {
-                        // SAFETY: fd is an open socket owned by this slot.
-                        unsafe { libc::shutdown(fd, libc::SHUT_WR) };
-                        return Ok(());
-                    }
-                    TlsDrained::SendCloseNotify => continue,
-                    TlsDrained::Idle => return Ok(()),
-                }
+            TlsStep::ShutdownWrite => {
+                // SAFETY: fd is an open socket owned by this slot.
+                unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+                Ok(())
             }
-            self.io[key].tls_send = true;
-            return self.push_tls_send(key, fd, generation, ptr, len);
+            TlsStep::Idle => Ok(()),
         }
     }
 
