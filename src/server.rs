@@ -232,7 +232,7 @@ impl Publisher {
             return shards;
         }
         let room: Arc<str> = Arc::from(room);
-        self.shared.fan_out(&room, &frame, None)
+        self.shared.fan_out(&room, &frame)
     }
 
     /// Rooms with members on any shard.

@@ -8,13 +8,23 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use common::tls::*;
 use common::*;
 use ringcast::hub::prepared::encodings;
 use ringcast::BackendChoice;
 use tungstenite::Message;
+
+/// The fan-out test counts encodings, a process-wide counter, and the other tests here
+/// send data messages: the tests of this file run one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn tls_server(
     backend: BackendChoice,
@@ -31,6 +41,7 @@ fn tls_server(
 
 #[test]
 fn fan_out_to_100_tls_clients_in_order_with_one_encoding_per_publish() {
+    let _serial = one_at_a_time();
     const CLIENTS: usize = 100;
     const MESSAGES: usize = 40;
     for backend in BACKENDS {
@@ -70,6 +81,7 @@ fn fan_out_to_100_tls_clients_in_order_with_one_encoding_per_publish() {
 
 #[test]
 fn plain_http_to_the_tls_port_gets_an_alert_and_is_counted() {
+    let _serial = one_at_a_time();
     for backend in BACKENDS {
         let (server_tls, _) = self_signed();
         let mut cfg = config(backend, 1);
@@ -94,6 +106,7 @@ fn plain_http_to_the_tls_port_gets_an_alert_and_is_counted() {
 
 #[test]
 fn a_client_that_refuses_the_certificate_is_closed_without_leaking_its_slot() {
+    let _serial = one_at_a_time();
     for backend in BACKENDS {
         let (server_tls, cert) = self_signed();
         let (_, other_cert) = self_signed();
@@ -125,6 +138,7 @@ fn a_client_that_refuses_the_certificate_is_closed_without_leaking_its_slot() {
 
 #[test]
 fn close_handshake_over_tls_ends_with_close_notify_and_tcp_close() {
+    let _serial = one_at_a_time();
     for backend in BACKENDS {
         let (server, client_tls) = tls_server(backend, 1);
         let addr = server.local_addr();

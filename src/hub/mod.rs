@@ -176,14 +176,12 @@ impl HubShared {
         })
     }
 
-    /// Send `frame` to every shard with members of `room`, except `skip` (the caller's
-    /// own shard, which delivers locally). Returns the number of shards messaged.
-    pub fn fan_out(&self, room: &Arc<str>, frame: &PreparedFrame, skip: Option<usize>) -> usize {
+    /// Send `frame` at once to every shard with members of `room` (a publish from
+    /// outside the shards, e.g. [`crate::Publisher`]; a shard's own publishes go
+    /// through [`Hub::fan_out_remote`]). Returns the number of shards messaged.
+    pub fn fan_out(&self, room: &Arc<str>, frame: &PreparedFrame) -> usize {
         let mut sent = 0;
         for shard in self.directory.shards(room).iter() {
-            if Some(shard) == skip {
-                continue;
-            }
             self.inboxes[shard].send(ShardMsg::Publish {
                 room: room.clone(),
                 frame: frame.clone(),

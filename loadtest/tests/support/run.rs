@@ -93,6 +93,17 @@ pub fn u(v: &Value, path: &str) -> u64 {
         .unwrap_or_else(|| panic!("{path} missing in {v:#}"))
 }
 
+/// A fan-out report with `frames` expected and delivered to each of `receivers`
+/// subscribers: all of them arrived, none lost, skipped, out of order or malformed.
+pub fn assert_exact_delivery(j: &Value, frames: u64, receivers: u64) {
+    assert_eq!(u(j, "/traffic/receivers"), receivers);
+    assert_eq!(u(j, "/traffic/expected_frames"), frames * receivers);
+    assert_eq!(u(j, "/traffic/received_frames"), frames * receivers);
+    for counter in ["lost_frames", "gaps", "order_violations", "malformed"] {
+        assert_eq!(u(j, &format!("/traffic/{counter}")), 0, "{counter}");
+    }
+}
+
 /// Exit 0, `ok: true` in the report, "result: OK" printed.
 pub fn assert_clean(r: &Run) {
     assert_eq!(
