@@ -1,15 +1,24 @@
 //! ringcast: a Linux WebSocket server engine for high fan-out, thread-per-core, on
 //! io_uring (with an epoll backend for comparison and fallback).
 //!
-//! Layers, imports pointing down only:
-//! 1. [`proto`] — RFC 6455 handshake and frames, sans-IO.
-//! 2. [`conn`] — one connection's state machine and outbound queue.
-//! 3. [`hub`] — rooms on a shard, prepared frames, cross-shard fan-out.
-//! 4. [`shard`] and [`driver`] — the per-thread engine and the only code making socket
-//!    syscalls (`uring`, `epoll`).
+//! Layers, imports pointing down only (lowest first; `tests/layering.rs` reads every
+//! `crate::`/`super::` path in `src/` and fails on an import against this order or on
+//! any import cycle between files):
 //!
-//! Above them: [`server`] (start/stop, [`Publisher`]), [`handler`] (the application API),
-//! [`app`] (the binary's built-in apps) and [`cli`].
+//! | rank | modules | what |
+//! | --- | --- | --- |
+//! | 0 | [`proto`], [`sys`] | RFC 6455 handshake and frames, sans-IO; thin syscall helpers |
+//! | 1 | `wire` | publications and their wire forms (planned, issue 13) |
+//! | 2 | [`conn`] | one connection's state machine and outbound queue |
+//! | 3 | [`hub`], [`metrics`] | rooms, prepared frames, cross-shard fan-out; metrics hooks |
+//! | 4 | [`shard`], [`handler`], [`listener`] | the per-thread engine; the application API |
+//! | 5 | `broker` | cluster adapters behind the hub (planned, issue 14) |
+//! | 6 | [`driver`] | the only code making socket syscalls (`uring`, `epoll`) |
+//! | 7 | [`config`] | every layer's settings composed |
+//! | 8 | [`server`], [`app`], [`cli`], [`telemetry`] | start/stop, [`Publisher`], built-in apps |
+//!
+//! Imports that still break the order are listed as known debt in `tests/layering.rs`
+//! (the list can only shrink).
 //!
 //! ```no_run
 //! use ringcast::{Config, Context, Handler, Message, Server};
