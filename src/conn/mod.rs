@@ -245,11 +245,11 @@ pub enum Eof {
 pub enum AfterFlush {
     /// Nothing: keep reading.
     Idle,
-    /// Our last bytes are out: shut down the write side, keep reading until EOF.
+    /// Our last bytes (close frame or HTTP error) are out: shut down the write side
+    /// (our FIN goes first: the server closes first, RFC 6455 §7.1.1) and keep reading,
+    /// discarding, until the peer's EOF or the close deadline.
     ShutdownWrite,
-    /// The close handshake is complete (the peer's close came first and ours is out),
-    /// or the peer's EOF arrived and everything queued is out: close the TCP connection
-    /// now — the server closes first (RFC 6455 §7.1.1).
+    /// The peer's EOF arrived and everything queued is out: close the socket now.
     Close,
 }
 
@@ -269,8 +269,6 @@ pub struct Connection {
     /// Our close frame (or HTTP response ending the connection) is queued.
     close_sent: bool,
     close_received: bool,
-    /// The peer's close frame arrived (a clean close handshake, not a protocol error).
-    peer_sent_close: bool,
     write_shut: bool,
     /// The peer's EOF arrived (its write side is done): nothing more is read.
     peer_eof: bool,
@@ -313,7 +311,6 @@ impl Connection {
             opened_at: None,
             close_sent: false,
             close_received: false,
-            peer_sent_close: false,
             write_shut: false,
             peer_eof: false,
             read_paused: false,
@@ -452,7 +449,6 @@ impl Connection {
             }
             Event::Close(status) => {
                 self.close_received = true;
-                self.peer_sent_close = true;
                 self.reason.get_or_insert(DisconnectReason::Normal);
                 if self.close_sent {
                     return None;
@@ -570,10 +566,13 @@ impl Connection {
             return AfterFlush::Close;
         }
         if self.close_sent {
+            // Our FIN goes first (the server closes the TCP connection first, RFC 6455
+            // §7.1.1) as a shutdown of the write side, not a close, even when the close
+            // handshake is complete: what the peer still sends after its close frame (a
+            // TLS client's close_notify) then reaches an open socket and is read and
+            // discarded, instead of drawing a reset that can destroy our close reply
+            // in the peer's receive buffer. Its EOF (or the close deadline) closes.
             self.write_shut = true;
-            if self.peer_sent_close {
-                return AfterFlush::Close;
-            }
             return AfterFlush::ShutdownWrite;
         }
         AfterFlush::Idle
@@ -751,10 +750,12 @@ mod tests {
         c.written(n);
         assert_eq!(
             c.after_flush(),
-            AfterFlush::Close,
-            "handshake done: close now"
+            AfterFlush::ShutdownWrite,
+            "handshake done: our FIN first"
         );
         assert_eq!(c.after_flush(), AfterFlush::Idle, "only once");
+        assert_eq!(c.on_eof(), Eof::Close, "the peer's FIN closes");
+        assert_eq!(c.reason, Some(DisconnectReason::Normal));
     }
 
     #[test]

@@ -152,6 +152,15 @@ fn build_ring(entries: u32) -> io::Result<IoUring> {
     Err(last.unwrap_or_else(|| io::Error::other("io_uring setup failed")))
 }
 
+/// A send completion that is no failure of the connection: -EAGAIN (io_uring returns it
+/// for a non-blocking socket when a send it already polled for once still finds the
+/// socket full: it hands the op to a worker, whose attempt fails at once; seen here
+/// with a 16 KiB SO_SNDBUF, and it used to drop the connection's queue) or -EINTR.
+/// The same bytes are sent again: a fresh op waits for writability again.
+fn send_retryable(res: i32) -> bool {
+    res == -libc::EAGAIN || res == -libc::EINTR
+}
+
 /// Per-connection driver state, indexed by slot key.
 #[derive(Default)]
 struct ConnIo {
@@ -568,11 +577,11 @@ impl Uring {
             if self.io[key].closing {
                 return;
             }
-            if res < 0 {
+            if res < 0 && !send_retryable(res) {
                 return shard.on_peer_gone(key);
             }
             if let Some(tls) = self.io[key].tls.as_deref_mut() {
-                tls.advance(res as usize);
+                tls.advance(res.max(0) as usize);
             }
             self.to_flush.push(key);
             return;
@@ -589,6 +598,9 @@ impl Uring {
         shard.set_in_flight(key, 0);
         if res >= 0 {
             shard.on_written(key, res as usize);
+            self.to_flush.push(key);
+        } else if send_retryable(res) {
+            // Nothing was written: send the same bytes again.
             self.to_flush.push(key);
         } else {
             shard.on_peer_gone(key);
