@@ -34,7 +34,10 @@ fn read_until_fin(s: &mut TcpStream, what: &str) -> Vec<u8> {
     }
 }
 
-fn recorded(backend: BackendChoice, threads: usize) -> (ringcast::RunningServer, std::sync::Arc<recorder::Recorder>) {
+fn recorded(
+    backend: BackendChoice,
+    threads: usize,
+) -> (ringcast::RunningServer, std::sync::Arc<recorder::Recorder>) {
     start_recorded(config(backend, threads), Builtin::default())
 }
 
@@ -74,11 +77,20 @@ fn an_echo_and_a_room_frame_queued_before_the_fin_are_delivered() {
             // (no close frame: the peer can no longer answer one).
             let mut s = raw_upgraded(addr, "/echo");
             let payload = format!("echo {i}");
-            s.write_all(&encode_masked_frame(true, Opcode::Text, payload.as_bytes(), KEY))
-                .unwrap();
+            s.write_all(&encode_masked_frame(
+                true,
+                Opcode::Text,
+                payload.as_bytes(),
+                KEY,
+            ))
+            .unwrap();
             s.shutdown(Shutdown::Write).unwrap();
             let got = read_until_fin(&mut s, &format!("{backend:?} echo {i}"));
-            assert_eq!(parse_frames(&got), vec![(1, payload.into_bytes())], "{backend:?}");
+            assert_eq!(
+                parse_frames(&got),
+                vec![(1, payload.into_bytes())],
+                "{backend:?}"
+            );
 
             // A room: the sender is a member, so its own publish is queued to it.
             let mut s = raw_upgraded(addr, "/ws/half-close");
@@ -90,13 +102,23 @@ fn an_echo_and_a_room_frame_queued_before_the_fin_are_delivered() {
             let got = read_until_fin(&mut s, &format!("{backend:?} room {i}"));
             assert_eq!(
                 parse_frames(&got),
-                vec![(2, payload.into_bytes()), (8, 1000u16.to_be_bytes().to_vec())],
+                vec![
+                    (2, payload.into_bytes()),
+                    (8, 1000u16.to_be_bytes().to_vec())
+                ],
                 "{backend:?}"
             );
         }
-        assert!(poll_until(TIMEOUT, || rec.get("closed") == 100), "{:?}", rec.snapshot());
+        assert!(
+            poll_until(TIMEOUT, || rec.get("closed") == 100),
+            "{:?}",
+            rec.snapshot()
+        );
         // A bare EOF is an abnormal closure (reset); the close handshake a normal one.
-        assert_eq!((rec.get("closed:reset"), rec.get("closed:normal")), (50, 50));
+        assert_eq!(
+            (rec.get("closed:reset"), rec.get("closed:normal")),
+            (50, 50)
+        );
         server.shutdown().unwrap();
     }
 }
@@ -124,12 +146,17 @@ fn an_http_error_queued_before_the_fin_is_delivered() {
                 let (head, body) = text.split_once("\r\n\r\n").unwrap();
                 let length: usize = head
                     .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
                     .expect("content-length");
                 assert_eq!(body.len(), length, "{backend:?}: {text}");
             }
         }
-        assert!(poll_until(TIMEOUT, || rec.get("rejected:404") == 20 && rec.get("rejected:400") == 20));
+        assert!(poll_until(TIMEOUT, || rec.get("rejected:404") == 20
+            && rec.get("rejected:400") == 20));
         // A head cut short by EOF gets no answer and closes at once.
         let mut s = tcp_from(addr, source_ip(0));
         s.write_all(b"GET /echo HTTP/1.1\r\nHost").unwrap();
@@ -163,13 +190,22 @@ fn eof_while_a_large_echo_is_being_written_loses_nothing() {
             });
             let got = read_until_fin(&mut s, &format!("{backend:?} large {i}"));
             sender.join().unwrap();
-            assert!(got.len() >= SIZE, "{backend:?} try {i}: {} bytes; {:?}", got.len(), rec.snapshot());
+            assert!(
+                got.len() >= SIZE,
+                "{backend:?} try {i}: {} bytes; {:?}",
+                got.len(),
+                rec.snapshot()
+            );
             let frames = parse_frames(&got);
             assert_eq!(frames.len(), 2, "{backend:?}");
             assert!(frames[0] == (2, payload), "{backend:?}: the echo is intact");
             assert_eq!(frames[1], (8, 1000u16.to_be_bytes().to_vec()));
         }
-        assert!(poll_until(TIMEOUT, || rec.get("closed:normal") == 5), "{:?}", rec.snapshot());
+        assert!(
+            poll_until(TIMEOUT, || rec.get("closed:normal") == 5),
+            "{:?}",
+            rec.snapshot()
+        );
         server.shutdown().unwrap();
     }
 }
@@ -184,9 +220,12 @@ fn a_queue_that_cannot_drain_after_eof_is_dropped_at_the_close_timeout() {
         cfg.close_timeout = Duration::from_millis(300);
         let (server, rec) = start_recorded(cfg, Builtin::default());
         let addr = server.local_addr();
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
-        socket.connect_timeout(&SocketAddr::from(addr).into(), TIMEOUT).unwrap();
+        socket
+            .connect_timeout(&SocketAddr::from(addr).into(), TIMEOUT)
+            .unwrap();
         let mut s: TcpStream = socket.into();
         s.set_read_timeout(Some(TIMEOUT)).unwrap();
         s.write_all(&upgrade_request("/echo")).unwrap();
@@ -197,7 +236,8 @@ fn a_queue_that_cannot_drain_after_eof_is_dropped_at_the_close_timeout() {
             seen.push(head[0]);
         }
         let payload = vec![7u8; 512 * 1024];
-        s.write_all(&encode_masked_frame(true, Opcode::Binary, &payload, KEY)).unwrap();
+        s.write_all(&encode_masked_frame(true, Opcode::Binary, &payload, KEY))
+            .unwrap();
         s.shutdown(Shutdown::Write).unwrap();
         let started = std::time::Instant::now();
         assert!(
@@ -206,8 +246,14 @@ fn a_queue_that_cannot_drain_after_eof_is_dropped_at_the_close_timeout() {
             rec.snapshot()
         );
         let took = started.elapsed();
-        assert!(took >= Duration::from_millis(250), "{backend:?}: closed before the deadline: {took:?}");
-        assert!(rec.get("dropped:connection_closed") >= 1, "{backend:?}: the unsent echo is counted");
+        assert!(
+            took >= Duration::from_millis(250),
+            "{backend:?}: closed before the deadline: {took:?}"
+        );
+        assert!(
+            rec.get("dropped:connection_closed") >= 1,
+            "{backend:?}: the unsent echo is counted"
+        );
         server.shutdown().unwrap();
     }
 }
@@ -222,12 +268,19 @@ fn a_reset_drops_the_queue_at_once() {
         let addr = server.local_addr();
         let s = raw_upgraded(addr, "/echo");
         let mut w = s.try_clone().unwrap();
-        w.write_all(&encode_masked_frame(true, Opcode::Binary, &vec![1u8; 256 * 1024], KEY))
-            .unwrap();
+        w.write_all(&encode_masked_frame(
+            true,
+            Opcode::Binary,
+            &vec![1u8; 256 * 1024],
+            KEY,
+        ))
+        .unwrap();
         // Wait until the echo is queued (its first bytes arrive), then reset.
         let mut first = [0u8; 1];
         (&s).read_exact(&mut first).unwrap();
-        socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
         drop((s, w));
         assert!(
             poll_until(TIMEOUT, || rec.get("closed:reset") == 1),
@@ -282,7 +335,9 @@ mod tls {
                     match s.read(&mut buf) {
                         Ok(0) => break,
                         Ok(n) => got.extend_from_slice(&buf[..n]),
-                        Err(e) => panic!("{backend:?} try {i} (notify {notify}): {e} after {got:?}"),
+                        Err(e) => {
+                            panic!("{backend:?} try {i} (notify {notify}): {e} after {got:?}")
+                        }
                     }
                 }
                 assert_eq!(
