@@ -480,8 +480,6 @@ impl Uring {
         let more = cqueue::more(flags);
         if !more {
             self.io[key].recv_armed = false;
-        }
-        if !more {
             self.io[key].recv_cancelling = false;
         }
         if res > 0 {
