@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use common::*;
@@ -224,7 +224,7 @@ fn a_queue_that_cannot_drain_after_eof_is_dropped_at_the_close_timeout() {
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
         socket
-            .connect_timeout(&SocketAddr::from(addr).into(), TIMEOUT)
+            .connect_timeout(&addr.into(), TIMEOUT)
             .unwrap();
         let mut s: TcpStream = socket.into();
         s.set_read_timeout(Some(TIMEOUT)).unwrap();

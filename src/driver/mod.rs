@@ -168,7 +168,9 @@ pub(crate) fn tune_listener(
 
 /// What [`deliver_tls`] left the connection needing.
 pub(crate) struct TlsDelivered {
-    /// Keep reading: the session neither failed nor saw `close_notify`.
+    /// Keep reading: the session neither failed nor saw `close_notify`. (io_uring
+    /// learns the same from [`Shard::may_read`], so only epoll reads it.)
+    #[cfg_attr(not(feature = "epoll"), allow(dead_code))]
     readable: bool,
     /// Handshake messages wait to be sent: flush the connection.
     wants_flush: bool,
