@@ -223,9 +223,7 @@ fn a_queue_that_cannot_drain_after_eof_is_dropped_at_the_close_timeout() {
         let socket =
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
-        socket
-            .connect_timeout(&addr.into(), TIMEOUT)
-            .unwrap();
+        socket.connect_timeout(&addr.into(), TIMEOUT).unwrap();
         let mut s: TcpStream = socket.into();
         s.set_read_timeout(Some(TIMEOUT)).unwrap();
         s.write_all(&upgrade_request("/echo")).unwrap();

@@ -64,7 +64,7 @@ fn small_window(addr: SocketAddr) -> TcpStream {
 }
 
 /// Read the response head (byte by byte, so nothing after it is consumed).
-fn read_head(s: &mut TcpStream) -> Vec<u8> {
+fn read_head(s: &mut impl Read) -> Vec<u8> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -77,9 +77,16 @@ fn read_head(s: &mut TcpStream) -> Vec<u8> {
 /// Write `chunk` again and again, never reading, until `limit` bytes, FLOOD_TIME, or
 /// the server stops reading (a write that times out: that bounds it too). Calls
 /// `sample` after each chunk. Returns the bytes written.
-fn flood(s: &mut TcpStream, chunk: &[u8], limit: usize, mut sample: impl FnMut()) -> usize {
+fn flood(s: &mut TcpStream, chunk: &[u8], limit: usize, sample: impl FnMut()) -> usize {
     s.set_write_timeout(Some(Duration::from_millis(500)))
         .unwrap();
+    let sent = flood_stream(s, chunk, limit, sample);
+    s.set_write_timeout(None).unwrap();
+    sent
+}
+
+/// [`flood`] over any stream whose writes time out when the server stops reading.
+fn flood_stream(s: &mut impl Write, chunk: &[u8], limit: usize, mut sample: impl FnMut()) -> usize {
     let started = Instant::now();
     let mut sent = 0;
     let mut stalled = false;
@@ -101,12 +108,11 @@ fn flood(s: &mut TcpStream, chunk: &[u8], limit: usize, mut sample: impl FnMut()
         s.write_all(&chunk[chunk.len() - rest..]).unwrap();
         sent += rest;
     }
-    s.set_write_timeout(None).unwrap();
     sent
 }
 
 /// The connection still works: a text message is echoed back (pongs may come first).
-fn still_echoes(s: &mut TcpStream, what: &str) {
+fn still_echoes(s: &mut (impl Read + Write), what: &str) {
     s.write_all(&encode_masked_frame(
         true,
         Opcode::Text,
@@ -323,4 +329,78 @@ fn reading_pauses_while_the_queue_is_over_the_cap_and_resumes_once_drained() {
         assert_eq!(rec.get("closed"), 0, "{backend:?}: {:?}", rec.snapshot());
         server.shutdown().unwrap();
     }
+}
+
+/// The same over `wss://`: the rustls session's buffers stay bounded too (see
+/// `src/driver/tls.rs`), and pongs are coalesced before they are encrypted.
+#[cfg(feature = "tls")]
+#[test]
+fn a_ping_flood_over_tls_keeps_server_memory_flat() {
+    use rustls::pki_types::ServerName;
+    let (dir, cert, key) = common::tls::self_signed_files("peer-memory");
+    let client = common::tls::client_config(&common::tls::cert_from_pem(&cert));
+    let pings: Vec<u8> = EMPTY_PING.repeat(64 * 1024 / 6);
+    for backend in ["uring", "epoll"] {
+        let server = ServerProcess::spawn(&[
+            "--threads",
+            "1",
+            "--no-pin",
+            "--backend",
+            backend,
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-level",
+            "error",
+        ]);
+        let addr = server.addr;
+        let open = || {
+            let name = ServerName::IpAddress(addr.ip().into());
+            let conn = rustls::ClientConnection::new(client.clone(), name).unwrap();
+            let mut s = rustls::StreamOwned::new(conn, small_window(addr));
+            s.write_all(&upgrade_request("/echo")).unwrap();
+            assert!(read_head(&mut s).starts_with(b"HTTP/1.1 101"));
+            s
+        };
+        let mut warm = open();
+        warm.write_all(&pings).unwrap();
+        still_echoes(&mut warm, "tls warm-up");
+        drop(warm);
+        let before = rss(&server);
+        let mut peak = before;
+        let mut s = open();
+        s.sock
+            .set_write_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let sent = flood_stream(&mut s, &pings, 16 << 20, || peak = peak.max(rss(&server)));
+        s.sock.set_write_timeout(None).unwrap();
+        still_echoes(&mut s, &format!("{backend} tls"));
+        peak = peak.max(rss(&server));
+        let growth = peak.saturating_sub(before);
+        let coalesced = sample(
+            &server,
+            "ringcast_input_throttled_total{action=\"pong_coalesced\"}",
+        );
+        eprintln!(
+            "{backend} tls: sent {sent} B of empty pings; server RSS {} KiB before, peak {} KiB \
+             (+{} KiB); pongs coalesced {coalesced}",
+            before >> 10,
+            peak >> 10,
+            growth >> 10
+        );
+        assert!(sent >= MIN_FLOOD, "{backend}: only {sent} bytes sent");
+        assert!(
+            growth < MAX_GROWTH,
+            "{backend}: server RSS grew by {} KiB",
+            growth >> 10
+        );
+        assert!(
+            coalesced > (sent / 6) as f64 / 2.0,
+            "{backend}: {coalesced} coalesced"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
