@@ -584,7 +584,7 @@ impl Connection {
     /// request head was incomplete, or our side was already shut down): close now.
     /// Otherwise [`Eof::Flush`]: flush, and [`Connection::after_flush`] says
     /// [`AfterFlush::Close`] once the queue is empty. No new data frames are queued from
-    /// now on (the phase is `Closing`). Calling it again changes nothing.
+    /// now on (the phase is `Closing`). Calling it again changes no state.
     pub fn on_eof(&mut self) -> Eof {
         if self.phase == Phase::Closed {
             return Eof::Close;
