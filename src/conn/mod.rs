@@ -2,8 +2,26 @@
 //!
 //! Phases, named for what the connection is doing (rustls style):
 //! `Handshaking` (collecting the request head) → `Open` (exchanging frames) →
-//! `Closing` (our close frame or HTTP error is queued; we still read, to see the peer's
-//! close or EOF, until the close deadline) → `Closed` (the shard has released it).
+//! `Closing` (our close frame or HTTP error is queued, or the peer's EOF arrived; what
+//! is queued drains, and we still read, to see the peer's close or EOF, until the close
+//! deadline) → `Closed` (the shard has released it).
+//!
+//! **End of file from the peer is not an error** ([`Connection::on_eof`]): a TCP FIN
+//! (or TLS `close_notify`) ends only the peer's write side, and a half-closed peer can
+//! still read. So on EOF nothing more is read, but whatever is queued (the reply to its
+//! close frame — RFC 6455 §5.5.1 requires it —, echoes, room frames, an HTTP error
+//! response) is still written, within the close deadline; then the socket is closed.
+//! Only a reset or a socket error drops the queue. An EOF without a close handshake
+//! ends the connection as [`DisconnectReason::Reset`] (abnormal closure, what RFC 6455
+//! §7.1.5 calls 1006) unless an earlier reason was recorded; no close frame is sent
+//! for it, since the peer can no longer answer one.
+//!
+//! **Every byte a peer can make us queue is bounded per connection**: data frames by
+//! the slow-consumer cap ([`QueueLimits`]); pongs by coalescing (at most one pending,
+//! see [`OutQueue::push_pong`]); our close frame and HTTP response once each; and
+//! [`Connection::may_read`] stops reading from a peer while its unsent bytes are over
+//! the cap (read-side backpressure), so no request/response pattern can make the queue
+//! grow with what the peer sends.
 //!
 //! The shard feeds received bytes with [`Connection::feed`], which decodes them and
 //! returns one [`ConnEvent`] at a time for the shard to act on (handler callbacks,
@@ -83,7 +101,8 @@ pub enum DisconnectReason {
     AdmissionRejected,
     /// An application callback panicked (closed with 1011).
     Panic,
-    /// The peer reset or vanished without a close frame, or the close timed out.
+    /// The peer reset, vanished, or ended its side (EOF) without a close frame, or the
+    /// close timed out (RFC 6455 §7.1.5: abnormal closure, 1006).
     Reset,
     /// TLS failed (handshake refused, not TLS at all, a corrupt record): the peer got
     /// the TLS alert, when there was one.
@@ -148,6 +167,28 @@ impl DropReason {
     }
 }
 
+/// How a peer's input was limited so that what it makes us queue stays bounded
+/// (the `action` label of the `input_throttled_total` metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InputThrottle {
+    /// A pending pong's payload was replaced by a newer ping's (RFC 6455 §5.5.3).
+    PongCoalesced,
+    /// Reading stopped because the connection's unsent bytes were over the cap.
+    ReadPaused,
+}
+
+impl InputThrottle {
+    pub const ALL: [InputThrottle; 2] = [InputThrottle::PongCoalesced, InputThrottle::ReadPaused];
+
+    /// The label value used in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputThrottle::PongCoalesced => "pong_coalesced",
+            InputThrottle::ReadPaused => "read_paused",
+        }
+    }
+}
+
 /// The outcome of [`Connection::send_frame`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueue {
@@ -190,15 +231,25 @@ pub enum ConnEvent {
     ProtocolError(ProtocolError),
 }
 
+/// What [`Connection::on_eof`] leaves to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eof {
+    /// Write what is queued (within the close deadline), then close.
+    Flush,
+    /// Nothing is left to write: close now.
+    Close,
+}
+
 /// What the driver should do once the queue has been written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterFlush {
     /// Nothing: keep reading.
     Idle,
-    /// Our last bytes are out: shut down the write side, keep reading until EOF.
+    /// Our last bytes (close frame or HTTP error) are out: shut down the write side
+    /// (our FIN goes first: the server closes first, RFC 6455 §7.1.1) and keep reading,
+    /// discarding, until the peer's EOF or the close deadline.
     ShutdownWrite,
-    /// The close handshake is complete (the peer's close came first and ours is out):
-    /// close the TCP connection now — the server closes first (RFC 6455 §7.1.1).
+    /// The peer's EOF arrived and everything queued is out: close the socket now.
     Close,
 }
 
@@ -218,9 +269,13 @@ pub struct Connection {
     /// Our close frame (or HTTP response ending the connection) is queued.
     close_sent: bool,
     close_received: bool,
-    /// The peer's close frame arrived (a clean close handshake, not a protocol error).
-    peer_sent_close: bool,
     write_shut: bool,
+    /// The peer's EOF arrived (its write side is done): nothing more is read.
+    peer_eof: bool,
+    /// Reading is paused because the unsent bytes are over the cap (see `may_read`).
+    read_paused: bool,
+    /// Pongs replaced by a newer one since the shard last asked (see `take_coalesced`).
+    pongs_coalesced: u32,
     /// The 101 was queued: the handler saw `on_open`.
     upgraded: bool,
     /// Bytes arrived since the last ping was sent.
@@ -256,8 +311,10 @@ impl Connection {
             opened_at: None,
             close_sent: false,
             close_received: false,
-            peer_sent_close: false,
             write_shut: false,
+            peer_eof: false,
+            read_paused: false,
+            pongs_coalesced: 0,
             upgraded: false,
             heard_since_ping: false,
             admitted: false,
@@ -384,16 +441,14 @@ impl Connection {
                 payload,
             }),
             Event::Ping(payload) if open => {
-                self.out.push_control(PreparedFrame::from_wire(encode_frame(
-                    true,
-                    Opcode::Pong,
-                    &payload,
-                )));
+                let pong = PreparedFrame::from_wire(encode_frame(true, Opcode::Pong, &payload));
+                if self.out.push_pong(pong) {
+                    self.pongs_coalesced += 1;
+                }
                 None
             }
             Event::Close(status) => {
                 self.close_received = true;
-                self.peer_sent_close = true;
                 self.reason.get_or_insert(DisconnectReason::Normal);
                 if self.close_sent {
                     return None;
@@ -407,9 +462,10 @@ impl Connection {
         }
     }
 
-    /// Queue a close frame (once) and enter `Closing`.
+    /// Queue a close frame (once) and enter `Closing`. Nothing is queued after the
+    /// peer's EOF: it can no longer answer.
     pub fn send_close(&mut self, code: u16, reason: &str) {
-        if self.close_sent || self.phase == Phase::Closed {
+        if self.close_sent || self.peer_eof || self.phase == Phase::Closed {
             return;
         }
         if self.phase == Phase::Handshaking {
@@ -424,16 +480,25 @@ impl Connection {
         self.phase = Phase::Closing;
     }
 
-    /// Queue a ping (heartbeat).
+    /// Queue a ping (heartbeat), unless the previous one is still unsent (a peer that
+    /// does not read must not make heartbeats pile up).
     pub fn send_ping(&mut self) {
         if self.phase == Phase::Open {
-            self.out.push_control(PreparedFrame::from_wire(encode_frame(
-                true,
-                Opcode::Ping,
-                b"",
-            )));
+            if !self.out.ping_pending() {
+                self.out.push_ping(PreparedFrame::from_wire(encode_frame(
+                    true,
+                    Opcode::Ping,
+                    b"",
+                )));
+            }
             self.heard_since_ping = false;
         }
+    }
+
+    /// Pongs whose payload was replaced by a newer ping's since the last call (for the
+    /// metrics); resets the count.
+    pub fn take_coalesced(&mut self) -> u32 {
+        std::mem::take(&mut self.pongs_coalesced)
     }
 
     /// Queue a data frame under the queue limits.
@@ -492,14 +557,76 @@ impl Connection {
 
     /// Called when the queue is empty after a flush.
     pub fn after_flush(&mut self) -> AfterFlush {
-        if self.close_sent && !self.write_shut && self.out.is_empty() {
+        if self.write_shut || !self.out.is_empty() {
+            return AfterFlush::Idle;
+        }
+        if self.peer_eof {
+            // Both directions are done: nothing more will come, and all we had is out.
             self.write_shut = true;
-            if self.peer_sent_close {
-                return AfterFlush::Close;
-            }
+            return AfterFlush::Close;
+        }
+        if self.close_sent {
+            // Our FIN goes first (the server closes the TCP connection first, RFC 6455
+            // §7.1.1) as a shutdown of the write side, not a close, even when the close
+            // handshake is complete: what the peer still sends after its close frame (a
+            // TLS client's close_notify) then reaches an open socket and is read and
+            // discarded, instead of drawing a reset that can destroy our close reply
+            // in the peer's receive buffer. Its EOF (or the close deadline) closes.
+            self.write_shut = true;
             return AfterFlush::ShutdownWrite;
         }
         AfterFlush::Idle
+    }
+
+    /// The peer's write side ended (TCP FIN: a read returned 0; or TLS `close_notify`).
+    /// Not an error: nothing more is read, and what is queued is still written (see the
+    /// module doc). Returns [`Eof::Close`] when there is nothing left to write (the
+    /// request head was incomplete, or our side was already shut down): close now.
+    /// Otherwise [`Eof::Flush`]: flush, and [`Connection::after_flush`] says
+    /// [`AfterFlush::Close`] once the queue is empty. No new data frames are queued from
+    /// now on (the phase is `Closing`). Calling it again changes no state.
+    pub fn on_eof(&mut self) -> Eof {
+        if self.phase == Phase::Closed {
+            return Eof::Close;
+        }
+        self.peer_eof = true;
+        self.close_received = true;
+        // Without a completed close handshake this is an abnormal closure (1006).
+        self.reason.get_or_insert(DisconnectReason::Reset);
+        if self.phase == Phase::Handshaking {
+            // An incomplete request head: there is nothing to answer.
+            self.head = Vec::new();
+            return Eof::Close;
+        }
+        self.phase = Phase::Closing;
+        if self.write_shut {
+            return Eof::Close;
+        }
+        Eof::Flush
+    }
+
+    /// True once the peer's EOF arrived.
+    pub fn peer_eof(&self) -> bool {
+        self.peer_eof
+    }
+
+    /// Read-side backpressure: may the driver read from this connection now? No once
+    /// the peer's EOF arrived or the connection is closed, and no while its unsent bytes
+    /// (the queue's, plus `extra` the driver still holds, e.g. TLS ciphertext) are over
+    /// `max_queue_bytes`: whatever the peer sends then waits in the kernel (and its
+    /// sends block), so nothing it asks for (pongs, echoes, handler replies) can grow
+    /// our memory. Reading resumes once the bytes are at or under the cap again.
+    ///
+    /// Returns `(may_read, newly_paused)`: the second is true only on the call that
+    /// paused reading (for the metrics).
+    pub fn may_read(&mut self, max_queue_bytes: usize, extra: usize) -> (bool, bool) {
+        if self.peer_eof || self.phase == Phase::Closed {
+            return (false, false);
+        }
+        let over = self.out.bytes() + extra > max_queue_bytes;
+        let newly = over && !self.read_paused;
+        self.read_paused = over;
+        (!over, newly)
     }
 
     /// Mark closed; drops queued output and decoder state. Returns data frames dropped.
@@ -623,10 +750,12 @@ mod tests {
         c.written(n);
         assert_eq!(
             c.after_flush(),
-            AfterFlush::Close,
-            "handshake done: close now"
+            AfterFlush::ShutdownWrite,
+            "handshake done: our FIN first"
         );
         assert_eq!(c.after_flush(), AfterFlush::Idle, "only once");
+        assert_eq!(c.on_eof(), Eof::Close, "the peer's FIN closes");
+        assert_eq!(c.reason, Some(DisconnectReason::Normal));
     }
 
     #[test]
@@ -725,5 +854,109 @@ mod tests {
             c.send_frame(data(100), QL),
             Enqueue::Queued { dropped_oldest: 0 }
         );
+    }
+
+    #[test]
+    fn a_ping_flood_keeps_one_pending_pong() {
+        let mut c = open_conn();
+        let mut input = Vec::new();
+        for i in 0..1000u32 {
+            input.extend(encode_masked_frame(
+                true,
+                Opcode::Ping,
+                &i.to_be_bytes(),
+                [1, 2, 3, 4],
+            ));
+        }
+        assert!(feed_all(&mut c, &input).is_empty());
+        assert_eq!(c.out.len(), 1);
+        assert_eq!(c.take_coalesced(), 999);
+        assert_eq!(c.take_coalesced(), 0, "taken once");
+        // The latest ping is the one answered.
+        assert_eq!(queued(&c), [&[0x8A, 4][..], &999u32.to_be_bytes()].concat());
+    }
+
+    #[test]
+    fn heartbeat_pings_do_not_pile_up_unsent() {
+        let mut c = open_conn();
+        c.send_ping();
+        c.send_ping();
+        assert_eq!(queued(&c), vec![0x89, 0]);
+        c.written(2);
+        c.send_ping();
+        assert_eq!(queued(&c), vec![0x89, 0]);
+    }
+
+    #[test]
+    fn close_then_eof_still_writes_the_close_reply_then_closes() {
+        let mut c = open_conn();
+        let ev = feed_all(
+            &mut c,
+            &encode_masked_frame(true, Opcode::Close, &[0x03, 0xE8], [0x37, 0xfa, 0x21, 0x3d]),
+        );
+        assert_eq!(ev, vec![ConnEvent::PeerClose(Some((1000, String::new())))]);
+        assert_eq!(c.on_eof(), Eof::Flush, "the reply is still queued");
+        assert_eq!(queued(&c), vec![0x88, 2, 0x03, 0xE8]);
+        assert_eq!(c.after_flush(), AfterFlush::Idle);
+        c.written(4);
+        assert_eq!(c.after_flush(), AfterFlush::Close);
+        assert_eq!(c.reason, Some(DisconnectReason::Normal));
+    }
+
+    #[test]
+    fn bare_eof_flushes_what_is_queued_then_closes_as_reset() {
+        let mut c = open_conn();
+        c.send_frame(data(3), QL);
+        assert_eq!(c.on_eof(), Eof::Flush);
+        assert_eq!(c.phase(), Phase::Closing);
+        assert_eq!(c.send_frame(data(3), QL), Enqueue::NotOpen, "nothing new");
+        c.send_close(1001, "going away");
+        assert_eq!(
+            c.out.len(),
+            1,
+            "no close frame to a peer that cannot answer"
+        );
+        assert_eq!(c.may_read(QL.max_bytes, 0), (false, false));
+        assert_eq!(c.on_eof(), Eof::Flush, "a repeated EOF changes nothing");
+        c.written(3);
+        assert_eq!(c.after_flush(), AfterFlush::Close);
+        assert_eq!(c.reason, Some(DisconnectReason::Reset));
+        assert_eq!(c.after_flush(), AfterFlush::Idle, "only once");
+    }
+
+    #[test]
+    fn eof_mid_head_closes_at_once_and_after_a_rejection_flushes_the_response() {
+        let mut c = Connection::new();
+        feed_all(&mut c, b"GET /ws/a HTTP/1.1\r\nHost");
+        assert_eq!(c.on_eof(), Eof::Close);
+        let mut c = Connection::new();
+        feed_all(&mut c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(c.on_eof(), Eof::Flush);
+        assert!(queued(&c).starts_with(b"HTTP/1.1 400"));
+        let n = c.out.bytes();
+        c.written(n);
+        assert_eq!(c.after_flush(), AfterFlush::Close);
+        assert_eq!(c.reason, Some(DisconnectReason::ProtocolError));
+    }
+
+    #[test]
+    fn eof_after_our_write_side_is_shut_closes_at_once() {
+        let mut c = open_conn();
+        c.send_close(1000, "");
+        c.written(4);
+        assert_eq!(c.after_flush(), AfterFlush::ShutdownWrite);
+        assert_eq!(c.on_eof(), Eof::Close);
+    }
+
+    #[test]
+    fn reading_pauses_while_unsent_bytes_are_over_the_cap() {
+        let mut c = open_conn();
+        assert_eq!(c.may_read(10, 0), (true, false));
+        c.send_frame(data(8), QL);
+        assert_eq!(c.may_read(10, 2), (true, false), "at the cap is fine");
+        assert_eq!(c.may_read(10, 3), (false, true), "over it: paused");
+        assert_eq!(c.may_read(10, 3), (false, false), "counted once");
+        c.written(5);
+        assert_eq!(c.may_read(10, 3), (true, false), "resumed");
     }
 }

@@ -7,16 +7,42 @@
 //! keeps its bytes alive for an io_uring send in flight, and it is never dropped by
 //! `drop-oldest`. Control frames (pong, close) are never dropped. An idle connection
 //! holds no queue memory (see [`OutQueue::advance`] and [`OutQueue::shrink_idle`]).
+//!
+//! Control frames a peer can make us queue are bounded here, whatever the peer does:
+//! at most one *pending* pong ([`OutQueue::push_pong`] replaces the payload of a pong
+//! not yet started, as RFC 6455 §5.5.3 allows: only the latest ping needs an answer)
+//! plus at most one already started or in flight, and at most one unsent heartbeat ping
+//! ([`OutQueue::ping_pending`]). [`OutQueue::bytes`] counts control frames too, so they
+//! count toward the cap the connection's read-side backpressure uses.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::hub::PreparedFrame;
 
+/// What a queued frame is, for the policies that treat kinds differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A data frame: subject to the slow-consumer policy.
+    Data,
+    /// A pong (RFC 6455 §5.5.3): never dropped, but a pending one may be replaced.
+    Pong,
+    /// Our heartbeat ping: never dropped; one unsent at a time.
+    Ping,
+    /// Any other control frame or an HTTP response (close, 101, 4xx): never dropped.
+    Control,
+}
+
 #[derive(Debug)]
 struct Queued {
     frame: PreparedFrame,
-    control: bool,
+    kind: Kind,
+}
+
+impl Queued {
+    fn control(&self) -> bool {
+        self.kind != Kind::Data
+    }
 }
 
 /// What the kernel's acceptance of some bytes completed.
@@ -35,22 +61,65 @@ pub struct OutQueue {
     bytes: usize,
     /// Front frames handed to a send still in flight: never dropped.
     in_flight: usize,
+    /// Index of the last pong queued, while it is queued (it may have been started).
+    pong_at: Option<usize>,
+    /// Heartbeat pings queued and not yet fully written.
+    pings: usize,
 }
 
 impl OutQueue {
     /// Queue a data frame (subject to slow-consumer drops).
     pub fn push_data(&mut self, frame: PreparedFrame) {
-        self.push(frame, false);
+        self.push(frame, Kind::Data);
     }
 
     /// Queue a control frame or handshake response (never dropped).
     pub fn push_control(&mut self, frame: PreparedFrame) {
-        self.push(frame, true);
+        self.push(frame, Kind::Control);
     }
 
-    fn push(&mut self, frame: PreparedFrame, control: bool) {
+    /// Queue our heartbeat ping (never dropped); see [`OutQueue::ping_pending`].
+    pub fn push_ping(&mut self, frame: PreparedFrame) {
+        self.pings += 1;
+        self.push(frame, Kind::Ping);
+    }
+
+    /// True while a ping we queued has not been fully written.
+    pub fn ping_pending(&self) -> bool {
+        self.pings > 0
+    }
+
+    /// Queue a pong (never dropped). When a pong is already queued and not yet started
+    /// (neither partly written nor in an io_uring send in flight), its frame is replaced
+    /// by this one in place instead, so a peer's pings keep at most one pending pong
+    /// queued however fast they come (RFC 6455 §5.5.3: answering only the latest ping
+    /// is allowed). Returns true when it replaced one.
+    pub fn push_pong(&mut self, frame: PreparedFrame) -> bool {
+        if let Some(i) = self.pong_at.filter(|&i| i >= self.protected()) {
+            let old = std::mem::replace(&mut self.frames[i].frame, frame);
+            self.bytes = self.bytes - old.len() + self.frames[i].frame.len();
+            return true;
+        }
+        self.pong_at = Some(self.frames.len());
+        self.push(frame, Kind::Pong);
+        false
+    }
+
+    fn push(&mut self, frame: PreparedFrame, kind: Kind) {
         self.bytes += frame.len();
-        self.frames.push_back(Queued { frame, control });
+        self.frames.push_back(Queued { frame, kind });
+    }
+
+    /// Forget the frame at `index` (it was popped or removed): shift the pong's index.
+    fn removed(&mut self, index: usize, kind: Kind) {
+        match kind {
+            Kind::Pong if self.pong_at == Some(index) => self.pong_at = None,
+            Kind::Ping => self.pings -= 1,
+            _ => {}
+        }
+        if let Some(at) = self.pong_at.as_mut().filter(|at| **at > index) {
+            *at -= 1;
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -108,7 +177,9 @@ impl OutQueue {
             self.bytes -= front.frame.len();
             self.head_written = 0;
             let q = self.frames.pop_front().expect("front exists");
-            if !q.control {
+            self.removed(0, q.kind);
+            self.in_flight = self.in_flight.saturating_sub(1);
+            if !q.control() {
                 done.frames += 1;
                 if done.oldest_publish.is_none() {
                     done.oldest_publish = q.frame.published_at();
@@ -138,11 +209,12 @@ impl OutQueue {
         let mut dropped = 0;
         let mut i = self.protected();
         while self.bytes() + incoming > max_bytes && i < self.frames.len() {
-            if self.frames[i].control {
+            if self.frames[i].control() {
                 i += 1;
                 continue;
             }
             let q = self.frames.remove(i).expect("index checked");
+            self.removed(i, q.kind);
             self.bytes -= q.frame.len();
             dropped += 1;
         }
@@ -157,7 +229,7 @@ impl OutQueue {
         let mut index = 0;
         let mut freed = 0;
         self.frames.retain(|q| {
-            let keep = q.control || index < protected;
+            let keep = q.control() || index < protected;
             index += 1;
             if !keep {
                 freed += q.frame.len();
@@ -165,16 +237,20 @@ impl OutQueue {
             keep
         });
         self.bytes -= freed;
+        // Only data frames went (the pong's index is found again; pings were all kept).
+        self.pong_at = self.frames.iter().rposition(|q| q.kind == Kind::Pong);
         before - self.frames.len()
     }
 
     /// Drop everything queued (the connection is gone); returns the data frames dropped.
     pub fn clear(&mut self) -> usize {
-        let data = self.frames.iter().filter(|q| !q.control).count();
+        let data = self.frames.iter().filter(|q| !q.control()).count();
         self.frames = VecDeque::new();
         self.head_written = 0;
         self.bytes = 0;
         self.in_flight = 0;
+        self.pong_at = None;
+        self.pings = 0;
         data
     }
 }
@@ -251,5 +327,76 @@ mod tests {
             vec![&b"aa"[..], &b"cc"[..]]
         );
         assert_eq!(q.bytes(), 4);
+    }
+
+    fn pong(p: u8) -> PreparedFrame {
+        frame(&[0x8A, 1, p])
+    }
+
+    #[test]
+    fn a_pending_pong_is_replaced_not_queued_again() {
+        let mut q = OutQueue::default();
+        q.push_data(frame(b"dddd"));
+        assert!(!q.push_pong(pong(1)));
+        q.push_data(frame(b"ee"));
+        for p in 2..100 {
+            assert!(q.push_pong(pong(p)), "pong {p} replaces the pending one");
+        }
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.bytes(), 4 + 3 + 2);
+        let left: Vec<_> = q.pending().collect();
+        assert_eq!(left, vec![&b"dddd"[..], &[0x8A, 1, 99][..], &b"ee"[..]]);
+        // Popping the front shifts the pong's index; it is still found and replaced.
+        q.advance(4);
+        assert!(q.push_pong(pong(100)));
+        assert_eq!(q.pending().next(), Some(&[0x8A, 1, 100][..]));
+        // Once it is written, the next pong is queued anew.
+        q.advance(3);
+        assert!(!q.push_pong(pong(101)));
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn a_started_or_in_flight_pong_is_never_replaced() {
+        let mut q = OutQueue::default();
+        assert!(!q.push_pong(pong(1)));
+        q.advance(1); // partly written
+        assert!(!q.push_pong(pong(2)), "a second pong queues behind it");
+        assert!(q.push_pong(pong(3)), "which is pending and replaceable");
+        assert_eq!(q.len(), 2);
+        q.advance(2);
+        q.set_in_flight(1); // the pending pong is now in an io_uring send
+        assert!(!q.push_pong(pong(4)));
+        assert!(q.push_pong(pong(5)));
+        assert_eq!(q.len(), 2, "at most one in flight plus one pending");
+        q.set_in_flight(0);
+        assert_eq!(
+            q.pending().collect::<Vec<_>>(),
+            vec![&[0x8A, 1, 3][..], &[0x8A, 1, 5][..]]
+        );
+    }
+
+    #[test]
+    fn drops_keep_track_of_the_pending_pong_and_pings() {
+        let mut q = OutQueue::default();
+        q.push_data(frame(b"aaaa"));
+        q.push_data(frame(b"bbbb"));
+        q.push_ping(frame(&[0x89, 0]));
+        q.push_pong(pong(1));
+        assert!(q.ping_pending());
+        assert_eq!(q.drop_oldest(0, 5), 2, "both data frames go");
+        assert!(
+            q.push_pong(pong(2)),
+            "the pong's index followed the removal"
+        );
+        q.push_data(frame(b"cc"));
+        assert_eq!(q.drop_unstarted_data(), 1);
+        assert!(q.push_pong(pong(3)));
+        assert_eq!(q.advance(2 + 3).frames, 0);
+        assert!(!q.ping_pending());
+        assert!(q.is_empty());
+        q.push_ping(frame(&[0x89, 0]));
+        q.clear();
+        assert!(!q.ping_pending() && !q.push_pong(pong(4)));
     }
 }

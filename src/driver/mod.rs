@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::shard::Shard;
 use crate::sys::Waker;
-use tls::{TlsConfig, TlsSession};
+use tls::{AfterNotify, TlsConfig, TlsSession};
 
 /// The backend asked for on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -168,7 +168,9 @@ pub(crate) fn tune_listener(
 
 /// What [`deliver_tls`] left the connection needing.
 pub(crate) struct TlsDelivered {
-    /// Keep reading: the session neither failed nor saw `close_notify`.
+    /// Keep reading: the session neither failed nor saw `close_notify`. (io_uring
+    /// learns the same from [`Shard::may_read`], so only epoll reads it.)
+    #[cfg_attr(not(feature = "epoll"), allow(dead_code))]
     readable: bool,
     /// Handshake messages wait to be sent: flush the connection.
     wants_flush: bool,
@@ -177,7 +179,8 @@ pub(crate) struct TlsDelivered {
 /// Pass ciphertext the socket delivered through a `wss://` connection's session to the
 /// shard (`plain` is the driver's scratch for the decrypted bytes). A failed session
 /// ends the connection (its alert goes out best effort as the socket closes); the
-/// peer's `close_notify` counts as end of stream.
+/// peer's `close_notify` is end of stream ([`Shard::on_eof`]: what is queued still
+/// goes out).
 pub(crate) fn deliver_tls(
     shard: &mut Shard,
     key: crate::hub::ConnKey,
@@ -194,7 +197,7 @@ pub(crate) fn deliver_tls(
         tracing::debug!(conn = key, error = %e, "TLS failed; closing");
         shard.finish(key, crate::conn::DisconnectReason::Tls);
     } else if seen.peer_closed {
-        shard.on_peer_gone(key);
+        shard.on_eof(key, now);
     }
     let readable = !seen.failed && !seen.peer_closed;
     TlsDelivered {
@@ -210,14 +213,15 @@ pub(crate) enum TlsStep {
     Send(*const u8, usize),
     /// Everything, `close_notify` included, is out: shut down the socket's write side.
     ShutdownWrite,
-    /// Nothing to write now (when the connection finished, closing it sends the
-    /// `close_notify`).
+    /// Nothing to write now (or the connection has just finished, its `close_notify`
+    /// written: the driver closes it with the other finished ones).
     Idle,
 }
 
 /// Decide [`TlsStep`] for `key`: encrypt what its queue holds when no ciphertext is
 /// pending (advancing the queue), and once both are empty ask the shard what follows,
-/// queueing `close_notify` before a shutdown or close.
+/// queueing `close_notify` before a shutdown or close and doing either only once it
+/// is written.
 pub(crate) fn tls_next_step(
     shard: &mut Shard,
     key: crate::hub::ConnKey,
@@ -236,16 +240,18 @@ pub(crate) fn tls_next_step(
         if len > 0 {
             return TlsStep::Send(ptr, len);
         }
-        if tls.take_shutdown() {
-            return TlsStep::ShutdownWrite;
-        }
-        match shard.after_flush(key, now) {
-            // Send it, then shut down.
-            crate::conn::AfterFlush::ShutdownWrite => tls.close_notify(true),
-            crate::conn::AfterFlush::Close => {
-                tls.close_notify(false);
+        match tls.take_after_notify() {
+            Some(AfterNotify::Shutdown) => return TlsStep::ShutdownWrite,
+            Some(AfterNotify::Close) => {
+                shard.finish_flushed(key);
                 return TlsStep::Idle;
             }
+            None => {}
+        }
+        // Send the close_notify, then shut down or close.
+        match shard.after_flush(key, now) {
+            crate::conn::AfterFlush::ShutdownWrite => tls.close_notify(AfterNotify::Shutdown),
+            crate::conn::AfterFlush::Close => tls.close_notify(AfterNotify::Close),
             crate::conn::AfterFlush::Idle => return TlsStep::Idle,
         }
     }

@@ -20,8 +20,17 @@
 //!   the peer's alert) ends the connection at once with
 //!   [`DisconnectReason::Tls`](crate::conn::DisconnectReason::Tls); rustls's alert, when
 //!   it queued one, is the pending ciphertext the driver sends as it closes.
-//! * close: before shutting down or closing its write side the driver queues
-//!   `close_notify` ([`TlsSession::close_notify`]), as TLS requires.
+//! * close: before shutting down its write side or closing the socket the driver
+//!   queues `close_notify` ([`TlsSession::close_notify`]), as TLS requires, writes it
+//!   like any other ciphertext (so it is not lost to a full socket), and only then
+//!   shuts down or closes ([`TlsSession::take_after_notify`]).
+//! * memory: what a peer can make a session hold is bounded. Ciphertext in: rustls
+//!   takes at most one record beyond its buffer, and its received-plaintext buffer has a
+//!   fixed limit (16 KiB) which [`TlsSession::receive`] drains on every call. Plaintext
+//!   out: one batch at a time (above). TLS messages rustls answers by itself are
+//!   bounded by rustls: one queued KeyUpdate at most, one renegotiation refusal then a
+//!   fatal error, four warning alerts. The pending ciphertext counts toward the
+//!   connection's read-side backpressure ([`TlsSession::pending`]).
 //!
 //! Built without the feature, [`TlsConfig`] and [`TlsSession`] are uninhabited types:
 //! the drivers' TLS branches compile but can never run, and there is no cost.
@@ -55,6 +64,15 @@ pub struct Received {
     pub failed: bool,
 }
 
+/// What follows a `close_notify` once it is written ([`TlsSession::close_notify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterNotify {
+    /// Shut down the socket's write side (we started the close; keep reading).
+    Shutdown,
+    /// Close the socket (the close handshake is complete, or the peer's EOF came).
+    Close,
+}
+
 /// One connection's TLS state.
 pub struct TlsSession {
     #[cfg(feature = "tls")]
@@ -67,9 +85,9 @@ pub struct TlsSession {
     /// Why the session failed; rustls's alert, if it queued one, is the pending output.
     #[cfg(feature = "tls")]
     failure: Option<rustls::Error>,
-    /// `close_notify` is queued: shut the write side down once it is out.
+    /// `close_notify` is queued: what to do once it is out.
     #[cfg(feature = "tls")]
-    shutdown_after: bool,
+    after_notify: Option<AfterNotify>,
     #[cfg(not(feature = "tls"))]
     never: std::convert::Infallible,
 }
@@ -148,7 +166,7 @@ impl TlsSession {
             out: Vec::new(),
             sent: 0,
             failure: None,
-            shutdown_after: false,
+            after_notify: None,
         })
     }
 
@@ -216,7 +234,7 @@ impl TlsSession {
         if self.sent == self.out.len() {
             self.out.clear();
             self.sent = 0;
-            if self.failure.is_none() && !self.shutdown_after && !queue.is_empty() {
+            if self.failure.is_none() && self.after_notify.is_none() && !queue.is_empty() {
                 taken = self.encrypt(queue);
             }
             while self.conn.wants_write() {
@@ -259,20 +277,25 @@ impl TlsSession {
         }
     }
 
-    /// Queue `close_notify`; with `then_shutdown`, [`take_shutdown`](Self::take_shutdown)
-    /// reports true once it has been written.
-    pub fn close_notify(&mut self, then_shutdown: bool) {
-        self.conn.send_close_notify();
-        self.shutdown_after = then_shutdown;
+    /// Ciphertext bytes encrypted and not yet written (what the session holds for the
+    /// socket beyond the connection's queue).
+    pub fn pending(&self) -> usize {
+        self.out.len() - self.sent
     }
 
-    /// `close_notify` is out and the write side should be shut down now (reported once).
-    pub fn take_shutdown(&mut self) -> bool {
-        let due = self.shutdown_after && !self.wants_write();
-        if due {
-            self.shutdown_after = false;
+    /// Queue `close_notify` (nothing more is encrypted after it);
+    /// [`take_after_notify`](Self::take_after_notify) reports `then` once it is written.
+    pub fn close_notify(&mut self, then: AfterNotify) {
+        self.conn.send_close_notify();
+        self.after_notify = Some(then);
+    }
+
+    /// `close_notify` is out: what to do now (reported once).
+    pub fn take_after_notify(&mut self) -> Option<AfterNotify> {
+        if self.wants_write() {
+            return None;
         }
-        due
+        self.after_notify.take()
     }
 
     /// Why the session failed, once it has.
@@ -298,10 +321,13 @@ impl TlsSession {
     pub fn advance(&mut self, _n: usize) {
         match self.never {}
     }
-    pub fn close_notify(&mut self, _then_shutdown: bool) {
+    pub fn pending(&self) -> usize {
         match self.never {}
     }
-    pub fn take_shutdown(&mut self) -> bool {
+    pub fn close_notify(&mut self, _then: AfterNotify) {
+        match self.never {}
+    }
+    pub fn take_after_notify(&mut self) -> Option<AfterNotify> {
         match self.never {}
     }
     pub fn error(&self) -> Option<&std::convert::Infallible> {
@@ -453,13 +479,14 @@ mod tests {
     fn close_notify_then_shutdown_and_the_peers_close_notify_ends_the_stream() {
         let (mut server, mut client) = pair();
         let empty = OutQueue::default();
-        server.close_notify(true);
-        assert!(!server.take_shutdown(), "not before it is written");
+        server.close_notify(AfterNotify::Shutdown);
+        assert_eq!(server.take_after_notify(), None, "not before it is written");
         let (_, bytes) = server.next_send(&empty);
         let bytes = bytes.to_vec();
+        assert_eq!(server.pending(), bytes.len());
         server.advance(bytes.len());
-        assert!(server.take_shutdown());
-        assert!(!server.take_shutdown(), "reported once");
+        assert_eq!(server.take_after_notify(), Some(AfterNotify::Shutdown));
+        assert_eq!(server.take_after_notify(), None, "reported once");
         client.read_tls(&mut bytes.as_slice()).unwrap();
         assert!(client.process_new_packets().unwrap().peer_has_closed());
         client.send_close_notify();

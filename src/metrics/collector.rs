@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-pub use crate::conn::{DisconnectReason, DropReason};
+pub use crate::conn::{DisconnectReason, DropReason, InputThrottle};
 
 /// Typed hooks for every event the engine reports. `shard` is the index of the shard
 /// thread calling (0..threads).
@@ -58,6 +58,10 @@ pub trait MetricsCollector: Send + Sync + 'static {
     fn resume_gap(&self, shard: usize) {}
     /// `frames` retained messages were replayed to one resuming connection.
     fn frames_replayed(&self, shard: usize, frames: usize) {}
+    /// A peer's input was limited to keep what it makes us queue bounded: a pending pong
+    /// replaced by a newer one, or reading paused while the connection's unsent bytes
+    /// were over `--max-queue-bytes` (once per pause).
+    fn input_throttled(&self, shard: usize, action: InputThrottle) {}
 }
 
 /// The default collector: every hook is empty, so the calls compile to nothing that

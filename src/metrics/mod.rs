@@ -8,6 +8,6 @@ pub mod collector;
 pub mod http;
 pub mod prometheus;
 
-pub use collector::{DisconnectReason, DropReason, MetricsCollector, NoopCollector};
+pub use collector::{DisconnectReason, DropReason, InputThrottle, MetricsCollector, NoopCollector};
 pub use http::{MetricsServer, MetricsServerOptions};
 pub use prometheus::{parse_label, HistogramSnapshot, PrometheusCollector, Snapshot};

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::collector::{DisconnectReason, DropReason, MetricsCollector};
+use super::collector::{DisconnectReason, DropReason, InputThrottle, MetricsCollector};
 
 /// Upper bounds (inclusive, nanoseconds) of `connection_duration_seconds`.
 pub const CONNECTION_DURATION_BOUNDS_NS: [u64; 14] = [
@@ -139,6 +139,7 @@ struct ShardBlock {
     resumes_full: AtomicU64,
     resumes_gap: AtomicU64,
     replayed_frames: AtomicU64,
+    input_throttled: [AtomicU64; InputThrottle::ALL.len()],
     connection_duration: Hist<{ CONNECTION_DURATION_BOUNDS_NS.len() + 1 }>,
     broadcast_fanout: Hist<{ FANOUT_BOUNDS.len() + 1 }>,
     send_queue_bytes: Hist<{ SEND_QUEUE_BOUNDS.len() + 1 }>,
@@ -167,6 +168,7 @@ impl ShardBlock {
             resumes_full: AtomicU64::new(0),
             resumes_gap: AtomicU64::new(0),
             replayed_frames: AtomicU64::new(0),
+            input_throttled: zeros(),
             connection_duration: Hist::new(),
             broadcast_fanout: Hist::new(),
             send_queue_bytes: Hist::new(),
@@ -826,6 +828,16 @@ impl PrometheusCollector {
             Unit::Seconds,
         );
 
+        e.family(
+            "input_throttled_total",
+            "counter",
+            "Peer input limited to bound memory, by action: pong_coalesced (a pending pong replaced by a newer ping's), read_paused (reading paused while unsent bytes were over the queue cap).",
+        );
+        let throttled = self.sum_index(|s| &s.input_throttled);
+        for (action, n) in InputThrottle::ALL.iter().zip(throttled) {
+            e.sample("input_throttled_total", &[("action", action.as_str())], n);
+        }
+
         e.family("build_info", "gauge", "Always 1: the version and backend.");
         let backend = self.backend();
         e.sample(
@@ -842,6 +854,12 @@ impl PrometheusCollector {
 }
 
 impl MetricsCollector for PrometheusCollector {
+    #[inline]
+    fn input_throttled(&self, shard: usize, action: InputThrottle) {
+        let i = action as usize;
+        self.shard(shard).input_throttled[i].fetch_add(1, Relaxed);
+    }
+
     #[inline]
     fn connection_opened(&self, shard: usize) {
         self.shard(shard).connections_opened.fetch_add(1, Relaxed);

@@ -2,10 +2,17 @@
 //! I/O drivers share.
 //!
 //! A driver (io_uring or epoll) owns the sockets and the event loop; it tells the
-//! shard what happened (`open`, `on_data`, `on_peer_gone`, `on_written`, inbox wake-ups,
-//! time passing) and asks it what to do (`take_dirty` connections to flush,
+//! shard what happened (`open`, `on_data`, `on_eof`, `on_peer_gone`, `on_written`,
+//! inbox wake-ups, time passing) and asks it what to do (`may_read` a connection now,
+//! `take_dirty` connections to flush, `after_flush` when one's queue is empty,
 //! `take_finished` connections to close). Everything protocol- or application-related
 //! happens here, identically for both backends, so comparing backends measures I/O only.
+//!
+//! End of stream and failure are different events: [`Shard::on_eof`] (the peer's FIN or
+//! TLS `close_notify`) lets what is queued drain within `--close-timeout`, then closes;
+//! [`Shard::on_peer_gone`] (a reset or socket error) drops it at once. Read-side
+//! backpressure is decided here too ([`Shard::may_read`]): the drivers only stop and
+//! resume reading.
 //!
 //! Callbacks into the [`Handler`] get a [`Context`] that borrows [`ShardState`]; a
 //! callback's publish is an ordinary method call on that state, and metrics hooks are
@@ -26,8 +33,8 @@ use slab::Slab;
 
 use crate::config::Config;
 use crate::conn::{
-    AfterFlush, ConnEvent, ConnLimits, Connection, DisconnectReason, DropReason, Enqueue, Phase,
-    QueueLimits, Timer, TimerEntry, TimerHeap,
+    AfterFlush, ConnEvent, ConnLimits, Connection, DisconnectReason, DropReason, Enqueue, Eof,
+    InputThrottle, Phase, QueueLimits, Timer, TimerEntry, TimerHeap,
 };
 use crate::handler::{CloseInfo, Handler, Identity, Message, Peer, Rejection, Upgrade};
 use crate::hub::{ConnKey, Hub, PreparedFrame, RoomId, ShardMsg};
@@ -437,14 +444,65 @@ impl Shard {
             }
         }
         // Pongs and close replies queued by the connection itself need a flush too.
-        if self
-            .state
-            .slots
-            .get(key)
-            .is_some_and(|s| !s.conn.out.is_empty())
-        {
+        let Some(slot) = self.state.slots.get_mut(key) else {
+            return;
+        };
+        let coalesced = slot.conn.take_coalesced();
+        let queued = !slot.conn.out.is_empty();
+        for _ in 0..coalesced {
+            self.state
+                .metrics()
+                .input_throttled(self.state.id, InputThrottle::PongCoalesced);
+        }
+        if queued {
             self.state.mark_dirty(key);
         }
+    }
+
+    /// The peer's write side ended (a read returned 0, or TLS `close_notify`): not an
+    /// error. Nothing more is read; whatever is queued (a close reply, echoes, room
+    /// frames, an HTTP error response) is still written, bounded by `--close-timeout`
+    /// (the close deadline is armed unless one already runs), then the connection ends
+    /// — `normal` after a completed close handshake, otherwise the reason recorded
+    /// earlier, or `reset` (abnormal closure). See [`Connection::on_eof`].
+    pub fn on_eof(&mut self, key: ConnKey, now: Instant) {
+        let Some(slot) = self.state.slots.get_mut(key) else {
+            return;
+        };
+        if slot.conn.peer_eof() {
+            return;
+        }
+        match slot.conn.on_eof() {
+            Eof::Close => self.finish(key, DisconnectReason::Reset),
+            Eof::Flush => {
+                if !matches!(slot.conn.deadline, Some((_, Timer::Close))) {
+                    let timeout = self.config().close_timeout;
+                    self.state.arm(key, timeout, Timer::Close, now);
+                }
+                // Even with nothing queued: the flush pass is what closes it.
+                self.state.mark_dirty(key);
+            }
+        }
+    }
+
+    /// Read-side backpressure: may the driver read from `key` now? False after the
+    /// peer's EOF, once closed, and while its unsent bytes (its queue's plus `extra`,
+    /// bytes the driver holds for it such as TLS ciphertext) are over
+    /// `--max-queue-bytes`. A driver that gets false stops reading the connection and
+    /// asks again when its queue has shrunk (after a write, or when it is flushed).
+    /// Each pause is counted once (`input_throttled_total{action="read_paused"}`).
+    pub fn may_read(&mut self, key: ConnKey, extra: usize) -> bool {
+        let Some(slot) = self.state.slots.get_mut(key) else {
+            return false;
+        };
+        let (may, newly_paused) = slot.conn.may_read(self.state.queue.max_bytes, extra);
+        if newly_paused {
+            self.state
+                .metrics()
+                .input_throttled(self.state.id, InputThrottle::ReadPaused);
+            tracing::trace!(conn = %self.state.conn_id(key), "reading paused: unsent bytes over the queue cap");
+        }
+        may
     }
 
     fn dispatch(&mut self, key: ConnKey, event: ConnEvent, now: Instant) {
@@ -596,7 +654,8 @@ impl Shard {
         }
     }
 
-    /// The peer closed its side (EOF) or the connection failed (reset, error).
+    /// The connection failed (reset, socket error): it ends at once and what is queued
+    /// is dropped. (The peer's EOF is [`Shard::on_eof`].)
     pub fn on_peer_gone(&mut self, key: ConnKey) {
         self.finish(key, DisconnectReason::Reset);
     }
@@ -654,8 +713,10 @@ impl Shard {
         }
     }
 
-    /// The driver found `key`'s queue empty after writing: what next? (With
-    /// [`AfterFlush::Close`] the connection is already finished: the driver closes it.)
+    /// The driver found `key`'s queue empty after writing: what next? With
+    /// [`AfterFlush::Close`] the driver ends the connection with
+    /// [`Shard::finish_flushed`] once its last bytes are out: at once, or for `wss://`
+    /// after the `close_notify` it queues then.
     pub fn after_flush(&mut self, key: ConnKey, now: Instant) -> AfterFlush {
         let Some(slot) = self.state.slots.get_mut(key) else {
             return AfterFlush::Idle;
@@ -666,11 +727,16 @@ impl Shard {
                 let timeout = self.config().close_timeout;
                 self.state.arm(key, timeout, Timer::Close, now);
             }
-            // The reason (normal, or server_shutdown) was recorded when the close began.
-            AfterFlush::Close => self.finish(key, DisconnectReason::Normal),
-            AfterFlush::Idle => {}
+            AfterFlush::Close | AfterFlush::Idle => {}
         }
         next
+    }
+
+    /// Everything of `key` is written after [`AfterFlush::Close`]: end it. The reason
+    /// was recorded when the close began (normal, server_shutdown, reset after a bare
+    /// EOF, …).
+    pub fn finish_flushed(&mut self, key: ConnKey) {
+        self.finish(key, DisconnectReason::Normal);
     }
 
     /// Send this iteration's publishes to the other shards (see [`Hub::hand_off`]). The

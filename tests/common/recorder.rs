@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ringcast::metrics::{DisconnectReason, DropReason, MetricsCollector};
+use ringcast::metrics::{DisconnectReason, DropReason, InputThrottle, MetricsCollector};
 
 #[derive(Default)]
 pub struct Recorder {
@@ -88,5 +88,8 @@ impl MetricsCollector for Recorder {
     }
     fn frames_replayed(&self, _shard: usize, frames: usize) {
         self.add("frames_replayed", frames as u64);
+    }
+    fn input_throttled(&self, _shard: usize, action: InputThrottle) {
+        self.add(format!("throttled:{}", action.as_str()), 1);
     }
 }

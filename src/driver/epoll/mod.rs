@@ -6,6 +6,14 @@
 //! → close finished connections. The wake-up eventfd is in the set; the shard's
 //! deadline becomes the `epoll_wait` timeout. A `wss://` connection's bytes pass
 //! through its [`TlsSession`] on the way in and out (one `send` of ciphertext per batch).
+//!
+//! Read-side backpressure: before each read the shard says whether the connection may
+//! read ([`Shard::may_read`]); if not, reading stops and the connection is marked
+//! `read_paused`. Edge-triggered readiness will not report the input already waiting
+//! again, so every flush of a paused connection asks again, and once allowed the
+//! connection is read at the start of the next iteration (the wait does not block
+//! while such reads are due). A read of 0 is the peer's EOF ([`Shard::on_eof`]), not
+//! an error.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -45,6 +53,9 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 struct ConnIo {
     /// The last send hit EAGAIN: wait for EPOLLOUT.
     write_blocked: bool,
+    /// Reading stopped because the shard said no (backpressure, or EOF): input may be
+    /// waiting that no readiness edge will report again.
+    read_paused: bool,
     /// `wss://`: the connection's TLS session.
     tls: Option<Box<TlsSession>>,
 }
@@ -62,6 +73,8 @@ struct Epoll {
     batch: SendBatch,
     io: Vec<ConnIo>,
     to_flush: Vec<ConnKey>,
+    /// Paused connections allowed to read again: read at the next iteration's start.
+    resume: Vec<(ConnKey, u32)>,
     finished: Vec<ConnKey>,
 }
 
@@ -87,6 +100,7 @@ pub fn run(shard: &mut Shard, listener: socket2::Socket, waker: Arc<Waker>) -> i
         batch: SendBatch::default(),
         io: Vec::new(),
         to_flush: Vec::new(),
+        resume: Vec::new(),
         finished: Vec::new(),
     };
     ep.add(listener.as_raw_fd(), LISTENER, libc::EPOLLIN as u32)?;
@@ -126,7 +140,7 @@ impl Epoll {
                 self.accept_paused_until = None;
                 self.listen_for_accepts(true);
             }
-            let timeout = if shard.inbox_pending() {
+            let timeout = if shard.inbox_pending() || !self.resume.is_empty() {
                 0
             } else {
                 let mut d = wait_for(shard, now, IDLE_WAIT);
@@ -156,6 +170,12 @@ impl Epoll {
                         self.waker.drain()?;
                     }
                     _ => self.conn_event(shard, data, flags, now),
+                }
+            }
+            for (key, generation) in std::mem::take(&mut self.resume) {
+                if let Some(slot) = shard.slot(key).filter(|s| s.generation == generation) {
+                    let fd = slot.fd;
+                    self.read_until_blocked(shard, key, fd, now);
                 }
             }
             shard.drain_inbox(now);
@@ -248,13 +268,22 @@ impl Epoll {
         }
     }
 
+    /// Bytes the driver holds for `key` beyond its queue (TLS ciphertext not yet written).
+    fn held(&self, key: ConnKey) -> usize {
+        self.io[key].tls.as_ref().map_or(0, |t| t.pending())
+    }
+
     fn read_until_blocked(&mut self, shard: &mut Shard, key: ConnKey, fd: RawFd, now: Instant) {
         loop {
+            if !shard.may_read(key, self.held(key)) {
+                self.io[key].read_paused = true;
+                return;
+            }
             // SAFETY: scratch is a live buffer of the given length; fd is open.
             let n =
                 unsafe { libc::recv(fd, self.scratch.as_mut_ptr().cast(), self.scratch.len(), 0) };
             match n {
-                0 => return shard.on_peer_gone(key),
+                0 => return shard.on_eof(key, now),
                 n if n > 0 => {
                     if !self.deliver(shard, key, n as usize, now) {
                         return;
@@ -299,9 +328,24 @@ impl Epoll {
         dirty.append(&mut more);
         for &key in &dirty {
             self.flush(shard, key, now);
+            self.check_resume(shard, key);
         }
         dirty.clear();
         self.to_flush = dirty;
+    }
+
+    /// A paused connection whose queue has shrunk enough may read again: schedule it.
+    fn check_resume(&mut self, shard: &mut Shard, key: ConnKey) {
+        if !self.io.get(key).is_some_and(|io| io.read_paused) {
+            return;
+        }
+        let Some(generation) = shard.slot(key).map(|s| s.generation) else {
+            return;
+        };
+        if shard.may_read(key, self.held(key)) {
+            self.io[key].read_paused = false;
+            self.resume.push((key, generation));
+        }
     }
 
     /// Write `key`'s queue until it is empty or the socket is full.
@@ -321,9 +365,13 @@ impl Epoll {
             }
             let fd = slot.fd;
             if slot.conn.out.is_empty() {
-                if shard.after_flush(key, now) == AfterFlush::ShutdownWrite {
+                match shard.after_flush(key, now) {
                     // SAFETY: fd is an open socket owned by this slot.
-                    unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+                    AfterFlush::ShutdownWrite => unsafe {
+                        libc::shutdown(fd, libc::SHUT_WR);
+                    },
+                    AfterFlush::Close => shard.finish_flushed(key),
+                    AfterFlush::Idle => {}
                 }
                 return;
             }

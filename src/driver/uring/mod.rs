@@ -17,6 +17,14 @@
 //! only when no op is in flight, and `user_data` carries the slot's generation so a late
 //! completion for a reused slot is ignored.
 //!
+//! Read-side backpressure: after each delivered buffer the shard says whether the
+//! connection may read on ([`Shard::may_read`]); if not, its multishot recv is
+//! cancelled (buffers the kernel already filled are still delivered: at most what
+//! was in flight) and the connection is `recv_paused`. Every flush of a paused
+//! connection, and the cancelled recv's last completion, ask again, and the recv is
+//! re-armed once allowed. A recv completion of 0 is the peer's EOF
+//! ([`Shard::on_eof`]), not an error.
+//!
 //! A `wss://` connection's bytes pass through its [`TlsSession`]: received buffers are
 //! decrypted before the shard sees them, and its send is a plain `send` of the
 //! session's pending ciphertext, which the session keeps unmoved until the completion.
@@ -144,10 +152,23 @@ fn build_ring(entries: u32) -> io::Result<IoUring> {
     Err(last.unwrap_or_else(|| io::Error::other("io_uring setup failed")))
 }
 
+/// A send completion that is no failure of the connection: -EAGAIN (io_uring returns it
+/// for a non-blocking socket when a send it already polled for once still finds the
+/// socket full: it hands the op to a worker, whose attempt fails at once; seen here
+/// with a 16 KiB SO_SNDBUF, and it used to drop the connection's queue) or -EINTR.
+/// The same bytes are sent again: a fresh op waits for writability again.
+fn send_retryable(res: i32) -> bool {
+    res == -libc::EAGAIN || res == -libc::EINTR
+}
+
 /// Per-connection driver state, indexed by slot key.
 #[derive(Default)]
 struct ConnIo {
     recv_armed: bool,
+    /// Reading is paused (the shard said no): the recv is cancelled or not re-armed.
+    recv_paused: bool,
+    /// A cancel of the recv was submitted and its last completion has not come yet.
+    recv_cancelling: bool,
     send: Option<Box<SendBatch>>,
     /// The connection finished; its ops are being cancelled.
     closing: bool,
@@ -298,7 +319,8 @@ impl Uring {
             self.close_finished(shard)?;
             for key in std::mem::take(&mut self.rearm) {
                 if let Some(slot) = shard.slot(key) {
-                    if slot.conn.phase() != Phase::Closed && !self.io[key].recv_armed {
+                    let io = &self.io[key];
+                    if slot.conn.phase() != Phase::Closed && !io.recv_armed && !io.recv_paused {
                         let (fd, generation) = (slot.fd, slot.generation);
                         self.arm_recv(key, fd, generation)?;
                     }
@@ -458,6 +480,7 @@ impl Uring {
         let more = cqueue::more(flags);
         if !more {
             self.io[key].recv_armed = false;
+            self.io[key].recv_cancelling = false;
         }
         if res > 0 {
             if let Some(bid) = bid {
@@ -466,7 +489,12 @@ impl Uring {
                 }
                 self.bufs.recycle(bid);
             }
-            if !more && !self.io[key].closing {
+            if self.io[key].closing {
+                return;
+            }
+            if !self.may_read(shard, key) {
+                self.pause_recv(key, generation);
+            } else if !more {
                 self.rearm.push(key);
             }
             return;
@@ -478,10 +506,53 @@ impl Uring {
             return;
         }
         match -res {
-            0 => shard.on_peer_gone(key), // EOF (res == 0)
-            libc::ENOBUFS => self.rearm.push(key),
-            libc::EINTR | libc::EAGAIN => self.rearm.push(key),
+            0 => shard.on_eof(key, now),
+            // Our own cancel (backpressure): resume at once if the queue drained since.
+            libc::ECANCELED if self.io[key].recv_paused => self.resume_if_allowed(shard, key),
+            libc::ENOBUFS | libc::EINTR | libc::EAGAIN if !self.io[key].recv_paused => {
+                self.rearm.push(key)
+            }
+            libc::ENOBUFS | libc::EINTR | libc::EAGAIN => {}
             _ => shard.on_peer_gone(key),
+        }
+    }
+
+    /// Ask the shard whether `key` may read now (its queue plus TLS ciphertext held).
+    fn may_read(&self, shard: &mut Shard, key: ConnKey) -> bool {
+        let held = self.io[key].tls.as_ref().map_or(0, |t| t.pending());
+        shard.may_read(key, held)
+    }
+
+    /// Stop reading `key`: cancel its multishot recv if it is still armed.
+    fn pause_recv(&mut self, key: ConnKey, generation: u32) {
+        let io = &mut self.io[key];
+        io.recv_paused = true;
+        if io.recv_armed && !io.recv_cancelling {
+            io.recv_cancelling = true;
+            let cancel = opcode::AsyncCancel::new(user_data::encode(Op::Recv, key, generation))
+                .build()
+                .user_data(user_data::encode(Op::Cancel, key, generation));
+            // A full submission queue is submitted first; a failure there surfaces at
+            // the loop's next submit.
+            if let Err(e) = self.push(cancel) {
+                tracing::warn!(error = %e, "could not queue a recv cancel");
+            }
+        }
+    }
+
+    /// A paused connection whose recv has stopped may read again: re-arm it.
+    fn resume_if_allowed(&mut self, shard: &mut Shard, key: ConnKey) {
+        let io = &self.io[key];
+        if !io.recv_paused || io.recv_armed || io.closing {
+            return;
+        }
+        if shard
+            .slot(key)
+            .is_some_and(|s| s.conn.phase() != Phase::Closed)
+            && self.may_read(shard, key)
+        {
+            self.io[key].recv_paused = false;
+            self.rearm.push(key);
         }
     }
 
@@ -504,11 +575,11 @@ impl Uring {
             if self.io[key].closing {
                 return;
             }
-            if res < 0 {
+            if res < 0 && !send_retryable(res) {
                 return shard.on_peer_gone(key);
             }
             if let Some(tls) = self.io[key].tls.as_deref_mut() {
-                tls.advance(res as usize);
+                tls.advance(res.max(0) as usize);
             }
             self.to_flush.push(key);
             return;
@@ -525,6 +596,9 @@ impl Uring {
         shard.set_in_flight(key, 0);
         if res >= 0 {
             shard.on_written(key, res as usize);
+            self.to_flush.push(key);
+        } else if send_retryable(res) {
+            // Nothing was written: send the same bytes again.
             self.to_flush.push(key);
         } else {
             shard.on_peer_gone(key);
@@ -558,6 +632,9 @@ impl Uring {
         keys.append(&mut dirty);
         for &key in &keys {
             self.flush(shard, key, now)?;
+            if self.io.get(key).is_some_and(|io| io.recv_paused) {
+                self.resume_if_allowed(shard, key);
+            }
         }
         keys.clear();
         self.to_flush = keys;
@@ -578,9 +655,13 @@ impl Uring {
         }
         let (fd, generation) = (slot.fd, slot.generation);
         if slot.conn.out.is_empty() {
-            if shard.after_flush(key, now) == AfterFlush::ShutdownWrite {
+            match shard.after_flush(key, now) {
                 // SAFETY: fd is an open socket owned by this slot.
-                unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+                AfterFlush::ShutdownWrite => unsafe {
+                    libc::shutdown(fd, libc::SHUT_WR);
+                },
+                AfterFlush::Close => shard.finish_flushed(key),
+                AfterFlush::Idle => {}
             }
             return Ok(());
         }

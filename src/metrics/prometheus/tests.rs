@@ -46,6 +46,7 @@ fn driven() -> PrometheusCollector {
     c.resume_gap(1);
     c.frames_replayed(0, 100);
     c.frames_replayed(1, 7);
+    c.input_throttled(1, InputThrottle::PongCoalesced);
     c
 }
 
@@ -196,6 +197,10 @@ ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="2.5"} 2
 ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="+Inf"} 2
 ringcast_publish_to_write_seconds_sum{env="a\"b\\c\nd"} 0.00031
 ringcast_publish_to_write_seconds_count{env="a\"b\\c\nd"} 2
+# HELP ringcast_input_throttled_total Peer input limited to bound memory, by action: pong_coalesced (a pending pong replaced by a newer ping's), read_paused (reading paused while unsent bytes were over the queue cap).
+# TYPE ringcast_input_throttled_total counter
+ringcast_input_throttled_total{env="a\"b\\c\nd",action="pong_coalesced"} 1
+ringcast_input_throttled_total{env="a\"b\\c\nd",action="read_paused"} 0
 # HELP ringcast_build_info Always 1: the version and backend.
 # TYPE ringcast_build_info gauge
 ringcast_build_info{env="a\"b\\c\nd",version="0.1.0",backend="uring"} 1
