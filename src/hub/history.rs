@@ -381,8 +381,15 @@ mod tests {
         assert_eq!(publish(&reg, "r", 10), 5);
         let now = Instant::now();
         let r = reg.with_room("r", |h| h.replay_after(0, now));
-        assert_eq!((r.start, seqs(&r), r.upto), (ResumeStart::Full, vec![1, 2, 3, 5], 5));
-        assert_eq!(r.holes(r.first(0)), vec![(3, 4, 4)], "4 missing before frames[3]");
+        assert_eq!(
+            (r.start, seqs(&r), r.upto),
+            (ResumeStart::Full, vec![1, 2, 3, 5], 5)
+        );
+        assert_eq!(
+            r.holes(r.first(0)),
+            vec![(3, 4, 4)],
+            "4 missing before frames[3]"
+        );
         let r = reg.with_room("r", |h| h.replay_after(4, now));
         assert_eq!((seqs(&r), r.holes(r.first(4))), (vec![5], vec![]));
         // A refused message last: the hole is after the last frame.
@@ -407,7 +414,10 @@ mod tests {
         let r = reg.with_room("r", |h| h.replay_after(0, now));
         assert_eq!(r.start, ResumeStart::Gap { from: 1, to: 2 });
         assert_eq!(seqs(&r), vec![3, 4, 5]);
-        assert!(r.holes(r.first(0)).is_empty(), "the gap is the start, not a hole");
+        assert!(
+            r.holes(r.first(0)).is_empty(),
+            "the gap is the start, not a hole"
+        );
         let r = reg.with_room("r", |h| h.replay_after(5, now));
         assert_eq!((r.start, r.frames.len()), (ResumeStart::Full, 0));
         let r = reg.with_room("r", |h| h.replay_after(9, now));

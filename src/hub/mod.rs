@@ -354,7 +354,9 @@ mod tests {
         );
         hubs[0].hand_off();
         match rx[1].try_recv().unwrap() {
-            ShardMsg::Publish { frame: f, tally: t, .. } => {
+            ShardMsg::Publish {
+                frame: f, tally: t, ..
+            } => {
                 assert!(f.shares_buffer_with(&frame));
                 assert!(Arc::ptr_eq(&t, &tally));
             }
@@ -394,7 +396,10 @@ mod tests {
         let c = h1.join("r", 2);
         assert!(!c.room_created && !c.room_opened);
         let left = h0.leave(a.room, 1);
-        assert!(left.room_removed && !left.room_closed, "shard 1 still has members");
+        assert!(
+            left.room_removed && !left.room_closed,
+            "shard 1 still has members"
+        );
         assert!(!h1.leave(b.room, 1).room_removed);
         assert_eq!(
             h1.leave(b.room, 2),

@@ -900,7 +900,8 @@ impl MetricsCollector for PrometheusCollector {
     fn publish_fanned_out(&self, shard: usize, recipients: usize) {
         let s = self.shard(shard);
         s.messages_published.fetch_add(1, Relaxed);
-        s.broadcast_fanout.observe(&FANOUT_BOUNDS, recipients as u64);
+        s.broadcast_fanout
+            .observe(&FANOUT_BOUNDS, recipients as u64);
     }
 
     #[inline]

@@ -148,6 +148,9 @@ impl Context<'_> {
 
     /// A thread-safe handle that publishes from anywhere.
     pub fn publisher(&self) -> Publisher {
-        Publisher::new(self.state.hub.shared().clone(), self.state.shared.metrics.clone())
+        Publisher::new(
+            self.state.hub.shared().clone(),
+            self.state.shared.metrics.clone(),
+        )
     }
 }

@@ -704,7 +704,9 @@ impl Shard {
                         None => 0, // every member left since: still a part
                     };
                     if let Some(total) = tally.add(queued) {
-                        self.state.metrics().publish_fanned_out(self.state.id, total);
+                        self.state
+                            .metrics()
+                            .publish_fanned_out(self.state.id, total);
                     }
                 }
                 ShardMsg::Sequenced {
@@ -714,14 +716,15 @@ impl Shard {
                 } => {
                     let queued = match self.state.hub.rooms().lookup(&room) {
                         Some(id) => {
-                            let exclude =
-                                exclude.filter(|(s, _)| *s == self.state.id).map(|e| e.1);
+                            let exclude = exclude.filter(|(s, _)| *s == self.state.id).map(|e| e.1);
                             self.state.deliver_sequenced(id, &item, exclude)
                         }
                         None => 0,
                     };
                     if let Some(total) = item.tally.add(queued) {
-                        self.state.metrics().publish_fanned_out(self.state.id, total);
+                        self.state
+                            .metrics()
+                            .publish_fanned_out(self.state.id, total);
                     }
                 }
                 ShardMsg::Shutdown => self.begin_shutdown(now),
