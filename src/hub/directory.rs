@@ -34,6 +34,10 @@ impl ShardSet {
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|w| *w == 0)
     }
+    /// Number of shards in the set.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         (0..MAX_SHARDS).filter(|s| self.contains(*s))
     }
@@ -98,6 +102,7 @@ mod tests {
         assert!(!d.add(&room, 200));
         assert!(!d.add(&room, 0), "adding a shard twice opens nothing");
         assert_eq!(d.shards("a").iter().collect::<Vec<_>>(), vec![0, 200]);
+        assert_eq!(d.shards("a").len(), 2);
         assert!(!d.remove("a", 0));
         assert_eq!(d.shards("a").iter().collect::<Vec<_>>(), vec![200]);
         assert!(!d.remove("a", 7), "a shard without members closes nothing");

@@ -164,7 +164,7 @@ impl HubShared {
         Some(history.with_room(room, |h| {
             let seq = h.assign(now);
             let shards = self.directory.shards(room);
-            let count = shards.iter().count();
+            let count = shards.len();
             // One allocation per publish keeps inbox messages small (no larger than
             // `Publish`) and each shard's hand-off one reference count.
             let item = Arc::new(draft.finish(seq, count));
@@ -199,7 +199,7 @@ impl HubShared {
     /// adds its part to one shared [`PublishTally`], the last reports the publish.
     pub fn fan_out(&self, room: &Arc<str>, frame: &PreparedFrame) -> usize {
         let shards = self.directory.shards(room);
-        let count = shards.iter().count();
+        let count = shards.len();
         if count == 0 {
             return 0;
         }
@@ -305,7 +305,7 @@ impl Hub {
     ) -> Option<Arc<PublishTally>> {
         let mut others = self.shared.directory.shards(room);
         others.remove(self.shard);
-        let count = others.iter().count();
+        let count = others.len();
         if count == 0 {
             return None;
         }
