@@ -3,7 +3,7 @@
 //! (`HubShared::fan_out` + draining the receiving shard's crossbeam inbox), and (c) the
 //! cost of the metrics hooks on the fan-out path: no calls at all vs `NoopCollector`
 //! called through an `Arc<dyn MetricsCollector>` exactly as the engine calls it
-//! (per publish: `message_published` and `send_queue_bytes` of the largest queue; per
+//! (per publish: `publish_fanned_out` and `send_queue_bytes` of the largest queue; per
 //! member only drop reports, which an uncongested fan-out never makes), with
 //! `PrometheusCollector` as a reference point. `make bench` runs them.
 //!
@@ -81,7 +81,7 @@ impl Hooks for &dyn MetricsCollector {
     }
     #[inline(always)]
     fn published(&self, fanout: usize, largest_queue: usize) {
-        self.message_published(SHARD, fanout);
+        self.publish_fanned_out(SHARD, fanout);
         if fanout > 0 {
             self.send_queue_bytes(SHARD, largest_queue);
         }
@@ -271,12 +271,14 @@ impl CrossShard {
         }
     }
 
-    /// Queue one publish for the other shard (not sent until `hand_off`).
+    /// Queue one publish for the other shard (not sent until `hand_off`), and add the
+    /// publishing shard's part (no local member) to its tally, as the engine does.
     fn queue(&mut self) {
-        let targets = self
+        let tally = self
             .publisher
-            .fan_out_remote(black_box(&self.room), &self.frame);
-        debug_assert_eq!(targets, 1);
+            .fan_out_remote(black_box(&self.room), &self.frame, true)
+            .expect("shard 1 has a member");
+        black_box(tally.add(0));
     }
 
     /// One publish handed off on its own.
@@ -287,8 +289,10 @@ impl CrossShard {
 
     fn receive(&self) {
         match self.inbox.try_recv() {
-            Ok(ShardMsg::Publish { frame, .. }) => {
+            Ok(ShardMsg::Publish { frame, tally, .. }) => {
                 black_box(frame);
+                // The receiving shard adds its part; the last part reports the publish.
+                black_box(tally.add(1));
             }
             other => panic!("expected a publish, got {other:?}"),
         }

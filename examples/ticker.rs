@@ -25,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     while !signals.requested() && ticks.is_none_or(|t| n < t) {
         n += 1;
         let shards = publisher.publish("ticker", Message::Text(&format!("tick {n}")));
-        if n.is_multiple_of(10) {
+        if n % 10 == 0 {
             println!("tick {n} reached {shards} shard(s)");
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -124,7 +124,7 @@ pub struct ServeArgs {
     /// Include peer addresses in logs (off: they are personal data).
     #[arg(long)]
     pub log_peer_addr: bool,
-    /// Prometheus endpoint and dashboard address, or `off`.
+    /// Prometheus endpoint and dashboard address, or `off`. Must not overlap `--addr`.
     #[arg(long, default_value = "127.0.0.1:9100")]
     pub metrics_addr: String,
     /// Prefix of every metric name.
@@ -238,6 +238,26 @@ impl ServeArgs {
     }
 
     /// The rooms app's token rules as these flags configure them.
+    /// `--metrics-addr` as a socket address, `None` for `off` (or `none`). Errors: not an
+    /// address, or one that overlaps `--addr` (see [`addrs_overlap`]), which the server's
+    /// listeners and the metrics endpoint cannot both bind.
+    pub fn metrics_socket_addr(&self) -> Result<Option<SocketAddr>, String> {
+        let addr: SocketAddr = match self.metrics_addr.as_str() {
+            "off" | "none" => return Ok(None),
+            addr => addr
+                .parse()
+                .map_err(|e| format!("--metrics-addr {addr:?}: {e}"))?,
+        };
+        if addrs_overlap(addr, self.addr) {
+            return Err(format!(
+                "--metrics-addr {addr} overlaps --addr {}: the metrics endpoint needs a port \
+                 of its own (choose another port, or --metrics-addr off)",
+                self.addr
+            ));
+        }
+        Ok(Some(addr))
+    }
+
     pub fn room_access(&self) -> RoomAccess {
         RoomAccess {
             publish_token: self
@@ -250,6 +270,19 @@ impl ServeArgs {
                 .or_else(|| self.subscribe_token_file.clone()),
         }
     }
+}
+
+/// True when TCP listeners on `a` and `b` would conflict: the same non-zero port and
+/// the same IP, or an unspecified IP (`0.0.0.0`, `::`) that covers the other's (`::`
+/// also covers IPv4, as Linux's default dual-stack sockets do). Port 0 never conflicts
+/// (each bind gets its own port).
+pub fn addrs_overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() != b.port() || a.port() == 0 {
+        return false;
+    }
+    let covers =
+        |x: SocketAddr, y: SocketAddr| x.ip().is_unspecified() && (x.is_ipv6() || y.is_ipv4());
+    a.ip() == b.ip() || covers(a, b) || covers(b, a)
 }
 
 /// Parse an `--allowed-origin` value.
@@ -269,6 +302,48 @@ mod tests {
         assert_eq!(parse_size("16MiB"), Ok(16 << 20));
         assert_eq!(parse_size("8KiB"), Ok(8192));
         assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn metrics_addr_overlapping_addr_is_refused() {
+        let metrics = |addr: &str, metrics: &str| {
+            let cli = Cli::try_parse_from([
+                "ringcast",
+                "serve",
+                "--addr",
+                addr,
+                "--metrics-addr",
+                metrics,
+            ])
+            .unwrap();
+            let Command::Serve(args) = cli.command;
+            args.metrics_socket_addr()
+        };
+        for (addr, m) in [
+            ("127.0.0.1:9001", "127.0.0.1:9001"),
+            ("0.0.0.0:9001", "127.0.0.1:9001"),
+            ("127.0.0.2:9001", "0.0.0.0:9001"),
+            ("[::]:9001", "127.0.0.1:9001"),
+            ("[::1]:9001", "[::]:9001"),
+        ] {
+            let err = metrics(addr, m).unwrap_err();
+            assert!(
+                err.contains("overlaps --addr") && err.contains(m.trim_start_matches('[')),
+                "{addr} / {m}: {err}"
+            );
+        }
+        for (addr, m) in [
+            ("127.0.0.1:9001", "127.0.0.1:9100"),
+            ("127.0.0.1:9001", "127.0.0.2:9001"),
+            ("0.0.0.0:9001", "[::1]:9001"),
+            ("127.0.0.1:0", "127.0.0.1:0"),
+        ] {
+            assert!(metrics(addr, m).unwrap().is_some(), "{addr} / {m}");
+        }
+        assert_eq!(metrics("127.0.0.1:9001", "off"), Ok(None));
+        assert!(metrics("127.0.0.1:9001", "nope")
+            .unwrap_err()
+            .contains("--metrics-addr"));
     }
 
     #[test]

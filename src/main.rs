@@ -65,13 +65,8 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = args.to_config();
     cfg.tls = args.tls_config()?;
     let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
-    let metrics_addr: Option<SocketAddr> = match args.metrics_addr.as_str() {
-        "off" | "none" => None,
-        addr => Some(
-            addr.parse()
-                .map_err(|e| format!("--metrics-addr {addr:?}: {e}"))?,
-        ),
-    };
+    // Checked before anything binds: an overlap with --addr is refused up front.
+    let metrics_addr: Option<SocketAddr> = args.metrics_socket_addr()?;
     let prometheus = match metrics_addr {
         Some(_) => {
             validate_prefix(&args.metrics_prefix).map_err(|e| format!("--metrics-prefix: {e}"))?;

@@ -18,6 +18,7 @@ use crate::hub::{HistoryStats, Hub, HubShared, ShardMsg};
 use crate::listener::{bind_reuseport, BindConfig};
 use crate::metrics::{MetricsCollector, NoopCollector};
 use crate::shard::context::prepare;
+use crate::shard::replay::report_sequenced;
 use crate::shard::{Admission, Shard, Shared};
 use crate::sys::{self, Waker};
 
@@ -176,14 +177,15 @@ impl RunningServer {
         self.state.admission.held()
     }
 
-    /// Rooms, frames and bytes held by the per-room history (`None` when it is off).
+    /// Rooms, frames and bytes held by the per-room history, and messages it refused
+    /// (`None` when it is off).
     pub fn history_stats(&self) -> Option<HistoryStats> {
         self.shared.history().map(|h| h.stats())
     }
 
     /// A handle that publishes into the server's rooms from any thread.
     pub fn publisher(&self) -> Publisher {
-        Publisher::new(self.shared.clone())
+        Publisher::new(self.shared.clone(), self.state.metrics.clone())
     }
 
     /// Graceful shutdown: stop accepting, close every connection with 1001, give them
@@ -214,25 +216,38 @@ impl RunningServer {
 #[derive(Clone)]
 pub struct Publisher {
     shared: Arc<HubShared>,
+    metrics: Arc<dyn MetricsCollector>,
 }
 
 impl Publisher {
-    pub(crate) fn new(shared: Arc<HubShared>) -> Self {
-        Publisher { shared }
+    pub(crate) fn new(shared: Arc<HubShared>, metrics: Arc<dyn MetricsCollector>) -> Self {
+        Publisher { shared, metrics }
     }
 
     /// Encode `message` once and deliver it to every member of `room` on every shard.
     /// Returns the number of shards that had members. With history on, the message is
-    /// numbered and kept in the room's history even when no shard has members.
+    /// numbered and kept in the room's history even when no shard has members (unless
+    /// it alone exceeds `history_bytes`).
+    ///
+    /// Metrics: reported once (`publish_fanned_out`) by the shard that delivers its last
+    /// part; a publish that reaches no shard is reported here, as shard 0.
     pub fn publish(&self, room: &str, message: Message<'_>) -> usize {
         let frame = prepare(message);
         if self.shared.history().is_some() {
-            let shards = self.shared.directory.shards(room).iter().count();
-            self.shared.publish_sequenced(room, &frame, None);
-            return shards;
+            return self
+                .shared
+                .publish_sequenced(room, &frame, None)
+                .map_or(0, |publish| {
+                    report_sequenced(&*self.metrics, 0, &publish);
+                    publish.shards
+                });
         }
         let room: Arc<str> = Arc::from(room);
-        self.shared.fan_out(&room, &frame)
+        let shards = self.shared.fan_out(&room, &frame);
+        if shards == 0 {
+            self.metrics.publish_fanned_out(0, 0);
+        }
+        shards
     }
 
     /// Rooms with members on any shard.

@@ -1,5 +1,6 @@
 //! The `ringcast` binary: `--version`, `serve` prints where it listens and exits 0 on
-//! SIGTERM and SIGINT, and a bind failure exits non-zero with the diagnostics; with
+//! SIGTERM and SIGINT, a bind failure exits non-zero with the diagnostics, a
+//! `--metrics-addr` overlapping `--addr` is refused before anything binds; with
 //! the `tls` feature, `--tls-cert/--tls-key` serve wss:// and unusable files are named.
 
 mod common;
@@ -75,6 +76,63 @@ fn bind_failure_exits_non_zero_with_diagnostics() {
         err.contains("SO_REUSEPORT") && err.contains("RLIMIT_NOFILE"),
         "{err}"
     );
+}
+
+/// `--metrics-addr` equal to (or overlapping) `--addr` is refused before anything binds,
+/// with a message naming both flags, not left to fail as a listener bind error.
+#[test]
+fn metrics_addr_overlapping_addr_is_refused_up_front() {
+    // A free port: bound once to learn it, then released.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (addr, metrics) in [
+        (format!("127.0.0.1:{port}"), format!("127.0.0.1:{port}")),
+        (format!("0.0.0.0:{port}"), format!("127.0.0.1:{port}")),
+    ] {
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--addr",
+                &addr,
+                "--metrics-addr",
+                &metrics,
+                "--log-level",
+                "error",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        if status.is_none() {
+            // Still running: the check is missing. Stop our own child (by its PID).
+            child.kill().unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{addr} / {metrics}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("--metrics-addr {metrics} overlaps --addr {addr}")),
+            "{err}"
+        );
+        assert!(
+            !err.contains("SO_REUSEPORT"),
+            "refused before binding: {err}"
+        );
+        assert!(out.stdout.is_empty(), "nothing listened");
+    }
 }
 
 #[cfg(feature = "tls")]

@@ -60,11 +60,21 @@ fn a_scripted_session_calls_every_hook() {
         }
         assert_eq!(rec.get("received"), 3, "{backend:?}");
         assert_eq!(rec.get("received_bytes"), 30);
-        assert!(rec.get("room_created") >= 1);
-        assert_eq!(rec.get("fanout"), 6, "{backend:?}: 3 publishes × 2 members");
+        // One room and 3 publishes, wherever a and b landed (was: once per shard).
+        assert_eq!(rec.get("room_opened"), 1, "{backend:?}");
+        assert!(poll_until(TIMEOUT, || rec.get("published") == 3));
+        assert_eq!(
+            rec.get("recipients"),
+            6,
+            "{backend:?}: 3 publishes × 2 members"
+        );
         assert!(poll_until(TIMEOUT, || rec.get("frames_sent") >= 6));
         assert!(rec.get("publish_to_write") >= 1);
-        assert!(rec.get("queue_samples") >= 3, "one sample per publish");
+        let samples = rec.get("queue_samples");
+        assert!(
+            (3..=6).contains(&samples),
+            "{backend:?}: one sample per publish per shard delivering it: {samples}"
+        );
 
         // A panic in a callback.
         b.send(Message::text("boom")).unwrap();
@@ -89,6 +99,12 @@ fn a_scripted_session_calls_every_hook() {
         drop(s);
         assert!(
             poll_until(TIMEOUT, || server.admitted() == 0),
+            "{backend:?}: {:?}",
+            rec.snapshot()
+        );
+        // a and b gone: the room closed, once.
+        assert!(
+            poll_until(TIMEOUT, || rec.get("room_closed") == 1),
             "{backend:?}: {:?}",
             rec.snapshot()
         );
@@ -131,7 +147,58 @@ fn a_scripted_session_calls_every_hook() {
             rec.snapshot()
         );
         assert!(rec.get("closed:normal") >= 1);
-        assert_eq!(rec.get("room_destroyed"), rec.get("room_created"));
+        // Reopened by the silent client, closed again when it went.
+        assert_eq!(rec.get("room_opened"), 2, "{:?}", rec.snapshot());
+        assert_eq!(rec.get("room_closed"), 2, "{:?}", rec.snapshot());
+        server.shutdown().unwrap();
+    }
+}
+
+/// Per-room and per-publish hooks on two shards (3 members on each, the sender
+/// excluded): `room_opened` and `room_closed` once for the room, `publish_fanned_out`
+/// once per publish with the recipients of both shards; per-shard hooks per shard.
+#[test]
+fn room_and_publish_hooks_fire_once_across_shards() {
+    for backend in BACKENDS {
+        let app = Builtin {
+            rooms: ringcast::app::Rooms {
+                exclude_sender: true,
+            },
+            ..Builtin::default()
+        };
+        let (server, rec) = start_recorded(config(backend, 2), app);
+        let spread = common::spread::connect_spread(server.local_addr(), "/ws/r", &[3, 3]);
+        let extras = spread.extras as u64;
+        let mut clients = spread.clients;
+        assert!(poll_until(TIMEOUT, || rec.get("closed") == extras));
+        // Extras joined and left too; count from here.
+        let opened = rec.get("room_opened");
+        let closed = rec.get("room_closed");
+        assert_eq!(opened - closed, 1, "{backend:?}: one room open");
+
+        for i in 0..4u8 {
+            clients[0].0.send(Message::binary(vec![i])).unwrap();
+        }
+        for (c, _) in clients.iter_mut().skip(1) {
+            for i in 0..4u8 {
+                assert_eq!(c.read().unwrap(), Message::binary(vec![i]));
+            }
+        }
+        assert!(
+            poll_until(TIMEOUT, || rec.get("published") == 4),
+            "{backend:?}: {:?}",
+            rec.snapshot()
+        );
+        assert_eq!(rec.get("recipients"), 4 * 5, "{backend:?}: 5 others each");
+        assert_eq!(rec.get("queue_samples"), 4 * 2, "{backend:?}: per shard");
+
+        for (mut c, _) in clients {
+            c.close(None).unwrap();
+            while c.read().is_ok() {}
+        }
+        assert!(poll_until(TIMEOUT, || rec.get("closed") == extras + 6));
+        assert_eq!(rec.get("room_opened"), opened, "{backend:?}");
+        assert_eq!(rec.get("room_closed"), closed + 1, "{backend:?}");
         server.shutdown().unwrap();
     }
 }

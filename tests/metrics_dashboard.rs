@@ -91,7 +91,7 @@ fn dashboard_shows_synthetic_connections() {
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 c.message_received(0, 32);
-                c.message_published(1, CLIENTS / 2);
+                c.publish_fanned_out(1, CLIENTS / 2);
                 c.frames_sent(1, CLIENTS / 2, CLIENTS / 2 * 34);
                 c.publish_to_write(1, Duration::from_micros(40 + (i % 50) * 10));
                 i += 1;

@@ -28,8 +28,9 @@ fn local() -> SocketAddr {
 }
 
 /// A scripted session on two shards: 7 connections accepted (4 on shard 0, 3 on shard 1),
-/// 4 closed (protocol error, slow consumer, pong timeout, admission), one room per shard,
-/// 4 messages in, 2 publishes fanned out to 3 + 2, 2 frames dropped.
+/// 4 closed (protocol error, slow consumer, pong timeout, admission), two rooms (opened
+/// by different shards), 4 messages in, 2 publishes to 3 and 2 recipients, 2 frames
+/// dropped, one message too large for the history.
 fn scripted() -> Arc<PrometheusCollector> {
     let c = Arc::new(PrometheusCollector::new(
         2,
@@ -46,13 +47,14 @@ fn scripted() -> Arc<PrometheusCollector> {
     c.handshake_rejected(1, 404);
     c.connection_opened(1);
     c.connection_closed(1, DisconnectReason::ProtocolError, Duration::from_millis(2));
-    c.room_created(0);
-    c.room_created(1);
+    c.room_opened(0);
+    c.room_opened(1);
     for (shard, bytes) in [(0, 5), (0, 7), (1, 11), (1, 13)] {
         c.message_received(shard, bytes);
     }
-    c.message_published(0, 3);
-    c.message_published(1, 2);
+    c.publish_fanned_out(0, 3);
+    c.publish_fanned_out(1, 2);
+    c.history_refused(1, 300_000);
     c.frames_sent(0, 3, 3 * 7);
     c.frames_sent(1, 2, 2 * 7);
     c.send_queue_bytes(0, 7);
@@ -257,6 +259,7 @@ fn metrics_endpoint_serves_exact_valid_exposition() {
         ("ringcast_resume_attempts", "counter"),
         ("ringcast_resumes", "counter"),
         ("ringcast_replayed_frames", "counter"),
+        ("ringcast_history_refused", "counter"),
         ("ringcast_publish_to_write_seconds", "histogram"),
         ("ringcast_input_throttled", "counter"),
         ("ringcast_build_info", "gauge"),
@@ -312,6 +315,7 @@ fn metrics_endpoint_serves_exact_valid_exposition() {
     assert_eq!(v("ringcast_panics_total", &[]), 0.0);
     assert_eq!(v("ringcast_admission_rejected_total", &[]), 1.0);
     assert_eq!(v("ringcast_bind_retries_total", &[]), 0.0);
+    assert_eq!(v("ringcast_history_refused_total", &[]), 1.0);
     assert_eq!(
         v(
             "ringcast_build_info",
@@ -557,8 +561,9 @@ fn slow_and_excess_clients_are_bounded() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-/// A scripted session against the real engine: 4 clients in one room, a 404, 3 messages
-/// published to the room (sender included), clean closes; exact counters after each step.
+/// A scripted session against the real engine: 4 clients in one room, 2 on each of the
+/// 2 shards, a 404, 3 messages published to the room (sender included), clean closes;
+/// exact counters after each step. The room and each publish are counted once.
 #[test]
 fn engine_session_counts_exactly() {
     for backend in common::BACKENDS {
@@ -573,21 +578,21 @@ fn engine_session_counts_exactly() {
         let metrics = MetricsServer::start(local(), Arc::clone(&collector)).unwrap();
         let addr = server.local_addr();
 
-        let mut shards = [0u64; 2];
-        let mut clients: Vec<common::Client> = (0..4)
-            .map(|i| {
-                let (c, resp) = common::connect_from(addr, "/ws/room", common::source_ip(i));
-                shards[common::shard_of(&resp)] += 1;
-                c
-            })
-            .collect();
+        let spread = common::spread::connect_spread(addr, "/ws/room", &[2, 2]);
+        let extras = spread.extras as u64;
+        let mut clients: Vec<common::Client> = spread.clients.into_iter().map(|(c, _)| c).collect();
+        let shards = [2u64, 2];
+        assert!(
+            common::poll_until(TIMEOUT, || collector.snapshot().connections_closed
+                == extras),
+            "{backend:?}: {extras} extra connections closed"
+        );
         let rejected = common::raw_exchange(addr, &common::upgrade_request("/nope"));
         assert!(
             rejected.starts_with(b"HTTP/1.1 404"),
             "{backend:?}: {}",
             String::from_utf8_lossy(&rejected)
         );
-        let room_shards = shards.iter().filter(|n| **n > 0).count() as f64;
 
         for _ in 0..3 {
             clients[0]
@@ -601,7 +606,7 @@ fn engine_session_counts_exactly() {
         }
         assert!(common::poll_until(TIMEOUT, || {
             let s = collector.snapshot();
-            s.frames_sent >= 12 && s.connections_closed >= 1
+            s.frames_sent >= 12 && s.connections_closed > extras && s.messages_published >= 3
         }));
 
         let p = python_parse(&get(metrics.local_addr(), "/metrics").body);
@@ -611,8 +616,12 @@ fn engine_session_counts_exactly() {
                 .get(&key)
                 .unwrap_or_else(|| panic!("{backend:?}: no {key} in {:#?}", p.samples))
         };
-        let ctx = format!("{backend:?} shards {shards:?}");
-        assert_eq!(v("connections_opened_total", ""), 5.0, "{ctx}");
+        let ctx = format!("{backend:?} shards {shards:?}, {extras} extras");
+        assert_eq!(
+            v("connections_opened_total", ""),
+            5.0 + extras as f64,
+            "{ctx}"
+        );
         assert_eq!(
             v("connections_active", "shard='0'"),
             shards[0] as f64,
@@ -624,16 +633,19 @@ fn engine_session_counts_exactly() {
             "{ctx}"
         );
         assert_eq!(v("handshake_rejected_total", "status='404'"), 1.0, "{ctx}");
-        assert_eq!(v("rooms_active", ""), room_shards, "{ctx}");
+        // One room, however many shards hold its members (was 2: once per shard).
+        assert_eq!(v("rooms_active", ""), 1.0, "{ctx}");
         assert_eq!(v("messages_received_total", ""), 3.0, "{ctx}");
         assert_eq!(v("messages_received_bytes_total", ""), 15.0, "{ctx}");
-        assert_eq!(
-            v("messages_published_total", ""),
-            3.0 * room_shards,
-            "{ctx}"
-        );
-        assert_eq!(v("broadcast_fanout_count", ""), 3.0 * room_shards, "{ctx}");
+        // Each publish once, observed with its 4 recipients on both shards (was 6
+        // publishes observed as 6 parts of 2).
+        assert_eq!(v("messages_published_total", ""), 3.0, "{ctx}");
+        assert_eq!(v("broadcast_fanout_count", ""), 3.0, "{ctx}");
         assert_eq!(v("broadcast_fanout_sum", ""), 12.0, "{ctx}");
+        assert_eq!(v("broadcast_fanout_bucket", "le='2'"), 0.0, "{ctx}");
+        assert_eq!(v("broadcast_fanout_bucket", "le='5'"), 3.0, "{ctx}");
+        // Per shard: one sample per shard delivery, 3 publishes × 2 shards.
+        assert_eq!(v("send_queue_bytes_count", ""), 6.0, "{ctx}");
         assert_eq!(v("frames_sent_total", ""), 12.0, "{ctx}");
         // 12 frames of 7 bytes, plus the engine's HTTP responses (101s, the 404), which
         // it reports through the same `frames_sent` hook with 0 frames.
@@ -655,7 +667,8 @@ fn engine_session_counts_exactly() {
             while c.read().is_ok() {}
         }
         assert!(
-            common::poll_until(TIMEOUT, || collector.snapshot().connections_closed == 5),
+            common::poll_until(TIMEOUT, || collector.snapshot().connections_closed
+                == 5 + extras),
             "{ctx}: {:?}",
             collector.snapshot()
         );
@@ -664,11 +677,13 @@ fn engine_session_counts_exactly() {
         assert_eq!(s.rooms_active, 0, "{ctx}");
         let p = python_parse(&get(metrics.local_addr(), "/metrics").body);
         assert_eq!(
-            p.samples["rc_connections_closed_total{reason='normal'}"], 4.0,
+            p.samples["rc_connections_closed_total{reason='normal'}"],
+            4.0 + extras as f64,
             "{ctx}"
         );
         assert_eq!(
-            p.samples["rc_connection_duration_seconds_count{}"], 5.0,
+            p.samples["rc_connection_duration_seconds_count{}"],
+            5.0 + extras as f64,
             "{ctx}"
         );
 

@@ -223,8 +223,10 @@ pub enum ConnEvent {
     Upgrade(Box<UpgradeRequest>),
     /// The request head was invalid; the HTTP error response is queued.
     HandshakeRejected(Rejection),
-    /// A complete data message (text is valid UTF-8).
-    Message { text: bool, payload: Vec<u8> },
+    /// A complete text message (validated once, by the decoder).
+    Text(String),
+    /// A complete binary message.
+    Binary(Vec<u8>),
     /// The peer sent a close frame; our reply is queued.
     PeerClose(Option<(u16, String)>),
     /// The peer broke the protocol; our close frame with `error.code` is queued.
@@ -432,14 +434,8 @@ impl Connection {
     fn on_frame_event(&mut self, event: Event) -> Option<ConnEvent> {
         let open = self.phase == Phase::Open;
         match event {
-            Event::Text(payload) if open => Some(ConnEvent::Message {
-                text: true,
-                payload,
-            }),
-            Event::Binary(payload) if open => Some(ConnEvent::Message {
-                text: false,
-                payload,
-            }),
+            Event::Text(text) if open => Some(ConnEvent::Text(text)),
+            Event::Binary(payload) if open => Some(ConnEvent::Binary(payload)),
             Event::Ping(payload) if open => {
                 let pong = PreparedFrame::from_wire(encode_frame(true, Opcode::Pong, &payload));
                 if self.out.push_pong(pong) {
@@ -691,10 +687,7 @@ mod tests {
         let rest = c.take_leftover();
         assert_eq!(
             feed_all(&mut c, &rest),
-            vec![ConnEvent::Message {
-                text: true,
-                payload: b"hi".to_vec()
-            }]
+            vec![ConnEvent::Text("hi".to_owned())]
         );
         assert!(c.is_open());
     }
@@ -710,7 +703,7 @@ mod tests {
             [1, 2, 3, 4],
         ));
         let (n, ev) = c.feed(&input, LIMITS);
-        assert!(matches!(ev, Some(ConnEvent::Message { .. })));
+        assert!(matches!(ev, Some(ConnEvent::Text(_))));
         assert!(
             c.is_open(),
             "still open while the shard handles the message"

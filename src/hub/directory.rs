@@ -4,6 +4,11 @@
 //! member joins a room or its last member leaves, so it is a read-mostly `RwLock`ed map
 //! of fixed-size shard bitmaps. A publish reads it once to decide which shards get a
 //! cross-shard message: O(shards) work per publish, never O(subscribers).
+//!
+//! It is also where a room exists for the whole process: [`Directory::add`] reports the
+//! room's first shard and [`Directory::remove`] its last, both under the write lock, so
+//! a room is opened and closed once per lifetime however its members spread over shards
+//! (what `rooms_active` counts).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -29,6 +34,10 @@ impl ShardSet {
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|w| *w == 0)
     }
+    /// Number of shards in the set.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         (0..MAX_SHARDS).filter(|s| self.contains(*s))
     }
@@ -45,21 +54,28 @@ impl Directory {
         Self::default()
     }
 
-    /// Record that `shard` now has members of `room`.
-    pub fn add(&self, room: &Arc<str>, shard: usize) {
+    /// Record that `shard` now has members of `room`. Returns true when no shard had
+    /// members before: the room now exists in the process.
+    pub fn add(&self, room: &Arc<str>, shard: usize) -> bool {
         let mut map = self.rooms.write().unwrap_or_else(|p| p.into_inner());
-        map.entry(room.clone()).or_default().insert(shard);
+        let set = map.entry(room.clone()).or_default();
+        let opened = set.is_empty();
+        set.insert(shard);
+        opened
     }
 
-    /// Record that `shard` has no members of `room` any more.
-    pub fn remove(&self, room: &str, shard: usize) {
+    /// Record that `shard` has no members of `room` any more. Returns true when it was
+    /// the last shard with members: the room no longer exists in the process.
+    pub fn remove(&self, room: &str, shard: usize) -> bool {
         let mut map = self.rooms.write().unwrap_or_else(|p| p.into_inner());
         if let Some(set) = map.get_mut(room) {
             set.remove(shard);
             if set.is_empty() {
                 map.remove(room);
+                return true;
             }
         }
+        false
     }
 
     /// Shards that have members of `room` right now.
@@ -82,13 +98,18 @@ mod tests {
     fn tracks_shards_per_room() {
         let d = Directory::new();
         let room: Arc<str> = Arc::from("a");
-        d.add(&room, 0);
-        d.add(&room, 200);
+        assert!(d.add(&room, 0), "the first shard opens the room");
+        assert!(!d.add(&room, 200));
+        assert!(!d.add(&room, 0), "adding a shard twice opens nothing");
         assert_eq!(d.shards("a").iter().collect::<Vec<_>>(), vec![0, 200]);
-        d.remove("a", 0);
+        assert_eq!(d.shards("a").len(), 2);
+        assert!(!d.remove("a", 0));
         assert_eq!(d.shards("a").iter().collect::<Vec<_>>(), vec![200]);
-        d.remove("a", 200);
+        assert!(!d.remove("a", 7), "a shard without members closes nothing");
+        assert!(d.remove("a", 200), "the last shard closes the room");
+        assert!(!d.remove("a", 200));
         assert!(d.shards("a").is_empty());
         assert_eq!(d.room_count(), 0);
+        assert!(d.add(&room, 200), "reopened after closing");
     }
 }

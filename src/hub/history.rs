@@ -3,7 +3,9 @@
 //! The [`HistoryRegistry`] (shared by all shards, in [`super::HubShared`]) maps a room
 //! name to its [`RoomHistory`] behind a mutex: the room's next sequence number and a
 //! ring of the last sequence-framed frames (at most `max_frames` of them and at most
-//! `max_bytes` bytes; a frame larger than that is not kept). The ring holds shared
+//! `max_bytes` bytes). A frame larger than `max_bytes` is refused and leaves the ring as
+//! it was (counted in [`HistoryStats::refused`]); its number is then a hole in the ring,
+//! which a resume reports with a `gap` message in its place. The ring holds shared
 //! handles to the frames every subscriber got, so no shard copies a frame.
 //!
 //! The room lock is the ordering point of the room: a publish takes it, numbers the
@@ -51,11 +53,43 @@ pub enum ResumeStart {
 #[derive(Debug, Clone)]
 pub struct Replay {
     pub start: ResumeStart,
-    /// Retained frames after `since`, in order.
-    pub frames: Vec<PreparedFrame>,
+    /// Retained frames after `since` with their numbers, in order. Numbers may skip
+    /// (a message too large to keep): see [`Replay::holes`].
+    pub frames: Vec<(u64, PreparedFrame)>,
     /// The last seq issued in the room when the snapshot was taken: live messages up to
     /// it that are still in flight to the shard must be skipped for this connection.
     pub upto: u64,
+}
+
+impl Replay {
+    /// The first number the replay covers: after `since` for [`ResumeStart::Full`],
+    /// after the gap for [`ResumeStart::Gap`], the announced next for a reset.
+    pub fn first(&self, since: u64) -> u64 {
+        match self.start {
+            ResumeStart::Full => since + 1,
+            ResumeStart::Gap { to, .. } => to + 1,
+            ResumeStart::Reset { next } => next,
+        }
+    }
+
+    /// The numbers missing between `first` ([`Replay::first`]) and [`Replay::upto`]:
+    /// `(index, from, to)` says that seqs `from..=to` were issued but are not retained
+    /// and belong before `frames[index]` (`index == frames.len()`: after the last
+    /// frame). Empty when every number from `first` to `upto` is in `frames`.
+    pub fn holes(&self, first: u64) -> Vec<(usize, u64, u64)> {
+        let mut holes = Vec::new();
+        let mut expect = first;
+        for (i, (seq, _)) in self.frames.iter().enumerate() {
+            if *seq > expect {
+                holes.push((i, expect, seq - 1));
+            }
+            expect = seq + 1;
+        }
+        if expect <= self.upto {
+            holes.push((self.frames.len(), expect, self.upto));
+        }
+        holes
+    }
 }
 
 /// One room's sequencer and ring.
@@ -99,8 +133,12 @@ impl RoomHistory {
         seq
     }
 
-    /// Keep `frame` (number `seq`), evicting the oldest over the bounds.
-    pub fn retain(&mut self, seq: u64, frame: PreparedFrame, cfg: &HistoryConfig) {
+    /// Keep `frame` (number `seq`), evicting the oldest over the bounds. A frame larger
+    /// than `cfg.max_bytes` is refused (returns false) and the ring is left untouched.
+    pub fn retain(&mut self, seq: u64, frame: PreparedFrame, cfg: &HistoryConfig) -> bool {
+        if frame.len() > cfg.max_bytes {
+            return false;
+        }
         self.bytes += frame.len();
         self.ring.push_back((seq, frame));
         while self.ring.len() > cfg.max_frames || self.bytes > cfg.max_bytes {
@@ -109,6 +147,7 @@ impl RoomHistory {
                 None => break,
             }
         }
+        true
     }
 
     /// Everything a connection that saw up to `since` needs, in order.
@@ -132,7 +171,7 @@ impl RoomHistory {
         };
         Replay {
             start,
-            frames: self.ring.range(after..).map(|(_, f)| f.clone()).collect(),
+            frames: self.ring.range(after..).cloned().collect(),
             upto: last,
         }
     }
@@ -146,9 +185,14 @@ impl RoomHistory {
 /// Totals over every room.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HistoryStats {
+    /// Rooms with a history.
     pub rooms: usize,
+    /// Frames retained.
     pub frames: usize,
+    /// Sequence-framed wire bytes retained.
     pub bytes: usize,
+    /// Messages refused since start because one alone exceeds `max_bytes`.
+    pub refused: u64,
 }
 
 type Entry = Arc<Mutex<RoomHistory>>;
@@ -160,6 +204,8 @@ pub struct HistoryRegistry {
     rooms: RwLock<HashMap<Arc<str>, Entry>>,
     /// First number of a room created from now on (above every dropped room's numbers).
     base: AtomicU64,
+    /// Frames refused by [`RoomHistory::retain`] (see [`HistoryRegistry::retain`]).
+    refused: AtomicU64,
 }
 
 fn lock(entry: &Entry) -> std::sync::MutexGuard<'_, RoomHistory> {
@@ -172,7 +218,18 @@ impl HistoryRegistry {
             cfg,
             rooms: RwLock::new(HashMap::new()),
             base: AtomicU64::new(1),
+            refused: AtomicU64::new(0),
         }
+    }
+
+    /// [`RoomHistory::retain`] in `room` (locked by the caller through
+    /// [`HistoryRegistry::with_room`]), counting a refusal. Returns false when refused.
+    pub fn retain(&self, room: &mut RoomHistory, seq: u64, frame: PreparedFrame) -> bool {
+        let kept = room.retain(seq, frame, &self.cfg);
+        if !kept {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        kept
     }
 
     pub fn config(&self) -> &HistoryConfig {
@@ -237,6 +294,7 @@ impl HistoryRegistry {
         let map = self.rooms.read().unwrap_or_else(|p| p.into_inner());
         let mut stats = HistoryStats {
             rooms: map.len(),
+            refused: self.refused.load(Ordering::Relaxed),
             ..HistoryStats::default()
         };
         for entry in map.values() {
@@ -265,12 +323,15 @@ mod tests {
     }
 
     fn publish(reg: &HistoryRegistry, room: &str, size: usize) -> u64 {
-        let cfg = *reg.config();
         reg.with_room(room, |h| {
             let seq = h.assign(Instant::now());
-            h.retain(seq, frame(size), &cfg);
+            reg.retain(h, seq, frame(size));
             seq
         })
+    }
+
+    fn seqs(r: &Replay) -> Vec<u64> {
+        r.frames.iter().map(|(s, _)| *s).collect()
     }
 
     #[test]
@@ -284,7 +345,8 @@ mod tests {
             HistoryStats {
                 rooms: 1,
                 frames: 5,
-                bytes: 50
+                bytes: 50,
+                refused: 0,
             }
         );
         for _ in 0..10 {
@@ -297,6 +359,46 @@ mod tests {
             5 + 3,
             "a frame over the byte bound is not kept"
         );
+        assert_eq!(reg.stats().refused, 1);
+    }
+
+    #[test]
+    fn an_oversized_frame_leaves_the_ring_untouched_and_is_a_hole() {
+        let reg = HistoryRegistry::new(cfg(10, 100));
+        for _ in 0..3 {
+            publish(&reg, "r", 30);
+        }
+        let before = reg.stats();
+        assert_eq!(publish(&reg, "r", 101), 4, "numbered though not kept");
+        assert_eq!(
+            reg.stats(),
+            HistoryStats {
+                refused: 1,
+                ..before
+            },
+            "ring untouched, refusal counted"
+        );
+        assert_eq!(publish(&reg, "r", 10), 5);
+        let now = Instant::now();
+        let r = reg.with_room("r", |h| h.replay_after(0, now));
+        assert_eq!(
+            (r.start, seqs(&r), r.upto),
+            (ResumeStart::Full, vec![1, 2, 3, 5], 5)
+        );
+        assert_eq!(
+            r.holes(r.first(0)),
+            vec![(3, 4, 4)],
+            "4 missing before frames[3]"
+        );
+        let r = reg.with_room("r", |h| h.replay_after(4, now));
+        assert_eq!((seqs(&r), r.holes(r.first(4))), (vec![5], vec![]));
+        // A refused message last: the hole is after the last frame.
+        assert_eq!(publish(&reg, "r", 500), 6);
+        let r = reg.with_room("r", |h| h.replay_after(3, now));
+        assert_eq!(seqs(&r), vec![5]);
+        assert_eq!(r.holes(r.first(3)), vec![(0, 4, 4), (1, 6, 6)]);
+        let r = reg.with_room("r", |h| h.replay_after(6, now));
+        assert!(r.frames.is_empty() && r.holes(r.first(6)).is_empty());
     }
 
     #[test]
@@ -308,9 +410,14 @@ mod tests {
         let now = Instant::now();
         let r = reg.with_room("r", |h| h.replay_after(3, now));
         assert_eq!((r.start, r.frames.len(), r.upto), (ResumeStart::Full, 2, 5));
+        assert!(r.holes(r.first(3)).is_empty());
         let r = reg.with_room("r", |h| h.replay_after(0, now));
         assert_eq!(r.start, ResumeStart::Gap { from: 1, to: 2 });
-        assert_eq!(r.frames.len(), 3);
+        assert_eq!(seqs(&r), vec![3, 4, 5]);
+        assert!(
+            r.holes(r.first(0)).is_empty(),
+            "the gap is the start, not a hole"
+        );
         let r = reg.with_room("r", |h| h.replay_after(5, now));
         assert_eq!((r.start, r.frames.len()), (ResumeStart::Full, 0));
         let r = reg.with_room("r", |h| h.replay_after(9, now));
@@ -318,6 +425,7 @@ mod tests {
             (r.start, r.frames.len()),
             (ResumeStart::Reset { next: 3 }, 3)
         );
+        assert!(r.holes(r.first(9)).is_empty());
     }
 
     #[test]

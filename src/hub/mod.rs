@@ -19,6 +19,11 @@
 //! room's ring and sent as [`ShardMsg::Sequenced`] to *every* shard with members, the
 //! publishing shard included, so each shard delivers a room's messages in number order.
 //!
+//! Counted once: a room is opened and closed once per process (the [`Directory`]'s
+//! first and last shard, reported by [`Hub::join`] and [`Hub::leave`]), and a publish
+//! that goes to several shards carries a [`PublishTally`] whose last part reports the
+//! total of recipients (see [`tally`]).
+//!
 //! The hub never touches connections: it answers "who are the local members" and
 //! "which shards need a message"; the shard queues frames into connections.
 
@@ -27,6 +32,7 @@ pub mod history;
 pub mod prepared;
 pub mod rooms;
 pub mod sequenced;
+pub mod tally;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,6 +44,7 @@ pub use history::{HistoryConfig, HistoryRegistry, HistoryStats, Replay, ResumeSt
 pub use prepared::PreparedFrame;
 pub use rooms::{ConnKey, Joined, RoomId, Rooms};
 pub use sequenced::Sequenced;
+pub use tally::PublishTally;
 
 use sequenced::SeqFrameDraft;
 
@@ -46,13 +53,16 @@ use crate::sys::Waker;
 /// Work sent to a shard from another thread.
 #[derive(Debug)]
 pub enum ShardMsg {
-    /// Queue `frame` to every local member of `room`.
+    /// Queue `frame` to every local member of `room`, then add the recipients to `tally`
+    /// (also when the shard has no member left).
     Publish {
         room: Arc<str>,
         frame: PreparedFrame,
+        tally: Arc<PublishTally>,
     },
     /// History on: queue `item` to every local member of `room` (each gets the plain or
-    /// the sequence-framed frame), except `exclude` = (shard, connection).
+    /// the sequence-framed frame), except `exclude` = (shard, connection), then add the
+    /// recipients to `item.tally`.
     Sequenced {
         room: Arc<str>,
         item: Arc<Sequenced>,
@@ -139,33 +149,40 @@ impl HubShared {
     }
 
     /// History on: number `frame` in `room`, keep it, and send it to every shard with
-    /// members (the caller's included), all under the room's lock. Returns the number,
-    /// or `None` when history is off or `frame` is not a data frame.
+    /// members (the caller's included), all under the room's lock. `None` when history
+    /// is off or `frame` is not a data frame.
     pub fn publish_sequenced(
         &self,
         room: &str,
         frame: &PreparedFrame,
         exclude: Option<(usize, ConnKey)>,
-    ) -> Option<u64> {
+    ) -> Option<SequencedPublish> {
         let history = self.history.as_ref()?;
         // Encoded outside the lock; only the number is written in under it.
         let draft = SeqFrameDraft::new(frame)?;
-        let cfg = *history.config();
         let now = Instant::now();
         Some(history.with_room(room, |h| {
             let seq = h.assign(now);
+            let shards = self.directory.shards(room);
+            let count = shards.len();
             // One allocation per publish keeps inbox messages small (no larger than
             // `Publish`) and each shard's hand-off one reference count.
-            let item = Arc::new(draft.finish(seq));
-            h.retain(seq, item.framed.clone(), &cfg);
-            for shard in self.directory.shards(room).iter() {
+            let item = Arc::new(draft.finish(seq, count));
+            let bytes = item.framed.len();
+            let retained = history.retain(h, seq, item.framed.clone());
+            for shard in shards.iter() {
                 self.inboxes[shard].send(ShardMsg::Sequenced {
                     room: h.name().clone(),
                     item: item.clone(),
                     exclude,
                 });
             }
-            seq
+            SequencedPublish {
+                seq,
+                shards: count,
+                retained,
+                bytes,
+            }
         }))
     }
 
@@ -178,18 +195,46 @@ impl HubShared {
 
     /// Send `frame` at once to every shard with members of `room` (a publish from
     /// outside the shards, e.g. [`crate::Publisher`]; a shard's own publishes go
-    /// through [`Hub::fan_out_remote`]). Returns the number of shards messaged.
+    /// through [`Hub::fan_out_remote`]). Returns the number of shards messaged; each
+    /// adds its part to one shared [`PublishTally`], the last reports the publish.
     pub fn fan_out(&self, room: &Arc<str>, frame: &PreparedFrame) -> usize {
-        let mut sent = 0;
-        for shard in self.directory.shards(room).iter() {
+        let shards = self.directory.shards(room);
+        let count = shards.len();
+        if count == 0 {
+            return 0;
+        }
+        let tally = Arc::new(PublishTally::new(count));
+        for shard in shards.iter() {
             self.inboxes[shard].send(ShardMsg::Publish {
                 room: room.clone(),
                 frame: frame.clone(),
+                tally: tally.clone(),
             });
-            sent += 1;
         }
-        sent
+        count
     }
+}
+
+/// What [`HubShared::publish_sequenced`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SequencedPublish {
+    /// The number the message got in its room.
+    pub seq: u64,
+    /// Shards it was sent to (0: no member anywhere; nobody will report it).
+    pub shards: usize,
+    /// Whether the room's history kept it (false: larger than `--history-bytes`).
+    pub retained: bool,
+    /// Its sequence-framed size in bytes.
+    pub bytes: usize,
+}
+
+/// What [`Hub::leave`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Left {
+    /// The connection was the room's last member on this shard.
+    pub room_removed: bool,
+    /// It was the room's last member in the process: no shard has members any more.
+    pub room_closed: bool,
 }
 
 /// A shard's part of the hub.
@@ -224,11 +269,13 @@ impl Hub {
         &self.shared
     }
 
-    /// Add a local member; publishes this shard in the directory on the room's first join.
+    /// Add a local member; publishes this shard in the directory on the room's first
+    /// join (and sets [`Joined::room_opened`] when it is the room's first in the process).
     pub fn join(&mut self, name: &str, conn: ConnKey) -> Joined {
-        let joined = self.rooms.join(name, conn);
+        let mut joined = self.rooms.join(name, conn);
         if joined.room_created {
-            self.shared
+            joined.room_opened = self
+                .shared
                 .directory
                 .add(self.rooms.name(joined.room), self.shard);
         }
@@ -236,32 +283,41 @@ impl Hub {
     }
 
     /// Remove a local member; withdraws this shard from the directory on the last leave.
-    /// Returns true when the room was destroyed on this shard.
-    pub fn leave(&mut self, room: RoomId, conn: ConnKey) -> bool {
+    pub fn leave(&mut self, room: RoomId, conn: ConnKey) -> Left {
         match self.rooms.leave(room, conn) {
-            Some(name) => {
-                self.shared.directory.remove(&name, self.shard);
-                true
-            }
-            None => false,
+            Some(name) => Left {
+                room_removed: true,
+                room_closed: self.shared.directory.remove(&name, self.shard),
+            },
+            None => Left::default(),
         }
     }
 
     /// Queue a prepared frame for the other shards with members of `room`; it leaves
-    /// at the next [`Hub::hand_off`]. Returns the number of shards it is for.
-    pub fn fan_out_remote(&mut self, room: &Arc<str>, frame: &PreparedFrame) -> usize {
-        let mut targets = 0;
-        for shard in self.shared.directory.shards(room).iter() {
-            if shard == self.shard {
-                continue;
-            }
+    /// at the next [`Hub::hand_off`]. `local_part`: this shard delivers the publish
+    /// too and adds its recipients to the tally. Returns the tally the parts add to,
+    /// `None` when no other shard gets the frame (then the caller has the whole count).
+    pub fn fan_out_remote(
+        &mut self,
+        room: &Arc<str>,
+        frame: &PreparedFrame,
+        local_part: bool,
+    ) -> Option<Arc<PublishTally>> {
+        let mut others = self.shared.directory.shards(room);
+        others.remove(self.shard);
+        let count = others.len();
+        if count == 0 {
+            return None;
+        }
+        let tally = Arc::new(PublishTally::new(count + usize::from(local_part)));
+        for shard in others.iter() {
             self.outbox[shard].push(ShardMsg::Publish {
                 room: room.clone(),
                 frame: frame.clone(),
+                tally: tally.clone(),
             });
-            targets += 1;
         }
-        targets
+        Some(tally)
     }
 
     /// Send every queued publish to its shard: each shard's batch in order, one wake-up
@@ -291,16 +347,24 @@ mod tests {
         // shard 2 has no member: it must get nothing.
         let frame = PreparedFrame::encode(Opcode::Text, b"x");
         let name: Arc<str> = Arc::from("r");
-        assert_eq!(hubs[0].fan_out_remote(&name, &frame), 1);
+        let tally = hubs[0].fan_out_remote(&name, &frame, true).unwrap();
         assert!(
             rx[1].try_recv().is_err(),
             "nothing leaves before the hand-off"
         );
         hubs[0].hand_off();
         match rx[1].try_recv().unwrap() {
-            ShardMsg::Publish { frame: f, .. } => assert!(f.shares_buffer_with(&frame)),
+            ShardMsg::Publish {
+                frame: f, tally: t, ..
+            } => {
+                assert!(f.shares_buffer_with(&frame));
+                assert!(Arc::ptr_eq(&t, &tally));
+            }
             other => panic!("unexpected {other:?}"),
         }
+        // Two parts: shard 0's (1 local member) and shard 1's (2); the last reports 3.
+        assert_eq!(tally.add(1), None);
+        assert_eq!(tally.add(2), Some(3));
         assert!(
             rx[1].try_recv().is_err(),
             "one message per shard, not per member"
@@ -308,9 +372,43 @@ mod tests {
         assert!(rx[0].try_recv().is_err() && rx[2].try_recv().is_err());
         // Last leave on shard 1 withdraws it from the directory.
         let room = hubs[1].rooms().lookup("r").unwrap();
-        assert!(!hubs[1].leave(room, 7));
-        assert!(hubs[1].leave(room, 8));
-        assert_eq!(hubs[0].fan_out_remote(&name, &frame), 0);
+        assert_eq!(hubs[1].leave(room, 7), Left::default());
+        assert_eq!(
+            hubs[1].leave(room, 8),
+            Left {
+                room_removed: true,
+                room_closed: false
+            }
+        );
+        assert!(hubs[0].fan_out_remote(&name, &frame, true).is_none());
+    }
+
+    #[test]
+    fn a_room_opens_and_closes_once_however_its_members_spread() {
+        let wakers: Vec<_> = (0..2).map(|_| Arc::new(Waker::new().unwrap())).collect();
+        let (shared, _rx) = HubShared::new(&wakers);
+        let mut h0 = Hub::new(0, shared.clone());
+        let mut h1 = Hub::new(1, shared.clone());
+        let a = h0.join("r", 1);
+        assert!(a.room_created && a.room_opened);
+        let b = h1.join("r", 1);
+        assert!(b.room_created && !b.room_opened, "already open on shard 0");
+        let c = h1.join("r", 2);
+        assert!(!c.room_created && !c.room_opened);
+        let left = h0.leave(a.room, 1);
+        assert!(
+            left.room_removed && !left.room_closed,
+            "shard 1 still has members"
+        );
+        assert!(!h1.leave(b.room, 1).room_removed);
+        assert_eq!(
+            h1.leave(b.room, 2),
+            Left {
+                room_removed: true,
+                room_closed: true
+            }
+        );
+        assert!(h1.join("r", 3).room_opened, "reopened");
     }
 
     #[test]
@@ -328,7 +426,7 @@ mod tests {
             .map(|i| PreparedFrame::encode(Opcode::Binary, &i.to_be_bytes()))
             .collect();
         for f in &frames {
-            h0.fan_out_remote(&name, f);
+            h0.fan_out_remote(&name, f, true);
         }
         assert_eq!(rx[1].len(), 0, "held until the hand-off");
         h0.hand_off();

@@ -39,6 +39,10 @@ pub struct Joined {
     pub new_member: bool,
     /// This was the room's first local member (the room was created on this shard).
     pub room_created: bool,
+    /// No shard had members of the room before: it now exists in the process. Set by
+    /// [`super::Hub::join`] from the [`super::Directory`]; always false from
+    /// [`Rooms::join`], which knows only this shard.
+    pub room_opened: bool,
 }
 
 impl Rooms {
@@ -81,6 +85,7 @@ impl Rooms {
             room,
             new_member,
             room_created,
+            room_opened: false,
         }
     }
 

@@ -10,19 +10,22 @@
 use bytes::Bytes;
 
 use super::prepared::PreparedFrame;
+use super::tally::PublishTally;
 use crate::proto::frame::{encode_frame, header_len, Opcode};
 
 /// Bytes before the original payload in a sequence-framed message.
 pub const SEQ_PREFIX_LEN: usize = 9;
 
 /// One publish as delivered when history is on.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Sequenced {
     pub seq: u64,
     /// The frame for clients that did not ask for sequence numbers.
     pub plain: PreparedFrame,
     /// The frame in the sequence framing (also what the history ring keeps).
     pub framed: PreparedFrame,
+    /// Recipients over the shards it is sent to (one part per shard).
+    pub tally: PublishTally,
 }
 
 impl Sequenced {
@@ -64,8 +67,9 @@ impl SeqFrameDraft {
         })
     }
 
-    /// Write the sequence number in and freeze the bytes.
-    pub fn finish(mut self, seq: u64) -> Sequenced {
+    /// Write the sequence number in and freeze the bytes; the publish will be delivered
+    /// on `shards` shards (the parts of its [`Sequenced::tally`]; 0 when it is only kept).
+    pub fn finish(mut self, seq: u64, shards: usize) -> Sequenced {
         self.wire[self.seq_at..self.seq_at + 8].copy_from_slice(&seq.to_be_bytes());
         let framed = self
             .published
@@ -74,6 +78,7 @@ impl SeqFrameDraft {
             seq,
             plain: self.published,
             framed,
+            tally: PublishTally::new(shards),
         }
     }
 }
@@ -109,7 +114,7 @@ mod tests {
             let frame = PreparedFrame::encode(op, &payload);
             let s = SeqFrameDraft::new(&frame)
                 .unwrap()
-                .finish(0x0102_0304_0506_0708);
+                .finish(0x0102_0304_0506_0708, 1);
             assert!(s.plain.shares_buffer_with(&frame));
             let (framed_op, body) = s.framed.data_parts().unwrap();
             assert_eq!(framed_op, Opcode::Binary);

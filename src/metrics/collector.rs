@@ -6,6 +6,16 @@
 //! non-blocking and must not call back into the server; the engine never calls them
 //! while hub state is borrowed. Adding a method later breaks no implementor.
 //!
+//! Each hook reports one kind of fact, and says which:
+//! - **per connection or per shard** (most hooks): the event happened on that shard;
+//!   summing over shards gives the process total.
+//! - **per room** ([`MetricsCollector::room_opened`], [`MetricsCollector::room_closed`])
+//!   and **per publish** ([`MetricsCollector::publish_fanned_out`],
+//!   [`MetricsCollector::history_refused`]): called once per room or publish however
+//!   many shards took part; `shard` is the one that made the call (the one whose join
+//!   opened the room, the one that queued the publish's last part…), not the owner of
+//!   the fact. Summing over shards still gives the process total.
+//!
 //! The default collector is [`NoopCollector`].
 
 use std::time::Duration;
@@ -23,21 +33,33 @@ pub trait MetricsCollector: Send + Sync + 'static {
     fn connection_closed(&self, shard: usize, reason: DisconnectReason, duration: Duration) {}
     /// An upgrade request was refused with an HTTP `status` (400, 404, 426, 431, 503, …).
     fn handshake_rejected(&self, shard: usize, status: u16) {}
-    /// A room got its first member on this shard.
-    fn room_created(&self, shard: usize) {}
-    /// A room lost its last member on this shard.
-    fn room_destroyed(&self, shard: usize) {}
+    /// Per room: a room got its first member in the process (no shard had members of it
+    /// before). Once per room lifetime, however many shards its members join on;
+    /// `shard` is the one whose join opened it. Rooms open = opened − closed.
+    fn room_opened(&self, shard: usize) {}
+    /// Per room: a room lost its last member in the process (no shard has members of
+    /// it any more); `shard` is the one whose leave closed it.
+    fn room_closed(&self, shard: usize) {}
     /// A complete data message of `bytes` payload bytes arrived.
     fn message_received(&self, shard: usize, bytes: usize) {}
-    /// A publish queued its frame to `fanout` local connections (closing ones excluded).
-    fn message_published(&self, shard: usize, fanout: usize) {}
+    /// Per publish: a publish (`Context::publish`, each room of
+    /// `Context::publish_to_joined`, `Publisher::publish`) was queued to `recipients`
+    /// connections in all, over every shard that had members of the room when it was
+    /// published (the sender excluded when asked; closing connections and frames refused
+    /// by `drop-newest` or a slow-consumer close not counted). Called once per publish,
+    /// after its last shard delivery, by the shard that made that delivery (`shard`); a
+    /// publish that reached no shard is reported with 0 by its publishing shard (0 for a
+    /// `Publisher` outside the shards). A publish still in flight when a shard stops is
+    /// not reported.
+    fn publish_fanned_out(&self, shard: usize, recipients: usize) {}
     /// The kernel accepted `frames` complete frames totalling `bytes` bytes in one send.
     fn frames_sent(&self, shard: usize, frames: usize, bytes: usize) {}
     /// A frame was dropped for `reason`.
     fn frame_dropped(&self, shard: usize, reason: DropReason) {}
-    /// After a publish (or a direct send), the largest outbound queue among the
-    /// connections it was queued to holds `bytes` — once per publish, not per member,
-    /// so the fan-out loop makes no hook call per subscriber.
+    /// Per shard: after a shard queued a publish to its members (or a direct send to
+    /// one connection), the largest outbound queue among them holds `bytes`. Once per
+    /// shard delivery, not per member, so the fan-out loop makes no hook call per
+    /// subscriber; a publish delivered on two shards gives two samples.
     fn send_queue_bytes(&self, shard: usize, bytes: usize) {}
     /// A connection missed its pong deadline.
     fn pong_timeout(&self, shard: usize) {}
@@ -54,7 +76,8 @@ pub trait MetricsCollector: Send + Sync + 'static {
     fn resume_attempt(&self, shard: usize) {}
     /// A resume found every message after the client's number still retained.
     fn resume_served(&self, shard: usize) {}
-    /// A resume could not be served fully: the client got a `gap` (or `reset`) message.
+    /// A resume could not be served fully: the client got a `gap` (or `reset`) message,
+    /// first or in place of a message that was too large to keep.
     fn resume_gap(&self, shard: usize) {}
     /// `frames` retained messages were replayed to one resuming connection.
     fn frames_replayed(&self, shard: usize, frames: usize) {}
@@ -62,6 +85,11 @@ pub trait MetricsCollector: Send + Sync + 'static {
     /// replaced by a newer one, or reading paused while the connection's unsent bytes
     /// were over `--max-queue-bytes` (once per pause).
     fn input_throttled(&self, shard: usize, action: InputThrottle) {}
+    /// Per publish (history on): a message of `bytes` sequence-framed bytes was numbered
+    /// and delivered but not kept in its room's history, being larger than
+    /// `--history-bytes` on its own; the history kept everything it had. `shard`: the
+    /// publishing shard (0 for a `Publisher` outside the shards).
+    fn history_refused(&self, shard: usize, bytes: usize) {}
 }
 
 /// The default collector: every hook is empty, so the calls compile to nothing that

@@ -8,7 +8,9 @@
 //! totals as a plain struct for the dashboard and for tests.
 //!
 //! Metric names are `{prefix}_{name}`; constant labels (`--metrics-label k=v`) appear on
-//! every sample, before the metric's own labels. Durations are kept in nanoseconds and
+//! every sample, before the metric's own labels. Every metric is a process total: facts
+//! about a room or a publish are counted once by one shard (see the hooks' docs in
+//! [`MetricsCollector`]), so summing the blocks never counts them once per shard. Durations are kept in nanoseconds and
 //! exposed in seconds with exact decimal formatting.
 
 use std::fmt::{self, Write as _};
@@ -36,7 +38,7 @@ pub const CONNECTION_DURATION_BOUNDS_NS: [u64; 14] = [
     86_400_000_000_000,
 ];
 
-/// Upper bounds (inclusive, recipients) of `broadcast_fanout`.
+/// Upper bounds (inclusive, recipients of one publish over all shards) of `broadcast_fanout`.
 pub const FANOUT_BOUNDS: [u64; 17] = [
     0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000,
 ];
@@ -123,8 +125,8 @@ struct ShardBlock {
     connections_opened: AtomicU64,
     connections_closed: [AtomicU64; N_DISCONNECT],
     handshake_rejected: [AtomicU64; N_STATUS],
-    rooms_created: AtomicU64,
-    rooms_destroyed: AtomicU64,
+    rooms_opened: AtomicU64,
+    rooms_closed: AtomicU64,
     messages_received: AtomicU64,
     messages_received_bytes: AtomicU64,
     messages_published: AtomicU64,
@@ -140,6 +142,7 @@ struct ShardBlock {
     resumes_gap: AtomicU64,
     replayed_frames: AtomicU64,
     input_throttled: [AtomicU64; InputThrottle::ALL.len()],
+    history_refused: AtomicU64,
     connection_duration: Hist<{ CONNECTION_DURATION_BOUNDS_NS.len() + 1 }>,
     broadcast_fanout: Hist<{ FANOUT_BOUNDS.len() + 1 }>,
     send_queue_bytes: Hist<{ SEND_QUEUE_BOUNDS.len() + 1 }>,
@@ -152,8 +155,8 @@ impl ShardBlock {
             connections_opened: AtomicU64::new(0),
             connections_closed: zeros(),
             handshake_rejected: zeros(),
-            rooms_created: AtomicU64::new(0),
-            rooms_destroyed: AtomicU64::new(0),
+            rooms_opened: AtomicU64::new(0),
+            rooms_closed: AtomicU64::new(0),
             messages_received: AtomicU64::new(0),
             messages_received_bytes: AtomicU64::new(0),
             messages_published: AtomicU64::new(0),
@@ -169,6 +172,7 @@ impl ShardBlock {
             resumes_gap: AtomicU64::new(0),
             replayed_frames: AtomicU64::new(0),
             input_throttled: zeros(),
+            history_refused: AtomicU64::new(0),
             connection_duration: Hist::new(),
             broadcast_fanout: Hist::new(),
             send_queue_bytes: Hist::new(),
@@ -185,11 +189,6 @@ impl ShardBlock {
             .map(|c| c.load(Relaxed))
             .sum();
         self.connections_opened.load(Relaxed).saturating_sub(closed)
-    }
-
-    fn rooms(&self) -> u64 {
-        let destroyed = self.rooms_destroyed.load(Relaxed);
-        self.rooms_created.load(Relaxed).saturating_sub(destroyed)
     }
 }
 
@@ -295,9 +294,11 @@ pub struct Snapshot {
     pub connections_opened: u64,
     pub connections_closed: u64,
     pub handshake_rejected: u64,
+    /// Rooms with members on any shard (each room once).
     pub rooms_active: u64,
     pub messages_received: u64,
     pub messages_received_bytes: u64,
+    /// Publishes, each once however many shards delivered it.
     pub messages_published: u64,
     pub frames_sent: u64,
     pub bytes_sent: u64,
@@ -313,6 +314,8 @@ pub struct Snapshot {
     /// Resumes that began with a `gap` or `reset` message.
     pub resumes_gap: u64,
     pub replayed_frames: u64,
+    /// Messages not kept in their room's history (larger than `--history-bytes`).
+    pub history_refused: u64,
     /// `publish_to_write` latencies (nanoseconds).
     pub publish_to_write: HistogramSnapshot,
 }
@@ -589,6 +592,14 @@ impl PrometheusCollector {
             .fold(0u64, |acc, s| acc.wrapping_add(f(s).load(Relaxed)))
     }
 
+    /// Rooms opened minus rooms closed, over every shard: a room may open on one shard
+    /// and close on another. Closes are read first, so a concurrent open/close pair
+    /// cannot make it look negative (clamped at 0 anyway).
+    fn rooms_active(&self) -> u64 {
+        let closed = self.sum(|s| &s.rooms_closed);
+        self.sum(|s| &s.rooms_opened).saturating_sub(closed)
+    }
+
     fn sum_index<const N: usize>(&self, f: impl Fn(&ShardBlock) -> &[AtomicU64; N]) -> [u64; N] {
         let mut out = [0u64; N];
         for s in self.shards.iter() {
@@ -607,7 +618,7 @@ impl PrometheusCollector {
             connections_opened: self.sum(|s| &s.connections_opened),
             connections_closed: self.sum_index(|s| &s.connections_closed).iter().sum(),
             handshake_rejected: self.sum_index(|s| &s.handshake_rejected).iter().sum(),
-            rooms_active: self.shards.iter().map(ShardBlock::rooms).sum(),
+            rooms_active: self.rooms_active(),
             messages_received: self.sum(|s| &s.messages_received),
             messages_received_bytes: self.sum(|s| &s.messages_received_bytes),
             messages_published: self.sum(|s| &s.messages_published),
@@ -622,6 +633,7 @@ impl PrometheusCollector {
             resumes_full: self.sum(|s| &s.resumes_full),
             resumes_gap: self.sum(|s| &s.resumes_gap),
             replayed_frames: self.sum(|s| &s.replayed_frames),
+            history_refused: self.sum(|s| &s.history_refused),
             publish_to_write: HistogramSnapshot::collect(
                 &PUBLISH_TO_WRITE_BOUNDS_NS,
                 self.shards.iter().map(|s| &s.publish_to_write),
@@ -706,13 +718,9 @@ impl PrometheusCollector {
         e.family(
             "rooms_active",
             "gauge",
-            "Rooms with at least one member, counted once per shard holding members.",
+            "Rooms with at least one member on any shard (each room once).",
         );
-        e.sample(
-            "rooms_active",
-            &[],
-            self.shards.iter().map(ShardBlock::rooms).sum::<u64>(),
-        );
+        e.sample("rooms_active", &[], self.rooms_active());
 
         e.counter(
             "messages_received_total",
@@ -726,13 +734,13 @@ impl PrometheusCollector {
         );
         e.counter(
             "messages_published_total",
-            "Publishes delivered to a shard (one per shard reached).",
+            "Messages published to a room (each once, however many shards delivered it).",
             self.sum(|s| &s.messages_published),
         );
 
         e.histogram(
             "broadcast_fanout",
-            "Local recipients per publish on a shard.",
+            "Connections a publish was queued to, over all shards (one observation per publish).",
             &HistogramSnapshot::collect(
                 &FANOUT_BOUNDS,
                 self.shards.iter().map(|s| &s.broadcast_fanout),
@@ -763,7 +771,7 @@ impl PrometheusCollector {
 
         e.histogram(
             "send_queue_bytes",
-            "Bytes in a connection's outbound queue after an enqueue.",
+            "Largest outbound queue among the connections a shard queued a publish (or a direct send) to, in bytes (one observation per shard delivery).",
             &HistogramSnapshot::collect(
                 &SEND_QUEUE_BOUNDS,
                 self.shards.iter().map(|s| &s.send_queue_bytes),
@@ -816,6 +824,11 @@ impl PrometheusCollector {
             "replayed_frames_total",
             "Retained messages replayed to resuming clients.",
             self.sum(|s| &s.replayed_frames),
+        );
+        e.counter(
+            "history_refused_total",
+            "Messages published but not kept in their room's history: larger than --history-bytes on their own.",
+            self.sum(|s| &s.history_refused),
         );
 
         e.histogram(
@@ -885,13 +898,13 @@ impl MetricsCollector for PrometheusCollector {
     }
 
     #[inline]
-    fn room_created(&self, shard: usize) {
-        self.shard(shard).rooms_created.fetch_add(1, Relaxed);
+    fn room_opened(&self, shard: usize) {
+        self.shard(shard).rooms_opened.fetch_add(1, Relaxed);
     }
 
     #[inline]
-    fn room_destroyed(&self, shard: usize) {
-        self.shard(shard).rooms_destroyed.fetch_add(1, Relaxed);
+    fn room_closed(&self, shard: usize) {
+        self.shard(shard).rooms_closed.fetch_add(1, Relaxed);
     }
 
     #[inline]
@@ -902,10 +915,11 @@ impl MetricsCollector for PrometheusCollector {
     }
 
     #[inline]
-    fn message_published(&self, shard: usize, fanout: usize) {
+    fn publish_fanned_out(&self, shard: usize, recipients: usize) {
         let s = self.shard(shard);
         s.messages_published.fetch_add(1, Relaxed);
-        s.broadcast_fanout.observe(&FANOUT_BOUNDS, fanout as u64);
+        s.broadcast_fanout
+            .observe(&FANOUT_BOUNDS, recipients as u64);
     }
 
     #[inline]
@@ -978,6 +992,11 @@ impl MetricsCollector for PrometheusCollector {
         self.shard(shard)
             .replayed_frames
             .fetch_add(frames as u64, Relaxed);
+    }
+
+    #[inline]
+    fn history_refused(&self, shard: usize, _bytes: usize) {
+        self.shard(shard).history_refused.fetch_add(1, Relaxed);
     }
 }
 

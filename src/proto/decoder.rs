@@ -6,7 +6,8 @@
 //! message being assembled), so the caller never keeps unconsumed bytes.
 //! Payload bytes are unmasked while being copied into the message buffer, and
 //! text is UTF-8-checked chunk by chunk, so invalid text fails fast (1007)
-//! even mid-frame. Every rule is checked on the header byte that decides it,
+//! even mid-frame; a complete text message is delivered as a `String` without a
+//! second pass over its bytes (the only check is the incremental one). Every rule is checked on the header byte that decides it,
 //! so the outcome does not depend on how the stream is split into reads.
 //!
 //! Control frames that interleave a fragmented message are appended to the
@@ -28,8 +29,8 @@ const MAX_UPFRONT_RESERVE: usize = 64 * 1024;
 /// One complete unit delivered to the application.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A complete text message; the bytes are valid UTF-8.
-    Text(Vec<u8>),
+    /// A complete text message (validated as UTF-8 once, while it arrived).
+    Text(String),
     /// A complete binary message.
     Binary(Vec<u8>),
     Ping(Vec<u8>),
@@ -327,7 +328,15 @@ impl Decoder {
                     ));
                 }
                 self.utf8.reset();
-                Ok(Step::Deliver(Event::Text(message)))
+                debug_assert!(std::str::from_utf8(&message).is_ok());
+                // SAFETY: every byte of `message` was fed to `self.utf8` as it was copied
+                // in (`read_payload` feeds each chunk of a text frame and of its
+                // continuations; control frames' bytes are split off, never fed or kept),
+                // the validator was reset when the message began, it accepted every chunk
+                // (a rejection fails the connection) and `is_complete` says the last code
+                // point is whole: `message` is valid UTF-8.
+                let text = unsafe { String::from_utf8_unchecked(message) };
+                Ok(Step::Deliver(Event::Text(text)))
             }
             MessageKind::Binary => Ok(Step::Deliver(Event::Binary(message))),
             // Unreachable: a continuation without a message fails on byte 0.

@@ -127,8 +127,9 @@ impl Context<'_> {
     /// Join `room`, first replaying every retained message numbered after `since`
     /// (0 = from the start), with no gap or duplicate against the live messages that
     /// follow. A `gap` (or `reset`) text message goes first when part of what was asked
-    /// is no longer retained. Turns on the sequence framing. `None` when history is off
-    /// or the connection is not open (nothing done).
+    /// is no longer retained, and a `gap` stands in place of a message that was too
+    /// large for the history (see [`Resumed::holes`]). Turns on the sequence framing.
+    /// `None` when history is off or the connection is not open (nothing done).
     pub fn resume(&mut self, room: &str, since: u64) -> Option<Resumed> {
         self.state.resume(self.key, room, since)
     }
@@ -148,6 +149,9 @@ impl Context<'_> {
 
     /// A thread-safe handle that publishes from anywhere.
     pub fn publisher(&self) -> Publisher {
-        Publisher::new(self.state.hub.shared().clone())
+        Publisher::new(
+            self.state.hub.shared().clone(),
+            self.state.shared.metrics.clone(),
+        )
     }
 }

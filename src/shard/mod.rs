@@ -151,8 +151,8 @@ impl ShardState {
         if joined.new_member {
             self.slots[key].conn.rooms.push(joined.room);
         }
-        if joined.room_created {
-            self.metrics().room_created(self.id);
+        if joined.room_opened {
+            self.metrics().room_opened(self.id);
         }
     }
 
@@ -173,8 +173,8 @@ impl ShardState {
     }
 
     fn leave_room(&mut self, room: RoomId, key: ConnKey) {
-        if self.hub.leave(room, key) {
-            self.metrics().room_destroyed(self.id);
+        if self.hub.leave(room, key).room_closed {
+            self.metrics().room_closed(self.id);
         }
     }
 
@@ -200,6 +200,10 @@ impl ShardState {
     /// the other shards with members. Returns the local recipients queued. With history
     /// on, the frame is numbered and every shard (this one too) gets it through its
     /// inbox, so the count is of the local members it will be queued to.
+    ///
+    /// Every publish is reported once ([`MetricsCollector::publish_fanned_out`]) with
+    /// its recipients on every shard: here when it stays on this shard (or reaches no
+    /// one), else by the shard that adds the last part to its [`crate::hub::PublishTally`].
     fn publish(&mut self, room: &str, frame: &PreparedFrame, exclude: Option<ConnKey>) -> usize {
         if self.hub.shared().history().is_some() {
             return self.publish_sequenced(room, frame, exclude);
@@ -207,7 +211,13 @@ impl ShardState {
         match self.hub.rooms().lookup(room) {
             Some(id) => self.publish_room(id, frame, exclude),
             None => {
-                self.hub.fan_out_remote(&Arc::from(room), frame);
+                if self
+                    .hub
+                    .fan_out_remote(&Arc::from(room), frame, false)
+                    .is_none()
+                {
+                    self.metrics().publish_fanned_out(self.id, 0);
+                }
                 0
             }
         }
@@ -225,7 +235,15 @@ impl ShardState {
             return self.publish_sequenced(&name, frame, exclude);
         }
         let queued = self.deliver_local(room, frame, exclude);
-        self.hub.fan_out_remote(&name, frame);
+        let total = match self.hub.fan_out_remote(&name, frame, true) {
+            // The other parts are still in the outbox: this never completes the tally,
+            // but nothing here relies on that.
+            Some(tally) => tally.add(queued),
+            None => Some(queued),
+        };
+        if let Some(total) = total {
+            self.metrics().publish_fanned_out(self.id, total);
+        }
         queued
     }
 
@@ -245,7 +263,8 @@ impl ShardState {
         queued
     }
 
-    /// Queue `frame` to every local member of `room` except `exclude`.
+    /// Queue `frame` to every local member of `room` except `exclude`; returns how many
+    /// got it (this shard's part of the publish).
     fn deliver_local(
         &mut self,
         room: RoomId,
@@ -256,7 +275,9 @@ impl ShardState {
     }
 
     /// Queue to every local member of `room` except `exclude` the frame `pick` chooses
-    /// for it (`None`: nothing for this one).
+    /// for it (`None`: nothing for this one). Returns the connections it was queued to;
+    /// the caller reports them as its part of the publish. Samples `send_queue_bytes`
+    /// once (per shard delivery, not per member).
     #[inline]
     fn deliver_with(
         &mut self,
@@ -302,9 +323,9 @@ impl ShardState {
                 largest_queue = largest_queue.max(slot.conn.out.bytes());
             }
         }
-        // Two hook calls per publish, none per member: the fan-out loop stays free of
-        // dynamic calls (benches/hub.rs measured 1–2.5 ns per member for a no-op call).
-        metrics.message_published(*id, queued);
+        // At most two hook calls per shard delivery (this one and the publish's report
+        // by the caller), none per member: the fan-out loop stays free of dynamic calls
+        // (benches/hub.rs measured 1–2.5 ns per member for a no-op call).
         if queued > 0 {
             metrics.send_queue_bytes(*id, largest_queue);
         }
@@ -518,24 +539,18 @@ impl Shard {
                     self.on_data(key, &rest, now);
                 }
             }
-            ConnEvent::Message { text, payload } => {
+            // Text arrives as a `String`: the decoder validated it (once) while it came in.
+            ConnEvent::Text(text) => {
+                self.state
+                    .metrics()
+                    .message_received(self.state.id, text.len());
+                self.call(key, |h, cx| h.on_message(cx, Message::Text(&text)));
+            }
+            ConnEvent::Binary(payload) => {
                 self.state
                     .metrics()
                     .message_received(self.state.id, payload.len());
-                let message = if text {
-                    match std::str::from_utf8(&payload) {
-                        Ok(s) => Message::Text(s),
-                        // The decoder validated it already; never trust twice blindly.
-                        Err(_) => {
-                            return self
-                                .state
-                                .close(key, codes::INVALID_PAYLOAD, "invalid utf-8")
-                        }
-                    }
-                } else {
-                    Message::Binary(&payload)
-                };
-                self.call(key, |h, cx| h.on_message(cx, message));
+                self.call(key, |h, cx| h.on_message(cx, Message::Binary(&payload)));
             }
             ConnEvent::PeerClose(status) => {
                 self.state.slots[key].peer_code = status.map(|(c, _)| c);
@@ -749,9 +764,15 @@ impl Shard {
     pub fn drain_inbox(&mut self, now: Instant) {
         while let Ok(msg) = self.inbox.try_recv() {
             match msg {
-                ShardMsg::Publish { room, frame } => {
-                    if let Some(id) = self.state.hub.rooms().lookup(&room) {
-                        self.state.deliver_local(id, &frame, None);
+                ShardMsg::Publish { room, frame, tally } => {
+                    let queued = match self.state.hub.rooms().lookup(&room) {
+                        Some(id) => self.state.deliver_local(id, &frame, None),
+                        None => 0, // every member left since: still a part
+                    };
+                    if let Some(total) = tally.add(queued) {
+                        self.state
+                            .metrics()
+                            .publish_fanned_out(self.state.id, total);
                     }
                 }
                 ShardMsg::Sequenced {
@@ -759,9 +780,17 @@ impl Shard {
                     item,
                     exclude,
                 } => {
-                    if let Some(id) = self.state.hub.rooms().lookup(&room) {
-                        let exclude = exclude.filter(|(s, _)| *s == self.state.id).map(|e| e.1);
-                        self.state.deliver_sequenced(id, &item, exclude);
+                    let queued = match self.state.hub.rooms().lookup(&room) {
+                        Some(id) => {
+                            let exclude = exclude.filter(|(s, _)| *s == self.state.id).map(|e| e.1);
+                            self.state.deliver_sequenced(id, &item, exclude)
+                        }
+                        None => 0,
+                    };
+                    if let Some(total) = item.tally.add(queued) {
+                        self.state
+                            .metrics()
+                            .publish_fanned_out(self.state.id, total);
                     }
                 }
                 ShardMsg::Shutdown => self.begin_shutdown(now),

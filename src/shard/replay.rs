@@ -7,6 +7,8 @@
 //! the retained frames after `since` and join the room, so no publish falls between
 //! the snapshot and the live stream; live messages already on their way with numbers up
 //! to the snapshot's are skipped for that connection ([`Connection::already_replayed`]).
+//! A number the history refused to keep (a message larger than `--history-bytes`) is
+//! replayed as a `gap` message in its place, so a resume never skips silently.
 //!
 //! [`Connection::already_replayed`]: crate::conn::Connection::already_replayed
 
@@ -14,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use crate::conn::Phase;
 use crate::hub::sequenced::{gap_message, reset_message};
-use crate::hub::{ConnKey, PreparedFrame, ResumeStart, RoomId, Sequenced};
+use crate::hub::{ConnKey, PreparedFrame, ResumeStart, RoomId, Sequenced, SequencedPublish};
+use crate::metrics::MetricsCollector;
 use crate::proto::frame::Opcode;
 
 use super::ShardState;
@@ -26,8 +29,32 @@ pub struct Resumed {
     pub start: ResumeStart,
     /// Retained messages queued to the connection.
     pub replayed: usize,
+    /// `gap` messages queued among or after the replayed messages, one per run of
+    /// numbers that were issued but not retained (a message larger than
+    /// `--history-bytes`); 0 when the replay is contiguous.
+    pub holes: usize,
     /// The last number issued in the room at the resume: live messages follow it.
     pub upto: u64,
+}
+
+/// Report a sequenced publish that needs it: one that reached no shard (no part will
+/// report it) and one the history refused. `shard` is the publishing shard (0 for a
+/// [`crate::Publisher`] outside the shards).
+pub(crate) fn report_sequenced(
+    metrics: &dyn MetricsCollector,
+    shard: usize,
+    publish: &SequencedPublish,
+) {
+    if publish.shards == 0 {
+        metrics.publish_fanned_out(shard, 0);
+    }
+    if !publish.retained {
+        metrics.history_refused(shard, publish.bytes);
+    }
+}
+
+fn text_frame(text: &str) -> PreparedFrame {
+    PreparedFrame::encode(Opcode::Text, text.as_bytes())
 }
 
 /// How often shard 0 sweeps idle histories: a quarter of the TTL, within 100 ms..10 s.
@@ -45,7 +72,9 @@ impl ShardState {
         exclude: Option<ConnKey>,
     ) -> usize {
         let exclude = exclude.map(|key| (self.id, key));
-        self.hub.shared().publish_sequenced(room, frame, exclude);
+        if let Some(publish) = self.hub.shared().publish_sequenced(room, frame, exclude) {
+            report_sequenced(self.metrics(), self.id, &publish);
+        }
         self.hub.rooms().lookup(room).map_or(0, |id| {
             let members = self.hub.rooms().members(id);
             members.len() - usize::from(exclude.is_some_and(|(_, k)| members.contains(&k)))
@@ -82,21 +111,29 @@ impl ShardState {
         let history = shared.history()?;
         self.metrics().resume_attempt(self.id);
         let now = Instant::now();
-        let (resumed, room_created) = history.with_room(room, |h| {
+        let (resumed, room_opened) = history.with_room(room, |h| {
             let replay = h.replay_after(since, now);
             let control = match replay.start {
                 ResumeStart::Full => None,
                 ResumeStart::Gap { from, to } => Some(gap_message(from, to)),
                 ResumeStart::Reset { next } => Some(reset_message(next)),
             };
+            let holes = replay.holes(replay.first(since));
             let conn = &mut self.slots[key].conn;
             conn.sequenced = true;
             if let Some(text) = control {
-                conn.push_replay(PreparedFrame::encode(Opcode::Text, text.as_bytes()));
+                conn.push_replay(text_frame(&text));
             }
             let replayed = replay.frames.len();
-            for frame in replay.frames {
+            let mut next_hole = holes.iter().peekable();
+            for (i, (_, frame)) in replay.frames.into_iter().enumerate() {
+                while let Some((_, from, to)) = next_hole.next_if(|(at, ..)| *at == i) {
+                    conn.push_replay(text_frame(&gap_message(*from, *to)));
+                }
                 conn.push_replay(frame);
+            }
+            for (_, from, to) in next_hole {
+                conn.push_replay(text_frame(&gap_message(*from, *to)));
             }
             let joined = self.hub.join(room, key);
             let conn = &mut self.slots[key].conn;
@@ -108,18 +145,19 @@ impl ShardState {
             let resumed = Resumed {
                 start: replay.start,
                 replayed,
+                holes: holes.len(),
                 upto: replay.upto,
             };
-            (resumed, joined.room_created)
+            (resumed, joined.room_opened)
         });
         self.mark_dirty(key);
         let metrics = self.metrics();
-        if room_created {
-            metrics.room_created(self.id);
+        if room_opened {
+            metrics.room_opened(self.id);
         }
         metrics.frames_replayed(self.id, resumed.replayed);
-        match resumed.start {
-            ResumeStart::Full => metrics.resume_served(self.id),
+        match (resumed.start, resumed.holes) {
+            (ResumeStart::Full, 0) => metrics.resume_served(self.id),
             _ => metrics.resume_gap(self.id),
         }
         Some(resumed)

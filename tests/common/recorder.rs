@@ -38,19 +38,19 @@ impl MetricsCollector for Recorder {
     fn handshake_rejected(&self, _shard: usize, status: u16) {
         self.add(format!("rejected:{status}"), 1);
     }
-    fn room_created(&self, _shard: usize) {
-        self.add("room_created", 1);
+    fn room_opened(&self, _shard: usize) {
+        self.add("room_opened", 1);
     }
-    fn room_destroyed(&self, _shard: usize) {
-        self.add("room_destroyed", 1);
+    fn room_closed(&self, _shard: usize) {
+        self.add("room_closed", 1);
     }
     fn message_received(&self, _shard: usize, bytes: usize) {
         self.add("received", 1);
         self.add("received_bytes", bytes as u64);
     }
-    fn message_published(&self, _shard: usize, fanout: usize) {
+    fn publish_fanned_out(&self, _shard: usize, recipients: usize) {
         self.add("published", 1);
-        self.add("fanout", fanout as u64);
+        self.add("recipients", recipients as u64);
     }
     fn frames_sent(&self, _shard: usize, frames: usize, bytes: usize) {
         self.add("frames_sent", frames as u64);
@@ -91,5 +91,9 @@ impl MetricsCollector for Recorder {
     }
     fn input_throttled(&self, _shard: usize, action: InputThrottle) {
         self.add(format!("throttled:{}", action.as_str()), 1);
+    }
+    fn history_refused(&self, _shard: usize, bytes: usize) {
+        self.add("history_refused", 1);
+        self.add("history_refused_bytes", bytes as u64);
     }
 }

@@ -19,14 +19,17 @@ fn driven() -> PrometheusCollector {
     c.handshake_rejected(1, 404);
     c.handshake_rejected(1, 431);
     c.handshake_rejected(1, 7);
-    c.room_created(0);
-    c.room_created(1);
-    c.room_created(1);
-    c.room_destroyed(1);
+    // Rooms are opened and closed once per process, by whichever shard: one opened on
+    // shard 0 and closed on shard 1 still leaves 3 - 2 = 1 open.
+    c.room_opened(0);
+    c.room_opened(0);
+    c.room_opened(1);
+    c.room_closed(1);
+    c.room_closed(1);
     c.message_received(0, 10);
     c.message_received(1, 5);
-    c.message_published(0, 3);
-    c.message_published(1, 1);
+    c.publish_fanned_out(0, 3);
+    c.publish_fanned_out(1, 1);
     c.frames_sent(0, 4, 100);
     c.frames_sent(1, 2, 20);
     c.frame_dropped(1, DropReason::QueueFullNewest);
@@ -47,6 +50,8 @@ fn driven() -> PrometheusCollector {
     c.frames_replayed(0, 100);
     c.frames_replayed(1, 7);
     c.input_throttled(1, InputThrottle::PongCoalesced);
+    c.history_refused(0, 300_000);
+    c.history_refused(1, 9);
     c
 }
 
@@ -93,19 +98,19 @@ ringcast_connection_duration_seconds_count{env="a\"b\\c\nd"} 1
 ringcast_handshake_rejected_total{env="a\"b\\c\nd",status="404"} 2
 ringcast_handshake_rejected_total{env="a\"b\\c\nd",status="431"} 1
 ringcast_handshake_rejected_total{env="a\"b\\c\nd",status="other"} 1
-# HELP ringcast_rooms_active Rooms with at least one member, counted once per shard holding members.
+# HELP ringcast_rooms_active Rooms with at least one member on any shard (each room once).
 # TYPE ringcast_rooms_active gauge
-ringcast_rooms_active{env="a\"b\\c\nd"} 2
+ringcast_rooms_active{env="a\"b\\c\nd"} 1
 # HELP ringcast_messages_received_total Complete data messages received.
 # TYPE ringcast_messages_received_total counter
 ringcast_messages_received_total{env="a\"b\\c\nd"} 2
 # HELP ringcast_messages_received_bytes_total Payload bytes of the data messages received.
 # TYPE ringcast_messages_received_bytes_total counter
 ringcast_messages_received_bytes_total{env="a\"b\\c\nd"} 15
-# HELP ringcast_messages_published_total Publishes delivered to a shard (one per shard reached).
+# HELP ringcast_messages_published_total Messages published to a room (each once, however many shards delivered it).
 # TYPE ringcast_messages_published_total counter
 ringcast_messages_published_total{env="a\"b\\c\nd"} 2
-# HELP ringcast_broadcast_fanout Local recipients per publish on a shard.
+# HELP ringcast_broadcast_fanout Connections a publish was queued to, over all shards (one observation per publish).
 # TYPE ringcast_broadcast_fanout histogram
 ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="0"} 0
 ringcast_broadcast_fanout_bucket{env="a\"b\\c\nd",le="1"} 1
@@ -138,7 +143,7 @@ ringcast_bytes_sent_total{env="a\"b\\c\nd"} 120
 ringcast_frames_dropped_total{env="a\"b\\c\nd",reason="drop_newest"} 1
 ringcast_frames_dropped_total{env="a\"b\\c\nd",reason="drop_oldest"} 0
 ringcast_frames_dropped_total{env="a\"b\\c\nd",reason="connection_closed"} 0
-# HELP ringcast_send_queue_bytes Bytes in a connection's outbound queue after an enqueue.
+# HELP ringcast_send_queue_bytes Largest outbound queue among the connections a shard queued a publish (or a direct send) to, in bytes (one observation per shard delivery).
 # TYPE ringcast_send_queue_bytes histogram
 ringcast_send_queue_bytes_bucket{env="a\"b\\c\nd",le="128"} 1
 ringcast_send_queue_bytes_bucket{env="a\"b\\c\nd",le="512"} 2
@@ -175,6 +180,9 @@ ringcast_resumes_total{env="a\"b\\c\nd",result="gap"} 2
 # HELP ringcast_replayed_frames_total Retained messages replayed to resuming clients.
 # TYPE ringcast_replayed_frames_total counter
 ringcast_replayed_frames_total{env="a\"b\\c\nd"} 107
+# HELP ringcast_history_refused_total Messages published but not kept in their room's history: larger than --history-bytes on their own.
+# TYPE ringcast_history_refused_total counter
+ringcast_history_refused_total{env="a\"b\\c\nd"} 2
 # HELP ringcast_publish_to_write_seconds Time from a publish to the kernel accepting its frame (oldest frame of each send).
 # TYPE ringcast_publish_to_write_seconds histogram
 ringcast_publish_to_write_seconds_bucket{env="a\"b\\c\nd",le="0.00001"} 1
@@ -227,7 +235,7 @@ fn snapshot_sums_shards() {
     assert_eq!(s.connections_opened, 3);
     assert_eq!(s.connections_closed, 1);
     assert_eq!(s.handshake_rejected, 4);
-    assert_eq!(s.rooms_active, 2);
+    assert_eq!(s.rooms_active, 1);
     assert_eq!(s.messages_received, 2);
     assert_eq!(s.messages_received_bytes, 15);
     assert_eq!(s.messages_published, 2);
@@ -238,6 +246,7 @@ fn snapshot_sums_shards() {
     assert_eq!(s.panics, 1);
     assert_eq!(s.admission_rejected, 1);
     assert_eq!(s.bind_retries, 1);
+    assert_eq!(s.history_refused, 2);
     assert_eq!(s.publish_to_write.count(), 2);
     assert_eq!(s.publish_to_write.sum, 310_000);
 }
@@ -450,7 +459,10 @@ fn concurrent_shards_sum_exactly() {
                     c.connection_opened(shard);
                     c.message_received(shard, 3);
                     c.frames_sent(shard, 2, 10);
-                    c.message_published(shard, i % 7);
+                    c.publish_fanned_out(shard, i % 7);
+                    // Rooms opened on one shard and closed on the next.
+                    c.room_opened(shard);
+                    c.room_closed((shard + 1) % 4);
                     if i % 2 == 0 {
                         c.connection_closed(shard, DisconnectReason::Normal, Duration::ZERO);
                     }
@@ -469,6 +481,7 @@ fn concurrent_shards_sum_exactly() {
     assert_eq!(s.frames_sent, 80_000);
     assert_eq!(s.bytes_sent, 400_000);
     assert_eq!(s.messages_published, 40_000);
+    assert_eq!(s.rooms_active, 0);
 }
 
 #[test]

@@ -113,7 +113,7 @@ fn single_text_binary_ping_pong() {
     assert_events(
         &bytes,
         &[
-            Event::Text("héllo".as_bytes().to_vec()),
+            Event::Text("héllo".to_owned()),
             Event::Binary(vec![0, 1, 2, 255]),
             Event::Ping(b"p".to_vec()),
             Event::Pong(Vec::new()),
@@ -159,9 +159,9 @@ fn zero_length_frames_and_messages_are_valid() {
     assert_events(
         &bytes,
         &[
-            Event::Text(vec![]),
+            Event::Text(String::new()),
             Event::Binary(vec![]),
-            Event::Text(vec![]),
+            Event::Text(String::new()),
         ],
     );
 }
@@ -173,7 +173,7 @@ fn fragmented_text_is_reassembled() {
         frame(false, Opcode::Continuation, b"men"),
         frame(true, Opcode::Continuation, b"ted"),
     ]);
-    assert_events(&bytes, &[Event::Text(b"fragmented".to_vec())]);
+    assert_events(&bytes, &[Event::Text("fragmented".to_owned())]);
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn control_frames_between_fragments_are_delivered_immediately() {
         &[
             Event::Ping(b"ping!".to_vec()),
             Event::Pong(vec![]),
-            Event::Text(b"abcdef".to_vec()),
+            Event::Text("abcdef".to_owned()),
         ],
     );
 }
@@ -318,7 +318,7 @@ fn continuation_without_message_is_1002() {
         frame(false, Opcode::Continuation, b"x"),
     ]);
     let (events, err) = run_whole(&bytes, MAX);
-    assert_eq!(events, [Event::Text(b"done".to_vec())]);
+    assert_eq!(events, [Event::Text("done".to_owned())]);
     assert_eq!(err.unwrap().code, 1002);
 }
 
@@ -404,7 +404,7 @@ fn code_point_split_across_fragments_is_fine() {
         frame(false, Opcode::Continuation, &euro[1..2]),
         frame(true, Opcode::Continuation, &euro[2..]),
     ]);
-    assert_events(&bytes, &[Event::Ping(vec![]), Event::Text(euro.to_vec())]);
+    assert_events(&bytes, &[Event::Ping(vec![]), Event::Text("€".to_owned())]);
 }
 
 #[test]
@@ -435,7 +435,7 @@ fn ping_payload_is_not_utf8_checked_even_inside_text_message() {
     ]);
     assert_events(
         &bytes,
-        &[Event::Ping(vec![0xFF]), Event::Text(b"ab".to_vec())],
+        &[Event::Ping(vec![0xFF]), Event::Text("ab".to_owned())],
     );
 }
 
@@ -615,10 +615,50 @@ proptest! {
     ) {
         let payload: Vec<u8> = (0..len).map(|i| b'a' + ((i + usize::from(seed)) % 26) as u8).collect();
         let bytes = encode_masked_frame(true, op, &payload, key);
-        let expected = if op == Opcode::Text { Event::Text(payload) } else { Event::Binary(payload) };
+        let expected = if op == Opcode::Text { Event::Text(String::from_utf8(payload).unwrap()) } else { Event::Binary(payload) };
         let (events, err) = run_whole(&bytes, DEFAULT_MAX);
         prop_assert_eq!(err, None);
         prop_assert_eq!(events, vec![expected]);
+    }
+
+    /// The one UTF-8 check (incremental, while the bytes arrive) agrees with std on any
+    /// bytes, however the message is fragmented, with pings in between, read whole or
+    /// byte by byte: valid text comes out as the same `String`, anything else is 1007.
+    #[test]
+    fn text_messages_are_checked_once_and_exactly(
+        parts in prop::collection::vec(
+            prop_oneof![
+                3 => ".{0,6}".prop_map(String::into_bytes),
+                1 => prop::collection::vec(any::<u8>(), 0..6),
+            ],
+            1..5,
+        ),
+        ping_after in any::<prop::sample::Index>(),
+    ) {
+        let whole = parts.concat();
+        let ping_after = ping_after.index(parts.len());
+        let mut bytes = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let op = if i == 0 { Opcode::Text } else { Opcode::Continuation };
+            bytes.extend(frame(i + 1 == parts.len(), op, part));
+            if i == ping_after && i + 1 < parts.len() {
+                bytes.extend(frame(true, Opcode::Ping, &[0xFF]));
+            }
+        }
+        for (events, err) in [run_whole(&bytes, MAX), run_bytewise(&bytes, MAX)] {
+            let texts: Vec<&Event> = events.iter().filter(|e| matches!(e, Event::Text(_))).collect();
+            match String::from_utf8(whole.clone()) {
+                Ok(text) => {
+                    let expected = Event::Text(text);
+                    prop_assert_eq!(err, None);
+                    prop_assert_eq!(texts, vec![&expected]);
+                }
+                Err(_) => {
+                    prop_assert_eq!(err.map(|e| e.code), Some(1007));
+                    prop_assert!(texts.is_empty());
+                }
+            }
+        }
     }
 
     #[test]
@@ -635,7 +675,7 @@ proptest! {
             encode_masked_frame(true, Opcode::Continuation, &last, key),
         ].concat();
         let whole = [first, last].concat();
-        let expected = if op == Opcode::Text { Event::Text(whole) } else { Event::Binary(whole) };
+        let expected = if op == Opcode::Text { Event::Text(String::from_utf8(whole).unwrap()) } else { Event::Binary(whole) };
         let (events, err) = run_whole(&bytes, DEFAULT_MAX);
         prop_assert_eq!(err, None);
         prop_assert_eq!(events, vec![expected]);
