@@ -17,6 +17,7 @@ use crate::handler::{Handler, Message};
 use crate::hub::{HistoryStats, Hub, HubShared, ShardMsg};
 use crate::listener::{bind_reuseport, BindConfig};
 use crate::metrics::{MetricsCollector, NoopCollector};
+use crate::proto::room_name::{self, RoomNameError};
 use crate::shard::context::prepare;
 use crate::shard::{Admission, Shard, Shared};
 use crate::sys::{self, Waker};
@@ -224,15 +225,22 @@ impl Publisher {
     /// Encode `message` once and deliver it to every member of `room` on every shard.
     /// Returns the number of shards that had members. With history on, the message is
     /// numbered and kept in the room's history even when no shard has members.
-    pub fn publish(&self, room: &str, message: Message<'_>) -> usize {
+    ///
+    /// `room` is a decoded name: `publish("café", …)` reaches `/ws/caf%C3%A9`.
+    ///
+    /// # Errors
+    /// A name that breaks the room-name rule ([`crate::proto::room_name::validate`]):
+    /// nothing is encoded or sent.
+    pub fn publish(&self, room: &str, message: Message<'_>) -> Result<usize, RoomNameError> {
+        room_name::validate(room)?;
         let frame = prepare(message);
         if self.shared.history().is_some() {
             let shards = self.shared.directory.shards(room).iter().count();
             self.shared.publish_sequenced(room, &frame, None);
-            return shards;
+            return Ok(shards);
         }
         let room: Arc<str> = Arc::from(room);
-        self.shared.fan_out(&room, &frame)
+        Ok(self.shared.fan_out(&room, &frame))
     }
 
     /// Rooms with members on any shard.

@@ -168,7 +168,7 @@ fn malformed_http_is_400() {
         }
     );
     assert_eq!(rejection(b"\x16\x03\x01\x02\x00\r\n\r\n").status, 400);
-    assert_eq!(rejection(b"GET / HTTP/2.0\r\n\r\n").status, 400);
+    assert_eq!(rejection(b"GET / HTTP/2.0\r\n\r\n").status, 505);
     assert_eq!(
         rejection(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n").status,
         400
