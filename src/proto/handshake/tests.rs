@@ -662,7 +662,15 @@ fn field_syntax_errors_are_400() {
         // two spaces in the request line
         head("GET  / HTTP/1.1", Some("h"), &[]),
     ] {
-        assert_eq!(status(&bytes), 400, "{:?}", String::from_utf8_lossy(&bytes));
+        assert_eq!(
+            split_independent(&bytes, DEFAULT_MAX_HEAD_BYTES),
+            Err(Rejection {
+                status: 400,
+                reason: "malformed http request"
+            }),
+            "{:?}",
+            String::from_utf8_lossy(&bytes)
+        );
     }
 }
 
@@ -746,19 +754,4 @@ Connection: upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\
     let resp = String::from_utf8(reject_response(505, "http version not supported", &[])).unwrap();
     assert!(resp.starts_with("HTTP/1.1 505 HTTP Version Not Supported\r\n"));
     assert!(resp.contains("\r\nConnection: close\r\n"));
-}
-#[test]
-fn zz_debug() {
-    for bytes in [
-        head("GET / HTTP/1.1", Some("h"), &["X-A: a", " b"]),
-        head("GET / HTTP/1.1", Some("h"), &["X-A : a"]),
-        head("GET / HTTP/1.1", None, &[" Host: h"]),
-        head("GET / HTTP/1.1", Some("h"), &["X-A: a\u{1}b"]),
-        head("GET / HTTP/1.1", Some("h"), &["X-A: a\rb"]),
-        head("GET  / HTTP/1.1", Some("h"), &[]),
-        head("GET / HTTP/1.1", Some("a b"), &[]),
-        head("GET / HTTP/1.1", Some("h"), &["Content-Length: -0"]),
-    ] {
-        eprintln!("{:?}", parse_upgrade(&bytes, 8192).unwrap_err());
-    }
 }
