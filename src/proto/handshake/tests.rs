@@ -1,5 +1,6 @@
-//! Tests for the upgrade handshake: a valid request, every rejection path
-//! with its status, head-length limits, and the response builders.
+//! Tests for the upgrade handshake: a valid request, every rule of the request head
+//! (the module doc's list) with its status and reason, path normalization, the answer's
+//! independence from how the bytes were split, and the response builders.
 
 use super::*;
 use crate::proto::DEFAULT_MAX_HEAD_BYTES;
@@ -754,4 +755,43 @@ Connection: upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\
     let resp = String::from_utf8(reject_response(505, "http version not supported", &[])).unwrap();
     assert!(resp.starts_with("HTTP/1.1 505 HTTP Version Not Supported\r\n"));
     assert!(resp.contains("\r\nConnection: close\r\n"));
+}
+
+mod split_independence {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ALPHABET: &[u8] = b"\r\n \t:%/#@?*.,0129aAHT\x00\x7f\xc3\xa9";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Edited heads never panic, and their answer does not depend on how the bytes
+        /// were split into reads (what the fuzz target checks, run in `cargo test`).
+        #[test]
+        fn edited_heads_answer_the_same_at_every_split(
+            base in prop::sample::select(vec![
+                "GET /ws/caf%C3%A9?seq=1 HTTP/1.1",
+                "GET http://127.0.0.1:9001/echo HTTP/1.1",
+                "GET / HTTP/1.2",
+                "PRI * HTTP/2.0",
+            ]),
+            edits in prop::collection::vec(
+                (any::<prop::sample::Index>(), prop::sample::select(ALPHABET.to_vec()), any::<bool>()),
+                0..4,
+            ),
+            small in any::<bool>(),
+            limit in 16usize..200,
+        ) {
+            let mut bytes = head(base, Some("h"), &["Content-Length: 0"]);
+            for (at, byte, insert) in edits {
+                let i = at.index(bytes.len());
+                if insert {
+                    bytes.insert(i, byte);
+                } else {
+                    bytes.remove(i);
+                }
+            }
+            split_independent(&bytes, if small { limit } else { DEFAULT_MAX_HEAD_BYTES });
+        }
+    }
 }
