@@ -791,7 +791,11 @@ mod split_independence {
                     bytes.remove(i);
                 }
             }
-            split_independent(&bytes, if small { limit } else { DEFAULT_MAX_HEAD_BYTES });
+            let max_head = if small { limit } else { DEFAULT_MAX_HEAD_BYTES };
+            if let Ok(HeadParse::Complete { request, head_len }) = split_independent(&bytes, max_head) {
+                prop_assert!(head_len <= bytes.len().min(max_head));
+                prop_assert!(request.path.starts_with('/'), "{:?}", request.path);
+            }
         }
     }
 }
