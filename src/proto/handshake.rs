@@ -59,15 +59,6 @@ use super::room_name::hex_value;
 /// Most header field lines a request may carry (more → 431).
 pub const MAX_HEADERS: usize = 64;
 
-/// Fields that must not appear on more than one field line (→ 400).
-const SINGLETON_FIELDS: [&str; 5] = [
-    "host",
-    "sec-websocket-key",
-    "sec-websocket-version",
-    "origin",
-    "authorization",
-];
-
 /// A validated upgrade request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpgradeRequest {
@@ -153,12 +144,7 @@ fn parse_window(window: &[u8], overflow: bool) -> Result<HeadParse, Rejection> {
         Err(httparse::Error::Version) => return unsupported_version(window, overflow),
         Err(_) => return Err(reject(400, "malformed http request")),
     };
-    let head = &window[..head_len];
-    if head
-        .iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
-    {
+    if has_bare_lf(&window[..head_len]) {
         return Err(reject(400, "bare lf: lines must end in crlf"));
     }
     if req.method != Some("GET") {
@@ -169,59 +155,55 @@ fn parse_window(window: &[u8], overflow: bool) -> Result<HeadParse, Rejection> {
     }
     let target = parse_target(req.path.unwrap_or(""))?;
 
-    let headers: Vec<(String, String)> = req
+    let fields = Fields::gather(req.headers);
+    for (field, reason) in [
+        (&fields.host, "duplicate host"),
+        (&fields.key, "duplicate sec-websocket-key"),
+        (&fields.version, "duplicate sec-websocket-version"),
+        (&fields.origin, "duplicate origin"),
+        (&fields.authorization, "duplicate authorization"),
+    ] {
+        if field.repeated {
+            return Err(reject(400, reason));
+        }
+    }
+    let host = fields.host.first.ok_or(reject(400, "missing host"))?;
+    let host = std::str::from_utf8(host)
+        .ok()
+        .filter(|h| is_valid_authority(h))
+        .ok_or(reject(400, "invalid host"))?;
+    if fields.body {
+        return Err(reject(400, "a get upgrade carries no body"));
+    }
+    if !fields.upgrade_websocket {
+        return Err(reject(400, "missing upgrade: websocket"));
+    }
+    if !fields.connection_upgrade {
+        return Err(reject(400, "missing connection: upgrade"));
+    }
+    if fields.version.first != Some(b"13") {
+        return Err(reject(426, "unsupported websocket version"));
+    }
+    let key = match fields.key.first.map(std::str::from_utf8) {
+        Some(Ok(key)) if is_valid_key(key) => key.to_owned(),
+        Some(_) => return Err(reject(400, "invalid sec-websocket-key")),
+        None => return Err(reject(400, "missing sec-websocket-key")),
+    };
+    let origin = fields
+        .origin
+        .first
+        .map(|o| String::from_utf8_lossy(o).into_owned());
+    let authority = target.authority.unwrap_or(host).to_owned();
+    let headers = req
         .headers
         .iter()
         .map(|h| {
             (
                 h.name.to_ascii_lowercase(),
-                String::from_utf8_lossy(h.value)
-                    .trim_matches(is_ows)
-                    .to_owned(),
+                String::from_utf8_lossy(trim_ows(h.value)).into_owned(),
             )
         })
         .collect();
-    let all = |name: &'static str| {
-        headers
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let one = |name: &'static str| -> Result<Option<&str>, Rejection> {
-        let mut values = all(name);
-        let first = values.next();
-        match values.next() {
-            Some(_) => Err(reject(400, duplicate_reason(name))),
-            None => Ok(first),
-        }
-    };
-    for name in SINGLETON_FIELDS {
-        one(name)?;
-    }
-
-    let host = one("host")?.ok_or(reject(400, "missing host"))?;
-    if !is_valid_authority(host) {
-        return Err(reject(400, "invalid host"));
-    }
-    if all("transfer-encoding").next().is_some() || all("content-length").any(|v| v != "0") {
-        return Err(reject(400, "a get upgrade carries no body"));
-    }
-    if !all("upgrade").any(|v| has_token(v, "websocket")) {
-        return Err(reject(400, "missing upgrade: websocket"));
-    }
-    if !all("connection").any(|v| has_token(v, "upgrade")) {
-        return Err(reject(400, "missing connection: upgrade"));
-    }
-    if one("sec-websocket-version")? != Some("13") {
-        return Err(reject(426, "unsupported websocket version"));
-    }
-    let key = match one("sec-websocket-key")? {
-        Some(key) if is_valid_key(key) => key.to_owned(),
-        Some(_) => return Err(reject(400, "invalid sec-websocket-key")),
-        None => return Err(reject(400, "missing sec-websocket-key")),
-    };
-    let origin = one("origin")?.map(str::to_owned);
-    let authority = target.authority.unwrap_or(host).to_owned();
     let request = UpgradeRequest {
         path: target.path,
         query: target.query.map(str::to_owned),
@@ -233,18 +215,85 @@ fn parse_window(window: &[u8], overflow: bool) -> Result<HeadParse, Rejection> {
     Ok(HeadParse::Complete { request, head_len })
 }
 
-fn duplicate_reason(name: &str) -> &'static str {
-    match name {
-        "host" => "duplicate host",
-        "sec-websocket-key" => "duplicate sec-websocket-key",
-        "sec-websocket-version" => "duplicate sec-websocket-version",
-        "origin" => "duplicate origin",
-        _ => "duplicate authorization",
+/// A field that may appear on one field line only: its first value, and whether a
+/// second line came.
+#[derive(Default)]
+struct Singleton<'a> {
+    first: Option<&'a [u8]>,
+    repeated: bool,
+}
+
+impl<'a> Singleton<'a> {
+    fn add(&mut self, value: &'a [u8]) {
+        if self.first.is_some() {
+            self.repeated = true;
+        } else {
+            self.first = Some(value);
+        }
     }
 }
 
-/// Where the request line's version starts and where the line ends (exclusive, `None`
-/// while no line feed has arrived), after the empty lines RFC 9112 §2.2 lets a server skip.
+/// What the checks need from the field lines, gathered in one pass over them (values
+/// without surrounding whitespace).
+#[derive(Default)]
+struct Fields<'a> {
+    host: Singleton<'a>,
+    key: Singleton<'a>,
+    version: Singleton<'a>,
+    origin: Singleton<'a>,
+    authorization: Singleton<'a>,
+    /// `Transfer-Encoding`, or a `Content-Length` other than `0`.
+    body: bool,
+    /// Some `Upgrade` line lists `websocket`.
+    upgrade_websocket: bool,
+    /// Some `Connection` line lists `upgrade`.
+    connection_upgrade: bool,
+}
+
+impl<'a> Fields<'a> {
+    fn gather(headers: &[httparse::Header<'a>]) -> Fields<'a> {
+        let mut f = Fields::default();
+        for h in headers {
+            let value = trim_ows(h.value);
+            let is = |name: &str| h.name.eq_ignore_ascii_case(name);
+            if is("host") {
+                f.host.add(value);
+            } else if is("upgrade") {
+                f.upgrade_websocket |= has_token(value, b"websocket");
+            } else if is("connection") {
+                f.connection_upgrade |= has_token(value, b"upgrade");
+            } else if is("sec-websocket-key") {
+                f.key.add(value);
+            } else if is("sec-websocket-version") {
+                f.version.add(value);
+            } else if is("origin") {
+                f.origin.add(value);
+            } else if is("authorization") {
+                f.authorization.add(value);
+            } else if is("transfer-encoding") {
+                f.body = true;
+            } else if is("content-length") {
+                f.body |= value != b"0";
+            }
+        }
+        f
+    }
+}
+
+/// Whether a head `httparse` completed has an LF without a CR before it. There a CR
+/// only ever comes right before an LF (httparse refuses it anywhere else), so a bare LF
+/// shows as more LFs than CRs (counted in `u8` lanes per 255-byte chunk, which vectorizes).
+fn has_bare_lf(head: &[u8]) -> bool {
+    let count = |byte: u8| -> usize {
+        head.chunks(255)
+            .map(|chunk| usize::from(chunk.iter().map(|&b| u8::from(b == byte)).sum::<u8>()))
+            .sum()
+    };
+    count(b'\n') != count(b'\r')
+}
+
+/// Where the request line ends (the index of its line feed; `None` while none has
+/// arrived), after the empty lines RFC 9112 §2.2 lets a server skip.
 fn request_line_end(window: &[u8]) -> Option<usize> {
     let start = window
         .iter()
@@ -353,6 +402,9 @@ fn is_scheme(s: &str) -> bool {
 fn normalize_path(path: &str) -> Option<String> {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = path.as_bytes();
+    if !bytes.iter().any(|&b| b == b'%' || b == b'.' || b >= 0x80) {
+        return Some(path.to_owned()); // already normal
+    }
     let mut out = String::with_capacity(path.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -464,17 +516,23 @@ fn is_reg_name(host: &str) -> bool {
     true
 }
 
-/// Optional whitespace: SP or HTAB (RFC 9110 §5.6.3).
-fn is_ows(c: char) -> bool {
-    c == ' ' || c == '\t'
+/// `value` without leading and trailing optional whitespace (SP, HTAB; RFC 9110 §5.6.3).
+fn trim_ows(value: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |e| e + 1);
+    &value[start..end]
 }
 
 /// Whether a comma-separated list value contains `token` (ASCII case-insensitive,
 /// optional whitespace around elements, empty elements ignored; RFC 9110 §5.6.1).
-fn has_token(value: &str, token: &str) -> bool {
+fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
-        .split(',')
-        .any(|t| t.trim_matches(is_ows).eq_ignore_ascii_case(token))
+        .split(|&b| b == b',')
+        .any(|t| trim_ows(t).eq_ignore_ascii_case(token))
 }
 
 /// Canonical base64 of exactly 16 bytes: 22 alphabet characters, the last of

@@ -799,3 +799,19 @@ mod split_independence {
         }
     }
 }
+
+#[test]
+fn crlf_anywhere_in_a_long_head_is_not_a_bare_lf() {
+    // Every alignment of the line ends against the 255-byte chunks of the LF count.
+    for pad in 0..300 {
+        let field = format!("X-Pad: {}", "p".repeat(pad));
+        complete(&head("GET / HTTP/1.1", Some("h"), &[&field, &field]));
+        let bare = String::from_utf8(head("GET / HTTP/1.1", Some("h"), &[&field]))
+            .unwrap()
+            .replacen("\r\nUpgrade", "\nUpgrade", 1);
+        assert_eq!(
+            rejection(bare.as_bytes()).reason,
+            "bare lf: lines must end in crlf"
+        );
+    }
+}
