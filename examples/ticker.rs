@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut n = 0u64;
     while !signals.requested() && ticks.is_none_or(|t| n < t) {
         n += 1;
-        let shards = publisher.publish("ticker", Message::Text(&format!("tick {n}")));
+        let shards = publisher.publish("ticker", Message::Text(&format!("tick {n}")))?;
         if n % 10 == 0 {
             println!("tick {n} reached {shards} shard(s)");
         }

@@ -58,4 +58,5 @@ pub use handler::{
     CloseInfo, ConnId, Context, Handler, Identity, Message, Peer, Rejection, Upgrade,
     UpgradeRequest,
 };
+pub use proto::room_name::RoomNameError;
 pub use server::{Publisher, RunningServer, Server, StartError};

@@ -17,6 +17,7 @@ use crate::handler::{Handler, Message};
 use crate::hub::{HistoryStats, Hub, HubShared, ShardMsg};
 use crate::listener::{bind_reuseport, BindConfig};
 use crate::metrics::{MetricsCollector, NoopCollector};
+use crate::proto::room_name::{self, RoomNameError};
 use crate::shard::context::prepare;
 use crate::shard::replay::report_sequenced;
 use crate::shard::{Admission, Shard, Shared};
@@ -229,25 +230,32 @@ impl Publisher {
     /// numbered and kept in the room's history even when no shard has members (unless
     /// it alone exceeds `history_bytes`).
     ///
+    /// `room` is a decoded name: `publish("café", …)` reaches `/ws/caf%C3%A9`.
+    ///
     /// Metrics: reported once (`publish_fanned_out`) by the shard that delivers its last
     /// part; a publish that reaches no shard is reported here, as shard 0.
-    pub fn publish(&self, room: &str, message: Message<'_>) -> usize {
+    ///
+    /// # Errors
+    /// A name that breaks the room-name rule ([`crate::proto::room_name::validate`]):
+    /// nothing is encoded or sent.
+    pub fn publish(&self, room: &str, message: Message<'_>) -> Result<usize, RoomNameError> {
+        room_name::validate(room)?;
         let frame = prepare(message);
         if self.shared.history().is_some() {
-            return self
+            return Ok(self
                 .shared
                 .publish_sequenced(room, &frame, None)
                 .map_or(0, |publish| {
                     report_sequenced(&*self.metrics, 0, &publish);
                     publish.shards
-                });
+                }));
         }
         let room: Arc<str> = Arc::from(room);
         let shards = self.shared.fan_out(&room, &frame);
         if shards == 0 {
             self.metrics.publish_fanned_out(0, 0);
         }
-        shards
+        Ok(shards)
     }
 
     /// Rooms with members on any shard.

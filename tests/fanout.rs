@@ -46,7 +46,10 @@ fn every_client_on_every_shard_gets_every_message_once_in_order() {
             }
         }
         // Exactly once: nothing more arrives after a marker published last.
-        server.publisher().publish("all", AppMessage::Text("end"));
+        server
+            .publisher()
+            .publish("all", AppMessage::Text("end"))
+            .unwrap();
         for (i, c) in clients.iter_mut().enumerate() {
             assert_eq!(
                 c.read().unwrap(),
@@ -80,8 +83,14 @@ fn exclude_sender_is_honoured_and_rooms_are_isolated() {
             assert_eq!(c.read().unwrap(), Message::text("to-a"));
         }
         // Sender and the other room get nothing: the next thing each sees is a marker.
-        server.publisher().publish("a", AppMessage::Text("marker"));
-        server.publisher().publish("b", AppMessage::Text("marker"));
+        server
+            .publisher()
+            .publish("a", AppMessage::Text("marker"))
+            .unwrap();
+        server
+            .publisher()
+            .publish("b", AppMessage::Text("marker"))
+            .unwrap();
         assert_eq!(
             a[0].read().unwrap(),
             Message::text("marker"),

@@ -36,7 +36,7 @@ impl Handler for Commands {
         let mut words = text.splitn(3, ' ');
         match (words.next(), words.next(), words.next()) {
             (Some("join"), Some(room), None) => {
-                cx.join(room);
+                cx.join(room).expect("valid room name");
                 cx.send(AppMessage::Text(&format!("joined {room}")));
             }
             (Some("leave"), Some(room), None) => {
@@ -44,7 +44,8 @@ impl Handler for Commands {
                 cx.send(AppMessage::Text(&format!("left {room} {was}")));
             }
             (Some("pub"), Some(room), Some(body)) => {
-                cx.publish(room, AppMessage::Text(body));
+                cx.publish(room, AppMessage::Text(body))
+                    .expect("valid room name");
             }
             (Some("close"), None, None) => cx.close(4000, "asked to"),
             (Some("panic"), None, None) => panic!("magic panic message"),
@@ -92,6 +93,7 @@ fn join_leave_publish_close_and_publisher() {
         let publisher = server.publisher();
         std::thread::spawn(move || publisher.publish("news", AppMessage::Text("from-outside")))
             .join()
+            .unwrap()
             .unwrap();
         assert_eq!(text(&mut a), "from-outside");
         assert_eq!(text(&mut b), "from-outside");

@@ -121,7 +121,9 @@ fn a_scripted_session_calls_every_hook() {
         // answers pings (pong timeout).
         let publisher = server.publisher();
         for _ in 0..4000 {
-            publisher.publish("r", AppMessage::Binary(&[9; 500]));
+            publisher
+                .publish("r", AppMessage::Binary(&[9; 500]))
+                .unwrap();
         }
         assert!(
             poll_until(TIMEOUT, || rec.get("pong_timeout") >= 1),

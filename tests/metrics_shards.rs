@@ -169,11 +169,17 @@ fn a_room_and_its_publishes_count_once_on_two_shards() {
         // From outside the shards: one publish to the 20, then one to a room nobody is in
         // (a publish with 0 recipients).
         let publisher = setup.server.publisher();
-        assert_eq!(publisher.publish("news", ringcast::Message::Text("p")), 2);
+        assert_eq!(
+            publisher.publish("news", ringcast::Message::Text("p")),
+            Ok(2)
+        );
         for (c, _) in news.iter_mut() {
             assert_eq!(c.read().unwrap(), Message::text("p"));
         }
-        assert_eq!(publisher.publish("nobody", ringcast::Message::Text("x")), 0);
+        assert_eq!(
+            publisher.publish("nobody", ringcast::Message::Text("x")),
+            Ok(0)
+        );
         setup.wait("7 publishes", |s| s.messages_published == 7);
         let m = setup.scrape();
         assert_eq!(value(&m, "messages_published_total", ""), 7.0, "{ctx}");
@@ -314,7 +320,10 @@ fn history_on_publishes_count_once_and_an_oversized_one_keeps_the_history() {
 
         // A publish to a room nobody is in (history still numbers and keeps it).
         let publisher = setup.server.publisher();
-        assert_eq!(publisher.publish("empty", ringcast::Message::Text("e")), 0);
+        assert_eq!(
+            publisher.publish("empty", ringcast::Message::Text("e")),
+            Ok(0)
+        );
         setup.wait("7 publishes", |s| s.messages_published == 7);
         let m = setup.scrape();
         assert_eq!(

@@ -261,7 +261,9 @@ fn history_memory_stays_within_history_bytes_with_1000_rooms() {
         let payload = "x".repeat(500);
         for _ in 0..20 {
             for r in 0..ROOMS {
-                publisher.publish(&format!("room{r}"), Msg::Text(&payload));
+                publisher
+                    .publish(&format!("room{r}"), Msg::Text(&payload))
+                    .unwrap();
             }
         }
         let stats = server.history_stats().expect("history on");

@@ -101,7 +101,9 @@ fn run(backend: ringcast::BackendChoice, policy: SlowPolicy) {
     while Instant::now() < deadline {
         if policy != SlowPolicy::Close && last_marker.elapsed() > Duration::from_millis(100) {
             // The end marker may itself be dropped while the queue is full: repeat it.
-            publisher_handle.publish("slow", ringcast::Message::Binary(&message(u32::MAX)));
+            publisher_handle
+                .publish("slow", ringcast::Message::Binary(&message(u32::MAX)))
+                .unwrap();
             last_marker = Instant::now();
         }
         match slow.read() {

@@ -17,14 +17,20 @@ use crate::handler::{Context, Handler, Identity, Message, Rejection, Upgrade, Up
 use super::token::{self, Token};
 use super::ROOM_PREFIX;
 use crate::proto::close::codes;
+use crate::proto::room_name::{self, RoomNameError};
 
-/// Longest room name accepted.
-pub const MAX_ROOM_NAME: usize = 128;
+/// The `{room}` segment of a `/ws/{room}` path, as spelled; `None` when the path is not
+/// one (another prefix, an empty segment, or more than one segment).
+pub fn room_segment(path: &str) -> Option<&str> {
+    let segment = path.strip_prefix(ROOM_PREFIX)?;
+    (!segment.is_empty() && !segment.contains('/')).then_some(segment)
+}
 
-/// The room named by a `/ws/{room}` path, if the path is one.
-pub fn room_name(path: &str) -> Option<&str> {
-    let name = path.strip_prefix(ROOM_PREFIX)?;
-    (!name.is_empty() && !name.contains('/')).then_some(name)
+/// The room a `/ws/{room}` path names: `None` when the path is not one
+/// ([`room_segment`]), else the segment decoded by the room-name rule
+/// ([`room_name::from_path_segment`]) or why the rule refuses it.
+pub fn room_name(path: &str) -> Option<Result<String, RoomNameError>> {
+    room_segment(path).map(room_name::from_path_segment)
 }
 
 /// What the query string asks of history.
@@ -133,13 +139,13 @@ impl Rooms {
             });
         }
         match room_name(&request.path) {
-            Some(name) if name.len() <= MAX_ROOM_NAME => match identity {
+            Some(Ok(_)) => match identity {
                 Some(identity) => Upgrade::AcceptAs(identity),
                 None => Upgrade::Accept,
             },
-            Some(_) => Upgrade::Reject(Rejection {
-                status: 414,
-                reason: "room name too long",
+            Some(Err(e)) => Upgrade::Reject(Rejection {
+                status: e.status(),
+                reason: e.reason(),
             }),
             None => Upgrade::Reject(Rejection {
                 status: 404,
@@ -156,7 +162,7 @@ impl Handler for Rooms {
 
     /// Joins the room (all identities the built-in access rules give may subscribe).
     fn on_open(&self, cx: &mut Context<'_>, request: &UpgradeRequest) {
-        let Some(name) = room_name(&request.path) else {
+        let Some(Ok(name)) = room_name(&request.path) else {
             return;
         };
         let query = HistoryQuery::parse(request.query.as_deref()).unwrap_or_default();
@@ -165,11 +171,13 @@ impl Handler for Rooms {
             return;
         }
         cx.set_sequenced(query.seq);
-        match query.since {
-            Some(since) => {
-                cx.resume(name, since);
-            }
-            None => cx.join(name),
+        let joined = match query.since {
+            Some(since) => cx.resume(&name, since).map(drop),
+            None => cx.join(&name),
+        };
+        // `on_upgrade` checked the name with the same rule, so this does not fail.
+        if let Err(e) = joined {
+            cx.close(codes::POLICY, e.reason());
         }
     }
 
@@ -247,10 +255,36 @@ mod tests {
 
     #[test]
     fn room_names_come_from_the_path() {
-        assert_eq!(room_name("/ws/news"), Some("news"));
+        assert_eq!(room_name("/ws/news"), Some(Ok("news".to_owned())));
+        assert_eq!(room_name("/ws/caf%C3%A9"), Some(Ok("café".to_owned())));
+        assert_eq!(room_name("/ws/a%2Fb"), Some(Err(RoomNameError::Slash)));
         assert_eq!(room_name("/ws/"), None);
         assert_eq!(room_name("/ws/a/b"), None);
         assert_eq!(room_name("/echo"), None);
+    }
+
+    #[test]
+    fn refused_room_names_get_their_status() {
+        let upgrade = |path: &str| {
+            let mut request = request(None, None);
+            request.path = path.to_owned();
+            Rooms::default().on_upgrade(&request)
+        };
+        assert_eq!(upgrade("/ws/caf%c3%a9"), Upgrade::Accept);
+        let too_long = format!(
+            "/ws/{}",
+            "%C3%A9".repeat(room_name::MAX_ROOM_NAME_BYTES / 2 + 1)
+        );
+        for (path, status) in [("/ws/%00", 400), ("/ws/%FF", 400), (too_long.as_str(), 414)] {
+            match upgrade(path) {
+                Upgrade::Reject(r) => assert_eq!(r.status, status, "{path}"),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            upgrade("/ws/a/b"),
+            Upgrade::Reject(Rejection { status: 404, .. })
+        ));
     }
 
     #[test]

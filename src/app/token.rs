@@ -75,6 +75,7 @@ pub(crate) fn request_for_tests(query: Option<&str>, auth: Option<&str>) -> Upgr
     UpgradeRequest {
         path: "/ws/a".into(),
         query: query.map(Into::into),
+        authority: "127.0.0.1".into(),
         key: String::new(),
         origin: None,
         headers: auth

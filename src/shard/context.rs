@@ -8,6 +8,7 @@ use crate::conn::Phase;
 use crate::handler::Message;
 use crate::hub::{ConnKey, PreparedFrame};
 use crate::proto::frame::Opcode;
+use crate::proto::room_name::{self, RoomNameError};
 use crate::server::Publisher;
 
 use super::{Resumed, ShardState};
@@ -55,6 +56,20 @@ impl Context<'_> {
             .and_then(|s| s.identity.as_deref())
     }
 
+    /// An application-defined number stored with this connection (0 until
+    /// [`Context::set_tag`]), e.g. which route it was opened for.
+    pub fn tag(&self) -> u32 {
+        self.state.slots.get(self.key).map_or(0, |s| s.tag)
+    }
+
+    /// Store `tag` with this connection, read back by [`Context::tag`] in its later
+    /// callbacks (it lives in the connection's slot: no allocation).
+    pub fn set_tag(&mut self, tag: u32) {
+        if let Some(slot) = self.state.slots.get_mut(self.key) {
+            slot.tag = tag;
+        }
+    }
+
     /// The shard (thread) this connection lives on.
     pub fn shard(&self) -> usize {
         self.state.id
@@ -70,12 +85,22 @@ impl Context<'_> {
         self.state.queue_to(self.key, frame)
     }
 
-    /// Join a room (idempotent).
-    pub fn join(&mut self, room: &str) {
+    /// Join a room (idempotent; nothing happens once the connection is closing).
+    ///
+    /// `room` is a decoded name (`"café"`, which `/ws/caf%C3%A9` names too).
+    ///
+    /// # Errors
+    /// A name that breaks the room-name rule ([`crate::proto::room_name::validate`]:
+    /// 1..=128 bytes of UTF-8, no `/`, no control character, not `.` or `..`): nothing is
+    /// joined.
+    pub fn join(&mut self, room: &str) -> Result<(), RoomNameError> {
+        room_name::validate(room)?;
         self.state.join(self.key, room);
+        Ok(())
     }
 
-    /// Leave a room. Returns false if the connection was not a member.
+    /// Leave a room. Returns false if the connection was not a member (always for a name
+    /// that breaks the room-name rule: no connection can join such a room).
     pub fn leave(&mut self, room: &str) -> bool {
         self.state.leave(self.key, room)
     }
@@ -96,8 +121,12 @@ impl Context<'_> {
     /// Publish to every member of `room` on every shard (this connection included if it
     /// is a member). The frame is encoded once. Returns the local recipients queued
     /// (with history on: the local members it will be queued to, through the inbox).
-    pub fn publish(&mut self, room: &str, message: Message<'_>) -> usize {
-        self.state.publish(room, &prepare(message), None)
+    ///
+    /// # Errors
+    /// A name that breaks the room-name rule (see [`Context::join`]): nothing is sent.
+    pub fn publish(&mut self, room: &str, message: Message<'_>) -> Result<usize, RoomNameError> {
+        room_name::validate(room)?;
+        Ok(self.state.publish(room, &prepare(message), None))
     }
 
     /// Publish to every room this connection joined; `include_self` decides whether the
@@ -129,9 +158,13 @@ impl Context<'_> {
     /// follow. A `gap` (or `reset`) text message goes first when part of what was asked
     /// is no longer retained, and a `gap` stands in place of a message that was too
     /// large for the history (see [`Resumed::holes`]). Turns on the sequence framing.
-    /// `None` when history is off or the connection is not open (nothing done).
-    pub fn resume(&mut self, room: &str, since: u64) -> Option<Resumed> {
-        self.state.resume(self.key, room, since)
+    /// `Ok(None)` when history is off or the connection is not open (nothing done).
+    ///
+    /// # Errors
+    /// A name that breaks the room-name rule (see [`Context::join`]): nothing is done.
+    pub fn resume(&mut self, room: &str, since: u64) -> Result<Option<Resumed>, RoomNameError> {
+        room_name::validate(room)?;
+        Ok(self.state.resume(self.key, room, since))
     }
 
     /// Start the close handshake with `code` and `reason`.

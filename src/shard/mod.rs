@@ -66,6 +66,8 @@ pub struct Slot {
     peer_code: Option<u16>,
     /// What [`Upgrade::AcceptAs`] attached (boxed: one pointer when absent).
     pub identity: Option<Box<Identity>>,
+    /// The application's tag ([`Context::set_tag`]); 0 until set.
+    pub tag: u32,
 }
 
 /// Everything of a shard except the handler (so a [`Context`] can borrow it).
@@ -442,6 +444,7 @@ impl Shard {
             generation,
             peer_code: None,
             identity: None,
+            tag: 0,
         });
         let timeout = self.config().handshake_timeout;
         self.state.arm(key, timeout, Timer::Handshake, now);
