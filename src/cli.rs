@@ -1,4 +1,8 @@
 //! Command-line interface: clap definitions and their translation into a [`Config`].
+//! [`sources`] adds the other places a setting can come from (`RINGCAST_*` variables,
+//! a TOML file) and `--print-config`.
+
+pub mod sources;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -72,6 +76,13 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Read settings from this TOML file (sections per layer, keys named as the flags;
+    /// flags and RINGCAST_* variables win over it). See `--print-config`.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration as TOML (secrets left out) and exit.
+    #[arg(long)]
+    pub print_config: bool,
     /// Address to listen on (every shard binds it with SO_REUSEPORT).
     #[arg(long, default_value = "127.0.0.1:9001")]
     pub addr: SocketAddr,
