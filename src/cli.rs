@@ -1,4 +1,8 @@
 //! Command-line interface: clap definitions and their translation into a [`Config`].
+//! [`sources`] adds the other places a setting can come from (`RINGCAST_*` variables,
+//! a TOML file) and `--print-config`.
+
+pub mod sources;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +55,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
+/// A value parser for a flag that takes one of `all`, by name, each listed in `--help`
+/// with its one-line description. (The core's enums stay free of clap: the CLI names
+/// their values here.)
+pub fn choice<T: Copy + Send + Sync + 'static>(
+    all: &'static [T],
+    name: fn(T) -> &'static str,
+    about: fn(T) -> &'static str,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+    PossibleValuesParser::new(
+        all.iter()
+            .map(|&v| PossibleValue::new(name(v)).help(about(v))),
+    )
+    .map(move |s| {
+        *all.iter()
+            .find(|&&v| name(v) == s)
+            .expect("PossibleValuesParser admits listed names only")
+    })
+}
+
 /// Parse a size like `16MiB`, `64KiB`, `1024`.
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let s = s.trim();
@@ -72,6 +96,13 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Read settings from this TOML file (sections per layer, keys named as the flags;
+    /// flags and RINGCAST_* variables win over it). See `--print-config`.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration as TOML (secrets left out) and exit.
+    #[arg(long)]
+    pub print_config: bool,
     /// Address to listen on (every shard binds it with SO_REUSEPORT).
     #[arg(long, default_value = "127.0.0.1:9001")]
     pub addr: SocketAddr,
@@ -79,7 +110,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// I/O backend.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    #[arg(long, value_parser = choice(&BackendChoice::ALL, BackendChoice::as_str, BackendChoice::about), default_value = "auto")]
     pub backend: BackendChoice,
     /// Do not pin shard threads to CPUs.
     #[arg(long)]
@@ -112,7 +143,7 @@ pub struct ServeArgs {
     #[arg(long, value_parser = parse_size, default_value = "1MiB")]
     pub max_queue_bytes: usize,
     /// What to do with a connection over --max-queue-bytes.
-    #[arg(long, value_enum, default_value_t = SlowPolicy::Close)]
+    #[arg(long, value_parser = choice(&SlowPolicy::ALL, SlowPolicy::as_str, SlowPolicy::about), default_value = "close")]
     pub slow_policy: SlowPolicy,
     /// SO_SNDBUF of accepted sockets (default: kernel autotuning). Bounds the kernel
     /// memory a slow consumer can hold beyond --max-queue-bytes.

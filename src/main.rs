@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use clap::Parser;
 use ringcast::app::{Builtin, Rooms};
-use ringcast::cli::{Cli, Command, LogFormat, ServeArgs};
+use ringcast::cli::{Command, LogFormat, ServeArgs};
 use ringcast::metrics::prometheus::{validate_labels, validate_prefix};
 use ringcast::metrics::{
     parse_label, MetricsCollector, MetricsServer, NoopCollector, PrometheusCollector,
@@ -123,8 +122,18 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let parsed = match ringcast::cli::sources::parse(std::env::args_os()) {
+        Ok(parsed) => parsed,
+        Err(e) => e.exit(),
+    };
+    if let Some(printed) = parsed
+        .print_config()
+        .filter(|_| parsed.wants_print_config())
+    {
+        announce(printed.trim_end());
+        return ExitCode::SUCCESS;
+    }
+    let result = match parsed.cli.command {
         Command::Serve(args) => serve(args),
     };
     match result {

@@ -59,7 +59,6 @@ const KNOWN: &[&str] = &[
     "conn::timers -> hub",
     "driver -> config",
     "hub::directory -> config",
-    "proto::close <-> proto::error",
     "shard -> config",
     "shard::context -> server",
 ];
@@ -433,6 +432,24 @@ fn imports_point_down_and_form_no_cycle() {
     if let Err(msg) = check(&src) {
         panic!("{msg}");
     }
+}
+
+/// The command line is the top layer's business: no module below it names clap.
+#[test]
+fn clap_lives_in_the_cli_only() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            let m = module_of(&src, f);
+            !(m == "cli" || m.starts_with("cli::") || m == "main")
+        })
+        .filter(|f| code_only(&std::fs::read_to_string(f).unwrap()).contains("clap"))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(offenders.is_empty(), "clap outside src/cli*: {offenders:?}");
 }
 
 /// The checker itself: it must see an upward import, a cycle, grouped `use` trees,

@@ -64,7 +64,7 @@ pub struct ConnLimits {
 }
 
 /// What happens when a connection's outbound queue would exceed its cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SlowPolicy {
     /// Discard the frame being queued.
     DropNewest,
@@ -73,6 +73,35 @@ pub enum SlowPolicy {
     /// Close the connection with 1008 "slow consumer".
     #[default]
     Close,
+}
+
+impl SlowPolicy {
+    /// Every policy, in the order the CLI lists them.
+    pub const ALL: [SlowPolicy; 3] = [
+        SlowPolicy::Close,
+        SlowPolicy::DropNewest,
+        SlowPolicy::DropOldest,
+    ];
+
+    /// The name used by `--slow-policy`, the config file and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlowPolicy::DropNewest => "drop-newest",
+            SlowPolicy::DropOldest => "drop-oldest",
+            SlowPolicy::Close => "close",
+        }
+    }
+
+    /// One line on what the policy does (for `--help`).
+    pub fn about(self) -> &'static str {
+        match self {
+            SlowPolicy::DropNewest => "Discard the frame being queued",
+            SlowPolicy::DropOldest => {
+                "Discard the oldest unsent frames (never one partly written) to make room"
+            }
+            SlowPolicy::Close => "Close the connection with 1008 \"slow consumer\"",
+        }
+    }
 }
 
 /// Outbound queue cap and what to do over it.

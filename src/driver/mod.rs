@@ -26,13 +26,42 @@ use crate::sys::Waker;
 use tls::{AfterNotify, TlsConfig, TlsSession};
 
 /// The backend asked for on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendChoice {
     /// io_uring when it can be set up here, else epoll (with a warning).
     #[default]
     Auto,
     Uring,
     Epoll,
+}
+
+impl BackendChoice {
+    /// Every choice, in the order the CLI lists them.
+    pub const ALL: [BackendChoice; 3] = [
+        BackendChoice::Auto,
+        BackendChoice::Uring,
+        BackendChoice::Epoll,
+    ];
+
+    /// The name used by `--backend` and the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Uring => "uring",
+            BackendChoice::Epoll => "epoll",
+        }
+    }
+
+    /// One line on what the choice does (for `--help`).
+    pub fn about(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => {
+                "io_uring when it can be set up here, else epoll (with a warning)"
+            }
+            BackendChoice::Uring => "io_uring, or fail with the reason it cannot run here",
+            BackendChoice::Epoll => "epoll",
+        }
+    }
 }
 
 /// The backend actually running.

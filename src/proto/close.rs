@@ -15,28 +15,10 @@
 
 use super::error::ProtocolError;
 
-/// Close codes the engine sends.
-pub mod codes {
-    pub const NORMAL: u16 = 1000;
-    pub const GOING_AWAY: u16 = 1001;
-    pub const PROTOCOL_ERROR: u16 = 1002;
-    pub const UNSUPPORTED: u16 = 1003;
-    pub const INVALID_PAYLOAD: u16 = 1007;
-    pub const POLICY: u16 = 1008;
-    pub const TOO_BIG: u16 = 1009;
-    pub const INTERNAL_ERROR: u16 = 1011;
-}
+pub use super::codes::{self, is_valid_close_code};
 
 /// Largest close payload: a control frame carries at most 125 bytes.
 const MAX_CLOSE_PAYLOAD: usize = 125;
-
-/// Whether `code` may appear in a close frame received from a peer:
-/// 1000-1003, 1007-1014 (see the module doc for 1012-1014), 3000-4999.
-/// Invalid: < 1000, 1004 (reserved), 1005/1006/1015 (must never be sent),
-/// 1016-2999 (unassigned / reserved for extensions), >= 5000.
-pub fn is_valid_close_code(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
-}
 
 /// Parse a received close payload.
 ///

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::close::codes;
+use super::codes;
 
 /// The close code and reason to answer a misbehaving peer with.
 ///

@@ -4,6 +4,7 @@
 //! the streaming message decoder. Nothing here panics on peer input.
 
 pub mod close;
+pub mod codes;
 pub mod decoder;
 pub mod error;
 pub mod frame;
