@@ -11,7 +11,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{RoomAccess, Token};
-use crate::config::{Config, Origin, OriginPolicy};
+use crate::config::{
+    Config, ConnLimits, DriverConfig, HistoryConfig, Origin, OriginPolicy, QueueLimits,
+    ShardConfig, Timeouts,
+};
 use crate::conn::SlowPolicy;
 use crate::driver::tls::TlsConfig;
 use crate::driver::BackendChoice;
@@ -234,29 +237,41 @@ impl ServeArgs {
             pin_threads: !self.no_pin,
             backend: self.backend,
             backlog: self.backlog,
-            max_head_bytes: self.max_head_bytes,
-            max_message_size: self.max_message_size,
-            handshake_timeout: self.handshake_timeout,
-            close_timeout: self.close_timeout,
-            shutdown_timeout: self.shutdown_timeout,
-            ping_interval: self.ping_interval,
-            pong_timeout: self.pong_timeout,
-            max_queue_bytes: self.max_queue_bytes,
-            slow_policy: self.slow_policy,
-            socket_send_buffer: self.socket_send_buffer,
             max_connections: self.max_connections,
-            log_peer_addr: self.log_peer_addr,
-            uring_entries: self.uring_entries,
-            recv_buffers: self.recv_buffers,
-            recv_buffer_size: self.recv_buffer_size,
-            history: self.history,
-            history_bytes: self.history_bytes,
-            history_ttl: self.history_ttl,
-            origins: OriginPolicy {
-                allowed: self.allowed_origins.clone(),
-                require: self.require_origin,
+            shard: ShardConfig {
+                limits: ConnLimits {
+                    max_head_bytes: self.max_head_bytes,
+                    max_message_size: self.max_message_size,
+                },
+                queue: QueueLimits {
+                    max_bytes: self.max_queue_bytes,
+                    policy: self.slow_policy,
+                },
+                timeouts: Timeouts {
+                    handshake: self.handshake_timeout,
+                    close: self.close_timeout,
+                    ping_interval: self.ping_interval,
+                    pong: self.pong_timeout,
+                },
+                shutdown_timeout: self.shutdown_timeout,
+                origins: OriginPolicy {
+                    allowed: self.allowed_origins.clone(),
+                    require: self.require_origin,
+                },
+                log_peer_addr: self.log_peer_addr,
             },
-            tls: None,
+            history: (self.history > 0).then_some(HistoryConfig {
+                max_frames: self.history,
+                max_bytes: self.history_bytes,
+                ttl: self.history_ttl,
+            }),
+            driver: DriverConfig {
+                uring_entries: self.uring_entries,
+                recv_buffers: self.recv_buffers,
+                recv_buffer_size: self.recv_buffer_size,
+                socket_send_buffer: self.socket_send_buffer,
+                tls: None,
+            },
         }
     }
 
@@ -419,8 +434,8 @@ mod tests {
         std::fs::remove_file(&dir).ok();
         let Command::Serve(args) = cli.command;
         let c = args.to_config();
-        assert_eq!(c.origins.allowed.len(), 2);
-        assert!(c.origins.require && c.origins.permits(Some("https://A.example")));
+        assert_eq!(c.shard.origins.allowed.len(), 2);
+        assert!(c.shard.origins.require && c.shard.origins.permits(Some("https://A.example")));
         let rooms = args.room_access();
         assert!(rooms.publish_token.unwrap().matches("pub"));
         assert!(rooms.subscribe_token.unwrap().matches("from-file"));
@@ -436,19 +451,28 @@ mod tests {
         let c = args.to_config();
         let d = Config::default();
         assert_eq!(c.addr, d.addr);
-        assert_eq!(c.max_message_size, d.max_message_size);
-        assert_eq!(c.max_head_bytes, d.max_head_bytes);
-        assert_eq!(c.handshake_timeout, d.handshake_timeout);
-        assert_eq!(c.recv_buffers, d.recv_buffers);
-        assert_eq!(c.ping_interval, d.ping_interval);
-        assert_eq!(c.pong_timeout, d.pong_timeout);
-        assert_eq!(c.max_queue_bytes, d.max_queue_bytes);
-        assert_eq!(c.slow_policy, d.slow_policy);
-        assert_eq!(c.max_connections, d.max_connections);
-        assert_eq!(c.origins, d.origins);
+        assert_eq!(c.shard, d.shard, "every shard setting");
+        assert_eq!(c.history, d.history);
         assert_eq!(
-            (c.history, c.history_bytes, c.history_ttl),
-            (d.history, d.history_bytes, d.history_ttl)
+            (
+                c.driver.uring_entries,
+                c.driver.recv_buffers,
+                c.driver.recv_buffer_size
+            ),
+            (
+                d.driver.uring_entries,
+                d.driver.recv_buffers,
+                d.driver.recv_buffer_size
+            )
         );
+        assert_eq!(c.driver.socket_send_buffer, d.driver.socket_send_buffer);
+        assert_eq!(
+            (c.max_connections, c.backlog),
+            (d.max_connections, d.backlog)
+        );
+        // With --history N, the byte cap and TTL default as the library's do.
+        let cli = Cli::parse_from(["ringcast", "serve", "--history", "7"]);
+        let Command::Serve(args) = cli.command;
+        assert_eq!(args.to_config().history, Some(HistoryConfig::frames(7)));
     }
 }

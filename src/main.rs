@@ -62,8 +62,12 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         ..Builtin::default()
     };
     let mut cfg = args.to_config();
-    cfg.tls = args.tls_config()?;
-    let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
+    cfg.driver.tls = args.tls_config()?;
+    let scheme = if cfg.driver.tls.is_some() {
+        "wss"
+    } else {
+        "ws"
+    };
     // Checked before anything binds: an overlap with --addr is refused up front.
     let metrics_addr: Option<SocketAddr> = args.metrics_socket_addr()?;
     let prometheus = match metrics_addr {

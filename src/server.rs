@@ -87,7 +87,7 @@ impl Server {
                 },
             )
             .map_err(StartError::Bind)?;
-            driver::tune_listener(&socket, &cfg).map_err(StartError::Io)?;
+            driver::tune_listener(&socket, &cfg.driver).map_err(StartError::Io)?;
             // With port 0 the first bind picks the port; the others join it.
             let bound = socket
                 .local_addr()
@@ -103,15 +103,16 @@ impl Server {
             .map(|_| Waker::new().map(Arc::new))
             .collect::<io::Result<_>>()
             .map_err(StartError::Io)?;
-        let (shared, inboxes) = HubShared::with_history(&wakers, cfg.history_config());
+        let (shared, inboxes) = HubShared::with_history(&wakers, cfg.history);
         let cpus = sys::allowed_cpus().unwrap_or_default();
         let pin = cfg.pin_threads && cpus.len() >= cfg.threads;
         let threads_wanted = cfg.threads;
         let shared_state = Arc::new(Shared {
             admission: Admission::new(cfg.max_connections),
-            cfg,
+            cfg: cfg.shard,
             metrics,
         });
+        let driver_cfg = Arc::new(cfg.driver);
 
         let mut threads = Vec::with_capacity(threads_wanted);
         for (id, ((listener, inbox), waker)) in
@@ -120,6 +121,7 @@ impl Server {
             let state = shared_state.clone();
             let shared = shared.clone();
             let handler = handler.clone();
+            let driver_cfg = driver_cfg.clone();
             let cpu = pin.then(|| cpus[id]);
             let thread = std::thread::Builder::new()
                 .name(format!("ringcast-shard-{id}"))
@@ -130,7 +132,7 @@ impl Server {
                         }
                     }
                     let mut shard = Shard::new(id, state, Hub::new(id, shared), handler, inbox);
-                    let result = driver::run(backend, &mut shard, listener, waker);
+                    let result = driver::run(backend, &driver_cfg, &mut shard, listener, waker);
                     if let Err(e) = &result {
                         tracing::error!(shard = id, error = %e, "shard stopped with an error");
                     }

@@ -83,7 +83,7 @@ fn token(s: &str) -> Option<Token> {
 fn tokens_and_origins_are_enforced_before_the_101() {
     for backend in BACKENDS {
         let mut cfg = config(backend, 2);
-        cfg.origins = OriginPolicy::new(&["https://app.example"], false).unwrap();
+        cfg.shard.origins = OriginPolicy::new(&["https://app.example"], false).unwrap();
         let app = Builtin {
             access: RoomAccess {
                 publish_token: token("pub-secret"),
@@ -150,7 +150,7 @@ fn tokens_and_origins_are_enforced_before_the_101() {
 fn require_origin_refuses_requests_without_one() {
     for backend in BACKENDS {
         let mut cfg = config(backend, 1);
-        cfg.origins = OriginPolicy::new::<&str>(&[], true).unwrap();
+        cfg.shard.origins = OriginPolicy::new::<&str>(&[], true).unwrap();
         let (server, rec) = start_recorded(cfg, Builtin::default());
         let addr = server.local_addr();
         let r = rejected(addr, &upgrade_request("/ws/r"));

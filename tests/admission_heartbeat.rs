@@ -52,8 +52,8 @@ fn a_vanished_peer_is_dropped_by_the_pong_timeout_and_frees_its_slot() {
     for backend in BACKENDS {
         let mut cfg = config(backend, 1);
         cfg.max_connections = 5;
-        cfg.ping_interval = Duration::from_millis(100);
-        cfg.pong_timeout = Duration::from_millis(200);
+        cfg.shard.timeouts.ping_interval = Duration::from_millis(100);
+        cfg.shard.timeouts.pong = Duration::from_millis(200);
         let (server, rec) = start_recorded(cfg, Builtin::default());
         let addr = server.local_addr();
         // Upgraded, then silent: never reads, never answers a ping.
@@ -90,7 +90,7 @@ fn a_vanished_peer_is_dropped_by_the_pong_timeout_and_frees_its_slot() {
 fn slowloris_and_one_byte_per_interval_clients_hit_the_handshake_timeout() {
     for backend in BACKENDS {
         let mut cfg = config(backend, 1);
-        cfg.handshake_timeout = Duration::from_millis(300);
+        cfg.shard.timeouts.handshake = Duration::from_millis(300);
         let (server, rec) = start_recorded(cfg, Builtin::default());
         let addr = server.local_addr();
         // Half a request, then nothing.

@@ -173,7 +173,7 @@ fn eof_while_a_large_echo_is_being_written_loses_nothing() {
     const SIZE: usize = 600 * 1024;
     for backend in BACKENDS {
         let mut cfg = config(backend, 1);
-        cfg.socket_send_buffer = Some(16 * 1024);
+        cfg.driver.socket_send_buffer = Some(16 * 1024);
         let (server, rec) = start_recorded(cfg, Builtin::default());
         let addr = server.local_addr();
         for i in 0..5u8 {
@@ -216,8 +216,8 @@ fn eof_while_a_large_echo_is_being_written_loses_nothing() {
 fn a_queue_that_cannot_drain_after_eof_is_dropped_at_the_close_timeout() {
     for backend in BACKENDS {
         let mut cfg = config(backend, 1);
-        cfg.socket_send_buffer = Some(16 * 1024);
-        cfg.close_timeout = Duration::from_millis(300);
+        cfg.driver.socket_send_buffer = Some(16 * 1024);
+        cfg.shard.timeouts.close = Duration::from_millis(300);
         let (server, rec) = start_recorded(cfg, Builtin::default());
         let addr = server.local_addr();
         let socket =
@@ -261,7 +261,7 @@ fn a_queue_that_cannot_drain_after_eof_is_dropped_at_the_close_timeout() {
 fn a_reset_drops_the_queue_at_once() {
     for backend in BACKENDS {
         let mut cfg = config(backend, 1);
-        cfg.socket_send_buffer = Some(16 * 1024);
+        cfg.driver.socket_send_buffer = Some(16 * 1024);
         let (server, rec) = start_recorded(cfg, Builtin::default());
         let addr = server.local_addr();
         let s = raw_upgraded(addr, "/echo");
@@ -302,7 +302,7 @@ mod tls {
         for backend in BACKENDS {
             let (server_tls, cert) = self_signed();
             let mut cfg = config(backend, 2);
-            cfg.tls = Some(server_tls);
+            cfg.driver.tls = Some(server_tls);
             let (server, rec) = start_recorded(cfg, Builtin::default());
             let addr = server.local_addr();
             let client = client_config(&cert);

@@ -39,11 +39,11 @@ fn a_scripted_session_calls_every_hook() {
     for backend in BACKENDS {
         let mut cfg = config(backend, 2);
         cfg.max_connections = 3;
-        cfg.max_queue_bytes = 1024;
-        cfg.slow_policy = SlowPolicy::DropNewest;
-        cfg.socket_send_buffer = Some(16 * 1024);
-        cfg.ping_interval = std::time::Duration::from_millis(300);
-        cfg.pong_timeout = std::time::Duration::from_millis(200);
+        cfg.shard.queue.max_bytes = 1024;
+        cfg.shard.queue.policy = SlowPolicy::DropNewest;
+        cfg.driver.socket_send_buffer = Some(16 * 1024);
+        cfg.shard.timeouts.ping_interval = std::time::Duration::from_millis(300);
+        cfg.shard.timeouts.pong = std::time::Duration::from_millis(200);
         let (server, rec) = start_recorded(cfg, Scripted(Builtin::default()));
         let addr = server.local_addr();
 

@@ -74,9 +74,9 @@ fn check_client(
     client: impl Fn(&str) -> Command,
 ) {
     let mut cfg = config(backend, 2);
-    cfg.max_message_size = MAX_MESSAGE_SIZE;
+    cfg.shard.limits.max_message_size = MAX_MESSAGE_SIZE;
     let scheme = if tls.is_some() { "wss" } else { "ws" };
-    cfg.tls = tls;
+    cfg.driver.tls = tls;
     let server = start_with(cfg, ringcast::app::Builtin::default());
     let base = format!("{scheme}://{}", server.local_addr());
     let what = format!("{name} against {backend:?}");

@@ -57,9 +57,6 @@ const KNOWN: &[&str] = &[
     "conn -> hub",
     "conn::queue -> hub",
     "conn::timers -> hub",
-    "driver -> config",
-    "hub::directory -> config",
-    "shard -> config",
     "shard::context -> server",
 ];
 

@@ -241,8 +241,10 @@ fn history_on_publishes_count_once_and_an_oversized_one_keeps_the_history() {
     const HISTORY_BYTES: usize = 2048;
     for backend in BACKENDS {
         let mut cfg = config(backend);
-        cfg.history = 16;
-        cfg.history_bytes = HISTORY_BYTES;
+        cfg.history = Some(ringcast::config::HistoryConfig {
+            max_bytes: HISTORY_BYTES,
+            ..ringcast::config::HistoryConfig::frames(16)
+        });
         let setup = Setup::start(cfg);
         let ctx = format!("{backend:?}");
         let mut room = members(&setup, "/ws/h", &[2, 2]);

@@ -264,9 +264,9 @@ fn reading_pauses_while_the_queue_is_over_the_cap_and_resumes_once_drained() {
     const CAP: usize = 64 * 1024;
     for backend in BACKENDS {
         let mut cfg = config(backend, 1);
-        cfg.max_queue_bytes = CAP;
-        cfg.slow_policy = SlowPolicy::DropNewest;
-        cfg.socket_send_buffer = Some(16 * 1024);
+        cfg.shard.queue.max_bytes = CAP;
+        cfg.shard.queue.policy = SlowPolicy::DropNewest;
+        cfg.driver.socket_send_buffer = Some(16 * 1024);
         let (server, rec) = start_recorded(cfg, Builtin::default());
         let mut s = small_window(server.local_addr());
         s.write_all(&upgrade_request("/echo")).unwrap();

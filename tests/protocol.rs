@@ -78,7 +78,7 @@ fn close_code_after(addr: std::net::SocketAddr, frames: &[u8]) -> Option<u16> {
 fn bad_frames_get_the_rfc_close_code() {
     for backend in BACKENDS {
         let mut cfg = config(backend, 1);
-        cfg.max_message_size = 1000;
+        cfg.shard.limits.max_message_size = 1000;
         let server = start_with(cfg, ringcast::app::Builtin::default());
         let addr = server.local_addr();
         let text = |p: &[u8]| encode_masked_frame(true, Opcode::Text, p, KEY);

@@ -12,14 +12,17 @@ use std::time::Duration;
 
 use common::*;
 use ringcast::app::{Builtin, Rooms};
+use ringcast::config::HistoryConfig;
 use ringcast::hub::sequenced::parse_seq_payload;
 use ringcast::{BackendChoice, Config, Message as Msg, RunningServer};
 use tungstenite::Message;
 
 fn history_config(backend: BackendChoice, history: usize, bytes: usize) -> Config {
     Config {
-        history,
-        history_bytes: bytes,
+        history: Some(HistoryConfig {
+            max_bytes: bytes,
+            ..HistoryConfig::frames(history)
+        }),
         ..config(backend, 2)
     }
 }
@@ -249,10 +252,8 @@ fn history_memory_stays_within_history_bytes_with_1000_rooms() {
     const ROOMS: usize = 1000;
     const HISTORY_BYTES: usize = 4096;
     for backend in BACKENDS {
-        let cfg = Config {
-            history_ttl: Duration::from_secs(1),
-            ..history_config(backend, 1000, HISTORY_BYTES)
-        };
+        let mut cfg = history_config(backend, 1000, HISTORY_BYTES);
+        cfg.history.as_mut().unwrap().ttl = Duration::from_secs(1);
         let server = start_with(cfg, app());
         let addr = server.local_addr();
         // A live subscriber on one room: its room is never dropped while it is there.

@@ -14,7 +14,7 @@ use tungstenite::Message;
 fn every_client_gets_1001_and_all_threads_join() {
     for backend in BACKENDS {
         let mut cfg = config(backend, 2);
-        cfg.shutdown_timeout = Duration::from_secs(5);
+        cfg.shard.shutdown_timeout = Duration::from_secs(5);
         let server = start_with(cfg, ringcast::app::Builtin::default());
         let addr = server.local_addr();
         let mut clients: Vec<_> = (0..300)
@@ -60,8 +60,8 @@ fn every_client_gets_1001_and_all_threads_join() {
 fn shutdown_drops_silent_clients_after_the_timeout() {
     for backend in BACKENDS {
         let mut cfg = config(backend, 1);
-        cfg.shutdown_timeout = Duration::from_millis(300);
-        cfg.close_timeout = Duration::from_secs(30);
+        cfg.shard.shutdown_timeout = Duration::from_millis(300);
+        cfg.shard.timeouts.close = Duration::from_secs(30);
         let server = start_with(cfg, ringcast::app::Builtin::default());
         // A raw client that never answers the close.
         let mut silent = raw_upgraded(server.local_addr(), "/echo");

@@ -44,10 +44,10 @@ fn run(backend: ringcast::BackendChoice, policy: SlowPolicy) {
     let mut cfg = config(backend, 2);
     // Readers that keep up never come near 512 KiB (their kernel buffers absorb more);
     // the slow one, with a 4 KiB receive window, overflows it.
-    cfg.max_queue_bytes = 512 * 1024;
+    cfg.shard.queue.max_bytes = 512 * 1024;
     // Without a fixed send buffer the kernel lets a stalled socket absorb ~3 MiB first.
-    cfg.socket_send_buffer = Some(64 * 1024);
-    cfg.slow_policy = policy;
+    cfg.driver.socket_send_buffer = Some(64 * 1024);
+    cfg.shard.queue.policy = policy;
     let app = Builtin {
         rooms: Rooms {
             exclude_sender: true,

@@ -32,7 +32,7 @@ fn tls_server(
 ) -> (ringcast::RunningServer, Arc<rustls::ClientConfig>) {
     let (server_tls, cert) = self_signed();
     let mut cfg = config(backend, threads);
-    cfg.tls = Some(server_tls);
+    cfg.driver.tls = Some(server_tls);
     (
         start_with(cfg, ringcast::app::Builtin::default()),
         client_config(&cert),
@@ -85,7 +85,7 @@ fn plain_http_to_the_tls_port_gets_an_alert_and_is_counted() {
     for backend in BACKENDS {
         let (server_tls, _) = self_signed();
         let mut cfg = config(backend, 1);
-        cfg.tls = Some(server_tls);
+        cfg.driver.tls = Some(server_tls);
         let (server, rec) = start_recorded(cfg, ringcast::app::Builtin::default());
         let mut s = tcp_from(server.local_addr(), source_ip(0));
         s.write_all(&upgrade_request("/ws/x")).unwrap();
@@ -111,7 +111,7 @@ fn a_client_that_refuses_the_certificate_is_closed_without_leaking_its_slot() {
         let (server_tls, cert) = self_signed();
         let (_, other_cert) = self_signed();
         let mut cfg = config(backend, 1);
-        cfg.tls = Some(server_tls);
+        cfg.driver.tls = Some(server_tls);
         cfg.max_connections = 1;
         let (server, rec) = start_recorded(cfg, ringcast::app::Builtin::default());
         let addr = server.local_addr();

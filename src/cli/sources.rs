@@ -443,11 +443,14 @@ mod tests {
         let p = path.to_str().unwrap();
         let args = parse_args(&["ringcast", "serve", "--config", p]).unwrap();
         let cfg = args.to_config();
-        assert_eq!(cfg.max_queue_bytes, 2 << 20);
-        assert_eq!(cfg.slow_policy, crate::conn::SlowPolicy::DropOldest);
-        assert_eq!(cfg.ping_interval, std::time::Duration::from_secs(7));
+        assert_eq!(cfg.shard.queue.max_bytes, 2 << 20);
+        assert_eq!(cfg.shard.queue.policy, crate::conn::SlowPolicy::DropOldest);
+        assert_eq!(
+            cfg.shard.timeouts.ping_interval,
+            std::time::Duration::from_secs(7)
+        );
         assert!(!cfg.pin_threads);
-        assert_eq!(cfg.origins.allowed.len(), 2);
+        assert_eq!(cfg.shard.origins.allowed.len(), 2);
         let args = parse_args(&[
             "ringcast",
             "serve",
@@ -460,13 +463,13 @@ mod tests {
         ])
         .unwrap();
         let cfg = args.to_config();
-        assert_eq!(cfg.max_queue_bytes, 3 << 20, "the flag wins");
+        assert_eq!(cfg.shard.queue.max_bytes, 3 << 20, "the flag wins");
         assert_eq!(
-            cfg.origins.allowed.len(),
+            cfg.shard.origins.allowed.len(),
             1,
             "the flag's list replaces the file's"
         );
-        assert_eq!(cfg.slow_policy, crate::conn::SlowPolicy::DropOldest);
+        assert_eq!(cfg.shard.queue.policy, crate::conn::SlowPolicy::DropOldest);
         std::fs::remove_file(path).ok();
     }
 

@@ -45,7 +45,7 @@ use crate::proto::handshake::{
 };
 
 pub use queue::{Advanced, OutQueue};
-pub use timers::{TimerEntry, TimerHeap};
+pub use timers::{Timeouts, TimerEntry, TimerHeap};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,10 +57,22 @@ pub enum Phase {
 }
 
 /// Limits the connection enforces while decoding.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnLimits {
+    /// Largest request head (request line + headers) accepted; over it: HTTP 431
+    /// (or 414 when the request line alone is over it).
     pub max_head_bytes: usize,
+    /// Largest message (all fragments together) accepted; over it: close 1009.
     pub max_message_size: usize,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_head_bytes: crate::proto::DEFAULT_MAX_HEAD_BYTES,
+            max_message_size: crate::proto::DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
 }
 
 /// What happens when a connection's outbound queue would exceed its cap.
@@ -105,10 +117,22 @@ impl SlowPolicy {
 }
 
 /// Outbound queue cap and what to do over it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueLimits {
+    /// Cap on a connection's unsent bytes (default 1 MiB); over it `policy` applies, and
+    /// reading from the peer pauses while over it.
     pub max_bytes: usize,
+    /// What to do with a data frame that would take the queue over `max_bytes`.
     pub policy: SlowPolicy,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        QueueLimits {
+            max_bytes: 1 << 20,
+            policy: SlowPolicy::Close,
+        }
+    }
 }
 
 /// Why a connection ended.

@@ -7,9 +7,36 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::hub::ConnKey;
+
+/// How long a connection may take for each step of its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The upgrade request must be complete (and TLS done) within this after accept
+    /// (slowloris defence). Default 5 s.
+    pub handshake: Duration,
+    /// After our close frame (or the peer's EOF), the closing handshake must end within
+    /// this; then the socket is closed. Default 2 s.
+    pub close: Duration,
+    /// Send a ping after this long without one (zero: no heartbeats). Default 30 s.
+    pub ping_interval: Duration,
+    /// After a ping, a connection that sends no frame at all within this is closed
+    /// (must be > 0 when heartbeats are on). Default 10 s.
+    pub pong: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            handshake: Duration::from_secs(5),
+            close: Duration::from_secs(2),
+            ping_interval: Duration::from_secs(30),
+            pong: Duration::from_secs(10),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TimerEntry {

@@ -8,6 +8,7 @@
 //! with a warning naming the reason when io_uring cannot be set up.
 
 pub mod batch;
+pub mod config;
 #[cfg(feature = "epoll")]
 pub mod epoll;
 pub mod tls;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::shard::Shard;
 use crate::sys::Waker;
+pub use config::DriverConfig;
 use tls::{AfterNotify, TlsConfig, TlsSession};
 
 /// The backend asked for on the command line.
@@ -143,15 +145,16 @@ fn auto() -> io::Result<Backend> {
 /// Run one shard's event loop until it has shut down and drained.
 pub fn run(
     backend: Backend,
+    cfg: &DriverConfig,
     shard: &mut Shard,
     listener: socket2::Socket,
     waker: Arc<Waker>,
 ) -> io::Result<()> {
     match backend {
         #[cfg(feature = "uring")]
-        Backend::Uring => uring::run(shard, listener, waker),
+        Backend::Uring => uring::run(cfg, shard, listener, waker),
         #[cfg(feature = "epoll")]
-        Backend::Epoll => epoll::run(shard, listener, waker),
+        Backend::Epoll => epoll::run(cfg, shard, listener, waker),
         #[allow(unreachable_patterns)]
         other => Err(io::Error::new(
             io::ErrorKind::Unsupported,
@@ -184,10 +187,7 @@ pub(crate) fn wait_for(shard: &Shard, now: Instant, cap: Duration) -> Duration {
 /// (frames are batched by the engine already) and, when configured, a fixed SO_SNDBUF.
 /// Linux clones an accepted TCP socket from its listener, so both are inherited; that
 /// saves one or two `setsockopt` calls per accepted connection on both backends.
-pub(crate) fn tune_listener(
-    listener: &socket2::Socket,
-    cfg: &crate::config::Config,
-) -> io::Result<()> {
+pub(crate) fn tune_listener(listener: &socket2::Socket, cfg: &DriverConfig) -> io::Result<()> {
     listener.set_tcp_nodelay(true)?;
     if let Some(bytes) = cfg.socket_send_buffer {
         listener.set_send_buffer_size(bytes.min(i32::MAX as usize))?;
@@ -306,7 +306,7 @@ mod tests {
         let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = std_listener.local_addr().unwrap();
         let listener = socket2::Socket::from(std_listener);
-        let cfg = crate::config::Config {
+        let cfg = DriverConfig {
             socket_send_buffer: Some(64 * 1024),
             ..Default::default()
         };

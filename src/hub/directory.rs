@@ -13,7 +13,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::config::MAX_SHARDS;
+/// Most shards a server may run: the directory keeps a fixed-size shard bitmap.
+pub const MAX_SHARDS: usize = 256;
 
 const WORDS: usize = MAX_SHARDS / 64;
 

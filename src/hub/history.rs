@@ -29,12 +29,25 @@ use super::prepared::PreparedFrame;
 /// Bounds of every room's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryConfig {
-    /// Most frames kept per room (> 0).
+    /// Most frames kept per room (> 0; `--history`).
     pub max_frames: usize,
-    /// Most bytes (sequence-framed wire bytes) kept per room.
+    /// Most bytes (sequence-framed wire bytes) kept per room (`--history-bytes`,
+    /// default 256 KiB); a message larger than this on its own is not kept.
     pub max_bytes: usize,
-    /// A room with no members and no publish or resume for this long is dropped.
+    /// A room with no members and no publish or resume for this long is dropped
+    /// (`--history-ttl`, default 5 min).
     pub ttl: Duration,
+}
+
+impl HistoryConfig {
+    /// Keep the last `max_frames` messages per room, with the default byte cap and TTL.
+    pub fn frames(max_frames: usize) -> Self {
+        HistoryConfig {
+            max_frames,
+            max_bytes: 256 << 10,
+            ttl: Duration::from_secs(300),
+        }
+    }
 }
 
 /// How a resume starts, before the replayed frames.

@@ -20,7 +20,9 @@
 //! callbacks are caught and close only that connection with 1011.
 
 pub mod admission;
+pub mod config;
 pub mod context;
+pub mod origin;
 pub mod replay;
 
 use std::os::fd::RawFd;
@@ -31,7 +33,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use slab::Slab;
 
-use crate::config::Config;
 use crate::conn::{
     AfterFlush, ConnEvent, ConnLimits, Connection, DisconnectReason, DropReason, Enqueue, Eof,
     InputThrottle, Phase, QueueLimits, Timer, TimerEntry, TimerHeap,
@@ -43,7 +44,9 @@ use crate::proto::close::codes;
 use crate::proto::handshake::{accept_response, UpgradeRequest};
 
 pub use admission::Admission;
+pub use config::ShardConfig;
 pub use context::{ConnId, Context};
+pub use origin::{Origin, OriginPolicy};
 pub use replay::Resumed;
 
 /// Response header naming the shard that accepted the connection.
@@ -51,7 +54,7 @@ pub const SHARD_HEADER: &str = "x-ringcast-shard";
 
 /// What every shard shares (read-mostly).
 pub struct Shared {
-    pub cfg: Config,
+    pub cfg: ShardConfig,
     pub metrics: Arc<dyn MetricsCollector>,
     pub admission: Admission,
 }
@@ -384,17 +387,12 @@ impl Shard {
         handler: Arc<dyn Handler>,
         inbox: Receiver<ShardMsg>,
     ) -> Self {
-        let cfg = &shared.cfg;
-        let limits = ConnLimits {
-            max_head_bytes: cfg.max_head_bytes,
-            max_message_size: cfg.max_message_size,
-        };
-        let queue = QueueLimits {
-            max_bytes: cfg.max_queue_bytes,
-            policy: cfg.slow_policy,
-        };
-        let history_sweep_at = (id == 0 && cfg.history > 0)
-            .then(|| Instant::now() + replay::sweep_interval(cfg.history_ttl));
+        let (limits, queue) = (shared.cfg.limits, shared.cfg.queue);
+        let history_sweep_at = hub
+            .shared()
+            .history()
+            .filter(|_| id == 0)
+            .map(|h| Instant::now() + replay::sweep_interval(h.config().ttl));
         Shard {
             state: ShardState {
                 id,
@@ -420,7 +418,7 @@ impl Shard {
         self.state.id
     }
 
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &ShardConfig {
         &self.state.shared.cfg
     }
 
@@ -446,7 +444,7 @@ impl Shard {
             identity: None,
             tag: 0,
         });
-        let timeout = self.config().handshake_timeout;
+        let timeout = self.config().timeouts.handshake;
         self.state.arm(key, timeout, Timer::Handshake, now);
         self.state.metrics().connection_opened(self.state.id);
         (key, generation)
@@ -500,7 +498,7 @@ impl Shard {
             Eof::Close => self.finish(key, DisconnectReason::Reset),
             Eof::Flush => {
                 if !matches!(slot.conn.deadline, Some((_, Timer::Close))) {
-                    let timeout = self.config().close_timeout;
+                    let timeout = self.config().timeouts.close;
                     self.state.arm(key, timeout, Timer::Close, now);
                 }
                 // Even with nothing queued: the flush pass is what closes it.
@@ -624,7 +622,7 @@ impl Shard {
         let shard = id.to_string();
         slot.conn
             .accept(accept_response(&request.key, &[(SHARD_HEADER, &shard)]));
-        let ping = self.config().ping_interval;
+        let ping = self.config().timeouts.ping_interval;
         if ping.is_zero() {
             self.state.slots[key].conn.deadline = None;
         } else {
@@ -742,7 +740,7 @@ impl Shard {
         let next = slot.conn.after_flush();
         match next {
             AfterFlush::ShutdownWrite => {
-                let timeout = self.config().close_timeout;
+                let timeout = self.config().timeouts.close;
                 self.state.arm(key, timeout, Timer::Close, now);
             }
             AfterFlush::Close | AfterFlush::Idle => {}
@@ -820,7 +818,7 @@ impl Shard {
                 })
             });
         }
-        let close_timeout = self.config().close_timeout;
+        let close_timeout = self.config().timeouts.close;
         for key in std::mem::take(&mut self.state.slow_closed) {
             if self
                 .state
@@ -848,12 +846,12 @@ impl Shard {
                 Timer::Ping => {
                     slot.conn.out.shrink_idle();
                     slot.conn.send_ping();
-                    let timeout = self.config().pong_timeout;
+                    let timeout = self.config().timeouts.pong;
                     self.state.arm(key, timeout, Timer::Pong, now);
                     self.state.mark_dirty(key);
                 }
                 Timer::Pong if slot.conn.heard_since_ping => {
-                    let interval = self.config().ping_interval;
+                    let interval = self.config().timeouts.ping_interval;
                     self.state.arm(key, interval, Timer::Ping, now);
                 }
                 Timer::Pong => {

@@ -175,6 +175,11 @@ impl ShardState {
         if dropped > 0 {
             tracing::debug!(dropped, "idle room histories dropped");
         }
-        self.history_sweep_at = Some(now + sweep_interval(self.shared.cfg.history_ttl));
+        let ttl = self
+            .hub
+            .shared()
+            .history()
+            .map_or(Duration::ZERO, |h| h.config().ttl);
+        self.history_sweep_at = Some(now + sweep_interval(ttl));
     }
 }

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use crate::conn::{AfterFlush, DisconnectReason};
 use crate::driver::batch::SendBatch;
 use crate::driver::tls::{TlsConfig, TlsSession};
+use crate::driver::DriverConfig;
 use crate::driver::{
     accept_needs_pause, deliver_tls, new_session, tls_next_step, wait_for, TlsStep, ACCEPT_PAUSE,
 };
@@ -86,7 +87,12 @@ impl Drop for Epoll {
 }
 
 /// Run a shard on epoll until it has shut down and drained.
-pub fn run(shard: &mut Shard, listener: socket2::Socket, waker: Arc<Waker>) -> io::Result<()> {
+pub fn run(
+    cfg: &DriverConfig,
+    shard: &mut Shard,
+    listener: socket2::Socket,
+    waker: Arc<Waker>,
+) -> io::Result<()> {
     // SAFETY: plain syscall with a flag argument.
     let epfd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
     let mut ep = Epoll {
@@ -94,9 +100,9 @@ pub fn run(shard: &mut Shard, listener: socket2::Socket, waker: Arc<Waker>) -> i
         listener: None,
         accept_paused_until: None,
         waker: waker.clone(),
-        scratch: vec![0; shard.config().recv_buffer_size.max(64 * 1024)],
+        scratch: vec![0; cfg.recv_buffer_size.max(64 * 1024)],
         plain: Vec::new(),
-        tls: shard.config().tls.clone(),
+        tls: cfg.tls.clone(),
         batch: SendBatch::default(),
         io: Vec::new(),
         to_flush: Vec::new(),

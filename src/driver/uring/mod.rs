@@ -42,6 +42,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use crate::conn::{AfterFlush, DisconnectReason, Phase};
 use crate::driver::batch::SendBatch;
 use crate::driver::tls::{TlsConfig, TlsSession};
+use crate::driver::DriverConfig;
 use crate::driver::{
     accept_needs_pause, deliver_tls, new_session, tls_next_step, wait_for, TlsStep, ACCEPT_PAUSE,
 };
@@ -214,8 +215,12 @@ impl Drop for Uring {
 }
 
 /// Run a shard on io_uring until it has shut down and drained.
-pub fn run(shard: &mut Shard, listener: socket2::Socket, waker: Arc<Waker>) -> io::Result<()> {
-    let cfg = shard.config();
+pub fn run(
+    cfg: &DriverConfig,
+    shard: &mut Shard,
+    listener: socket2::Socket,
+    waker: Arc<Waker>,
+) -> io::Result<()> {
     let ring = build_ring(cfg.uring_entries)?;
     let bufs = BufRing::register(&ring, cfg.recv_buffers, cfg.recv_buffer_size, BUFFER_GROUP)?;
     let mut u = Uring {
