@@ -1,0 +1,522 @@
+//! [`Connection`]: one connection's state machine (see the module doc of `conn`), its
+//! states as enums — how far the upgrade got ([`Stage`]), our direction ([`Output`]),
+//! the peer's ([`Input`]) — and what it tells the shard and the driver ([`ConnEvent`],
+//! [`Enqueue`], [`Eof`], [`AfterFlush`]).
+
+use std::time::Instant;
+
+use crate::hub::{PreparedFrame, RoomId};
+use crate::proto::close::codes;
+use crate::proto::decoder::{Decoder, Event, ProtocolError};
+use crate::proto::frame::{encode_close_frame, encode_frame, Opcode};
+use crate::proto::handshake::{
+    parse_upgrade, reject_response, HeadParse, Rejection, UpgradeRequest,
+};
+
+use super::queue::{Advanced, OutQueue};
+use super::{ConnLimits, DisconnectReason, QueueLimits, SlowPolicy};
+
+/// Where a connection is in its life, as the shard and drivers see it (derived from
+/// how far the upgrade got and the state of each direction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Collecting the request head.
+    Handshaking,
+    /// Upgraded; neither side has started to close.
+    Open,
+    /// Our close frame or HTTP error is queued, or the peer's EOF arrived: what is queued
+    /// drains, until the close deadline.
+    Closing,
+    /// Released by the shard.
+    Closed,
+}
+
+/// How far the HTTP upgrade got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Collecting the request head.
+    Handshaking,
+    /// The 101 was queued: the handler saw `on_open`.
+    Upgraded,
+    /// The request was answered with an HTTP error (queued).
+    Refused,
+    /// Released; `upgraded` says whether it had been upgraded.
+    Closed { upgraded: bool },
+}
+
+/// Our direction of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// Frames (or the 101) may be queued.
+    Open,
+    /// Our close frame (or the HTTP response ending the connection) is queued: only
+    /// control frames already queued still go.
+    Closing,
+    /// Everything is written and our write side is shut down (FIN sent).
+    Shut,
+}
+
+/// The peer's direction of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// Its bytes are decoded.
+    Open,
+    /// Its close frame arrived, or it broke the protocol: what it still sends is read
+    /// and discarded.
+    Discarding,
+    /// Its EOF arrived (TCP FIN or TLS `close_notify`): nothing more is read.
+    Eof,
+}
+
+/// The outcome of [`Connection::send_frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueue {
+    /// Queued (possibly after dropping `dropped_oldest` older frames).
+    Queued { dropped_oldest: usize },
+    /// Not queued: the queue is full and the policy is `drop-newest`.
+    DroppedNewest,
+    /// The queue overflowed under the `close` policy: the connection is now closing
+    /// with 1008; `dropped` unsent frames were discarded (the new one included).
+    ClosedSlow { dropped: usize },
+    /// The connection is not open: nothing queued.
+    NotOpen,
+}
+
+/// The deadline a connection is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// The upgrade must complete by then.
+    Handshake,
+    /// Time to send a ping.
+    Ping,
+    /// A frame must have arrived since the ping by then.
+    Pong,
+    /// The closing handshake must be done by then.
+    Close,
+}
+
+/// Something the shard must act on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConnEvent {
+    /// The request head is complete: the shard must call `accept` or `reject`.
+    Upgrade(Box<UpgradeRequest>),
+    /// The request head was invalid; the HTTP error response is queued.
+    HandshakeRejected(Rejection),
+    /// A complete text message (validated once, by the decoder).
+    Text(String),
+    /// A complete binary message.
+    Binary(Vec<u8>),
+    /// The peer sent a close frame; our reply is queued.
+    PeerClose(Option<(u16, String)>),
+    /// The peer broke the protocol; our close frame with `error.code` is queued.
+    ProtocolError(ProtocolError),
+}
+
+/// What [`Connection::on_eof`] leaves to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eof {
+    /// Write what is queued (within the close deadline), then close.
+    Flush,
+    /// Nothing is left to write: close now.
+    Close,
+}
+
+/// What the driver should do once the queue has been written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFlush {
+    /// Nothing: keep reading.
+    Idle,
+    /// Our last bytes (close frame or HTTP error) are out: shut down the write side
+    /// (our FIN goes first: the server closes first, RFC 6455 §7.1.1) and keep reading,
+    /// discarding, until the peer's EOF or the close deadline.
+    ShutdownWrite,
+    /// The peer's EOF arrived and everything queued is out: close the socket now.
+    Close,
+}
+
+#[derive(Debug)]
+pub struct Connection {
+    stage: Stage,
+    output: Output,
+    input: Input,
+    /// Request head while handshaking; bytes after the head until the upgrade is decided.
+    head: Vec<u8>,
+    decoder: Decoder,
+    pub out: OutQueue,
+    /// Rooms this connection joined on its shard.
+    pub rooms: Vec<RoomId>,
+    /// The armed deadline, if any (see [`TimerHeap`]).
+    pub deadline: Option<(Instant, Timer)>,
+    /// When the upgrade completed.
+    pub opened_at: Option<Instant>,
+    /// Backpressure, beside the protocol state: reading is paused because the unsent
+    /// bytes are over the cap (see `may_read`).
+    read_paused: bool,
+    /// Pongs replaced by a newer one since the shard last asked (see `take_coalesced`).
+    pongs_coalesced: u32,
+    /// Bytes arrived since the last ping was sent.
+    pub heard_since_ping: bool,
+    /// Holds one slot of the admission cap.
+    pub admitted: bool,
+    /// In the shard's dirty list (has output to flush).
+    pub dirty: bool,
+    /// Why it is ending (the first reason recorded wins).
+    pub reason: Option<DisconnectReason>,
+    /// Room messages go out in the sequence framing (the client asked with `?seq=1`).
+    pub sequenced: bool,
+    /// Rooms resumed from history: (room, last seq replayed). Live messages up to that
+    /// number are skipped (they were replayed); the mark goes with the first one after.
+    pub replay_marks: Vec<(RoomId, u64)>,
+}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Connection {
+    pub fn new() -> Self {
+        Connection {
+            stage: Stage::Handshaking,
+            output: Output::Open,
+            input: Input::Open,
+            head: Vec::new(),
+            decoder: Decoder::new(),
+            out: OutQueue::default(),
+            rooms: Vec::new(),
+            deadline: None,
+            opened_at: None,
+            read_paused: false,
+            pongs_coalesced: 0,
+            heard_since_ping: false,
+            admitted: false,
+            dirty: false,
+            reason: None,
+            sequenced: false,
+            replay_marks: Vec::new(),
+        }
+    }
+
+    /// The coarse state (see [`Phase`]).
+    pub fn phase(&self) -> Phase {
+        match (self.stage, self.output, self.input) {
+            (Stage::Closed { .. }, _, _) => Phase::Closed,
+            (Stage::Handshaking, Output::Open, _) => Phase::Handshaking,
+            (Stage::Upgraded, Output::Open, Input::Open | Input::Discarding) => Phase::Open,
+            _ => Phase::Closing,
+        }
+    }
+
+    /// True while messages can be exchanged.
+    pub fn is_open(&self) -> bool {
+        self.phase() == Phase::Open
+    }
+
+    /// Decode from `input` until one event needs the shard (or the input is used up).
+    /// Returns the bytes consumed and that event. The shard acts on each event before it
+    /// feeds the rest, so a message is handled before a close that followed it.
+    ///
+    /// After [`ConnEvent::Upgrade`] the shard must call [`Connection::accept`] or
+    /// [`Connection::reject`], then feed [`Connection::take_leftover`] (bytes that came
+    /// after the request head) before any further input.
+    pub fn feed(&mut self, input: &[u8], limits: ConnLimits) -> (usize, Option<ConnEvent>) {
+        match self.phase() {
+            Phase::Handshaking => (input.len(), self.feed_head(input, limits)),
+            Phase::Open | Phase::Closing => self.feed_frames(input, limits),
+            Phase::Closed => (input.len(), None),
+        }
+    }
+
+    fn feed_head(&mut self, input: &[u8], limits: ConnLimits) -> Option<ConnEvent> {
+        self.head.extend_from_slice(input);
+        match parse_upgrade(&self.head, limits.max_head_bytes) {
+            Ok(HeadParse::Partial) => None,
+            Ok(HeadParse::Complete { request, head_len }) => {
+                self.head.drain(..head_len);
+                Some(ConnEvent::Upgrade(Box::new(request)))
+            }
+            Err(rejection) => {
+                self.reject(&rejection, &[]);
+                Some(ConnEvent::HandshakeRejected(rejection))
+            }
+        }
+    }
+
+    /// Accept the upgrade: queue the 101 response; the connection is open.
+    pub fn accept(&mut self, response: Vec<u8>) {
+        self.out.push_control(PreparedFrame::from_wire(response));
+        self.stage = Stage::Upgraded;
+        self.deadline = None;
+    }
+
+    /// True once the upgrade was accepted (even if the connection is closing now).
+    pub fn was_upgraded(&self) -> bool {
+        matches!(
+            self.stage,
+            Stage::Upgraded | Stage::Closed { upgraded: true }
+        )
+    }
+
+    /// Bytes that arrived after the request head (to be fed once the upgrade is decided).
+    pub fn take_leftover(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.head)
+    }
+
+    /// Refuse the upgrade with an HTTP error; the connection ends once it is written.
+    pub fn reject(&mut self, rejection: &Rejection, extra_headers: &[(&str, &str)]) {
+        self.head = Vec::new();
+        self.out
+            .push_control(PreparedFrame::from_wire(reject_response(
+                rejection.status,
+                rejection.reason,
+                extra_headers,
+            )));
+        self.stage = Stage::Refused;
+        self.output = Output::Closing;
+        self.reason.get_or_insert(if rejection.status == 503 {
+            DisconnectReason::AdmissionRejected
+        } else {
+            DisconnectReason::ProtocolError
+        });
+    }
+
+    fn feed_frames(&mut self, input: &[u8], limits: ConnLimits) -> (usize, Option<ConnEvent>) {
+        let mut used = 0;
+        while used < input.len() {
+            if self.input != Input::Open {
+                // Nothing after a close (or a protocol error) is read.
+                return (input.len(), None);
+            }
+            let decoded = self.decoder.decode(&input[used..], limits.max_message_size);
+            used += decoded.consumed.min(input.len() - used);
+            match decoded.result {
+                Ok(None) => {}
+                Ok(Some(event)) => {
+                    if let Some(ev) = self.on_frame_event(event) {
+                        return (used, Some(ev));
+                    }
+                }
+                Err(error) => {
+                    let open = self.is_open();
+                    self.input = Input::Discarding;
+                    if open {
+                        self.send_close(error.code, error.reason);
+                        self.reason.get_or_insert(DisconnectReason::ProtocolError);
+                        return (input.len(), Some(ConnEvent::ProtocolError(error)));
+                    }
+                    return (input.len(), None);
+                }
+            }
+        }
+        (used, None)
+    }
+
+    fn on_frame_event(&mut self, event: Event) -> Option<ConnEvent> {
+        let open = self.is_open();
+        match event {
+            Event::Text(text) if open => Some(ConnEvent::Text(text)),
+            Event::Binary(payload) if open => Some(ConnEvent::Binary(payload)),
+            Event::Ping(payload) if open => {
+                let pong = PreparedFrame::from_wire(encode_frame(true, Opcode::Pong, &payload));
+                if self.out.push_pong(pong) {
+                    self.pongs_coalesced += 1;
+                }
+                None
+            }
+            Event::Close(status) => {
+                self.input = Input::Discarding;
+                self.reason.get_or_insert(DisconnectReason::Normal);
+                if self.output != Output::Open {
+                    return None;
+                }
+                let code = status.as_ref().map_or(codes::NORMAL, |(c, _)| *c);
+                self.send_close(code, "");
+                Some(ConnEvent::PeerClose(status))
+            }
+            // Data and pings after our close frame, and pongs, need no answer.
+            _ => None,
+        }
+    }
+
+    /// Queue a close frame (once) and enter `Closing`. Nothing is queued after the
+    /// peer's EOF: it can no longer answer.
+    pub fn send_close(&mut self, code: u16, reason: &str) {
+        if self.output != Output::Open
+            || self.input == Input::Eof
+            || matches!(self.stage, Stage::Closed { .. })
+        {
+            return;
+        }
+        self.output = Output::Closing;
+        if self.stage == Stage::Handshaking {
+            // No WebSocket yet: nothing to say, just end.
+            return;
+        }
+        self.out
+            .push_control(PreparedFrame::from_wire(encode_close_frame(code, reason)));
+    }
+
+    /// Queue a ping (heartbeat), unless the previous one is still unsent (a peer that
+    /// does not read must not make heartbeats pile up).
+    pub fn send_ping(&mut self) {
+        if self.is_open() {
+            if !self.out.ping_pending() {
+                self.out.push_ping(PreparedFrame::from_wire(encode_frame(
+                    true,
+                    Opcode::Ping,
+                    b"",
+                )));
+            }
+            self.heard_since_ping = false;
+        }
+    }
+
+    /// Pongs whose payload was replaced by a newer ping's since the last call (for the
+    /// metrics); resets the count.
+    pub fn take_coalesced(&mut self) -> u32 {
+        std::mem::take(&mut self.pongs_coalesced)
+    }
+
+    /// Queue a data frame under the queue limits.
+    pub fn send_frame(&mut self, frame: PreparedFrame, limits: QueueLimits) -> Enqueue {
+        if !self.is_open() {
+            return Enqueue::NotOpen;
+        }
+        // An empty queue always takes the frame, so one large message can still pass.
+        if self.out.is_empty() || self.out.bytes() + frame.len() <= limits.max_bytes {
+            self.out.push_data(frame);
+            return Enqueue::Queued { dropped_oldest: 0 };
+        }
+        match limits.policy {
+            SlowPolicy::DropNewest => Enqueue::DroppedNewest,
+            SlowPolicy::DropOldest => {
+                let dropped_oldest = self.out.drop_oldest(frame.len(), limits.max_bytes);
+                self.out.push_data(frame);
+                Enqueue::Queued { dropped_oldest }
+            }
+            SlowPolicy::Close => {
+                let dropped = self.out.drop_unstarted_data() + 1;
+                self.reason.get_or_insert(DisconnectReason::SlowConsumer);
+                self.send_close(codes::POLICY, "slow consumer");
+                Enqueue::ClosedSlow { dropped }
+            }
+        }
+    }
+
+    /// Queue a frame replayed from history: bounded by the history limits already, so
+    /// not subject to the queue cap (dropping part of a replay would be a silent gap).
+    pub fn push_replay(&mut self, frame: PreparedFrame) -> bool {
+        if !self.is_open() {
+            return false;
+        }
+        self.out.push_data(frame);
+        true
+    }
+
+    /// True when live message `seq` of `room` was already replayed to this connection.
+    /// The first message past the mark removes it (a room's messages arrive in order).
+    pub fn already_replayed(&mut self, room: RoomId, seq: u64) -> bool {
+        let Some(i) = self.replay_marks.iter().position(|(r, _)| *r == room) else {
+            return false;
+        };
+        if seq <= self.replay_marks[i].1 {
+            return true;
+        }
+        self.replay_marks.swap_remove(i);
+        false
+    }
+
+    /// The kernel accepted `n` bytes.
+    pub fn written(&mut self, n: usize) -> Advanced {
+        self.out.advance(n)
+    }
+
+    /// Called when the queue is empty after a flush.
+    pub fn after_flush(&mut self) -> AfterFlush {
+        if self.output == Output::Shut || !self.out.is_empty() {
+            return AfterFlush::Idle;
+        }
+        if self.input == Input::Eof {
+            // Both directions are done: nothing more will come, and all we had is out.
+            self.output = Output::Shut;
+            return AfterFlush::Close;
+        }
+        if self.output == Output::Closing {
+            // Our FIN goes first (the server closes the TCP connection first, RFC 6455
+            // §7.1.1) as a shutdown of the write side, not a close, even when the close
+            // handshake is complete: what the peer still sends after its close frame (a
+            // TLS client's close_notify) then reaches an open socket and is read and
+            // discarded, instead of drawing a reset that can destroy our close reply
+            // in the peer's receive buffer. Its EOF (or the close deadline) closes.
+            self.output = Output::Shut;
+            return AfterFlush::ShutdownWrite;
+        }
+        AfterFlush::Idle
+    }
+
+    /// The peer's write side ended (TCP FIN: a read returned 0; or TLS `close_notify`).
+    /// Not an error: nothing more is read, and what is queued is still written (see the
+    /// module doc). Returns [`Eof::Close`] when there is nothing left to write (the
+    /// request head was incomplete, or our side was already shut down): close now.
+    /// Otherwise [`Eof::Flush`]: flush, and [`Connection::after_flush`] says
+    /// [`AfterFlush::Close`] once the queue is empty. No new data frames are queued from
+    /// now on (the phase is `Closing`). Calling it again changes no state.
+    pub fn on_eof(&mut self) -> Eof {
+        if matches!(self.stage, Stage::Closed { .. }) {
+            return Eof::Close;
+        }
+        let was = self.phase();
+        self.input = Input::Eof;
+        // Without a completed close handshake this is an abnormal closure (1006).
+        self.reason.get_or_insert(DisconnectReason::Reset);
+        if was == Phase::Handshaking {
+            // An incomplete request head: there is nothing to answer.
+            self.head = Vec::new();
+            return Eof::Close;
+        }
+        if self.output == Output::Shut {
+            return Eof::Close;
+        }
+        Eof::Flush
+    }
+
+    /// True once the peer's EOF arrived.
+    pub fn peer_eof(&self) -> bool {
+        self.input == Input::Eof
+    }
+
+    /// Read-side backpressure: may the driver read from this connection now? No once
+    /// the peer's EOF arrived or the connection is closed, and no while its unsent bytes
+    /// (the queue's, plus `extra` the driver still holds, e.g. TLS ciphertext) are over
+    /// `max_queue_bytes`: whatever the peer sends then waits in the kernel (and its
+    /// sends block), so nothing it asks for (pongs, echoes, handler replies) can grow
+    /// our memory. Reading resumes once the bytes are at or under the cap again.
+    ///
+    /// Returns `(may_read, newly_paused)`: the second is true only on the call that
+    /// paused reading (for the metrics).
+    pub fn may_read(&mut self, max_queue_bytes: usize, extra: usize) -> (bool, bool) {
+        if self.input == Input::Eof || matches!(self.stage, Stage::Closed { .. }) {
+            return (false, false);
+        }
+        let over = self.out.bytes() + extra > max_queue_bytes;
+        let newly = over && !self.read_paused;
+        self.read_paused = over;
+        (!over, newly)
+    }
+
+    /// Mark closed; drops queued output and decoder state. Returns data frames dropped.
+    pub fn mark_closed(&mut self, reason: DisconnectReason) -> usize {
+        self.reason.get_or_insert(reason);
+        self.stage = Stage::Closed {
+            upgraded: self.was_upgraded(),
+        };
+        self.head = Vec::new();
+        self.decoder = Decoder::new();
+        self.deadline = None;
+        self.out.clear()
+    }
+}
+
+#[cfg(test)]
+mod tests;
