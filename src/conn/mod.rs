@@ -17,7 +17,7 @@
 //! for it, since the peer can no longer answer one.
 //!
 //! **Every byte a peer can make us queue is bounded per connection**: data frames by
-//! the slow-consumer cap ([`QueueLimits`]); pongs by coalescing (at most one pending,
+//! the slow-consumer cap ([`QueueLimits`]); pongs by coalescing (at most 16 unsent,
 //! see [`OutQueue::push_pong`]); our close frame and HTTP response once each; and
 //! [`Connection::may_read`] stops reading from a peer while its unsent bytes are over
 //! the cap (read-side backpressure), so no request/response pattern can make the queue

@@ -9,9 +9,10 @@
 //! holds no queue memory (see [`OutQueue::advance`] and [`OutQueue::shrink_idle`]).
 //!
 //! Control frames a peer can make us queue are bounded here, whatever the peer does:
-//! at most one *pending* pong ([`OutQueue::push_pong`] replaces the payload of a pong
-//! not yet started, as RFC 6455 §5.5.3 allows: only the latest ping needs an answer)
-//! plus at most one already started or in flight, and at most one unsent heartbeat ping
+//! at most [`MAX_UNSENT_PONGS`] unsent pongs (past that, [`OutQueue::push_pong`]
+//! replaces the payload of the newest pong not yet started, as RFC 6455 §5.5.3 allows:
+//! only the latest ping needs an answer) plus at most one already started or in
+//! flight, and at most one unsent heartbeat ping
 //! ([`OutQueue::ping_pending`]). [`OutQueue::bytes`] counts control frames too, so they
 //! count toward the cap the connection's read-side backpressure uses.
 
@@ -19,6 +20,11 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::hub::PreparedFrame;
+
+/// Unsent pongs queued before a new ping's pong replaces the newest one instead of
+/// queueing: every ping of a burst is answered (Autobahn 2.10 sends 10 at once and
+/// expects 10 pongs), while a flood of pings costs a bounded queue.
+pub const MAX_UNSENT_PONGS: usize = 16;
 
 /// What a queued frame is, for the policies that treat kinds differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +69,8 @@ pub struct OutQueue {
     in_flight: usize,
     /// Index of the last pong queued, while it is queued (it may have been started).
     pong_at: Option<usize>,
+    /// Pongs queued and not yet fully written.
+    pongs: usize,
     /// Heartbeat pings queued and not yet fully written.
     pings: usize,
 }
@@ -89,18 +97,21 @@ impl OutQueue {
         self.pings > 0
     }
 
-    /// Queue a pong (never dropped). When a pong is already queued and not yet started
-    /// (neither partly written nor in an io_uring send in flight), its frame is replaced
-    /// by this one in place instead, so a peer's pings keep at most one pending pong
-    /// queued however fast they come (RFC 6455 §5.5.3: answering only the latest ping
-    /// is allowed). Returns true when it replaced one.
+    /// Queue a pong (never dropped). With [`MAX_UNSENT_PONGS`] already unsent, the
+    /// newest of them, if not yet started (neither partly written nor in an io_uring
+    /// send in flight), gets this one's payload in place instead, so however fast a
+    /// peer's pings come, its pongs stay bounded (RFC 6455 §5.5.3: answering only the
+    /// latest ping is allowed). Returns true when it replaced one.
     pub fn push_pong(&mut self, frame: PreparedFrame) -> bool {
-        if let Some(i) = self.pong_at.filter(|&i| i >= self.protected()) {
-            let old = std::mem::replace(&mut self.frames[i].frame, frame);
-            self.bytes = self.bytes - old.len() + self.frames[i].frame.len();
-            return true;
+        if self.pongs >= MAX_UNSENT_PONGS {
+            if let Some(i) = self.pong_at.filter(|&i| i >= self.protected()) {
+                let old = std::mem::replace(&mut self.frames[i].frame, frame);
+                self.bytes = self.bytes - old.len() + self.frames[i].frame.len();
+                return true;
+            }
         }
         self.pong_at = Some(self.frames.len());
+        self.pongs += 1;
         self.push(frame, Kind::Pong);
         false
     }
@@ -113,7 +124,12 @@ impl OutQueue {
     /// Forget the frame at `index` (it was popped or removed): shift the pong's index.
     fn removed(&mut self, index: usize, kind: Kind) {
         match kind {
-            Kind::Pong if self.pong_at == Some(index) => self.pong_at = None,
+            Kind::Pong => {
+                self.pongs -= 1;
+                if self.pong_at == Some(index) {
+                    self.pong_at = None;
+                }
+            }
             Kind::Ping => self.pings -= 1,
             _ => {}
         }
@@ -250,6 +266,7 @@ impl OutQueue {
         self.bytes = 0;
         self.in_flight = 0;
         self.pong_at = None;
+        self.pongs = 0;
         self.pings = 0;
         data
     }
@@ -333,47 +350,64 @@ mod tests {
         frame(&[0x8A, 1, p])
     }
 
+    /// Queue `MAX_UNSENT_PONGS` pongs numbered from `first` (none replaced).
+    fn fill_pongs(q: &mut OutQueue, first: u8) {
+        for p in first..first + MAX_UNSENT_PONGS as u8 {
+            assert!(!q.push_pong(pong(p)), "pong {p} is queued");
+        }
+    }
+
     #[test]
-    fn a_pending_pong_is_replaced_not_queued_again() {
+    fn a_burst_of_pings_is_answered_in_full_then_the_newest_pong_is_replaced() {
         let mut q = OutQueue::default();
         q.push_data(frame(b"dddd"));
-        assert!(!q.push_pong(pong(1)));
+        fill_pongs(&mut q, 0);
         q.push_data(frame(b"ee"));
-        for p in 2..100 {
-            assert!(q.push_pong(pong(p)), "pong {p} replaces the pending one");
+        for p in 100..200 {
+            assert!(
+                q.push_pong(pong(p)),
+                "pong {p} replaces the newest pending one"
+            );
         }
-        assert_eq!(q.len(), 3);
-        assert_eq!(q.bytes(), 4 + 3 + 2);
+        assert_eq!(q.len(), 2 + MAX_UNSENT_PONGS);
+        assert_eq!(q.bytes(), 4 + 3 * MAX_UNSENT_PONGS + 2);
         let left: Vec<_> = q.pending().collect();
-        assert_eq!(left, vec![&b"dddd"[..], &[0x8A, 1, 99][..], &b"ee"[..]]);
+        assert_eq!(
+            left[MAX_UNSENT_PONGS - 1],
+            &[0x8A, 1, (MAX_UNSENT_PONGS - 2) as u8][..]
+        );
+        assert_eq!(
+            left[MAX_UNSENT_PONGS],
+            &[0x8A, 1, 199][..],
+            "the latest ping is answered"
+        );
         // Popping the front shifts the pong's index; it is still found and replaced.
         q.advance(4);
-        assert!(q.push_pong(pong(100)));
-        assert_eq!(q.pending().next(), Some(&[0x8A, 1, 100][..]));
-        // Once it is written, the next pong is queued anew.
+        assert!(q.push_pong(pong(200)));
+        // Once one is written, the next pong is queued anew.
         q.advance(3);
-        assert!(!q.push_pong(pong(101)));
-        assert_eq!(q.len(), 2);
+        assert!(!q.push_pong(pong(201)));
+        assert_eq!(q.len(), MAX_UNSENT_PONGS + 1, "the pongs and \"ee\"");
     }
 
     #[test]
     fn a_started_or_in_flight_pong_is_never_replaced() {
         let mut q = OutQueue::default();
-        assert!(!q.push_pong(pong(1)));
-        q.advance(1); // partly written
-        assert!(!q.push_pong(pong(2)), "a second pong queues behind it");
-        assert!(q.push_pong(pong(3)), "which is pending and replaceable");
-        assert_eq!(q.len(), 2);
-        q.advance(2);
-        q.set_in_flight(1); // the pending pong is now in an io_uring send
-        assert!(!q.push_pong(pong(4)));
-        assert!(q.push_pong(pong(5)));
-        assert_eq!(q.len(), 2, "at most one in flight plus one pending");
-        q.set_in_flight(0);
+        fill_pongs(&mut q, 0);
+        q.set_in_flight(MAX_UNSENT_PONGS); // every pong is in an io_uring send
+        assert!(!q.push_pong(pong(100)), "one more queues behind them");
+        assert!(q.push_pong(pong(101)), "which is pending and replaceable");
         assert_eq!(
-            q.pending().collect::<Vec<_>>(),
-            vec![&[0x8A, 1, 3][..], &[0x8A, 1, 5][..]]
+            q.len(),
+            MAX_UNSENT_PONGS + 1,
+            "the in-flight ones plus one pending"
         );
+        q.set_in_flight(0);
+        let mut q = OutQueue::default();
+        fill_pongs(&mut q, 0);
+        q.advance(3 * (MAX_UNSENT_PONGS - 1) + 1); // all written but the last, which is started
+        assert!(!q.push_pong(pong(102)), "a started pong is not replaced");
+        assert_eq!(q.len(), 2);
     }
 
     #[test]
@@ -382,17 +416,17 @@ mod tests {
         q.push_data(frame(b"aaaa"));
         q.push_data(frame(b"bbbb"));
         q.push_ping(frame(&[0x89, 0]));
-        q.push_pong(pong(1));
+        fill_pongs(&mut q, 0);
         assert!(q.ping_pending());
         assert_eq!(q.drop_oldest(0, 5), 2, "both data frames go");
         assert!(
-            q.push_pong(pong(2)),
+            q.push_pong(pong(100)),
             "the pong's index followed the removal"
         );
         q.push_data(frame(b"cc"));
         assert_eq!(q.drop_unstarted_data(), 1);
-        assert!(q.push_pong(pong(3)));
-        assert_eq!(q.advance(2 + 3).frames, 0);
+        assert!(q.push_pong(pong(101)));
+        assert_eq!(q.advance(2 + 3 * MAX_UNSENT_PONGS).frames, 0);
         assert!(!q.ping_pending());
         assert!(q.is_empty());
         q.push_ping(frame(&[0x89, 0]));

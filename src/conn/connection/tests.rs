@@ -213,7 +213,8 @@ fn an_empty_queue_takes_one_frame_larger_than_the_cap() {
 }
 
 #[test]
-fn a_ping_flood_keeps_one_pending_pong() {
+fn a_ping_flood_keeps_a_bounded_number_of_pongs() {
+    use crate::conn::queue::MAX_UNSENT_PONGS;
     let mut c = open_conn();
     let mut input = Vec::new();
     for i in 0..1000u32 {
@@ -225,11 +226,31 @@ fn a_ping_flood_keeps_one_pending_pong() {
         ));
     }
     assert!(feed_all(&mut c, &input).is_empty());
-    assert_eq!(c.out.len(), 1);
-    assert_eq!(c.take_coalesced(), 999);
+    assert_eq!(c.out.len(), MAX_UNSENT_PONGS);
+    assert_eq!(c.take_coalesced(), 1000 - MAX_UNSENT_PONGS as u32);
     assert_eq!(c.take_coalesced(), 0, "taken once");
-    // The latest ping is the one answered.
-    assert_eq!(queued(&c), [&[0x8A, 4][..], &999u32.to_be_bytes()].concat());
+    // The first pings are answered one by one; the latest ping is answered last.
+    let pongs: Vec<Vec<u8>> = c.out.pending().map(<[u8]>::to_vec).collect();
+    assert_eq!(pongs[0], [&[0x8A, 4][..], &0u32.to_be_bytes()].concat());
+    assert_eq!(
+        pongs[MAX_UNSENT_PONGS - 1],
+        [&[0x8A, 4][..], &999u32.to_be_bytes()].concat()
+    );
+}
+
+#[test]
+fn a_burst_of_ten_pings_gets_ten_pongs() {
+    // Autobahn 2.10: ten pings in one read, ten pongs with their payloads, in order.
+    let mut c = open_conn();
+    let mut input = Vec::new();
+    for i in 0..10u8 {
+        input.extend(encode_masked_frame(true, Opcode::Ping, &[i], [1, 2, 3, 4]));
+    }
+    assert!(feed_all(&mut c, &input).is_empty());
+    let pongs: Vec<Vec<u8>> = c.out.pending().map(<[u8]>::to_vec).collect();
+    let expected: Vec<Vec<u8>> = (0..10u8).map(|i| vec![0x8A, 1, i]).collect();
+    assert_eq!(pongs, expected);
+    assert_eq!(c.take_coalesced(), 0);
 }
 
 #[test]
