@@ -1,6 +1,9 @@
 //! Unit tests of the Prometheus collector: exact exposition for a hand-driven collector
 //! over two shards, bucket math, quantiles, label escaping and validation, shard clamping.
 
+use super::exposition::{fmt_scaled, Unit};
+use super::hist::{bucket_index, Buckets, Histogram};
+use super::kinds::Metric;
 use super::*;
 
 /// Drive every hook by hand, spread over two shards.
@@ -303,12 +306,16 @@ fn bounds_are_strictly_increasing() {
 
 #[test]
 fn histogram_cumulative_count_sum() {
-    let h: Hist<5> = Hist::new();
-    let bounds = [10, 20, 30, 40];
-    for v in [0, 10, 11, 40, 41, 1000] {
-        h.observe(&bounds, v);
+    struct Bounds;
+    impl Buckets for Bounds {
+        const BOUNDS: &'static [u64] = &[10, 20, 30, 40];
+        const UNIT: Unit = Unit::Plain;
     }
-    let s = HistogramSnapshot::collect(&[10, 20, 30, 40], std::iter::once(&h));
+    let h: Histogram<Bounds, 5> = Histogram::default();
+    for v in [0, 10, 11, 40, 41, 1000] {
+        h.observe(v);
+    }
+    let s = Histogram::total(std::iter::once(&h));
     assert_eq!(s.counts, vec![2, 1, 0, 1, 2]);
     assert_eq!(s.cumulative(), vec![2, 3, 3, 4, 6]);
     assert_eq!(s.count(), 6);
