@@ -1,7 +1,7 @@
 //! The storage kinds of the metric table: how one metric is kept on one shard (plain
-//! `AtomicU64`s, written with `Relaxed` `fetch_add`s by the shard's own thread), summed
-//! over shards at scrape time, written as samples, and summarised in a [`Snapshot`]
-//! field. Histograms are in `hist.rs`.
+//! `AtomicU64`s, written with `Relaxed` `fetch_add`s on the calling shard's block),
+//! summed over shards at scrape time, written as samples, and summarised in a
+//! [`Snapshot`] field. Histograms are in `hist.rs`.
 //!
 //! [`Snapshot`]: super::Snapshot
 

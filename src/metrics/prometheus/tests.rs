@@ -496,3 +496,53 @@ fn shard_blocks_do_not_share_cache_lines() {
     assert_eq!(std::mem::align_of::<ShardBlock>(), 128);
     assert_eq!(std::mem::size_of::<ShardBlock>() % 128, 0);
 }
+
+/// The label names of one sample line (`name{k="v",…} value`), escapes in values skipped.
+fn label_names(line: &str) -> Vec<String> {
+    let Some((_, rest)) = line.split_once('{') else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    let mut chars = rest.chars();
+    loop {
+        let name: String = chars.by_ref().take_while(|&c| c != '=').collect();
+        assert_eq!(chars.next(), Some('"'), "{line}");
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => break,
+                _ => {}
+            }
+        }
+        names.push(name);
+        match chars.next() {
+            Some(',') => continue,
+            Some('}') => return names,
+            other => panic!("{other:?} after a label value in {line}"),
+        }
+    }
+}
+
+/// Every label a sample carries besides the constant ones is refused as a constant
+/// label name, so `--metrics-label` can never put one name twice on a sample (which
+/// makes Prometheus reject the whole scrape).
+#[test]
+fn own_label_names_cannot_be_constant_labels() {
+    let text = driven().render();
+    let mut own = std::collections::BTreeSet::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let names = label_names(line);
+        assert_eq!(names.first().map(String::as_str), Some("env"), "{line}");
+        own.extend(names.into_iter().skip(1));
+    }
+    let expected = [
+        "action", "backend", "le", "reason", "result", "shard", "status", "version",
+    ];
+    assert_eq!(own.iter().map(String::as_str).collect::<Vec<_>>(), expected);
+    for name in &own {
+        assert!(RESERVED_LABELS.contains(&name.as_str()), "{name}");
+        assert!(parse_label(&format!("{name}=x")).is_err(), "{name}");
+    }
+}
