@@ -97,3 +97,27 @@ impl<'a> Exposition<'a> {
         let _ = writeln!(self.out, " {value}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaled_formatting_is_exact() {
+        assert_eq!(fmt_scaled(0, 9), "0");
+        assert_eq!(fmt_scaled(10_000, 9), "0.00001");
+        assert_eq!(fmt_scaled(1_500_000_000, 9), "1.5");
+        assert_eq!(fmt_scaled(86_400_000_000_000, 9), "86400");
+        assert_eq!(fmt_scaled(1, 9), "0.000000001");
+        assert_eq!(fmt_scaled(u64::MAX, 9), "18446744073.709551615");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label_value("plain"), "plain");
+        assert_eq!(escape_label_value(r"a\b"), r"a\\b");
+        assert_eq!(escape_label_value("say \"hi\""), r#"say \"hi\""#);
+        assert_eq!(escape_label_value("two\nlines"), r"two\nlines");
+        assert_eq!(escape_label_value("ünï ✓"), "ünï ✓");
+    }
+}

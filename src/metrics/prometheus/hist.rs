@@ -159,3 +159,74 @@ impl HistogramSnapshot {
         self.bounds.last().map(|&b| b as f64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_bounds_are_inclusive() {
+        let b = [0, 1, 5, 10];
+        assert_eq!(bucket_index(&b, 0), 0);
+        assert_eq!(bucket_index(&b, 1), 1);
+        assert_eq!(bucket_index(&b, 2), 2);
+        assert_eq!(bucket_index(&b, 5), 2);
+        assert_eq!(bucket_index(&b, 6), 3);
+        assert_eq!(bucket_index(&b, 10), 3);
+        assert_eq!(bucket_index(&b, 11), 4); // +Inf
+        assert_eq!(bucket_index(&b, u64::MAX), 4);
+    }
+
+    #[test]
+    fn histogram_cumulative_count_sum() {
+        struct Bounds;
+        impl Buckets for Bounds {
+            const BOUNDS: &'static [u64] = &[10, 20, 30, 40];
+            const UNIT: Unit = Unit::Plain;
+        }
+        let h: Histogram<Bounds, 5> = Histogram::default();
+        for v in [0, 10, 11, 40, 41, 1000] {
+            h.observe(v);
+        }
+        let s = Histogram::total(std::iter::once(&h));
+        assert_eq!(s.counts, vec![2, 1, 0, 1, 2]);
+        assert_eq!(s.cumulative(), vec![2, 3, 3, 4, 6]);
+        assert_eq!(s.count(), 6);
+        assert_eq!(s.sum, 1102);
+    }
+
+    #[test]
+    fn histogram_quantiles_and_deltas() {
+        static B: [u64; 4] = [100, 200, 400, 800];
+        let empty = HistogramSnapshot {
+            bounds: &B,
+            counts: vec![0; 5],
+            sum: 0,
+        };
+        assert_eq!(empty.quantile(0.5), None);
+        assert_eq!(empty.mean(), None);
+        let h = HistogramSnapshot {
+            bounds: &B,
+            counts: vec![0, 4, 0, 0, 0],
+            sum: 600,
+        };
+        // All four in (100, 200]: the median interpolates to the middle.
+        assert_eq!(h.quantile(0.5), Some(150.0));
+        assert_eq!(h.quantile(1.0), Some(200.0));
+        assert_eq!(h.mean(), Some(150.0));
+        let over = HistogramSnapshot {
+            bounds: &B,
+            counts: vec![1, 0, 0, 0, 3],
+            sum: 10_000,
+        };
+        assert_eq!(over.quantile(0.99), Some(800.0)); // +Inf reports the top bound
+        assert_eq!(over.quantile(0.1), Some(40.0));
+        let d = over.since(&HistogramSnapshot {
+            bounds: &B,
+            counts: vec![1, 0, 0, 0, 1],
+            sum: 2_000,
+        });
+        assert_eq!(d.counts, vec![0, 0, 0, 0, 2]);
+        assert_eq!(d.sum, 8_000);
+    }
+}

@@ -73,3 +73,40 @@ pub fn validate_labels(labels: &[(String, String)]) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_label_accepts_and_rejects() {
+        assert_eq!(parse_label("env=prod"), Ok(("env".into(), "prod".into())));
+        assert_eq!(parse_label("_x1=a=b"), Ok(("_x1".into(), "a=b".into())));
+        assert_eq!(
+            parse_label("region=eu west \"1\""),
+            Ok(("region".into(), "eu west \"1\"".into()))
+        );
+        for bad in [
+            "noequals",
+            "=v",
+            "1abc=v",
+            "a-b=v",
+            "a.b=v",
+            "é=v",
+            "__name__=v",
+            "__x=v",
+            "le=1",
+            "shard=2",
+            "reason=x",
+            "status=x",
+            "version=x",
+            "backend=x",
+            "quantile=x",
+            "env=",
+        ] {
+            assert!(parse_label(bad).is_err(), "{bad} accepted");
+        }
+        let err = parse_label("a-b=v").unwrap_err();
+        assert!(err.contains("[a-zA-Z_][a-zA-Z0-9_]*"), "{err}");
+    }
+}
