@@ -1,5 +1,7 @@
-//! Unit tests of the Prometheus collector: exact exposition for a hand-driven collector
-//! over two shards, bucket math, quantiles, label escaping and validation, shard clamping.
+//! Unit tests of the Prometheus collector as a whole: exact exposition for a hand-driven
+//! collector over two shards, snapshot sums, constant labels and prefixes, shard
+//! clamping, concurrent shards. The pieces' own tests sit in their files (bucket math in
+//! `hist.rs`, formatting and escaping in `exposition.rs`, label parsing in `names.rs`).
 
 use super::*;
 
@@ -277,19 +279,6 @@ fn set_backend_changes_build_info() {
 }
 
 #[test]
-fn bucket_bounds_are_inclusive() {
-    let b = [0, 1, 5, 10];
-    assert_eq!(bucket_index(&b, 0), 0);
-    assert_eq!(bucket_index(&b, 1), 1);
-    assert_eq!(bucket_index(&b, 2), 2);
-    assert_eq!(bucket_index(&b, 5), 2);
-    assert_eq!(bucket_index(&b, 6), 3);
-    assert_eq!(bucket_index(&b, 10), 3);
-    assert_eq!(bucket_index(&b, 11), 4); // +Inf
-    assert_eq!(bucket_index(&b, u64::MAX), 4);
-}
-
-#[test]
 fn bounds_are_strictly_increasing() {
     for bounds in [
         &CONNECTION_DURATION_BOUNDS_NS[..],
@@ -299,106 +288,6 @@ fn bounds_are_strictly_increasing() {
     ] {
         assert!(bounds.windows(2).all(|w| w[0] < w[1]), "{bounds:?}");
     }
-}
-
-#[test]
-fn histogram_cumulative_count_sum() {
-    let h: Hist<5> = Hist::new();
-    let bounds = [10, 20, 30, 40];
-    for v in [0, 10, 11, 40, 41, 1000] {
-        h.observe(&bounds, v);
-    }
-    let s = HistogramSnapshot::collect(&[10, 20, 30, 40], std::iter::once(&h));
-    assert_eq!(s.counts, vec![2, 1, 0, 1, 2]);
-    assert_eq!(s.cumulative(), vec![2, 3, 3, 4, 6]);
-    assert_eq!(s.count(), 6);
-    assert_eq!(s.sum, 1102);
-}
-
-#[test]
-fn histogram_quantiles_and_deltas() {
-    static B: [u64; 4] = [100, 200, 400, 800];
-    let empty = HistogramSnapshot {
-        bounds: &B,
-        counts: vec![0; 5],
-        sum: 0,
-    };
-    assert_eq!(empty.quantile(0.5), None);
-    assert_eq!(empty.mean(), None);
-    let h = HistogramSnapshot {
-        bounds: &B,
-        counts: vec![0, 4, 0, 0, 0],
-        sum: 600,
-    };
-    // All four in (100, 200]: the median interpolates to the middle.
-    assert_eq!(h.quantile(0.5), Some(150.0));
-    assert_eq!(h.quantile(1.0), Some(200.0));
-    assert_eq!(h.mean(), Some(150.0));
-    let over = HistogramSnapshot {
-        bounds: &B,
-        counts: vec![1, 0, 0, 0, 3],
-        sum: 10_000,
-    };
-    assert_eq!(over.quantile(0.99), Some(800.0)); // +Inf reports the top bound
-    assert_eq!(over.quantile(0.1), Some(40.0));
-    let d = over.since(&HistogramSnapshot {
-        bounds: &B,
-        counts: vec![1, 0, 0, 0, 1],
-        sum: 2_000,
-    });
-    assert_eq!(d.counts, vec![0, 0, 0, 0, 2]);
-    assert_eq!(d.sum, 8_000);
-}
-
-#[test]
-fn scaled_formatting_is_exact() {
-    assert_eq!(fmt_scaled(0, 9), "0");
-    assert_eq!(fmt_scaled(10_000, 9), "0.00001");
-    assert_eq!(fmt_scaled(1_500_000_000, 9), "1.5");
-    assert_eq!(fmt_scaled(86_400_000_000_000, 9), "86400");
-    assert_eq!(fmt_scaled(1, 9), "0.000000001");
-    assert_eq!(fmt_scaled(u64::MAX, 9), "18446744073.709551615");
-}
-
-#[test]
-fn label_values_are_escaped() {
-    assert_eq!(escape_label_value("plain"), "plain");
-    assert_eq!(escape_label_value(r"a\b"), r"a\\b");
-    assert_eq!(escape_label_value("say \"hi\""), r#"say \"hi\""#);
-    assert_eq!(escape_label_value("two\nlines"), r"two\nlines");
-    assert_eq!(escape_label_value("ünï ✓"), "ünï ✓");
-}
-
-#[test]
-fn parse_label_accepts_and_rejects() {
-    assert_eq!(parse_label("env=prod"), Ok(("env".into(), "prod".into())));
-    assert_eq!(parse_label("_x1=a=b"), Ok(("_x1".into(), "a=b".into())));
-    assert_eq!(
-        parse_label("region=eu west \"1\""),
-        Ok(("region".into(), "eu west \"1\"".into()))
-    );
-    for bad in [
-        "noequals",
-        "=v",
-        "1abc=v",
-        "a-b=v",
-        "a.b=v",
-        "é=v",
-        "__name__=v",
-        "__x=v",
-        "le=1",
-        "shard=2",
-        "reason=x",
-        "status=x",
-        "version=x",
-        "backend=x",
-        "quantile=x",
-        "env=",
-    ] {
-        assert!(parse_label(bad).is_err(), "{bad} accepted");
-    }
-    let err = parse_label("a-b=v").unwrap_err();
-    assert!(err.contains("[a-zA-Z_][a-zA-Z0-9_]*"), "{err}");
 }
 
 #[test]
@@ -488,4 +377,54 @@ fn concurrent_shards_sum_exactly() {
 fn shard_blocks_do_not_share_cache_lines() {
     assert_eq!(std::mem::align_of::<ShardBlock>(), 128);
     assert_eq!(std::mem::size_of::<ShardBlock>() % 128, 0);
+}
+
+/// The label names of one sample line (`name{k="v",…} value`), escapes in values skipped.
+fn label_names(line: &str) -> Vec<String> {
+    let Some((_, rest)) = line.split_once('{') else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    let mut chars = rest.chars();
+    loop {
+        let name: String = chars.by_ref().take_while(|&c| c != '=').collect();
+        assert_eq!(chars.next(), Some('"'), "{line}");
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => break,
+                _ => {}
+            }
+        }
+        names.push(name);
+        match chars.next() {
+            Some(',') => continue,
+            Some('}') => return names,
+            other => panic!("{other:?} after a label value in {line}"),
+        }
+    }
+}
+
+/// Every label a sample carries besides the constant ones is refused as a constant
+/// label name, so `--metrics-label` can never put one name twice on a sample (which
+/// makes Prometheus reject the whole scrape).
+#[test]
+fn own_label_names_cannot_be_constant_labels() {
+    let text = driven().render();
+    let mut own = std::collections::BTreeSet::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let names = label_names(line);
+        assert_eq!(names.first().map(String::as_str), Some("env"), "{line}");
+        own.extend(names.into_iter().skip(1));
+    }
+    let expected = [
+        "action", "backend", "le", "reason", "result", "shard", "status", "version",
+    ];
+    assert_eq!(own.iter().map(String::as_str).collect::<Vec<_>>(), expected);
+    for name in &own {
+        assert!(RESERVED_LABELS.contains(&name.as_str()), "{name}");
+        assert!(parse_label(&format!("{name}=x")).is_err(), "{name}");
+    }
 }
