@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Subscribers in one room, publishers broadcasting timestamped messages.
-    Fanout(FanoutArgs),
+    Fanout(Box<FanoutArgs>),
     /// Connection storm and churn: open N upgraded connections, close them, repeat.
     Connect(ConnectArgs),
     /// Round-trip latency against an echo endpoint.
@@ -568,7 +568,10 @@ mod tests {
         assert_eq!(f.slow_read_interval, Duration::from_millis(250));
         let m = f.metrics_url.unwrap();
         assert_eq!(m.addr, "127.0.0.1:9100".parse().unwrap());
-        assert_eq!((m.host.as_str(), m.path.as_str()), ("127.0.0.1:9100", "/metrics"));
+        assert_eq!(
+            (m.host.as_str(), m.path.as_str()),
+            ("127.0.0.1:9100", "/metrics")
+        );
         assert_eq!(m.to_string(), "http://127.0.0.1:9100/metrics");
         assert_eq!(
             (f.rss_interval, f.rss_warmup),

@@ -363,7 +363,11 @@ impl EventLoop {
         } else {
             let carry_len = c.carry.len();
             let n = max.min(self.scratch.len() - carry_len);
-            read_socket(fd, &mut self.scratch[carry_len..carry_len + n], &mut self.stats)
+            read_socket(
+                fd,
+                &mut self.scratch[carry_len..carry_len + n],
+                &mut self.stats,
+            )
         };
         match outcome {
             ReadOutcome::Data(n) => {

@@ -485,7 +485,9 @@ impl Worker {
                 self.res.slow.bytes_read += n as u64;
             }
         }
-        self.trickle.as_ref().map(|t| t.wait_ns(sys::now_ns()).max(1))
+        self.trickle
+            .as_ref()
+            .map(|t| t.wait_ns(sys::now_ns()).max(1))
     }
 
     /// Sends one message on the next live local publisher; false if none is live.
@@ -1073,7 +1075,9 @@ fn merge(workers: &[WorkerOut<ThreadResult>], args: &FanoutArgs) -> Merged {
             .add(&c.reconnect_hist)
             .expect("same histogram bounds");
         m.hist.add(&r.hist).expect("same histogram bounds");
-        m.handshake.add(&r.handshake).expect("same histogram bounds");
+        m.handshake
+            .add(&r.handshake)
+            .expect("same histogram bounds");
         m.order.received += r.order.received;
         m.order.gaps += r.order.gaps;
         m.order.order_violations += r.order.order_violations;

@@ -161,7 +161,13 @@ mod tests {
     fn rss_summary_after_warmup() {
         let s = |secs: f64, rss_kib: u64| RssSample { secs, rss_kib };
         let r = summarise(
-            vec![s(0.0, 100), s(10.0, 900), s(20.0, 1000), s(30.0, 1100), s(35.0, 1050)],
+            vec![
+                s(0.0, 100),
+                s(10.0, 900),
+                s(20.0, 1000),
+                s(30.0, 1100),
+                s(35.0, 1050),
+            ],
             10.0,
             20.0,
         );

@@ -86,8 +86,10 @@ pub fn scrape(url: &HttpUrl) -> Result<Counters, String> {
 /// `GET url` → the body of a `200` response.
 pub fn get(url: &HttpUrl) -> Result<String, String> {
     let mut s = TcpStream::connect_timeout(&url.addr, TIMEOUT).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
     let req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n",
         url.path, url.host

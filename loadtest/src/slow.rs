@@ -183,7 +183,7 @@ impl SlowReport {
             fraction: a.slow_fraction,
             mode: format!("{:?}", a.slow_mode).to_lowercase(),
             read_bytes: trickle.then_some(a.slow_read_bytes),
-            read_interval_ms: trickle.then(|| a.slow_read_interval.as_secs_f64() * 1e3),
+            read_interval_ms: trickle.then_some(a.slow_read_interval.as_secs_f64() * 1e3),
             fast_subscribers: fast,
             subscribers: slow,
             expected_frames: expected,
@@ -211,7 +211,10 @@ pub fn problems(s: &SlowReport, server: Option<&ServerCounters>) -> Vec<String> 
         ));
     }
     if s.malformed > 0 {
-        p.push(format!("slow subscribers: {} malformed frames", s.malformed));
+        p.push(format!(
+            "slow subscribers: {} malformed frames",
+            s.malformed
+        ));
     }
     if let Some(c) = server {
         let closed_slow = c.closed("slow_consumer");
@@ -295,7 +298,11 @@ pub fn print_server(
                 .join(", ")
         }
     };
-    row(out, "server closed (by reason)", list(&c.connections_closed))?;
+    row(
+        out,
+        "server closed (by reason)",
+        list(&c.connections_closed),
+    )?;
     row(out, "server dropped (by reason)", list(&c.frames_dropped))
 }
 
@@ -335,7 +342,7 @@ mod tests {
         let mut argv = vec!["ringcast-load", "fanout", "--url", "ws://127.0.0.1:1/ws/x"];
         argv.extend_from_slice(extra);
         match crate::cli::Cli::try_parse_from(argv).unwrap().cmd {
-            crate::cli::Command::Fanout(f) => f,
+            crate::cli::Command::Fanout(f) => *f,
             _ => unreachable!(),
         }
     }
@@ -357,7 +364,10 @@ mod tests {
         );
         assert_eq!(r.ended["close 1008 from server"], 2);
         assert_eq!(r.open_at_end, 7);
-        assert_eq!((r.read_bytes, r.read_interval_ms), (Some(512), Some(1000.0)));
+        assert_eq!(
+            (r.read_bytes, r.read_interval_ms),
+            (Some(512), Some(1000.0))
+        );
         assert_eq!(r.mode, "trickle");
         assert!(problems(&r, None).is_empty());
         let mut out = Vec::new();
