@@ -72,6 +72,11 @@ pub struct RssReport {
     pub max_after_warmup_kib: Option<u64>,
     /// (max_after_warmup − at_warmup_end) / at_warmup_end, %.
     pub growth_after_warmup_pct: Option<f64>,
+    /// The samples after the warm-up in two halves (by time): (maximum of the second −
+    /// maximum of the first) / maximum of the first, %. A leak keeps making new highs
+    /// and shows here; a one-time step (an allocator arena, a buffer that grew once)
+    /// early after the warm-up does not. None with fewer than 4 such samples.
+    pub late_growth_pct: Option<f64>,
 }
 
 /// Samples a process's RSS every `interval` from `start_ns` on (monotonic ns).
@@ -142,15 +147,30 @@ pub fn summarise(samples: Vec<RssSample>, interval_secs: f64, warmup_secs: f64) 
         (Some(a), Some(m)) if a > 0 => Some((m as f64 - a as f64) / a as f64 * 100.0),
         _ => None,
     };
+    let late_growth_pct = late_growth(&samples, warmup_secs);
     RssReport {
         interval_secs,
         warmup_secs,
+        late_growth_pct,
         end_kib: samples.last().map(|s| s.rss_kib),
         samples,
         at_warmup_end_kib,
         max_after_warmup_kib,
         growth_after_warmup_pct,
     }
+}
+
+/// See [`RssReport::late_growth_pct`].
+fn late_growth(samples: &[RssSample], warmup_secs: f64) -> Option<f64> {
+    let after: Vec<&RssSample> = samples.iter().filter(|s| s.secs >= warmup_secs).collect();
+    if after.len() < 4 {
+        return None;
+    }
+    let mid = (after[0].secs + after[after.len() - 1].secs) / 2.0;
+    let max = |f: &dyn Fn(f64) -> bool| after.iter().filter(|s| f(s.secs)).map(|s| s.rss_kib).max();
+    let first = max(&|t| t <= mid)?;
+    let second = max(&|t| t > mid)?;
+    (first > 0).then(|| (second as f64 - first as f64) / first as f64 * 100.0)
 }
 
 #[cfg(test)]
@@ -175,6 +195,18 @@ mod tests {
         assert_eq!(r.max_after_warmup_kib, Some(1100));
         assert_eq!(r.end_kib, Some(1050));
         assert!((r.growth_after_warmup_pct.unwrap() - 10.0).abs() < 1e-9);
+        assert!(r.late_growth_pct.is_none(), "3 samples after the warm-up");
+        // A step early after the warm-up is not late growth; a steady climb is.
+        let step = [100, 100, 120, 120, 119, 120, 118, 120];
+        let step: Vec<RssSample> = (0..8).map(|i| s(60.0 + i as f64 * 10.0, step[i])).collect();
+        let r = summarise(step, 10.0, 60.0);
+        assert_eq!(r.growth_after_warmup_pct, Some(20.0));
+        assert_eq!(r.late_growth_pct, Some(0.0));
+        let climb: Vec<RssSample> = (0..8)
+            .map(|i| s(60.0 + i as f64 * 10.0, 100 + 5 * i as u64))
+            .collect();
+        let r = summarise(climb, 10.0, 60.0);
+        assert!((r.late_growth_pct.unwrap() - 20.0 / 115.0 * 100.0).abs() < 1e-9);
         let short = summarise(vec![s(0.0, 100), s(5.0, 120)], 10.0, 60.0);
         assert_eq!(short.at_warmup_end_kib, None);
         assert_eq!(short.growth_after_warmup_pct, None);

@@ -579,7 +579,9 @@ impl Report {
                         r.samples.len(),
                         r.growth_after_warmup_pct
                             .map_or(String::new(), |g| format!(", growth {g:+.1} %")),
-                    ),
+                    ) + &r
+                        .late_growth_pct
+                        .map_or(String::new(), |g| format!("; late growth {g:+.1} %")),
                 )?;
             }
         }
