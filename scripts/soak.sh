@@ -8,7 +8,7 @@
 # server closing more connections as slow consumers than there are slow ones, frames
 # missing in slow sequences beyond what the server counted as dropped, or a run that
 # did not finish; 2 when the binaries are missing. RSS flatness is reported, not
-# enforced (this machine is shared: a starved server grows its queues once).
+# enforced (see the README's "Soak" section on the steps seen on this shared machine).
 #
 # Each run: a fresh server `--threads 1` pinned to core 0 (`taskset -c 0`) with
 #   --slow-policy P --max-queue-bytes MAX_QUEUE_BYTES (64 KiB)
@@ -26,8 +26,8 @@
 # Rate: 10 msg/s × 4,500 fast subscribers = 45k frames/s (46 MB/s), about a third of
 # what one pinned core delivers at one frame per send (142k frames/s, `make compare`),
 # so a core shared with other work keeps up; each subscriber gets 10 KiB/s, so a
-# stalled one fills its socket buffers and 64 KiB queue within ~20-30 s and the policy
-# is at work well inside the first minute (the warm-up RSS excludes).
+# stalled one fills its socket buffers (~190 KB on loopback) and 64 KiB queue within
+# ~25 s and the policy is at work inside the first minute (the RSS warm-up).
 # Slow modes: `stall` (never reads after the upgrade) and `trickle` (TRICKLE_BYTES,
 # default 512, every TRICKLE_INTERVAL, default 1 s: 5 % of the publish bandwidth). The
 # six runs alternate the modes (SLOW_MODES="stall trickle" in turn, backend by backend),
