@@ -3,11 +3,12 @@ CARGO   ?= cargo
 ADDR    ?= 127.0.0.1:9001
 ARGS    ?=
 FUZZ_SECONDS ?= 60
+SOAK_SECONDS ?= 300
 QUICK   ?= 0
 # Optional cargo features built by run/release/test (tls: wss:// with --tls-cert/--tls-key).
 FEATURES ?= ringcast/tls
 
-.PHONY: run test fmt-check clippy test-features test-otel build release bench compare echo-cpu autobahn idle-rss dashboard-shot fuzz clean
+.PHONY: run test fmt-check clippy test-features test-otel build release bench compare echo-cpu autobahn idle-rss soak dashboard-shot fuzz clean
 
 ## Start the server (release build) on $(ADDR); Ctrl-C stops it.
 run:
@@ -67,6 +68,12 @@ autobahn: release
 ## RSS per idle connection at N connections on each backend (uses ringcast-load).
 idle-rss: release
 	scripts/idle-rss.sh $(ARGS)
+
+## Slow-consumer soak: 5k subscribers, 10 % slow (stall / trickle), both backends × each
+## --slow-policy, $(SOAK_SECONDS) s each (default 300: ~31 min); fails if a fast
+## subscriber lost a frame; table in bench-results/soak-<date>.md.
+soak: release
+	SOAK_SECONDS=$(SOAK_SECONDS) scripts/soak.sh
 
 ## cargo fuzz (libFuzzer) targets handshake and frames, $(FUZZ_SECONDS) s each (stable
 ## toolchain via RUSTC_BOOTSTRAP=1); crashing inputs land in fuzz/artifacts/.

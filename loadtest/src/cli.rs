@@ -1,6 +1,6 @@
 //! Command-line interface: clap definitions for the `fanout`, `connect` and `echo`
-//! subcommands (and the `cert` helper), plus the small value parsers they need (URLs,
-//! source-IP ranges, CPU lists, durations and byte sizes). Parsers are plain functions so
+//! subcommands (and the `cert` helper), plus the small value parsers they need (`ws://`,
+//! `wss://` and `http://` URLs, fractions, source-IP ranges, CPU lists, durations and byte sizes). Parsers are plain functions so
 //! they are unit-tested.
 
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Subscribers in one room, publishers broadcasting timestamped messages.
-    Fanout(FanoutArgs),
+    Fanout(Box<FanoutArgs>),
     /// Connection storm and churn: open N upgraded connections, close them, repeat.
     Connect(ConnectArgs),
     /// Round-trip latency against an echo endpoint.
@@ -118,6 +118,104 @@ pub struct FanoutArgs {
     /// How churned subscribers disconnect before resuming.
     #[arg(long, value_enum, default_value_t = CloseMode::Mixed)]
     pub churn_close: CloseMode,
+    /// Fraction of the subscribers that are slow consumers, `0.1` or `10%` (0 = none).
+    /// They are spread evenly: with n = round(F × subscribers), subscriber j (from 0) is
+    /// slow when ⌊(j+1)·n/S⌋ > ⌊j·n/S⌋. Their frames are reported apart (`slow` in the
+    /// report); the loss check, the latency and the closed loop cover the fast ones.
+    #[arg(long, default_value = "0", value_parser = parse_fraction)]
+    pub slow_fraction: f64,
+    /// How slow subscribers read: `stall` (not at all after the upgrade) or `trickle`
+    /// (--slow-read-bytes every --slow-read-interval).
+    #[arg(long, value_enum, default_value_t = SlowMode::Stall)]
+    pub slow_mode: SlowMode,
+    /// `trickle`: bytes each slow subscriber reads per interval (one read(2)).
+    #[arg(long, default_value = "512", value_parser = parse_size)]
+    pub slow_read_bytes: usize,
+    /// `trickle`: time between two reads of a slow subscriber.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub slow_read_interval: Duration,
+    /// The server's Prometheus endpoint, e.g. http://127.0.0.1:9100/metrics: every
+    /// `*connections_closed_total` and `*frames_dropped_total` is scraped before the
+    /// connections open and after the run; the report has the difference by `reason`.
+    #[arg(long, value_parser = parse_http_url)]
+    pub metrics_url: Option<HttpUrl>,
+    /// With --server-pid: sample the server's RSS (`VmRSS`) this often while publishing.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub rss_interval: Duration,
+    /// With --server-pid: RSS samples in this first part of the publish phase are the
+    /// warm-up; the report compares the RSS at its end with the end of the run and gives
+    /// the maximum after it.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub rss_warmup: Duration,
+}
+
+/// How slow subscribers (`--slow-fraction`) consume.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowMode {
+    /// Stop reading once the upgrade completed: the socket buffers fill, then the
+    /// server's queue, and the server applies its slow-consumer policy.
+    Stall,
+    /// Read `--slow-read-bytes` every `--slow-read-interval` (one read each time).
+    Trickle,
+}
+
+/// Parses a fraction in 0..=1 (`0.1`) or a percentage (`10%`).
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => parse_percent(p)? / 100.0,
+        None => t.parse::<f64>().map_err(|_| format!("{s}: not a number"))?,
+    };
+    if !v.is_finite() || !(0.0..=1.0).contains(&v) {
+        return Err(format!("{s}: must be between 0 and 1 (or 0% and 100%)"));
+    }
+    Ok(v)
+}
+
+/// A parsed `http://host:port/path` URL (plain HTTP/1.1, e.g. a metrics endpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl {
+    /// Resolved address (IPv4).
+    pub addr: SocketAddr,
+    /// `Host` header value (as written in the URL).
+    pub host: String,
+    /// Request path including any query.
+    pub path: String,
+}
+
+impl std::fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}{}", self.host, self.path)
+    }
+}
+
+/// Parses an `http://` URL; the host must resolve to an IPv4 address (port 80 if none).
+pub fn parse_http_url(s: &str) -> Result<HttpUrl, String> {
+    let rest = s
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{s}: only http:// URLs are supported"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.starts_with(':') {
+        return Err(format!("{s}: missing host"));
+    }
+    let with_port = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("{s}: {e}"))?
+        .find(|a| a.is_ipv4())
+        .ok_or_else(|| format!("{s}: host has no IPv4 address"))?;
+    Ok(HttpUrl {
+        addr,
+        host: authority.to_string(),
+        path: path.to_string(),
+    })
 }
 
 /// Parses a percentage in 0..=100 (fractions allowed).
@@ -439,6 +537,57 @@ mod tests {
     }
 
     #[test]
+    fn cli_parses_slow_subscribers_and_metrics_url() {
+        let cli = Cli::try_parse_from([
+            "ringcast-load",
+            "fanout",
+            "--url",
+            "ws://127.0.0.1:9001/ws/bench",
+            "--slow-fraction",
+            "10%",
+            "--slow-mode",
+            "trickle",
+            "--slow-read-bytes",
+            "1KiB",
+            "--slow-read-interval",
+            "250ms",
+            "--metrics-url",
+            "http://127.0.0.1:9100/metrics",
+            "--rss-interval",
+            "5s",
+            "--rss-warmup",
+            "30s",
+        ])
+        .unwrap();
+        let Command::Fanout(f) = cli.cmd else {
+            panic!("not fanout")
+        };
+        assert!((f.slow_fraction - 0.1).abs() < 1e-12);
+        assert_eq!(f.slow_mode, SlowMode::Trickle);
+        assert_eq!(f.slow_read_bytes, 1024);
+        assert_eq!(f.slow_read_interval, Duration::from_millis(250));
+        let m = f.metrics_url.unwrap();
+        assert_eq!(m.addr, "127.0.0.1:9100".parse().unwrap());
+        assert_eq!(
+            (m.host.as_str(), m.path.as_str()),
+            ("127.0.0.1:9100", "/metrics")
+        );
+        assert_eq!(m.to_string(), "http://127.0.0.1:9100/metrics");
+        assert_eq!(
+            (f.rss_interval, f.rss_warmup),
+            (Duration::from_secs(5), Duration::from_secs(30))
+        );
+        assert_eq!(parse_fraction("0.25").unwrap(), 0.25);
+        assert_eq!(parse_fraction("0").unwrap(), 0.0);
+        assert!(parse_fraction("1.5").is_err() && parse_fraction("-0.1").is_err());
+        assert!(parse_fraction("120%").is_err() && parse_fraction("x").is_err());
+        assert_eq!(parse_http_url("http://127.0.0.1").unwrap().addr.port(), 80);
+        assert_eq!(parse_http_url("http://127.0.0.1:1").unwrap().path, "/");
+        assert!(parse_http_url("ws://127.0.0.1:1/").is_err());
+        assert!(parse_http_url("http://:9100/").is_err());
+    }
+
+    #[test]
     fn cli_parses_tls_options_and_cert() {
         let cli = Cli::try_parse_from([
             "ringcast-load",
@@ -511,6 +660,11 @@ mod tests {
             panic!("not fanout")
         };
         assert_eq!((f.churn, f.churn_close), (2.5, CloseMode::Reset));
+        assert_eq!(f.slow_fraction, 0.0);
+        assert_eq!(f.slow_mode, SlowMode::Stall);
+        assert_eq!(f.slow_read_bytes, 512);
+        assert_eq!(f.slow_read_interval, Duration::from_secs(1));
+        assert!(f.metrics_url.is_none());
         assert_eq!(parse_percent("10%").unwrap(), 10.0);
         assert!(parse_percent("101").is_err() && parse_percent("-1").is_err());
         assert!(parse_percent("x").is_err());

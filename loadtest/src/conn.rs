@@ -124,6 +124,10 @@ pub struct Conn {
     pub deadline_ns: u64,
     /// wss://: the TLS session between the socket and the codec.
     pub tls: Option<Box<Session>>,
+    /// The workload reads this connection itself ([`crate::event_loop::EventLoop::read_some`]):
+    /// the event loop ignores its readability and only reports errors and hang-ups
+    /// (a slow subscriber that stalls or trickles).
+    pub throttled: bool,
 }
 
 impl Conn {
@@ -284,6 +288,7 @@ impl Conns {
             started_ns: now,
             deadline_ns: now + timeout_ns,
             tls,
+            throttled: false,
         });
         self.pending += 1;
         if connected {

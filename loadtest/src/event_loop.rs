@@ -14,7 +14,9 @@
 //! no per-frame allocation. A `wss://` connection reads into a second per-thread buffer
 //! instead, its TLS session decrypts, and the plaintext lands in the scratch buffer at
 //! the same place a plain read would have put it; from there on both paths are one.
-//! Workloads plug in through [`Handler`].
+//! Workloads plug in through [`Handler`]. A workload may *throttle* an open connection
+//! (a slow consumer): readiness no longer reads it, [`EventLoop::read_some`] does, one
+//! bounded read at a time.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -281,6 +283,9 @@ impl EventLoop {
             return; // stale event for a closed connection
         };
         let err_or_hup = ev & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
+        // Only an open connection is throttled (the upgrade is always read as usual).
+        let throttled = c.throttled && c.state == State::Open;
+        let fd = c.raw_fd();
         if c.state == State::Connecting {
             if ev & libc::EPOLLOUT as u32 == 0 && !err_or_hup {
                 return;
@@ -293,7 +298,14 @@ impl EventLoop {
             c.state = State::Handshaking;
             self.conns.flush(slot);
         }
-        if ev & (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 != 0 || err_or_hup {
+        if throttled {
+            // Reads are the workload's (read_some); only an error or hang-up ends it here.
+            if err_or_hup {
+                let e = conn::socket_error(fd);
+                self.ended(h, slot, gen, (e != 0).then_some(e), now);
+                return;
+            }
+        } else if ev & (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 != 0 || err_or_hup {
             self.read_ready(h, slot, gen, now);
         }
         if ev & libc::EPOLLOUT as u32 != 0 {
@@ -305,12 +317,15 @@ impl EventLoop {
         }
     }
 
-    /// Reads until the socket is drained, parsing frames in place.
+    /// Reads until the socket is drained (or throttled), parsing frames in place.
     fn read_ready<H: Handler>(&mut self, h: &mut H, slot: usize, gen: u32, now: u64) {
         loop {
             let Some(c) = self.conns.get_gen(slot, gen) else {
                 return;
             };
+            if c.throttled && c.state == State::Open {
+                return; // became throttled in the read before (its upgrade completed)
+            }
             if c.tls.is_some() {
                 return self.read_ready_tls(h, slot, gen, now);
             }
@@ -334,6 +349,46 @@ impl EventLoop {
         }
     }
 
+    /// One `read(2)` of at most `max` bytes from `slot` whatever its readiness (how a
+    /// throttled connection is read), then parses what arrived like any read; returns the
+    /// bytes read (0: nothing there, or the connection is gone — then reported to `h`).
+    pub fn read_some<H: Handler>(&mut self, h: &mut H, slot: usize, max: usize, now: u64) -> usize {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return 0;
+        };
+        let (gen, fd) = (c.gen, c.raw_fd());
+        let outcome = if c.tls.is_some() {
+            let n = max.min(self.cipher.len());
+            read_socket(fd, &mut self.cipher[..n], &mut self.stats)
+        } else {
+            let carry_len = c.carry.len();
+            let n = max.min(self.scratch.len() - carry_len);
+            read_socket(
+                fd,
+                &mut self.scratch[carry_len..carry_len + n],
+                &mut self.stats,
+            )
+        };
+        match outcome {
+            ReadOutcome::Data(n) => {
+                if c.tls.is_some() {
+                    self.decrypt_and_process(h, slot, gen, n, now);
+                } else {
+                    let carry_len = c.carry.len();
+                    self.scratch[..carry_len].copy_from_slice(&c.carry);
+                    c.carry.clear();
+                    self.process(h, slot, gen, carry_len + n, now);
+                }
+                n
+            }
+            ReadOutcome::Again => 0,
+            ReadOutcome::End(e) => {
+                self.ended(h, slot, gen, e, now);
+                0
+            }
+        }
+    }
+
     /// [`EventLoop::read_ready`] for a wss:// connection: reads ciphertext, decrypts
     /// into the scratch buffer (after the carry-over) and parses there.
     fn read_ready_tls<H: Handler>(&mut self, h: &mut H, slot: usize, gen: u32, now: u64) {
@@ -341,6 +396,9 @@ impl EventLoop {
             let Some(c) = self.conns.get_gen(slot, gen) else {
                 return;
             };
+            if c.throttled && c.state == State::Open {
+                return;
+            }
             let fd = c.raw_fd();
             let space = self.cipher.len();
             let n = match read_socket(fd, &mut self.cipher, &mut self.stats) {

@@ -13,6 +13,10 @@
 //! thread closes its share of ceil(P% × subscribers) open subscribers (round-robin) and
 //! reconnects each with `?since=<last>`. A resumed subscriber must continue with
 //! last + 1, last + 2, …: anything else is loss or a duplicate.
+//!
+//! With `--slow-fraction F` some subscribers are slow consumers (see [`crate::slow`]):
+//! they stall or trickle, are counted apart, and take no part in the loss check, the
+//! latency, the closed loop or the drain; `traffic` is then about the fast ones.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
@@ -20,18 +24,19 @@ use std::sync::Arc;
 
 use hdrhistogram::Histogram;
 
-use crate::cli::{CloseMode, FanoutArgs};
+use crate::cli::{CloseMode, FanoutArgs, SlowMode};
 use crate::codec::{Frame, OP_BINARY, OP_TEXT};
 use crate::conn::{Closed, Conns};
 use crate::connect::close_how;
 use crate::event_loop::{EventLoop, Handler};
 use crate::message::{self, OrderStats, RoomCheck, RoomSeq, RoomStats};
-use crate::procfs;
 use crate::progress::Progress;
-use crate::report::{self, ConnReport, LatencyReport, Report, ServerReport, TrafficReport};
-use crate::runner::{self, Dialer, Plan, Wakers};
+use crate::report::{self, ChurnReport, ConnReport, LatencyReport, Report, TrafficReport};
+use crate::runner::{self, Dialer, Plan, Wakers, WorkerOut};
+use crate::slow::{self, SlowReport, SlowStats, Trickle};
 use crate::sys;
 use crate::tls::TlsClient;
+use crate::watch::Watch;
 
 const PH_CONNECT: u8 = 0;
 const PH_PUBLISH: u8 = 1;
@@ -63,12 +68,16 @@ struct Cfg {
     churn_per_tick: u64,
     /// wss://: the shared TLS client configuration.
     tls: Option<TlsClient>,
+    /// Slow subscribers in all (`--slow-fraction`).
+    n_slow: u64,
 }
 
 /// Cross-thread state.
 struct Shared {
     phase: AtomicU8,
     subs_open: AtomicU64,
+    /// Of `subs_open`, the slow ones.
+    slow_open: AtomicU64,
     pubs_open: AtomicU64,
     failed: AtomicU64,
     threads_connected: AtomicUsize,
@@ -103,6 +112,7 @@ struct ThreadResult {
     waits: u64,
     error: Option<String>,
     churn: ChurnResult,
+    slow: SlowStats,
 }
 
 /// What one thread's churn did.
@@ -148,6 +158,8 @@ struct Sub {
     reconnect_started: u64,
     attempts: u32,
     churns: u32,
+    /// A slow consumer (`--slow-fraction`).
+    slow: bool,
 }
 
 struct PubState {
@@ -173,6 +185,10 @@ struct Worker {
     churn_count: u64,
     /// Subscribers to reconnect, with the earliest time to do it.
     reconnect_q: Vec<(u32, u64)>,
+    /// Local indices of the slow subscribers.
+    slow_subs: Vec<u32>,
+    /// `--slow-mode trickle`: when they read next.
+    trickle: Option<Trickle>,
     payload: Vec<u8>,
     local_counts: Vec<u32>,
     touched: Vec<u32>,
@@ -199,6 +215,13 @@ impl Handler for Worker {
                 return;
             }
             s.phase = SubPhase::Open;
+            if s.slow {
+                // From now on only `trickle` (or nothing, `stall`) reads it.
+                if let Some(c) = conns.get_mut(slot) {
+                    c.throttled = true;
+                }
+                self.sh.slow_open.fetch_add(1, Relaxed);
+            }
         }
         if let Some(c) = conns.get(slot) {
             let _ = self
@@ -230,6 +253,10 @@ impl Handler for Worker {
         };
         let h = match message::read_header(payload) {
             Some(h) if opcode == OP_BINARY && f.fin && h.sender < self.publishers => h,
+            _ if self.subs[tag as usize].slow => {
+                self.res.slow.malformed += 1;
+                return;
+            }
             _ => {
                 self.res.malformed += 1;
                 return;
@@ -243,6 +270,10 @@ impl Handler for Worker {
         }
         let idx = tag as usize * self.publishers as usize + h.sender as usize;
         let check = message::check_seq(&mut self.next_seq[idx], h.seq);
+        if self.subs[tag as usize].slow {
+            self.res.slow.order.record(check);
+            return;
+        }
         self.res.order.record(check);
         let _ = self.res.hist.record(now.saturating_sub(h.ts_ns).max(1));
         self.res.last_rx_ns = now;
@@ -268,6 +299,12 @@ impl Handler for Worker {
                     // Our churn close finished (however it ended): resume now.
                     self.subs[i].phase = SubPhase::Queued;
                     self.reconnect_q.push((tag, now));
+                    return;
+                }
+                (SubPhase::Open, _) if self.subs[i].slow => {
+                    // Expected under the server's slow policy: counted apart.
+                    self.res.slow.ended(&why);
+                    self.subs[i].phase = SubPhase::Gone;
                     return;
                 }
                 _ => {}
@@ -431,6 +468,28 @@ impl Worker {
         }
     }
 
+    /// `--slow-mode trickle`: one read of `--slow-read-bytes` per open slow subscriber
+    /// when a round is due; returns how long until the next round.
+    fn trickle(&mut self, el: &mut EventLoop, now: u64) -> Option<u64> {
+        let t = self.trickle.as_mut()?;
+        if t.due(now) {
+            let bytes = t.bytes;
+            for k in 0..self.slow_subs.len() {
+                let s = &self.subs[self.slow_subs[k] as usize];
+                if s.phase != SubPhase::Open {
+                    continue;
+                }
+                let slot = s.slot;
+                let n = el.read_some(self, slot, bytes, now);
+                self.res.slow.reads += 1;
+                self.res.slow.bytes_read += n as u64;
+            }
+        }
+        self.trickle
+            .as_ref()
+            .map(|t| t.wait_ns(sys::now_ns()).max(1))
+    }
+
     /// Sends one message on the next live local publisher; false if none is live.
     fn publish_one(&mut self, conns: &mut Conns) -> bool {
         let n = self.pubs.len();
@@ -482,6 +541,7 @@ fn worker(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult {
     let mut n_subs = 0u32;
     let mut pubs = Vec::new();
     let mut subs = Vec::new();
+    let mut slow_subs = Vec::new();
     // Publishers are global indices 0..P, subscribers P..P+S.
     let mut plan: Plan = runner::plan_for_thread(thread, cfg.threads, total, |i| {
         if i < p {
@@ -493,6 +553,10 @@ fn worker(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult {
             n_pubs += 1;
             PUB_BIT | (n_pubs - 1)
         } else {
+            let slow = slow::is_slow(i - p, a.subscribers as u64, cfg.n_slow);
+            if slow {
+                slow_subs.push(n_subs);
+            }
             subs.push(Sub {
                 global: i,
                 slot: 0,
@@ -502,6 +566,7 @@ fn worker(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult {
                 reconnect_started: 0,
                 attempts: 0,
                 churns: 0,
+                slow,
             });
             n_subs += 1;
             n_subs - 1
@@ -520,6 +585,9 @@ fn worker(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult {
         churn_cursor: 0,
         churn_count: 0,
         reconnect_q: Vec::new(),
+        trickle: (a.slow_mode == SlowMode::Trickle && !slow_subs.is_empty())
+            .then(|| Trickle::new(a.slow_read_bytes, a.slow_read_interval, sys::now_ns())),
+        slow_subs,
         payload: vec![0u8; a.size],
         local_counts: vec![0; (p * cfg.ring) as usize],
         touched: Vec::new(),
@@ -548,6 +616,7 @@ fn worker(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult {
                 bad_control: 0,
                 reconnect_hist: report::new_hist(),
             },
+            slow: SlowStats::default(),
         },
         cfg: cfg.clone(),
     };
@@ -640,6 +709,9 @@ fn worker(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult {
                 }
             }
         }
+        if let Some(d) = w.trickle(&mut el, now) {
+            timeout = timeout.min(d);
+        }
         el.reap_dead(&mut w, now);
         w.flush();
         if let Some(d) = dialer.wait_ns(&plan, &el, now) {
@@ -730,6 +802,7 @@ pub fn run(mut args: FanoutArgs, command: Vec<String>) -> Report {
     let sh = Arc::new(Shared {
         phase: AtomicU8::new(PH_CONNECT),
         subs_open: AtomicU64::new(0),
+        slow_open: AtomicU64::new(0),
         pubs_open: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         threads_connected: AtomicUsize::new(0),
@@ -758,12 +831,9 @@ pub fn run(mut args: FanoutArgs, command: Vec<String>) -> Report {
         base_path,
         churn_per_tick,
         tls,
+        n_slow: slow::slow_count(args.subscribers, args.slow_fraction),
     });
-    let mut server = args.common.server_pid.map(|pid| ServerReport {
-        pid,
-        before: procfs::sample(pid),
-        ..Default::default()
-    });
+    let mut watch = Watch::start(&args);
     let mut progress = Progress::new(args.common.no_progress);
 
     let connect_start = sys::now_ns();
@@ -788,22 +858,24 @@ pub fn run(mut args: FanoutArgs, command: Vec<String>) -> Report {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let subs_open = sh.subs_open.load(Acquire);
+    let slow_open = sh.slow_open.load(Acquire);
+    // The receivers every publish must reach: the fast subscribers.
+    let fast_open = subs_open - slow_open;
     let pubs_open = sh.pubs_open.load(Acquire);
     let last_open = sh.last_open_ns.load(Acquire).max(connect_start);
     let connect_secs = (last_open - connect_start) as f64 / 1e9;
-    if let Some(s) = server.as_mut() {
-        s.after_connect = procfs::sample(s.pid);
-    }
+    watch.connected();
 
     // Phase 2: publish.
     let mut publish_start = sys::now_ns();
-    if !timed_out && subs_open > 0 && pubs_open > 0 {
+    if !timed_out && fast_open > 0 && pubs_open > 0 {
         std::thread::sleep(args.settle);
-        sh.n_subs.store(subs_open, Release);
+        sh.n_subs.store(fast_open, Release);
         publish_start = sys::now_ns();
+        watch.publishing(&args, publish_start);
         sh.phase.store(PH_PUBLISH, Release);
         sh.wakers.wake_all();
-        let total_expected = messages.saturating_mul(subs_open);
+        let total_expected = messages.saturating_mul(fast_open);
         let phase_len = match args.duration {
             Some(d) => d.as_millis() as u64,
             None => total_expected,
@@ -817,6 +889,7 @@ pub fn run(mut args: FanoutArgs, command: Vec<String>) -> Report {
                 timed_out = true;
                 break;
             }
+            watch.tick(now);
             let sent = sh.sent.load(Acquire);
             let received = sh.received.load(Acquire);
             if !draining
@@ -830,7 +903,7 @@ pub fn run(mut args: FanoutArgs, command: Vec<String>) -> Report {
             }
             if draining && sh.drain_acks.load(Acquire) >= threads {
                 let sent = sh.sent.load(Acquire);
-                if sh.received.load(Acquire) >= sent.saturating_mul(subs_open)
+                if sh.received.load(Acquire) >= sent.saturating_mul(fast_open)
                     && sh.resumes_pending.load(Acquire) == 0
                 {
                     break;
@@ -852,14 +925,14 @@ pub fn run(mut args: FanoutArgs, command: Vec<String>) -> Report {
     } else if !timed_out {
         if subs_open == 0 {
             rep.problem("no subscriber connected");
+        } else if fast_open == 0 {
+            rep.problem("no fast subscriber connected");
         }
         if pubs_open == 0 {
             rep.problem("no publisher connected");
         }
     }
-    if let Some(s) = server.as_mut() {
-        s.after_run = procfs::sample(s.pid);
-    }
+    watch.finish(&args, &mut rep, subs_open + pubs_open, sys::now_ns());
     sh.phase.store(PH_STOP, Release);
     sh.wakers.wake_all();
     let workers = runner::join_all(handles);
@@ -867,128 +940,170 @@ pub fn run(mut args: FanoutArgs, command: Vec<String>) -> Report {
     let wall = sys::now_ns() - t0;
     let cpu = sys::process_cpu().since(&cpu0);
 
-    // Merge.
-    let mut hist = report::new_hist();
-    let mut handshake = report::new_hist();
-    let mut order = OrderStats::default();
-    let (mut malformed, mut pub_frames, mut disconnects, mut last_rx) = (0, 0, 0, 0);
-    let mut failures = BTreeMap::new();
-    let (mut reads, mut writes, mut waits) = (0, 0, 0);
-    let mut churn = report::ChurnReport {
-        percent_per_sec: args.churn,
-        close_mode: format!("{:?}", args.churn_close).to_lowercase(),
-        ..Default::default()
-    };
-    let mut room = RoomStats::default();
-    let mut reconnect_hist = report::new_hist();
-    for w in &workers {
-        let r = &w.result;
-        let c = &r.churn;
-        room.add(&c.room);
-        churn.churned += c.churned;
-        churn.reconnects_ok += c.reconnects_ok;
-        churn.reconnect_failures += c.reconnect_failures;
-        for (k, v) in &c.reasons {
-            *churn
-                .reconnect_failure_reasons
-                .entry(k.clone())
-                .or_insert(0) += v;
-        }
-        churn.subscribers_churned += c.subscribers_churned;
-        churn.resumed_frames += c.resumed_frames;
-        churn.bad_control += c.bad_control;
-        reconnect_hist
-            .add(&c.reconnect_hist)
-            .expect("same histogram bounds");
-        hist.add(&r.hist).expect("same histogram bounds");
-        handshake.add(&r.handshake).expect("same histogram bounds");
-        order.received += r.order.received;
-        order.gaps += r.order.gaps;
-        order.order_violations += r.order.order_violations;
-        malformed += r.malformed;
-        pub_frames += r.pub_frames;
-        disconnects += r.disconnects;
-        last_rx = last_rx.max(r.last_rx_ns);
-        for (k, v) in &r.failures {
-            *failures.entry(k.clone()).or_insert(0) += v;
-        }
-        reads += r.reads;
-        writes += r.writes;
-        waits += r.waits;
-        if let Some(e) = &r.error {
-            rep.problem(e.clone());
-        }
+    let m = merge(&workers, &args);
+    for e in &m.errors {
+        rep.problem(e.clone());
     }
-    let failed: u64 = failures.values().sum();
+    let failed: u64 = m.failures.values().sum();
     let sent = sh.sent.load(Acquire);
-    let traffic_secs = if last_rx > publish_start {
-        (last_rx - publish_start) as f64 / 1e9
+    let traffic_secs = if m.last_rx > publish_start {
+        (m.last_rx - publish_start) as f64 / 1e9
     } else {
         0.0
     };
-    let expected = sent.saturating_mul(subs_open);
+    let expected = sent.saturating_mul(fast_open);
     rep.connections = ConnReport {
         requested: total_conns,
         ok: subs_open + pubs_open,
         failed,
-        failures,
-        unexpected_disconnects: disconnects,
+        failures: m.failures,
+        unexpected_disconnects: m.disconnects,
         connect_secs,
         connect_rate_per_sec: rate(subs_open + pubs_open, connect_secs),
-        handshake_latency: LatencyReport::from_hist(&handshake),
+        handshake_latency: LatencyReport::from_hist(&m.handshake),
     };
     rep.traffic = Some(TrafficReport {
         messages_sent: sent,
-        receivers: subs_open,
+        receivers: fast_open,
         expected_frames: expected,
-        received_frames: order.received,
-        lost_frames: expected.saturating_sub(order.received),
-        gaps: order.gaps,
-        order_violations: order.order_violations,
-        malformed,
+        received_frames: m.order.received,
+        lost_frames: expected.saturating_sub(m.order.received),
+        gaps: m.order.gaps,
+        order_violations: m.order.order_violations,
+        malformed: m.malformed,
         traffic_secs,
-        delivered_frames_per_sec: rate(order.received, traffic_secs),
+        delivered_frames_per_sec: rate(m.order.received, traffic_secs),
         messages_per_sec: rate(sent, traffic_secs),
-        publisher_frames_drained: pub_frames,
+        publisher_frames_drained: m.pub_frames,
     });
-    rep.latency = LatencyReport::from_hist(&hist);
+    rep.latency = LatencyReport::from_hist(&m.hist);
     if args.churn > 0.0 {
-        churn.reconnect_latency = LatencyReport::from_hist(&reconnect_hist);
-        churn.not_resumed = churn.churned.saturating_sub(churn.reconnects_ok);
-        churn.room_seq_lost = room.lost();
-        churn.room_seq_skipped = room.skipped;
-        churn.duplicates = room.duplicates;
-        churn.gap_messages = room.gap_messages;
-        churn.gap_frames = room.gap_frames;
-        churn.reset_messages = room.resets;
-        rep.churn = Some(churn);
+        rep.churn = Some(m.churn);
     }
-    if let Some(mut s) = server {
-        s.compute_per_conn(subs_open + pubs_open);
-        rep.server = Some(s);
+    if cfg.n_slow > 0 {
+        rep.slow = Some(SlowReport::new(&args, sent, fast_open, slow_open, &m.slow));
     }
     rep.generator =
-        report::GeneratorReport::from_workers(&workers, cpu, wall, (reads, writes, waits));
+        report::GeneratorReport::from_workers(&workers, cpu, wall, (m.reads, m.writes, m.waits));
     rep.timed_out = timed_out;
     rep.wall_secs = wall as f64 / 1e9;
     if failed > 0 {
         rep.problem(format!("{failed} connections failed"));
     }
-    if disconnects > 0 {
-        rep.problem(if args.churn > 0.0 {
-            format!(
-                "{disconnects} connections dropped by the server (--churn needs a server \
-                 with --history N: `?seq=1` is refused with 1008 otherwise)"
-            )
-        } else {
-            format!("{disconnects} connections dropped by the server")
-        });
+    if m.disconnects > 0 {
+        rep.problem(disconnect_problem(m.disconnects, &args));
     }
     if sent == 0 && rep.problems.is_empty() {
         rep.problem("nothing was published");
     }
     rep.finalize();
     rep
+}
+
+/// The problem line for `n` connections the server dropped (slow subscribers excepted).
+fn disconnect_problem(n: u64, args: &FanoutArgs) -> String {
+    if args.churn > 0.0 {
+        format!(
+            "{n} connections dropped by the server (--churn needs a server with --history N: \
+             `?seq=1` is refused with 1008 otherwise)"
+        )
+    } else if args.slow_fraction > 0.0 {
+        format!("{n} fast subscribers or publishers dropped by the server")
+    } else {
+        format!("{n} connections dropped by the server")
+    }
+}
+
+/// Every thread's results added up.
+struct Merged {
+    hist: hdrhistogram::Histogram<u64>,
+    handshake: hdrhistogram::Histogram<u64>,
+    order: OrderStats,
+    malformed: u64,
+    pub_frames: u64,
+    disconnects: u64,
+    last_rx: u64,
+    failures: BTreeMap<String, u64>,
+    reads: u64,
+    writes: u64,
+    waits: u64,
+    errors: Vec<String>,
+    churn: ChurnReport,
+    slow: SlowStats,
+}
+
+fn merge(workers: &[WorkerOut<ThreadResult>], args: &FanoutArgs) -> Merged {
+    let mut m = Merged {
+        hist: report::new_hist(),
+        handshake: report::new_hist(),
+        order: OrderStats::default(),
+        malformed: 0,
+        pub_frames: 0,
+        disconnects: 0,
+        last_rx: 0,
+        failures: BTreeMap::new(),
+        reads: 0,
+        writes: 0,
+        waits: 0,
+        errors: Vec::new(),
+        churn: ChurnReport {
+            percent_per_sec: args.churn,
+            close_mode: format!("{:?}", args.churn_close).to_lowercase(),
+            ..Default::default()
+        },
+        slow: SlowStats::default(),
+    };
+    let mut room = RoomStats::default();
+    let mut reconnect_hist = report::new_hist();
+    for w in workers {
+        let r = &w.result;
+        let c = &r.churn;
+        room.add(&c.room);
+        m.churn.churned += c.churned;
+        m.churn.reconnects_ok += c.reconnects_ok;
+        m.churn.reconnect_failures += c.reconnect_failures;
+        for (k, v) in &c.reasons {
+            *m.churn
+                .reconnect_failure_reasons
+                .entry(k.clone())
+                .or_insert(0) += v;
+        }
+        m.churn.subscribers_churned += c.subscribers_churned;
+        m.churn.resumed_frames += c.resumed_frames;
+        m.churn.bad_control += c.bad_control;
+        reconnect_hist
+            .add(&c.reconnect_hist)
+            .expect("same histogram bounds");
+        m.hist.add(&r.hist).expect("same histogram bounds");
+        m.handshake
+            .add(&r.handshake)
+            .expect("same histogram bounds");
+        m.order.received += r.order.received;
+        m.order.gaps += r.order.gaps;
+        m.order.order_violations += r.order.order_violations;
+        m.malformed += r.malformed;
+        m.pub_frames += r.pub_frames;
+        m.disconnects += r.disconnects;
+        m.last_rx = m.last_rx.max(r.last_rx_ns);
+        for (k, v) in &r.failures {
+            *m.failures.entry(k.clone()).or_insert(0) += v;
+        }
+        m.reads += r.reads;
+        m.writes += r.writes;
+        m.waits += r.waits;
+        m.errors.extend(r.error.clone());
+        m.slow.add(&r.slow);
+    }
+    let ch = &mut m.churn;
+    ch.reconnect_latency = LatencyReport::from_hist(&reconnect_hist);
+    ch.not_resumed = ch.churned.saturating_sub(ch.reconnects_ok);
+    ch.room_seq_lost = room.lost();
+    ch.room_seq_skipped = room.skipped;
+    ch.duplicates = room.duplicates;
+    ch.gap_messages = room.gap_messages;
+    ch.gap_frames = room.gap_frames;
+    ch.reset_messages = room.resets;
+    m
 }
 
 fn validate(a: &FanoutArgs) -> Result<(), String> {
@@ -1015,6 +1130,16 @@ fn validate(a: &FanoutArgs) -> Result<(), String> {
     }
     if a.churn > 0.0 && a.common.url.path.contains('#') {
         return Err("--churn: the --url path must not have a fragment".into());
+    }
+    let n_slow = slow::slow_count(a.subscribers, a.slow_fraction);
+    if n_slow > 0 && a.churn > 0.0 {
+        return Err("--slow-fraction and --churn cannot be combined".into());
+    }
+    if n_slow >= a.subscribers as u64 && a.slow_fraction > 0.0 {
+        return Err("--slow-fraction must leave at least one fast subscriber".into());
+    }
+    if a.slow_read_bytes == 0 {
+        return Err("--slow-read-bytes must be at least 1".into());
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     let (rep, json, plot_path) = match cli.cmd {
         Command::Fanout(a) => {
             let (j, p) = (a.common.json.clone(), a.plot.clone());
-            (fanout::run(a, command), j, p)
+            (fanout::run(*a, command), j, p)
         }
         Command::Connect(a) => {
             let j = a.common.json.clone();

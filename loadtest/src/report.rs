@@ -1,6 +1,8 @@
 //! The run report: what every workload measured, serialised with `--json` and printed as
 //! a summary table. Also decides the exit status (a run is "ok" only with zero loss,
-//! zero order violations and, where connections matter, zero failures).
+//! zero order violations and, where connections matter, zero failures). With fanout
+//! `--slow-fraction` the loss check covers the fast subscribers; the slow ones have
+//! their own section and checks (see [`crate::slow`]).
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -8,8 +10,10 @@ use std::io::{self, Write};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::procfs::ServerSample;
+use crate::procfs::{RssReport, ServerSample};
+use crate::prom::ServerCounters;
 use crate::runner::WorkerOut;
+use crate::slow::{self, SlowReport};
 use crate::sys::CpuTime;
 
 /// Everything a run reports.
@@ -41,6 +45,11 @@ pub struct Report {
     pub cycles: Vec<CycleReport>,
     /// Subscriber churn and resume (fanout `--churn`).
     pub churn: Option<ChurnReport>,
+    /// Slow subscribers (fanout `--slow-fraction`); `traffic` then covers the fast ones.
+    pub slow: Option<SlowReport>,
+    /// What the server's Prometheus counters say happened during the run (fanout
+    /// `--metrics-url`).
+    pub server_counters: Option<ServerCounters>,
 }
 
 /// Subscriber churn with resume (`fanout --churn P`): what the disconnect/resume cycles
@@ -207,6 +216,8 @@ pub struct ServerReport {
     pub after_close: Option<ServerSample>,
     /// (after_connect − before) RSS / open connections, KiB.
     pub rss_per_connection_kib: Option<f64>,
+    /// RSS over the publish phase (fanout).
+    pub rss_over_time: Option<RssReport>,
 }
 
 impl ServerReport {
@@ -382,6 +393,10 @@ impl Report {
                     .push(format!("churn: {} bad control messages", c.bad_control));
             }
         }
+        if let Some(s) = &self.slow {
+            let p = slow::problems(s, self.server_counters.as_ref());
+            self.problems.extend(p);
+        }
         if self.timed_out {
             self.problems.push("timed out (--timeout)".into());
         }
@@ -512,6 +527,12 @@ impl Report {
                 ),
             )?;
         }
+        if let Some(s) = &self.slow {
+            slow::print(out, s, &row)?;
+        }
+        if let Some(c) = &self.server_counters {
+            slow::print_server(out, c, &row)?;
+        }
         if let Some(l) = &self.latency {
             row(
                 out,
@@ -542,6 +563,26 @@ impl Report {
             }
             if let Some(p) = s.rss_per_connection_kib {
                 row(out, "server RSS per connection", format!("{p:.2} KiB"))?;
+            }
+            if let Some(r) = &s.rss_over_time {
+                let kib = |v: Option<u64>| v.map_or("n/a".into(), |v| format!("{v} KiB"));
+                row(
+                    out,
+                    "server RSS over time",
+                    format!(
+                        "at {:.0} s {}, end {}, max after {:.0} s {} ({} samples{})",
+                        r.warmup_secs,
+                        kib(r.at_warmup_end_kib),
+                        kib(r.end_kib),
+                        r.warmup_secs,
+                        kib(r.max_after_warmup_kib),
+                        r.samples.len(),
+                        r.growth_after_warmup_pct
+                            .map_or(String::new(), |g| format!(", growth {g:+.1} %")),
+                    ) + &r
+                        .late_growth_pct
+                        .map_or(String::new(), |g| format!("; late growth {g:+.1} %")),
+                )?;
             }
         }
         for cy in &self.cycles {
