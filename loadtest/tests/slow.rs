@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringcast::app::Builtin;
-use ringcast::conn::SlowPolicy;
+use ringcast::conn::{QueueLimits, SlowPolicy};
 use ringcast::metrics::{MetricsServer, PrometheusCollector};
 use ringcast::{BackendChoice, Config, RunningServer, Server};
 use serde_json::Value;
@@ -33,18 +33,20 @@ struct Subject {
 impl Subject {
     fn start(backend: BackendChoice, policy: SlowPolicy) -> Self {
         ringcast::sys::raise_nofile_limit(None).expect("raise RLIMIT_NOFILE");
-        let cfg = Config {
+        let mut cfg = Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             threads: 1,
             backend,
             pin_threads: false,
-            max_queue_bytes: 16 * 1024,
-            slow_policy: policy,
-            socket_send_buffer: Some(8 * 1024),
-            close_timeout: Duration::from_millis(200),
-            ping_interval: Duration::ZERO,
             ..Config::default()
         };
+        cfg.shard.queue = QueueLimits {
+            max_bytes: 16 * 1024,
+            policy,
+        };
+        cfg.shard.timeouts.close = Duration::from_millis(200);
+        cfg.shard.timeouts.ping_interval = Duration::ZERO;
+        cfg.driver.socket_send_buffer = Some(8 * 1024);
         let prometheus = Arc::new(PrometheusCollector::new(1, "ringcast", vec![], "test"));
         let metrics = MetricsServer::start("127.0.0.1:0".parse().unwrap(), prometheus.clone())
             .expect("metrics endpoint");
