@@ -54,7 +54,7 @@ const LAYERS: &[(&str, u8)] = &[
 /// `"from -> to"` (file modules) and cycles as their sorted members joined by `" <-> "`.
 const KNOWN: &[&str] = &[
     "config <-> driver <-> driver::tls <-> handler <-> server <-> shard <-> shard::context <-> shard::replay",
-    "conn -> hub",
+    "conn::connection -> hub",
     "conn::queue -> hub",
     "conn::timers -> hub",
     "shard::context -> server",
