@@ -148,11 +148,7 @@ pub(crate) enum Event {
     Readable(ConnKey),
     /// Completion: bytes were read into `buf`. `more`: the read op goes on (io_uring
     /// multishot); false: it has stopped and must be restarted to read again.
-    Received {
-        key: ConnKey,
-        buf: Buf,
-        more: bool,
-    },
+    Received { key: ConnKey, buf: Buf, more: bool },
     /// Completion: the connection's read op stopped without bytes.
     ReadEnded { key: ConnKey, why: ReadEnd },
     /// Readiness: the connection's socket has room again.
@@ -208,8 +204,7 @@ pub(crate) trait IoBackend {
     fn resume_read(&mut self, key: ConnKey, fd: RawFd) -> io::Result<()>;
 
     /// Start sending the front of `queue` (everything queued, up to one batch).
-    fn send_queue(&mut self, key: ConnKey, fd: RawFd, queue: &OutQueue)
-        -> io::Result<SendStart>;
+    fn send_queue(&mut self, key: ConnKey, fd: RawFd, queue: &OutQueue) -> io::Result<SendStart>;
 
     /// Start sending `len` bytes at `ptr`.
     ///

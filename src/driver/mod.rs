@@ -154,9 +154,15 @@ pub fn run(
 ) -> io::Result<()> {
     match backend {
         #[cfg(feature = "uring")]
-        Backend::Uring => uring::run(cfg, shard, listener, waker),
+        Backend::Uring => {
+            let io = uring::Uring::new(cfg, listener, waker.clone())?;
+            event_loop::EventLoop::new(io, shard, waker, cfg.tls.clone()).run()
+        }
         #[cfg(feature = "epoll")]
-        Backend::Epoll => epoll::run(cfg, shard, listener, waker),
+        Backend::Epoll => {
+            let io = epoll::Epoll::new(cfg, listener, waker.clone())?;
+            event_loop::EventLoop::new(io, shard, waker, cfg.tls.clone()).run()
+        }
         #[allow(unreachable_patterns)]
         other => Err(io::Error::new(
             io::ErrorKind::Unsupported,

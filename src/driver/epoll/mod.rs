@@ -22,10 +22,9 @@ use std::time::Duration;
 
 use crate::conn::OutQueue;
 use crate::driver::batch::SendBatch;
-use crate::driver::event_loop::{Buf, Event, EventLoop, IoBackend, Read, SendStart};
+use crate::driver::event_loop::{Buf, Event, IoBackend, Read, SendStart};
 use crate::driver::DriverConfig;
 use crate::hub::ConnKey;
-use crate::shard::Shard;
 use crate::sys::Waker;
 
 const LISTENER: u64 = u64::MAX;
@@ -46,7 +45,9 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 
 /// The errno of the last failed syscall.
 fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 /// What a `send`/`sendmsg` result means; None: interrupted (EINTR), send again. A
@@ -80,19 +81,14 @@ pub(crate) struct Epoll {
     resume: Vec<(ConnKey, u32)>,
 }
 
-/// Run a shard on epoll until it has shut down and drained.
-pub fn run(
-    cfg: &DriverConfig,
-    shard: &mut Shard,
-    listener: socket2::Socket,
-    waker: Arc<Waker>,
-) -> io::Result<()> {
-    let backend = Epoll::new(cfg, listener, waker.clone())?;
-    EventLoop::new(backend, shard, waker, cfg.tls.clone()).run()
-}
-
 impl Epoll {
-    fn new(cfg: &DriverConfig, listener: socket2::Socket, waker: Arc<Waker>) -> io::Result<Self> {
+    /// Set up the backend for a shard: its listener (accepting starts at once) and
+    /// its wake-up eventfd.
+    pub(crate) fn new(
+        cfg: &DriverConfig,
+        listener: socket2::Socket,
+        waker: Arc<Waker>,
+    ) -> io::Result<Self> {
         // SAFETY: plain syscall with a flag argument.
         let epfd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         let ep = Epoll {
@@ -207,7 +203,10 @@ impl IoBackend for Epoll {
 
     fn collect(&mut self, events: &mut Vec<Event>) -> io::Result<()> {
         for i in 0..std::mem::take(&mut self.n_ready) {
-            let libc::epoll_event { events: flags, u64: data } = self.ready[i];
+            let libc::epoll_event {
+                events: flags,
+                u64: data,
+            } = self.ready[i];
             match data {
                 LISTENER => self.accept(events),
                 WAKER => {
@@ -218,7 +217,8 @@ impl IoBackend for Epoll {
                     if !self.current(key, (data >> 32) as u32) {
                         continue;
                     }
-                    let readable = libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR;
+                    let readable =
+                        libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR;
                     if flags & readable as u32 != 0 {
                         events.push(Event::Readable(key));
                     }
@@ -322,9 +322,8 @@ impl IoBackend for Epoll {
     ) -> io::Result<SendStart> {
         loop {
             // SAFETY: the caller keeps ptr/len alive and unchanged for this call.
-            let n = unsafe {
-                libc::send(fd, ptr.cast(), len, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
-            };
+            let n =
+                unsafe { libc::send(fd, ptr.cast(), len, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
             if let Some(started) = send_result(n) {
                 return Ok(started);
             }

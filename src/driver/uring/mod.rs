@@ -36,12 +36,9 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use crate::conn::OutQueue;
 use crate::driver::batch::SendBatch;
-use crate::driver::event_loop::{
-    Buf, Event, EventLoop, IoBackend, Read, ReadEnd, SendDone, SendStart,
-};
+use crate::driver::event_loop::{Buf, Event, IoBackend, Read, ReadEnd, SendDone, SendStart};
 use crate::driver::DriverConfig;
 use crate::hub::ConnKey;
-use crate::shard::Shard;
 use crate::sys::Waker;
 
 use bufring::BufRing;
@@ -152,17 +149,6 @@ fn send_retryable(res: i32) -> bool {
     res == -libc::EAGAIN || res == -libc::EINTR
 }
 
-/// Run a shard on io_uring until it has shut down and drained.
-pub fn run(
-    cfg: &DriverConfig,
-    shard: &mut Shard,
-    listener: socket2::Socket,
-    waker: Arc<Waker>,
-) -> io::Result<()> {
-    let backend = Uring::new(cfg, listener, waker.clone())?;
-    EventLoop::new(backend, shard, waker, cfg.tls.clone()).run()
-}
-
 /// The ops of one connection, indexed by slot key.
 #[derive(Default)]
 struct ConnOps {
@@ -209,7 +195,13 @@ impl Drop for Uring {
 }
 
 impl Uring {
-    fn new(cfg: &DriverConfig, listener: socket2::Socket, waker: Arc<Waker>) -> io::Result<Self> {
+    /// Set up the backend for a shard: its listener (accepting starts at once) and
+    /// its wake-up eventfd.
+    pub(crate) fn new(
+        cfg: &DriverConfig,
+        listener: socket2::Socket,
+        waker: Arc<Waker>,
+    ) -> io::Result<Self> {
         let ring = build_ring(cfg.uring_entries)?;
         let bufs = BufRing::register(&ring, cfg.recv_buffers, cfg.recv_buffer_size, BUFFER_GROUP)?;
         let mut u = Uring {
