@@ -446,7 +446,9 @@ impl IoBackend for Uring {
     }
 
     fn pause_read(&mut self, key: ConnKey) {
-        let ops = &mut self.ops[key];
+        let Some(ops) = self.ops.get_mut(key) else {
+            return;
+        };
         if !ops.recv_armed || ops.recv_cancelling {
             return;
         }
@@ -467,7 +469,7 @@ impl IoBackend for Uring {
     }
 
     fn resume_read(&mut self, key: ConnKey, fd: RawFd) -> io::Result<()> {
-        if self.ops[key].recv_armed {
+        if self.reading(key) {
             return Ok(());
         }
         self.arm_recv(key, fd)
