@@ -316,7 +316,13 @@ impl<'s, B: IoBackend> EventLoop<'s, B> {
 
     /// Run until the shard has shut down and drained.
     pub(crate) fn run(mut self) -> io::Result<()> {
-        loop {
+        while !self.turn()? {}
+        Ok(())
+    }
+
+    /// One iteration (see the module doc). Returns true once the shard has drained.
+    fn turn(&mut self) -> io::Result<bool> {
+        {
             self.wait()?;
             let now = Instant::now();
             let mut rechecks = 0;
@@ -342,10 +348,8 @@ impl<'s, B: IoBackend> EventLoop<'s, B> {
             self.close_finished()?;
             self.restart_reads()?;
             self.backend.submit()?;
-            if self.shard.is_drained() && self.backend.quiescent() {
-                return Ok(());
-            }
         }
+        Ok(self.shard.is_drained() && self.backend.quiescent())
     }
 
     /// Sleep until an event, the shard's next deadline or the end of an accept pause;
@@ -708,4 +712,224 @@ impl<'s, B: IoBackend> EventLoop<'s, B> {
 fn shutdown_write(fd: RawFd) {
     // SAFETY: fd is an open socket owned by a live slot; shutdown takes no memory.
     unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+}
+
+#[cfg(test)]
+mod tests {
+    //! The loop's ordering rules, checked against a scripted completion backend (the
+    //! socket-level behaviour of both real backends is what `tests/*.rs` check).
+
+    use std::collections::{HashSet, VecDeque};
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+    use crate::handler::Handler;
+    use crate::hub::{Hub, HubShared};
+    use crate::metrics::NoopCollector;
+    use crate::shard::{Admission, ShardConfig, Shared};
+
+    struct Nop;
+    impl Handler for Nop {}
+
+    const UPGRADE: &[u8] = b"GET /ws/r HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    /// Hands out the events a test queues, one batch per iteration, and logs what the
+    /// loop asks of it. `busy`: keys with an operation in flight (the test decides).
+    #[derive(Default)]
+    struct Scripted {
+        batches: VecDeque<Vec<Event>>,
+        data: Vec<Vec<u8>>,
+        busy: HashSet<ConnKey>,
+        log: Vec<String>,
+    }
+
+    impl IoBackend for Scripted {
+        fn wait(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
+            Ok(())
+        }
+        fn collect(&mut self, events: &mut Vec<Event>) -> io::Result<()> {
+            events.extend(self.batches.pop_front().unwrap_or_default());
+            Ok(())
+        }
+        fn poll_more(&mut self) -> io::Result<bool> {
+            Ok(false)
+        }
+        fn register(&mut self, key: ConnKey, _fd: RawFd, _generation: u32) -> io::Result<()> {
+            self.busy.insert(key);
+            self.log.push(format!("register {key}"));
+            Ok(())
+        }
+        fn read(&mut self, _fd: RawFd) -> Read {
+            Read::Blocked
+        }
+        fn bytes(&self, buf: Buf) -> &[u8] {
+            &self.data[usize::from(buf.id)][..buf.len]
+        }
+        fn recycle(&mut self, buf: Buf) {
+            self.log.push(format!("recycle {}", buf.id));
+        }
+        fn pause_read(&mut self, key: ConnKey) {
+            self.log.push(format!("pause {key}"));
+        }
+        fn reading(&self, key: ConnKey) -> bool {
+            self.busy.contains(&key)
+        }
+        fn resume_read(&mut self, key: ConnKey, _fd: RawFd) -> io::Result<()> {
+            self.log.push(format!("resume {key}"));
+            Ok(())
+        }
+        fn send_queue(
+            &mut self,
+            key: ConnKey,
+            _fd: RawFd,
+            queue: &OutQueue,
+        ) -> io::Result<SendStart> {
+            self.log.push(format!("send {key}"));
+            Ok(SendStart::InFlight {
+                frames: queue.len(),
+            })
+        }
+        unsafe fn send_bytes(
+            &mut self,
+            key: ConnKey,
+            _fd: RawFd,
+            _ptr: *const u8,
+            _len: usize,
+        ) -> io::Result<SendStart> {
+            self.log.push(format!("send {key}"));
+            Ok(SendStart::InFlight { frames: 0 })
+        }
+        fn cancel(&mut self, key: ConnKey, _fd: RawFd) -> io::Result<()> {
+            self.log.push(format!("cancel {key}"));
+            Ok(())
+        }
+        fn idle(&self, key: ConnKey) -> bool {
+            !self.busy.contains(&key)
+        }
+        fn release(&mut self, key: ConnKey, fd: RawFd) {
+            // SAFETY: the fd came from `into_raw_fd` of a socket the test created; the
+            // loop releases it once.
+            unsafe { libc::close(fd) };
+            self.log.push(format!("release {key}"));
+        }
+        fn pause_accept(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn resume_accept(&mut self) {}
+        fn stop_accepting(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn submit(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn quiescent(&self) -> bool {
+            true
+        }
+    }
+
+    fn shard(max_queue_bytes: usize) -> (Shard, Arc<Waker>) {
+        let waker = Arc::new(Waker::new().unwrap());
+        let (hub, mut inboxes) = HubShared::new(&[waker.clone()]);
+        let mut cfg = ShardConfig::default();
+        cfg.queue.max_bytes = max_queue_bytes;
+        let shared = Arc::new(Shared {
+            cfg,
+            metrics: Arc::new(NoopCollector),
+            admission: Admission::new(16),
+        });
+        let shard = Shard::new(
+            0,
+            shared,
+            Hub::new(0, hub),
+            Arc::new(Nop),
+            inboxes.remove(0),
+        );
+        (shard, waker)
+    }
+
+    /// Iteration 1 of both tests: accept a connection (key 0) and deliver its upgrade
+    /// request, so its 101 response is queued and goes out as a send in flight.
+    fn accept_and_upgrade(backend: &mut Scripted) -> UnixStream {
+        let (ours, peer) = UnixStream::pair().unwrap();
+        backend.data.push(UPGRADE.to_vec());
+        let buf = Buf {
+            id: 0,
+            len: UPGRADE.len(),
+        };
+        backend.batches.push_back(vec![
+            Event::Accepted(OwnedFd::from(ours)),
+            Event::Received {
+                key: 0,
+                buf,
+                more: true,
+            },
+        ]);
+        peer
+    }
+
+    #[test]
+    fn a_finished_connection_is_freed_only_once_its_send_in_flight_has_ended() {
+        let (mut shard, waker) = shard(1 << 20);
+        let mut backend = Scripted::default();
+        let _peer = accept_and_upgrade(&mut backend);
+        backend.batches.push_back(vec![Event::ReadEnded {
+            key: 0,
+            why: ReadEnd::Failed(libc::ECONNRESET),
+        }]);
+        backend.batches.push_back(vec![Event::Sent {
+            key: 0,
+            done: SendDone::Failed(libc::ECANCELED),
+        }]);
+        let mut lp = EventLoop::new(backend, &mut shard, waker, None);
+
+        lp.turn().unwrap();
+        assert_eq!(lp.backend.log, ["register 0", "recycle 0", "send 0"]);
+        // The send is in flight; the reset finishes the connection.
+        lp.turn().unwrap();
+        assert_eq!(lp.backend.log[3..], ["cancel 0"]);
+        assert!(
+            lp.shard.slot(0).is_some(),
+            "not freed while its send is in flight"
+        );
+        // The cancelled send ends: now it is freed, and nothing new was started.
+        lp.backend.busy.clear();
+        lp.turn().unwrap();
+        assert_eq!(lp.backend.log[4..], ["release 0"]);
+        assert!(lp.shard.slot(0).is_none());
+    }
+
+    #[test]
+    fn a_paused_read_restarts_only_after_its_cancelled_read_has_ended() {
+        // A queue cap below the 101 response: reading pauses once it is queued.
+        let (mut shard, waker) = shard(64);
+        let mut backend = Scripted::default();
+        let _peer = accept_and_upgrade(&mut backend);
+        let mut lp = EventLoop::new(backend, &mut shard, waker, None);
+
+        lp.turn().unwrap();
+        assert_eq!(
+            lp.backend.log,
+            ["register 0", "recycle 0", "pause 0", "send 0"]
+        );
+        let queued = lp.shard.slot(0).unwrap().conn.out.bytes();
+        assert!(queued > 64, "the 101 response is over the cap: {queued} B");
+        lp.backend.batches.push_back(vec![Event::Sent {
+            key: 0,
+            done: SendDone::Wrote(queued),
+        }]);
+        lp.backend.batches.push_back(vec![Event::ReadEnded {
+            key: 0,
+            why: ReadEnd::Cancelled,
+        }]);
+        // The response is written and the queue is empty, but the recv is still being
+        // cancelled: no second read may start beside it.
+        lp.turn().unwrap();
+        assert_eq!(lp.backend.log.len(), 4, "{:?}", lp.backend.log);
+        // The cancelled recv's last completion: reading resumes at the iteration's end.
+        lp.backend.busy.clear();
+        lp.turn().unwrap();
+        assert_eq!(lp.backend.log[4..], ["resume 0"]);
+    }
 }
