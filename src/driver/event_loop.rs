@@ -831,7 +831,7 @@ mod tests {
 
     fn shard(max_queue_bytes: usize) -> (Shard, Arc<Waker>) {
         let waker = Arc::new(Waker::new().unwrap());
-        let (hub, mut inboxes) = HubShared::new(&[waker.clone()]);
+        let (hub, mut inboxes) = HubShared::new(std::slice::from_ref(&waker));
         let mut cfg = ShardConfig::default();
         cfg.queue.max_bytes = max_queue_bytes;
         let shared = Arc::new(Shared {
