@@ -13,7 +13,7 @@
 //! | 3 | [`hub`], [`metrics`] | rooms, prepared frames, cross-shard fan-out; metrics hooks |
 //! | 4 | [`shard`], [`handler`], [`listener`] | the per-thread engine; the application API |
 //! | 5 | `broker` | cluster adapters behind the hub (planned, issue 14) |
-//! | 6 | [`driver`] | the only code making socket syscalls (`uring`, `epoll`) |
+//! | 6 | [`driver`] | the only code making socket syscalls: one event loop over two backends (`uring`, `epoll`) |
 //! | 7 | [`config`] | every layer's settings composed |
 //! | 8 | [`server`], [`app`], [`cli`], [`telemetry`] | start/stop, [`Publisher`], built-in apps |
 //!

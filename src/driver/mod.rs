@@ -1,6 +1,7 @@
 //! I/O drivers: the only code that makes socket syscalls.
 //!
-//! Two backends drive the same [`Shard`]: [`uring`] (io_uring: multishot accept,
+//! One event loop ([`event_loop`]) drives a [`Shard`] over either of two backends,
+//! which only submit and collect I/O: [`uring`] (io_uring: multishot accept,
 //! multishot recv into a provided buffer ring, one `sendmsg` in flight per connection)
 //! and [`epoll`] (edge-triggered readiness, one scratch read buffer per shard,
 //! `sendmsg` of gathered frames). Both are cargo features, on by default;
@@ -11,6 +12,7 @@ pub mod batch;
 pub mod config;
 #[cfg(feature = "epoll")]
 pub mod epoll;
+pub(crate) mod event_loop;
 pub mod tls;
 #[cfg(feature = "uring")]
 pub mod uring;
@@ -152,9 +154,15 @@ pub fn run(
 ) -> io::Result<()> {
     match backend {
         #[cfg(feature = "uring")]
-        Backend::Uring => uring::run(cfg, shard, listener, waker),
+        Backend::Uring => {
+            let io = uring::Uring::new(cfg, listener, waker.clone())?;
+            event_loop::EventLoop::new(io, shard, waker, cfg.tls.clone()).run()
+        }
         #[cfg(feature = "epoll")]
-        Backend::Epoll => epoll::run(cfg, shard, listener, waker),
+        Backend::Epoll => {
+            let io = epoll::Epoll::new(cfg, listener, waker.clone())?;
+            event_loop::EventLoop::new(io, shard, waker, cfg.tls.clone()).run()
+        }
         #[allow(unreachable_patterns)]
         other => Err(io::Error::new(
             io::ErrorKind::Unsupported,
@@ -195,21 +203,12 @@ pub(crate) fn tune_listener(listener: &socket2::Socket, cfg: &DriverConfig) -> i
     Ok(())
 }
 
-/// What [`deliver_tls`] left the connection needing.
-pub(crate) struct TlsDelivered {
-    /// Keep reading: the session neither failed nor saw `close_notify`. (io_uring
-    /// learns the same from [`Shard::may_read`], so only epoll reads it.)
-    #[cfg_attr(not(feature = "epoll"), allow(dead_code))]
-    readable: bool,
-    /// Handshake messages wait to be sent: flush the connection.
-    wants_flush: bool,
-}
-
 /// Pass ciphertext the socket delivered through a `wss://` connection's session to the
 /// shard (`plain` is the driver's scratch for the decrypted bytes). A failed session
 /// ends the connection (its alert goes out best effort as the socket closes); the
 /// peer's `close_notify` is end of stream ([`Shard::on_eof`]: what is queued still
-/// goes out).
+/// goes out). Either way [`Shard::may_read`] says no from then on. Returns whether the
+/// connection wants a flush (handshake messages wait to be sent).
 pub(crate) fn deliver_tls(
     shard: &mut Shard,
     key: crate::hub::ConnKey,
@@ -217,7 +216,7 @@ pub(crate) fn deliver_tls(
     ciphertext: &[u8],
     plain: &mut Vec<u8>,
     now: Instant,
-) -> TlsDelivered {
+) -> bool {
     let seen = tls.receive(ciphertext, plain);
     if !plain.is_empty() {
         shard.on_data(key, plain, now);
@@ -228,11 +227,7 @@ pub(crate) fn deliver_tls(
     } else if seen.peer_closed {
         shard.on_eof(key, now);
     }
-    let readable = !seen.failed && !seen.peer_closed;
-    TlsDelivered {
-        readable,
-        wants_flush: readable && tls.wants_write(),
-    }
+    !seen.failed && !seen.peer_closed && tls.wants_write()
 }
 
 /// What a driver does next with a `wss://` connection's output.

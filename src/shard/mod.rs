@@ -433,7 +433,7 @@ impl Shard {
     /// A new TCP connection was accepted. Returns its key and generation.
     pub fn open(&mut self, fd: RawFd, now: Instant) -> (ConnKey, u32) {
         let generation = self.state.next_generation;
-        self.state.next_generation = generation.wrapping_add(1) & 0x00FF_FFFF;
+        self.state.next_generation = generation.wrapping_add(1);
         let mut conn = Connection::new();
         conn.opened_at = Some(now);
         let key = self.state.slots.insert(Slot {

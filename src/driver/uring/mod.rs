@@ -1,65 +1,52 @@
-//! The io_uring backend.
+//! The io_uring backend of the [`EventLoop`]: submits and collects I/O only.
 //!
 //! Per shard: one ring (`SINGLE_ISSUER | DEFER_TASKRUN` when the kernel has them, else
 //! `COOP_TASKRUN`, else plain), one multishot accept on the shard's listener, one
 //! multishot recv per connection drawing from the shard's provided [`BufRing`], at
-//! most one `sendmsg` in flight per connection carrying everything queued
-//! ([`SendBatch`]), and a read on the shard's wake-up eventfd. After the wait the loop
-//! reaps until no more input has arrived (like epoll's read-until-EAGAIN, so a burst of
-//! publishes leaves in one round of sends), then flushes and submits once, at the end of
-//! the iteration (so what an iteration queued leaves in that iteration, not one wait
-//! later: measured, that one-iteration delay halved closed-loop fan-out), then waits
-//! with a timeout equal to the shard's next deadline.
+//! most one `send`/`sendmsg` in flight per connection carrying everything queued
+//! ([`SendBatch`], kept boxed and unmoved until its completion), and a read on the
+//! shard's wake-up eventfd. What is queued is submitted once, at the end of the
+//! loop's iteration ([`IoBackend::submit`]) or when it waits.
 //!
 //! A multishot op whose completion lacks `IORING_CQE_F_MORE` has stopped (EOF, error,
-//! or `-ENOBUFS` when the buffer ring ran dry) and is re-armed if the connection lives.
-//! A finished connection's ops are cancelled; its socket is closed and its slot freed
-//! only when no op is in flight, and `user_data` carries the slot's generation so a late
-//! completion for a reused slot is ignored.
+//! or `-ENOBUFS` when the buffer ring ran dry): the loop re-arms a stopped recv if the
+//! connection lives; the accept is re-armed at the next submit unless accepting is
+//! paused or stopped. A finished connection's ops are cancelled
+//! ([`IoBackend::cancel`]); it is idle, so its socket may be closed and its slot freed,
+//! only when no op is in flight. `user_data` carries the low 24 bits of the slot's
+//! generation ([`user_data`]): a completion for an earlier occupant of a reused slot
+//! is recognised here and dropped (its buffer recycled).
 //!
-//! Read-side backpressure: after each delivered buffer the shard says whether the
-//! connection may read on ([`Shard::may_read`]); if not, its multishot recv is
-//! cancelled (buffers the kernel already filled are still delivered: at most what
-//! was in flight) and the connection is `recv_paused`. Every flush of a paused
-//! connection, and the cancelled recv's last completion, ask again, and the recv is
-//! re-armed once allowed. A recv completion of 0 is the peer's EOF
-//! ([`Shard::on_eof`]), not an error.
-//!
-//! A `wss://` connection's bytes pass through its [`TlsSession`]: received buffers are
-//! decrypted before the shard sees them, and its send is a plain `send` of the
-//! session's pending ciphertext, which the session keeps unmoved until the completion.
+//! Read-side backpressure ([`IoBackend::pause_read`]) cancels the multishot recv;
+//! buffers the kernel already filled are still delivered (at most what was in flight),
+//! then the cancelled recv's last completion ([`ReadEnd::Cancelled`]). A recv
+//! completion of 0 is the peer's EOF, not an error. [`IoBackend::poll_more`] tells
+//! without a syscall (IORING_SQ_TASKRUN) whether input arrived while the last batch
+//! was handled.
 
 mod bufring;
 mod user_data;
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-use crate::conn::{AfterFlush, DisconnectReason, Phase};
+use crate::conn::OutQueue;
 use crate::driver::batch::SendBatch;
-use crate::driver::tls::{TlsConfig, TlsSession};
+use crate::driver::event_loop::{Buf, Event, IoBackend, Read, ReadEnd, SendDone, SendStart};
 use crate::driver::DriverConfig;
-use crate::driver::{
-    accept_needs_pause, deliver_tls, new_session, tls_next_step, wait_for, TlsStep, ACCEPT_PAUSE,
-};
 use crate::hub::ConnKey;
-use crate::shard::Shard;
 use crate::sys::Waker;
 
 use bufring::BufRing;
 use user_data::Op;
 
 const BUFFER_GROUP: u16 = 0;
-const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// Send batches kept for reuse.
 const BATCH_POOL: usize = 1024;
-/// Most extra looks for arrived bytes before an iteration flushes (bounds how long a
-/// steady stream of input can hold back this iteration's sends).
-const MAX_RECHECKS: usize = 4;
 
 /// Check that io_uring can run here with what this driver needs (multishot recv with a
 /// provided buffer ring: Linux 6.0+). Returns the reason when it cannot.
@@ -162,50 +149,43 @@ fn send_retryable(res: i32) -> bool {
     res == -libc::EAGAIN || res == -libc::EINTR
 }
 
-/// Per-connection driver state, indexed by slot key.
+/// The ops of one connection, indexed by slot key.
 #[derive(Default)]
-struct ConnIo {
+struct ConnOps {
+    /// The slot's generation when the connection was registered.
+    generation: u32,
     recv_armed: bool,
-    /// Reading is paused (the shard said no): the recv is cancelled or not re-armed.
-    recv_paused: bool,
     /// A cancel of the recv was submitted and its last completion has not come yet.
     recv_cancelling: bool,
-    send: Option<Box<SendBatch>>,
-    /// The connection finished; its ops are being cancelled.
-    closing: bool,
-    /// `wss://`: the connection's TLS session.
-    tls: Option<Box<TlsSession>>,
-    /// A send of the TLS session's ciphertext is in flight.
-    tls_send: bool,
+    /// The batch of the queue send in flight (boxed: its msghdr must not move).
+    batch: Option<Box<SendBatch>>,
+    /// A send of raw bytes (TLS ciphertext) is in flight.
+    bytes_in_flight: bool,
 }
 
-impl ConnIo {
+impl ConnOps {
     fn idle(&self) -> bool {
-        !self.recv_armed && self.send.is_none() && !self.tls_send
+        !self.recv_armed && self.batch.is_none() && !self.bytes_in_flight
     }
 }
 
-struct Uring {
+/// The io_uring backend of one shard.
+pub(crate) struct Uring {
     // Field order matters for drop: the ring goes before the buffer memory.
     ring: IoUring,
     bufs: BufRing,
     listener: Option<socket2::Socket>,
     accept_armed: bool,
-    /// Accepting is paused (out of fds or memory) until then.
-    accept_paused_until: Option<Instant>,
+    /// Accepting is paused (out of fds or memory): do not re-arm the accept.
+    accept_paused: bool,
     waker: Arc<Waker>,
     wake_buf: Box<u64>,
-    tls: Option<TlsConfig>,
-    /// Decrypted bytes of a `wss://` receive, on their way to the shard.
-    plain: Vec<u8>,
-    io: Vec<ConnIo>,
+    ops: Vec<ConnOps>,
+    /// Completions copied out of the ring (user_data, result, flags).
+    cqes: Vec<(u64, i32, u32)>,
     // Boxed: a batch's msghdr must not move while its send is in flight.
     #[allow(clippy::vec_box)]
     pool: Vec<Box<SendBatch>>,
-    cqes: Vec<(u64, i32, u32)>,
-    to_flush: Vec<ConnKey>,
-    finished: Vec<ConnKey>,
-    rearm: Vec<ConnKey>,
 }
 
 impl Drop for Uring {
@@ -214,44 +194,40 @@ impl Drop for Uring {
     }
 }
 
-/// Run a shard on io_uring until it has shut down and drained.
-pub fn run(
-    cfg: &DriverConfig,
-    shard: &mut Shard,
-    listener: socket2::Socket,
-    waker: Arc<Waker>,
-) -> io::Result<()> {
-    let ring = build_ring(cfg.uring_entries)?;
-    let bufs = BufRing::register(&ring, cfg.recv_buffers, cfg.recv_buffer_size, BUFFER_GROUP)?;
-    let mut u = Uring {
-        ring,
-        bufs,
-        listener: Some(listener),
-        accept_armed: false,
-        accept_paused_until: None,
-        waker,
-        wake_buf: Box::new(0),
-        tls: cfg.tls.clone(),
-        plain: Vec::new(),
-        io: Vec::new(),
-        pool: Vec::new(),
-        cqes: Vec::with_capacity(1024),
-        to_flush: Vec::new(),
-        finished: Vec::new(),
-        rearm: Vec::new(),
-    };
-    u.arm_accept()?;
-    u.arm_wake()?;
-    u.run(shard)
-}
-
 impl Uring {
+    /// Set up the backend for a shard: its listener (accepting starts at once) and
+    /// its wake-up eventfd.
+    pub(crate) fn new(
+        cfg: &DriverConfig,
+        listener: socket2::Socket,
+        waker: Arc<Waker>,
+    ) -> io::Result<Self> {
+        let ring = build_ring(cfg.uring_entries)?;
+        let bufs = BufRing::register(&ring, cfg.recv_buffers, cfg.recv_buffer_size, BUFFER_GROUP)?;
+        let mut u = Uring {
+            ring,
+            bufs,
+            listener: Some(listener),
+            accept_armed: false,
+            accept_paused: false,
+            waker,
+            wake_buf: Box::new(0),
+            ops: Vec::new(),
+            cqes: Vec::with_capacity(1024),
+            pool: Vec::new(),
+        };
+        u.arm_accept()?;
+        u.arm_wake()?;
+        Ok(u)
+    }
+
     /// Queue an SQE, submitting first if the queue is full.
     fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
         loop {
             // SAFETY: every buffer an entry points to (wake_buf, send batches and their
-            // msghdr/iovecs, the buffer ring) is owned by `self` or by a connection slot
-            // and stays alive and unmoved until the op's completion is reaped.
+            // msghdr/iovecs, TLS ciphertext the loop keeps unmoved, the buffer ring) is
+            // owned by `self`, the loop or a connection slot and stays alive and
+            // unmoved until the op's completion is reaped.
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
                 return Ok(());
             }
@@ -273,6 +249,13 @@ impl Uring {
         Ok(())
     }
 
+    fn cancel_accept(&mut self) -> io::Result<()> {
+        let cancel = opcode::AsyncCancel::new(user_data::encode(Op::Accept, 0, 0))
+            .build()
+            .user_data(user_data::encode(Op::Cancel, 0, 0));
+        self.push(cancel)
+    }
+
     fn arm_wake(&mut self) -> io::Result<()> {
         let buf = &mut *self.wake_buf as *mut u64 as *mut u8;
         let entry = opcode::Read::new(types::Fd(self.waker.fd()), buf, 8)
@@ -281,83 +264,98 @@ impl Uring {
         self.push(entry)
     }
 
-    fn arm_recv(&mut self, key: ConnKey, fd: RawFd, generation: u32) -> io::Result<()> {
+    fn arm_recv(&mut self, key: ConnKey, fd: RawFd) -> io::Result<()> {
         let entry = opcode::RecvMulti::new(types::Fd(fd), self.bufs.group())
             .build()
-            .user_data(user_data::encode(Op::Recv, key, generation));
+            .user_data(user_data::encode(Op::Recv, key, self.ops[key].generation));
         self.push(entry)?;
-        self.io[key].recv_armed = true;
+        self.ops[key].recv_armed = true;
         Ok(())
     }
 
-    fn run(&mut self, shard: &mut Shard) -> io::Result<()> {
-        loop {
-            self.wait(shard)?;
-            let now = Instant::now();
-            let mut received = self.reap(shard, now)?;
-            // Read until nothing more has arrived, as epoll's read-until-EAGAIN does,
-            // before anything is flushed: bytes that arrive while the first ones are
-            // handled (a publisher's burst of messages, each costing a fan-out) wait
-            // as deferred task work until the ring is entered with GETEVENTS. Left for
-            // the next iteration, they would miss this round of sends and start a round
-            // of their own; under a closed-loop window of K messages the window then
-            // stays split over two rounds (half the frames per send) for good.
-            let mut rechecks = 0;
-            while received && rechecks < MAX_RECHECKS && self.more_pending() {
-                self.ring.submit()?;
-                received = self.reap(shard, now)?;
-                rechecks += 1;
-            }
-            if self.accept_paused_until.is_some_and(|t| now >= t) {
-                self.accept_paused_until = None;
-                if !self.accept_armed && !shard.is_shutting_down() {
-                    self.arm_accept()?;
-                }
-            }
-            shard.drain_inbox(now);
-            shard.expire_timers(now);
-            if shard.is_shutting_down() {
-                self.stop_accepting()?;
-            }
-            shard.hand_off();
-            self.flush_all(shard, now)?;
-            self.close_finished(shard)?;
-            for key in std::mem::take(&mut self.rearm) {
-                if let Some(slot) = shard.slot(key) {
-                    let io = &self.io[key];
-                    if slot.conn.phase() != Phase::Closed && !io.recv_armed && !io.recv_paused {
-                        let (fd, generation) = (slot.fd, slot.generation);
-                        self.arm_recv(key, fd, generation)?;
-                    }
-                }
-            }
-            self.bufs.commit();
-            // Send now what this iteration queued (sends to sockets with room complete
-            // inline), rather than at the next wait: a message received in this
-            // iteration leaves in this iteration, as with epoll.
-            self.ring.submit()?;
-            if shard.is_drained() && !self.accept_armed {
-                return Ok(());
-            }
-        }
+    /// The ops of `key` if a completion carrying `generation` is for its current
+    /// occupant.
+    fn current(&mut self, key: ConnKey, generation: u32) -> Option<&mut ConnOps> {
+        self.ops
+            .get_mut(key)
+            .filter(|ops| user_data::same_generation(ops.generation, generation))
     }
 
-    /// Submit what is queued and wait for at least one completion or the next deadline.
-    fn wait(&mut self, shard: &Shard) -> io::Result<()> {
-        self.waker.arm_sleep();
-        let result = if shard.inbox_pending() {
-            self.ring.submit()
-        } else {
-            let now = Instant::now();
-            let mut timeout = wait_for(shard, now, IDLE_WAIT);
-            if let Some(t) = self.accept_paused_until {
-                timeout = timeout.min(t.saturating_duration_since(now));
+    fn on_recv(&mut self, key: ConnKey, generation: u32, res: i32, flags: u32) -> Option<Event> {
+        let bid = cqueue::buffer_select(flags);
+        let more = cqueue::more(flags);
+        let Some(ops) = self.current(key, generation) else {
+            if let Some(bid) = bid {
+                self.bufs.recycle(bid);
             }
-            let ts = types::Timespec::from(timeout);
-            let args = types::SubmitArgs::new().timespec(&ts);
-            self.ring.submitter().submit_with_args(1, &args)
+            return None;
         };
-        self.waker.awake();
+        if !more {
+            ops.recv_armed = false;
+            ops.recv_cancelling = false;
+        }
+        match (res, bid) {
+            (1.., Some(id)) => {
+                let buf = Buf {
+                    id,
+                    len: res as usize,
+                };
+                return Some(Event::Received { key, buf, more });
+            }
+            (_, Some(bid)) => self.bufs.recycle(bid),
+            (_, None) => {}
+        }
+        if more {
+            return None;
+        }
+        let why = match -res {
+            0 => ReadEnd::Eof,
+            libc::ECANCELED => ReadEnd::Cancelled,
+            // Bytes without a buffer cannot happen with buffer select; read again.
+            libc::ENOBUFS | libc::EINTR | libc::EAGAIN | ..0 => ReadEnd::Retry,
+            errno => ReadEnd::Failed(errno),
+        };
+        Some(Event::ReadEnded { key, why })
+    }
+
+    fn on_send(&mut self, key: ConnKey, generation: u32, res: i32) -> Option<Event> {
+        let ops = self.current(key, generation)?;
+        ops.bytes_in_flight = false;
+        if let Some(mut batch) = ops.batch.take() {
+            batch.clear();
+            if self.pool.len() < BATCH_POOL {
+                self.pool.push(batch);
+            }
+        }
+        let done = if res >= 0 {
+            SendDone::Wrote(res as usize)
+        } else if send_retryable(res) {
+            SendDone::Retry
+        } else {
+            SendDone::Failed(-res)
+        };
+        Some(Event::Sent { key, done })
+    }
+
+    fn push_send(&mut self, key: ConnKey, fd: RawFd, ptr: *const u8, len: usize) -> io::Result<()> {
+        let entry = opcode::Send::new(types::Fd(fd), ptr, len as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(user_data::encode(Op::Send, key, self.ops[key].generation));
+        self.push(entry)
+    }
+}
+
+impl IoBackend for Uring {
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let result = match timeout {
+            None => self.ring.submit(),
+            Some(timeout) => {
+                let ts = types::Timespec::from(timeout);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+        };
         match result {
             Ok(_) => Ok(()),
             Err(e)
@@ -372,249 +370,178 @@ impl Uring {
         }
     }
 
-    /// Whether completions or deferred task work (a recv whose data arrived) wait.
-    /// The IORING_SQ_TASKRUN flag (IORING_SETUP_TASKRUN_FLAG) says so without a syscall;
-    /// `submit` then enters with GETEVENTS, which runs that work.
-    fn more_pending(&mut self) -> bool {
-        self.ring.submission().taskrun() || !self.ring.completion().is_empty()
-    }
-
-    /// Handle every completion in the queue. Returns whether bytes from a peer were
-    /// among them.
-    fn reap(&mut self, shard: &mut Shard, now: Instant) -> io::Result<bool> {
-        self.cqes.clear();
-        self.cqes.extend(
+    fn collect(&mut self, events: &mut Vec<Event>) -> io::Result<()> {
+        // Copied out first: handling a completion may queue an SQE (a re-armed read).
+        let mut cqes = std::mem::take(&mut self.cqes);
+        cqes.clear();
+        cqes.extend(
             self.ring
                 .completion()
                 .map(|c| (c.user_data(), c.result(), c.flags())),
         );
-        let cqes = std::mem::take(&mut self.cqes);
-        let mut received = false;
         for &(data, res, flags) in &cqes {
             let Some((op, key, generation)) = user_data::decode(data) else {
                 continue;
             };
-            match op {
-                Op::Accept => self.on_accept(shard, res, flags, now)?,
-                Op::Wake => self.arm_wake()?,
-                Op::Recv => {
-                    received |= res > 0;
-                    self.on_recv(shard, key, generation, res, flags, now)
+            let event = match op {
+                Op::Accept => {
+                    if !cqueue::more(flags) {
+                        self.accept_armed = false;
+                    }
+                    if res >= 0 {
+                        // SAFETY: a fresh fd the kernel just accepted, owned by no one else.
+                        Some(Event::Accepted(unsafe { OwnedFd::from_raw_fd(res) }))
+                    } else if res != -libc::ECANCELED {
+                        Some(Event::AcceptFailed(-res))
+                    } else {
+                        None
+                    }
                 }
-                Op::Send => self.on_send(shard, key, generation, res),
-                Op::Cancel => {}
-            }
+                Op::Wake => {
+                    self.arm_wake()?;
+                    None
+                }
+                Op::Recv => self.on_recv(key, generation, res, flags),
+                Op::Send => self.on_send(key, generation, res),
+                Op::Cancel => None,
+            };
+            events.extend(event);
         }
         self.cqes = cqes;
-        Ok(received)
+        Ok(())
     }
 
-    fn on_accept(
+    fn poll_more(&mut self) -> io::Result<bool> {
+        // IORING_SQ_TASKRUN (IORING_SETUP_TASKRUN_FLAG) says without a syscall whether
+        // deferred task work (a recv whose data arrived) waits; entering the ring with
+        // GETEVENTS runs it.
+        if self.ring.submission().taskrun() || !self.ring.completion().is_empty() {
+            self.ring.submit()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn register(&mut self, key: ConnKey, fd: RawFd, generation: u32) -> io::Result<()> {
+        if self.ops.len() <= key {
+            self.ops.resize_with(key + 1, ConnOps::default);
+        }
+        self.ops[key] = ConnOps {
+            generation,
+            ..ConnOps::default()
+        };
+        self.arm_recv(key, fd)
+    }
+
+    fn read(&mut self, _fd: RawFd) -> Read {
+        Read::Blocked
+    }
+
+    fn bytes(&self, buf: Buf) -> &[u8] {
+        self.bufs.slice(buf.id, buf.len)
+    }
+
+    fn recycle(&mut self, buf: Buf) {
+        self.bufs.recycle(buf.id);
+    }
+
+    fn pause_read(&mut self, key: ConnKey) {
+        let Some(ops) = self.ops.get_mut(key) else {
+            return;
+        };
+        if !ops.recv_armed || ops.recv_cancelling {
+            return;
+        }
+        ops.recv_cancelling = true;
+        let generation = ops.generation;
+        let cancel = opcode::AsyncCancel::new(user_data::encode(Op::Recv, key, generation))
+            .build()
+            .user_data(user_data::encode(Op::Cancel, key, generation));
+        // A full submission queue is submitted first; a failure there surfaces at the
+        // loop's next submit.
+        if let Err(e) = self.push(cancel) {
+            tracing::warn!(error = %e, "could not queue a recv cancel");
+        }
+    }
+
+    fn reading(&self, key: ConnKey) -> bool {
+        self.ops.get(key).is_some_and(|ops| ops.recv_armed)
+    }
+
+    fn resume_read(&mut self, key: ConnKey, fd: RawFd) -> io::Result<()> {
+        if self.reading(key) {
+            return Ok(());
+        }
+        self.arm_recv(key, fd)
+    }
+
+    fn send_queue(&mut self, key: ConnKey, fd: RawFd, queue: &OutQueue) -> io::Result<SendStart> {
+        let mut batch = self.pool.pop().unwrap_or_default();
+        batch.fill(queue);
+        let frames = batch.frames();
+        // One contiguous piece (the common case: small frames copied together, or a lone
+        // frame) goes as a plain send, which skips sendmsg's header and iovec import.
+        let entry = match batch.single() {
+            Some((ptr, len)) => opcode::Send::new(types::Fd(fd), ptr, len as u32)
+                .flags(libc::MSG_NOSIGNAL)
+                .build(),
+            None => opcode::SendMsg::new(types::Fd(fd), batch.msghdr())
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build(),
+        }
+        .user_data(user_data::encode(Op::Send, key, self.ops[key].generation));
+        // The batch (and the msghdr inside its Box) must stay put until the completion,
+        // and the frames it covers must stay queued (the loop marks them in flight).
+        self.ops[key].batch = Some(batch);
+        self.push(entry)?;
+        Ok(SendStart::InFlight { frames })
+    }
+
+    unsafe fn send_bytes(
         &mut self,
-        shard: &mut Shard,
-        res: i32,
-        flags: u32,
-        now: Instant,
-    ) -> io::Result<()> {
-        if !cqueue::more(flags) {
-            self.accept_armed = false;
+        key: ConnKey,
+        fd: RawFd,
+        ptr: *const u8,
+        len: usize,
+    ) -> io::Result<SendStart> {
+        // At most one batch plus TLS record overhead: fits the op's u32 length.
+        self.ops[key].bytes_in_flight = true;
+        self.push_send(key, fd, ptr, len)?;
+        Ok(SendStart::InFlight { frames: 0 })
+    }
+
+    fn cancel(&mut self, key: ConnKey, fd: RawFd) -> io::Result<()> {
+        if self.idle(key) {
+            return Ok(());
         }
-        if res >= 0 {
-            let fd = res;
-            if shard.is_shutting_down() {
-                // SAFETY: fd was just accepted and is owned by nobody else.
-                unsafe { libc::close(fd) };
-            } else {
-                let (key, generation) = shard.open(fd, now);
-                if self.io.len() <= key {
-                    self.io.resize_with(key + 1, ConnIo::default);
-                }
-                self.io[key] = ConnIo::default();
-                match new_session(&self.tls) {
-                    Ok(tls) => {
-                        self.io[key].tls = tls;
-                        self.arm_recv(key, fd, generation)?;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "TLS session setup failed");
-                        shard.finish(key, DisconnectReason::Tls);
-                    }
-                }
-            }
-        } else if res != -libc::ECANCELED {
-            let e = io::Error::from_raw_os_error(-res);
-            if accept_needs_pause(-res) {
-                // Re-arming at once would fail again at once (the connection stays in the
-                // backlog): pause instead of spinning.
-                tracing::warn!(shard = shard.id(), error = %e, pause = ?ACCEPT_PAUSE, "accept failed; pausing accepts");
-                self.accept_paused_until = Some(now + ACCEPT_PAUSE);
-                if self.accept_armed {
-                    self.cancel_accept()?;
-                }
-            } else {
-                tracing::warn!(shard = shard.id(), error = %e, "accept failed");
-            }
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())
+            .build()
+            .user_data(user_data::encode(Op::Cancel, key, self.ops[key].generation));
+        self.push(cancel)
+    }
+
+    fn idle(&self, key: ConnKey) -> bool {
+        self.ops.get(key).is_none_or(ConnOps::idle)
+    }
+
+    fn release(&mut self, key: ConnKey, fd: RawFd) {
+        // SAFETY: no op references this fd any more (idle); it is closed exactly once.
+        unsafe { libc::close(fd) };
+        if let Some(ops) = self.ops.get_mut(key) {
+            *ops = ConnOps::default();
         }
-        if !self.accept_armed && !shard.is_shutting_down() && self.accept_paused_until.is_none() {
-            self.arm_accept()?;
+    }
+
+    fn pause_accept(&mut self) -> io::Result<()> {
+        self.accept_paused = true;
+        if self.accept_armed {
+            self.cancel_accept()?;
         }
         Ok(())
     }
 
-    /// Is this completion for the connection currently in `key`'s slot?
-    fn current(shard: &Shard, key: ConnKey, generation: u32) -> bool {
-        shard.slot(key).is_some_and(|s| s.generation == generation)
-    }
-
-    fn on_recv(
-        &mut self,
-        shard: &mut Shard,
-        key: ConnKey,
-        generation: u32,
-        res: i32,
-        flags: u32,
-        now: Instant,
-    ) {
-        let bid = cqueue::buffer_select(flags);
-        if !Self::current(shard, key, generation) {
-            if let Some(bid) = bid {
-                self.bufs.recycle(bid);
-            }
-            return;
-        }
-        let more = cqueue::more(flags);
-        if !more {
-            self.io[key].recv_armed = false;
-            self.io[key].recv_cancelling = false;
-        }
-        if res > 0 {
-            if let Some(bid) = bid {
-                if !self.io[key].closing {
-                    self.deliver(shard, key, bid, res as usize, now);
-                }
-                self.bufs.recycle(bid);
-            }
-            if self.io[key].closing {
-                return;
-            }
-            if !self.may_read(shard, key) {
-                self.pause_recv(key, generation);
-            } else if !more {
-                self.rearm.push(key);
-            }
-            return;
-        }
-        if let Some(bid) = bid {
-            self.bufs.recycle(bid);
-        }
-        if self.io[key].closing || more {
-            return;
-        }
-        match -res {
-            0 => shard.on_eof(key, now),
-            // Our own cancel (backpressure): resume at once if the queue drained since.
-            libc::ECANCELED if self.io[key].recv_paused => self.resume_if_allowed(shard, key),
-            libc::ENOBUFS | libc::EINTR | libc::EAGAIN if !self.io[key].recv_paused => {
-                self.rearm.push(key)
-            }
-            libc::ENOBUFS | libc::EINTR | libc::EAGAIN => {}
-            _ => shard.on_peer_gone(key),
-        }
-    }
-
-    /// Ask the shard whether `key` may read now (its queue plus TLS ciphertext held).
-    fn may_read(&self, shard: &mut Shard, key: ConnKey) -> bool {
-        let held = self.io[key].tls.as_ref().map_or(0, |t| t.pending());
-        shard.may_read(key, held)
-    }
-
-    /// Stop reading `key`: cancel its multishot recv if it is still armed.
-    fn pause_recv(&mut self, key: ConnKey, generation: u32) {
-        let io = &mut self.io[key];
-        io.recv_paused = true;
-        if io.recv_armed && !io.recv_cancelling {
-            io.recv_cancelling = true;
-            let cancel = opcode::AsyncCancel::new(user_data::encode(Op::Recv, key, generation))
-                .build()
-                .user_data(user_data::encode(Op::Cancel, key, generation));
-            // A full submission queue is submitted first; a failure there surfaces at
-            // the loop's next submit.
-            if let Err(e) = self.push(cancel) {
-                tracing::warn!(error = %e, "could not queue a recv cancel");
-            }
-        }
-    }
-
-    /// A paused connection whose recv has stopped may read again: re-arm it.
-    fn resume_if_allowed(&mut self, shard: &mut Shard, key: ConnKey) {
-        let io = &self.io[key];
-        if !io.recv_paused || io.recv_armed || io.closing {
-            return;
-        }
-        if shard
-            .slot(key)
-            .is_some_and(|s| s.conn.phase() != Phase::Closed)
-            && self.may_read(shard, key)
-        {
-            self.io[key].recv_paused = false;
-            self.rearm.push(key);
-        }
-    }
-
-    /// Hand a received buffer to the shard, through the TLS session for `wss://`.
-    fn deliver(&mut self, shard: &mut Shard, key: ConnKey, bid: u16, len: usize, now: Instant) {
-        let data = self.bufs.slice(bid, len);
-        let Some(tls) = self.io[key].tls.as_deref_mut() else {
-            return shard.on_data(key, data, now);
-        };
-        if deliver_tls(shard, key, tls, data, &mut self.plain, now).wants_flush {
-            self.to_flush.push(key);
-        }
-    }
-
-    fn on_send(&mut self, shard: &mut Shard, key: ConnKey, generation: u32, res: i32) {
-        if !Self::current(shard, key, generation) {
-            return;
-        }
-        if std::mem::take(&mut self.io[key].tls_send) {
-            if self.io[key].closing {
-                return;
-            }
-            if res < 0 && !send_retryable(res) {
-                return shard.on_peer_gone(key);
-            }
-            if let Some(tls) = self.io[key].tls.as_deref_mut() {
-                tls.advance(res.max(0) as usize);
-            }
-            self.to_flush.push(key);
-            return;
-        }
-        if let Some(mut batch) = self.io[key].send.take() {
-            batch.clear();
-            if self.pool.len() < BATCH_POOL {
-                self.pool.push(batch);
-            }
-        }
-        if self.io[key].closing {
-            return;
-        }
-        shard.set_in_flight(key, 0);
-        if res >= 0 {
-            shard.on_written(key, res as usize);
-            self.to_flush.push(key);
-        } else if send_retryable(res) {
-            // Nothing was written: send the same bytes again.
-            self.to_flush.push(key);
-        } else {
-            shard.on_peer_gone(key);
-        }
-    }
-
-    fn cancel_accept(&mut self) -> io::Result<()> {
-        let cancel = opcode::AsyncCancel::new(user_data::encode(Op::Accept, 0, 0))
-            .build()
-            .user_data(user_data::encode(Op::Cancel, 0, 0));
-        self.push(cancel)
+    fn resume_accept(&mut self) {
+        self.accept_paused = false;
     }
 
     fn stop_accepting(&mut self) -> io::Result<()> {
@@ -630,152 +557,18 @@ impl Uring {
         Ok(())
     }
 
-    fn flush_all(&mut self, shard: &mut Shard, now: Instant) -> io::Result<()> {
-        let mut keys = std::mem::take(&mut self.to_flush);
-        let mut dirty = Vec::new();
-        shard.take_dirty(&mut dirty);
-        keys.append(&mut dirty);
-        for &key in &keys {
-            self.flush(shard, key, now)?;
-            if self.io.get(key).is_some_and(|io| io.recv_paused) {
-                self.resume_if_allowed(shard, key);
-            }
+    fn submit(&mut self) -> io::Result<()> {
+        if !self.accept_armed && !self.accept_paused {
+            self.arm_accept()?;
         }
-        keys.clear();
-        self.to_flush = keys;
-        Ok(())
+        self.bufs.commit();
+        // Send now what this iteration queued (sends to sockets with room complete
+        // inline), rather than at the next wait: a message received in this iteration
+        // leaves in this iteration, as with epoll.
+        self.ring.submit().map(drop)
     }
 
-    /// Start a send of everything queued, unless one is already in flight.
-    fn flush(&mut self, shard: &mut Shard, key: ConnKey, now: Instant) -> io::Result<()> {
-        let Some(slot) = shard.slot(key) else {
-            return Ok(());
-        };
-        let io = &self.io[key];
-        if io.send.is_some() || io.tls_send || io.closing || slot.conn.phase() == Phase::Closed {
-            return Ok(());
-        }
-        if io.tls.is_some() {
-            return self.flush_tls(shard, key, now);
-        }
-        let (fd, generation) = (slot.fd, slot.generation);
-        if slot.conn.out.is_empty() {
-            match shard.after_flush(key, now) {
-                // SAFETY: fd is an open socket owned by this slot.
-                AfterFlush::ShutdownWrite => unsafe {
-                    libc::shutdown(fd, libc::SHUT_WR);
-                },
-                AfterFlush::Close => shard.finish_flushed(key),
-                AfterFlush::Idle => {}
-            }
-            return Ok(());
-        }
-        let mut batch = self.pool.pop().unwrap_or_default();
-        batch.fill(&slot.conn.out);
-        let frames = batch.frames();
-        // One contiguous piece (the common case: small frames copied together, or a lone
-        // frame) goes as a plain send, which skips sendmsg's header and iovec import.
-        let entry = match batch.single() {
-            Some((ptr, len)) => opcode::Send::new(types::Fd(fd), ptr, len as u32)
-                .flags(libc::MSG_NOSIGNAL)
-                .build(),
-            None => opcode::SendMsg::new(types::Fd(fd), batch.msghdr())
-                .flags(libc::MSG_NOSIGNAL as u32)
-                .build(),
-        }
-        .user_data(user_data::encode(Op::Send, key, generation));
-        // The batch (and the msghdr inside its Box) must stay put until the completion,
-        // and the frames it covers must stay queued.
-        self.io[key].send = Some(batch);
-        shard.set_in_flight(key, frames);
-        self.push(entry)
-    }
-
-    /// [`flush`](Self::flush) for `wss://`: encrypt a batch and start its send.
-    fn flush_tls(&mut self, shard: &mut Shard, key: ConnKey, now: Instant) -> io::Result<()> {
-        let Some(slot) = shard.slot(key) else {
-            return Ok(());
-        };
-        let (fd, generation) = (slot.fd, slot.generation);
-        let Some(tls) = self.io[key].tls.as_deref_mut() else {
-            return Ok(());
-        };
-        match tls_next_step(shard, key, tls, now) {
-            TlsStep::Send(ptr, len) => {
-                self.io[key].tls_send = true;
-                self.push_tls_send(key, fd, generation, ptr, len)
-            }
-            TlsStep::ShutdownWrite => {
-                // SAFETY: fd is an open socket owned by this slot.
-                unsafe { libc::shutdown(fd, libc::SHUT_WR) };
-                Ok(())
-            }
-            TlsStep::Idle => Ok(()),
-        }
-    }
-
-    /// Send `len` bytes of a TLS session's pending ciphertext (at most one batch plus
-    /// record overhead, so it fits the op's u32 length). The session keeps them
-    /// unmoved until the completion clears `tls_send`.
-    fn push_tls_send(
-        &mut self,
-        key: ConnKey,
-        fd: RawFd,
-        generation: u32,
-        ptr: *const u8,
-        len: usize,
-    ) -> io::Result<()> {
-        let entry = opcode::Send::new(types::Fd(fd), ptr, len as u32)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(user_data::encode(Op::Send, key, generation));
-        self.push(entry)
-    }
-
-    fn close_finished(&mut self, shard: &mut Shard) -> io::Result<()> {
-        let mut newly = Vec::new();
-        shard.take_finished(&mut newly);
-        for key in newly {
-            let Some(slot) = shard.slot(key) else {
-                continue;
-            };
-            let (fd, generation) = (slot.fd, slot.generation);
-            self.io[key].closing = true;
-            if !self.io[key].tls_send {
-                if let Some(tls) = self.io[key].tls.as_deref_mut() {
-                    // Best effort, queued before the cancel: the close_notify or alert.
-                    let (_, bytes) = tls.next_send(&slot.conn.out);
-                    let (ptr, len) = (bytes.as_ptr(), bytes.len());
-                    if len > 0 {
-                        self.io[key].tls_send = true;
-                        self.push_tls_send(key, fd, generation, ptr, len)?;
-                    }
-                }
-            }
-            if !self.io[key].idle() {
-                let cancel =
-                    opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())
-                        .build()
-                        .user_data(user_data::encode(Op::Cancel, key, generation));
-                self.push(cancel)?;
-            }
-            self.finished.push(key);
-        }
-        // Free those with no op in flight; the rest wait for their completions.
-        let mut finished = std::mem::take(&mut self.finished);
-        finished.retain(|&key| {
-            if !self.io[key].idle() {
-                return true;
-            }
-            if let Some(slot) = shard.slot(key) {
-                // SAFETY: no op references this fd any more; it is closed exactly once.
-                unsafe { libc::close(slot.fd) };
-            }
-            self.io[key] = ConnIo::default();
-            shard.release(key);
-            false
-        });
-        self.finished = finished;
-        Ok(())
+    fn quiescent(&self) -> bool {
+        !self.accept_armed
     }
 }

@@ -1,7 +1,9 @@
 //! `user_data` of io_uring operations: op kind, slot generation and slot key in 64 bits.
 //!
 //! A completion that arrives after its slot was freed and reused carries the old
-//! generation and is recognised as stale.
+//! generation and is recognised as stale. The shard's generations are 32-bit; the
+//! low [`GENERATION_BITS`] of them fit here, so a stale completion goes unrecognised
+//! only if its slot was reused 2^24 times while it was in flight.
 
 use crate::hub::ConnKey;
 
@@ -28,11 +30,20 @@ impl Op {
     }
 }
 
-/// Pack: kind (8 bits) | generation (24 bits) | key (32 bits).
+/// How many low bits of a slot's generation `user_data` carries.
+pub const GENERATION_BITS: u32 = 24;
+const GENERATION_MASK: u32 = (1 << GENERATION_BITS) - 1;
+
+/// Pack: kind (8 bits) | generation (low 24 bits) | key (32 bits).
 pub fn encode(op: Op, key: ConnKey, generation: u32) -> u64 {
     (u64::from(op as u8) << 56)
-        | (u64::from(generation & 0x00FF_FFFF) << 32)
+        | (u64::from(generation & GENERATION_MASK) << 32)
         | (key as u64 & 0xFFFF_FFFF)
+}
+
+/// Is `decoded` (from [`decode`]) the generation `slot` (a shard's full generation)?
+pub fn same_generation(slot: u32, decoded: u32) -> bool {
+    slot & GENERATION_MASK == decoded
 }
 
 pub fn decode(data: u64) -> Option<(Op, ConnKey, u32)> {
@@ -40,7 +51,7 @@ pub fn decode(data: u64) -> Option<(Op, ConnKey, u32)> {
     Some((
         op,
         (data & 0xFFFF_FFFF) as ConnKey,
-        ((data >> 32) & 0x00FF_FFFF) as u32,
+        ((data >> 32) as u32) & GENERATION_MASK,
     ))
 }
 
@@ -55,5 +66,14 @@ mod tests {
             assert_eq!(decode(d), Some((op, 123_456, 0x00AB_CDEF)));
         }
         assert_eq!(decode(0), None);
+    }
+
+    #[test]
+    fn generations_are_compared_on_their_low_bits() {
+        let full = 0x1234_5678;
+        let (_, _, decoded) = decode(encode(Op::Recv, 7, full)).unwrap();
+        assert_eq!(decoded, 0x0034_5678);
+        assert!(same_generation(full, decoded));
+        assert!(!same_generation(full + 1, decoded));
     }
 }
