@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use ringcast::hub::prepared::encodings;
+use ringcast::wire::{builds, Encoding};
 use tungstenite::Message;
 
 #[test]
@@ -16,7 +16,7 @@ fn one_encoding_per_publish_regardless_of_subscribers_and_shards() {
             let mut clients: Vec<_> = (0..subscribers)
                 .map(|i| connect_from(addr, "/ws/r", source_ip(i)).0)
                 .collect();
-            let before = encodings();
+            let before = builds(Encoding::WebSocket);
             let publishes = 7;
             for i in 0..publishes {
                 clients[i % subscribers]
@@ -29,7 +29,7 @@ fn one_encoding_per_publish_regardless_of_subscribers_and_shards() {
                 }
             }
             assert_eq!(
-                encodings() - before,
+                builds(Encoding::WebSocket) - before,
                 publishes as u64,
                 "{backend:?}: {threads} shards, {subscribers} subscribers"
             );

@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::hub::PreparedFrame;
+use crate::wire::PreparedFrame;
 
 /// What a queued frame is, for the policies that treat kinds differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -54,8 +54,6 @@
 
 use tungstenite::handshake::derive_accept_key;
 
-use super::room_name::hex_value;
-
 /// Most header field lines a request may carry (more → 431).
 pub const MAX_HEADERS: usize = 64;
 
@@ -665,6 +663,16 @@ pub fn reject_response(status: u16, reason: &str, extra_headers: &[(&str, &str)]
     out.push_str(reason);
     out.push('\n');
     out.into_bytes()
+}
+
+/// The value of one hexadecimal digit, either case (RFC 3986 §2.1 percent-encoding).
+pub(crate) fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
