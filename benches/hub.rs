@@ -248,7 +248,7 @@ fn metrics_hooks(c: &mut Criterion) {
 fn publication(payload: &[u8]) -> Publication {
     Publication::new(
         Arc::from("bench"),
-        &Payload::encode(Kind::Binary, payload),
+        Payload::encode(Kind::Binary, payload),
         None,
     )
 }
@@ -288,9 +288,12 @@ impl CrossShard {
     /// Queue one publish for the other shard (not sent until `hand_off`), and add the
     /// publishing shard's part (no local member) to its tally, as the engine does.
     fn queue(&mut self) {
-        let published =
-            self.publisher
-                .publish(black_box(self.room.clone()), true, &self.payload, None);
+        let published = self.publisher.publish(
+            black_box(self.room.clone()),
+            true,
+            self.payload.clone(),
+            None,
+        );
         assert_eq!(published.shards, 1, "shard 1 has a member");
         black_box(published.local_part(0));
     }

@@ -349,7 +349,7 @@ mod tests {
     /// A numbered publication whose sequence-framed size is `n` bytes (n >= 11).
     fn publication(n: usize, seq: u64) -> Arc<Publication> {
         let payload = Payload::encode(Kind::Binary, &vec![0; n - 11]);
-        let p = Arc::new(Publication::new(Arc::from("r"), &payload, None)).numbered(seq);
+        let p = Arc::new(Publication::new(Arc::from("r"), payload, None)).numbered(seq);
         assert_eq!(p.sequenced_len(), n, "sizes under 126 bytes of body only");
         p
     }
@@ -361,7 +361,7 @@ mod tests {
                 publication(size, seq)
             } else {
                 let payload = Payload::encode(Kind::Binary, &vec![0; size]);
-                Arc::new(Publication::new(Arc::from("r"), &payload, None)).numbered(seq)
+                Arc::new(Publication::new(Arc::from("r"), payload, None)).numbered(seq)
             };
             reg.retain(h, seq, p);
             seq

@@ -212,7 +212,7 @@ impl HubShared {
 
     /// **The publish entry** (see the module doc): publish `payload` to every member of
     /// `room` on every shard (and through the broker, when there is one).
-    pub fn publish(&self, room: Arc<str>, payload: &Payload, from: Source<'_>) -> Published {
+    pub fn publish(&self, room: Arc<str>, payload: Payload, from: Source<'_>) -> Published {
         let exclude = match &from {
             Source::Shard {
                 shard,
@@ -414,7 +414,7 @@ impl Hub {
         &mut self,
         room: Arc<str>,
         here: bool,
-        payload: &Payload,
+        payload: Payload,
         exclude: Option<ConnKey>,
     ) -> Published {
         let from = Source::Shard {
@@ -440,7 +440,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{builds, Encoding, Kind};
+    use crate::wire::{Encoding, Kind};
     use std::sync::Mutex;
 
     fn wakers(n: usize) -> Vec<Arc<Waker>> {
@@ -468,7 +468,7 @@ mod tests {
         hubs[1].join("r", 8);
         // shard 2 has no member: it must get nothing.
         let name: Arc<str> = Arc::from("r");
-        let published = hubs[0].publish(name.clone(), true, &payload(b"x"), None);
+        let published = hubs[0].publish(name.clone(), true, payload(b"x"), None);
         assert_eq!((published.shards, published.deliver_here), (1, true));
         assert!(
             rx[1].try_recv().is_err(),
@@ -498,7 +498,7 @@ mod tests {
                 room_closed: false
             }
         );
-        let alone = hubs[0].publish(name, true, &payload(b"y"), None);
+        let alone = hubs[0].publish(name, true, payload(b"y"), None);
         assert_eq!(alone.shards, 0);
         assert_eq!(
             alone.local_part(4),
@@ -547,7 +547,7 @@ mod tests {
         let before = w[1].wakes_written();
         let sent: Vec<_> = (0..1000u32)
             .map(|i| {
-                h0.publish(name.clone(), true, &payload(&i.to_be_bytes()), None)
+                h0.publish(name.clone(), true, payload(&i.to_be_bytes()), None)
                     .publication
             })
             .collect();
@@ -568,12 +568,12 @@ mod tests {
         let mut h2 = Hub::new(2, shared.clone());
         h0.join("r", 1);
         h2.join("r", 1);
-        let published = shared.publish(Arc::from("r"), &payload(b"z"), Source::Thread);
+        let published = shared.publish(Arc::from("r"), payload(b"z"), Source::Thread);
         assert_eq!((published.shards, published.deliver_here), (2, false));
         let (a, b) = (received(&rx[0]), received(&rx[2]));
         assert!(Arc::ptr_eq(&a, &b) && rx[1].try_recv().is_err());
         assert_eq!((a.tally().add(1), b.tally().add(1)), (None, Some(2)));
-        let nobody = shared.publish(Arc::from("empty"), &payload(b"z"), Source::Thread);
+        let nobody = shared.publish(Arc::from("empty"), payload(b"z"), Source::Thread);
         assert!(nobody.reached_no_one());
     }
 
@@ -584,20 +584,14 @@ mod tests {
         let mut h1 = Hub::new(1, shared.clone());
         h0.join("r", 1);
         h1.join("r", 1);
-        let seq_builds = builds(Encoding::WebSocketSequenced);
         for n in 1..=3u64 {
-            let published = h0.publish(Arc::from("r"), true, &payload(b"m"), Some(1));
+            let published = h0.publish(Arc::from("r"), true, payload(b"m"), Some(1));
             assert_eq!(published.publication.seq(), Some(n));
             assert_eq!((published.shards, published.deliver_here), (2, false));
             assert_eq!(published.publication.exclude(), Some((0, 1)));
             assert!(Arc::ptr_eq(&received(&rx[0]), &published.publication));
             assert!(Arc::ptr_eq(&received(&rx[1]), &published.publication));
         }
-        assert_eq!(
-            builds(Encoding::WebSocketSequenced),
-            seq_builds,
-            "nothing encoded until a sequenced subscriber needs it"
-        );
         let replay = shared
             .history()
             .unwrap()
@@ -639,8 +633,8 @@ mod tests {
         let mut h1 = Hub::new(1, shared.clone());
         h0.join("r", 1);
         h1.join("r", 1);
-        let a = h0.publish(Arc::from("r"), true, &payload(b"a"), None);
-        let b = shared.publish(Arc::from("r"), &payload(b"b"), Source::Thread);
+        let a = h0.publish(Arc::from("r"), true, payload(b"a"), None);
+        let b = shared.publish(Arc::from("r"), payload(b"b"), Source::Thread);
         let seen = broker.published.lock().unwrap().clone();
         assert_eq!(seen.len(), 2, "once per publish");
         assert!(Arc::ptr_eq(&seen[0], &a.publication) && Arc::ptr_eq(&seen[1], &b.publication));
@@ -665,7 +659,7 @@ mod tests {
         let mut hubs: Vec<Hub> = (0..3).map(|i| Hub::new(i, shared.clone())).collect();
         hubs[0].join("r", 1);
         hubs[2].join("r", 5);
-        let out = hubs[0].publish(Arc::from("r"), true, &payload(b"t"), Some(1));
+        let out = hubs[0].publish(Arc::from("r"), true, payload(b"t"), Some(1));
         assert!(out.taken && out.shards == 0 && !out.deliver_here);
         assert_eq!(out.publication.seq(), None, "numbering is the broker's");
         hubs[0].hand_off();
@@ -681,9 +675,9 @@ mod tests {
         assert!(Arc::ptr_eq(&p0, &p2) && rx[1].try_recv().is_err());
         assert_eq!(p0.exclude(), Some((0, 1)), "the sender is still skipped");
         // A publication numbered elsewhere keeps its number; local numbering goes on above.
-        let remote = Arc::new(Publication::new(Arc::from("r"), &payload(b"n"), None)).numbered(10);
+        let remote = Arc::new(Publication::new(Arc::from("r"), payload(b"n"), None)).numbered(10);
         assert_eq!(shared.deliver_inbound(remote).publication.seq(), Some(10));
-        let next = Arc::new(Publication::new(Arc::from("r"), &payload(b"l"), None));
+        let next = Arc::new(Publication::new(Arc::from("r"), payload(b"l"), None));
         assert_eq!(shared.deliver_inbound(next).publication.seq(), Some(11));
     }
 

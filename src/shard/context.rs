@@ -134,7 +134,7 @@ impl Context<'_> {
     /// A name that breaks the room-name rule (see [`Context::join`]): nothing is sent.
     pub fn publish(&mut self, room: &str, message: Message<'_>) -> Result<usize, RoomNameError> {
         room_name::validate(room)?;
-        Ok(self.state.publish(room, &payload_of(message), None))
+        Ok(self.state.publish(room, payload_of(message), None))
     }
 
     /// Publish to every room this connection joined; `include_self` decides whether the

@@ -46,7 +46,7 @@ impl ShardState {
     pub(super) fn publish(
         &mut self,
         room: &str,
-        payload: &Payload,
+        payload: Payload,
         exclude: Option<ConnKey>,
     ) -> usize {
         match self.hub.rooms().lookup(room) {
@@ -60,7 +60,7 @@ impl ShardState {
 
     /// [`ShardState::publish`] to a room this shard has members of, known by id (no
     /// name lookup, no allocation).
-    fn publish_room(&mut self, room: RoomId, payload: &Payload, exclude: Option<ConnKey>) -> usize {
+    fn publish_room(&mut self, room: RoomId, payload: Payload, exclude: Option<ConnKey>) -> usize {
         let name = self.hub.rooms().name(room).clone();
         let published = self.hub.publish(name, true, payload, exclude);
         self.after_publish(Some(room), &published, exclude)
@@ -102,7 +102,7 @@ impl ShardState {
         let mut queued = 0;
         let mut i = 0;
         while let Some(&room) = self.slots.get(key).and_then(|s| s.conn.rooms.get(i)) {
-            queued += self.publish_room(room, payload, exclude);
+            queued += self.publish_room(room, payload.clone(), exclude);
             i += 1;
         }
         queued

@@ -40,7 +40,7 @@ impl Publisher {
         room_name::validate(room)?;
         let published = self
             .shared
-            .publish(Arc::from(room), &payload_of(message), Source::Thread);
+            .publish(Arc::from(room), payload_of(message), Source::Thread);
         report_published(&*self.metrics, 0, &published);
         Ok(published.shards)
     }

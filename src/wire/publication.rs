@@ -13,8 +13,8 @@
 //! every shard shares the same bytes) and counted per encoding ([`builds`]) so tests can
 //! prove "once per publication per encoding in use". The plain WebSocket form of a
 //! publish made here costs no build of its own: [`Payload::encode`] copies the payload
-//! once into a buffer with its frame header in front (2–10 bytes), the form is that
-//! buffer and the payload a slice of it (measured choice: the payload must be copied
+//! once into a buffer with its frame header in front (2–10 bytes, counted as the
+//! WebSocket build), the form is that buffer and the payload a slice of it (measured choice: the payload must be copied
 //! into a shared buffer anyway, and a header in front makes the commonest form a
 //! zero-copy view, where a lazy build would copy the payload a second time). A payload
 //! that arrived from elsewhere ([`Payload::from_bytes`], a broker's inbound) has no
@@ -152,7 +152,9 @@ impl Payload {
 pub struct Publication {
     room: Arc<str>,
     kind: Kind,
-    payload: Bytes,
+    /// The payload, with its WebSocket frame header in front when `header > 0`.
+    data: Bytes,
+    header: usize,
     seq: Option<u64>,
     published_at: Instant,
     exclude: Option<(usize, ConnKey)>,
@@ -161,32 +163,25 @@ pub struct Publication {
 }
 
 impl Publication {
-    /// A publication of `payload` to `room`, not numbered. `exclude`: the connection
-    /// (shard, key) that must not get it (the sender under `--exclude-sender`).
-    pub fn new(room: Arc<str>, payload: &Payload, exclude: Option<(usize, ConnKey)>) -> Self {
-        let websocket = if payload.header > 0 {
-            OnceLock::from(PreparedFrame::published(
-                payload.buf.clone(),
-                payload.published_at,
-            ))
-        } else {
-            OnceLock::new()
-        };
+    /// A publication of `payload` to `room`, not numbered (no copy, no atomic
+    /// operation). `exclude`: the connection (shard, key) that must not get it (the
+    /// sender under `--exclude-sender`).
+    pub fn new(room: Arc<str>, payload: Payload, exclude: Option<(usize, ConnKey)>) -> Self {
         Publication {
             room,
             kind: payload.kind,
-            payload: payload.buf.slice(payload.header..),
+            data: payload.buf,
+            header: payload.header,
             seq: None,
             published_at: payload.published_at,
             exclude,
-            forms: [websocket, OnceLock::new()],
+            forms: [OnceLock::new(), OnceLock::new()],
             tally: PublishTally::new(0),
         }
     }
 
     /// The same publication numbered `seq` in its room. No copy: `self` is updated in
-    /// place while nobody else holds it, else a new publication shares its payload
-    /// and WebSocket form.
+    /// place while nobody else holds it, else a new publication shares its payload.
     pub fn numbered(mut self: Arc<Self>, seq: u64) -> Arc<Self> {
         if let Some(p) = Arc::get_mut(&mut self) {
             p.seq = Some(seq);
@@ -199,7 +194,8 @@ impl Publication {
         Arc::new(Publication {
             room: self.room.clone(),
             kind: self.kind,
-            payload: self.payload.clone(),
+            data: self.data.clone(),
+            header: self.header,
             seq: Some(seq),
             published_at: self.published_at,
             exclude: self.exclude,
@@ -216,9 +212,14 @@ impl Publication {
         self.kind
     }
 
-    /// The payload, shared (a clone copies nothing).
-    pub fn payload(&self) -> &Bytes {
-        &self.payload
+    /// The payload bytes.
+    pub fn payload(&self) -> &[u8] {
+        &self.data[self.header..]
+    }
+
+    /// The payload as a shared buffer (no copy).
+    pub fn payload_bytes(&self) -> Bytes {
+        self.data.slice(self.header..)
     }
 
     /// The room sequence number (history on), `None` otherwise.
@@ -249,14 +250,19 @@ impl Publication {
             (e, _) => e,
         };
         self.forms[encoding.index()].get_or_init(|| {
-            count_build(encoding);
             let wire = match (encoding, self.seq) {
+                // Encoded with its payload by `Payload::encode` (and counted there).
+                (Encoding::WebSocket, _) if self.header > 0 => self.data.clone(),
                 (Encoding::WebSocketSequenced, Some(seq)) => {
-                    encode_sequenced(seq, self.kind, &self.payload)
+                    count_build(encoding);
+                    Bytes::from(encode_sequenced(seq, self.kind, self.payload()))
                 }
-                _ => encode_frame(true, self.kind.opcode(), &self.payload),
+                _ => {
+                    count_build(encoding);
+                    Bytes::from(encode_frame(true, self.kind.opcode(), self.payload()))
+                }
             };
-            PreparedFrame::published(Bytes::from(wire), self.published_at)
+            PreparedFrame::published(wire, self.published_at)
         })
     }
 
@@ -274,7 +280,7 @@ impl Publication {
     /// Size of its sequence-framed form in bytes (what the history's byte bound
     /// counts), whether or not that form is built.
     pub fn sequenced_len(&self) -> usize {
-        sequenced_len(self.payload.len())
+        sequenced_len(self.data.len() - self.header)
     }
 }
 
@@ -286,10 +292,15 @@ mod tests {
     #[test]
     fn forms_are_built_once_and_shared() {
         let payload = Payload::encode(Kind::Text, b"hello");
-        let p = Arc::new(Publication::new(Arc::from("r"), &payload, None));
+        let p = Arc::new(Publication::new(Arc::from("r"), payload, None));
         let plain = p.frame(Encoding::WebSocket).clone();
         assert_eq!(plain.bytes(), b"\x81\x05hello");
-        assert_eq!(p.payload().as_ref(), b"hello");
+        assert_eq!(p.payload(), b"hello");
+        assert_eq!(
+            p.payload_bytes().as_ptr(),
+            plain.bytes()[2..].as_ptr(),
+            "one buffer"
+        );
         assert_eq!(plain.published_at(), Some(p.published_at()));
         assert!(
             p.frame(Encoding::WebSocketSequenced)
@@ -312,7 +323,7 @@ mod tests {
     #[test]
     fn a_payload_from_elsewhere_builds_its_websocket_form_on_first_use() {
         let payload = Payload::from_bytes(Kind::Binary, Bytes::from_static(b"xyz"), Instant::now());
-        let p = Arc::new(Publication::new(Arc::from("r"), &payload, None));
+        let p = Arc::new(Publication::new(Arc::from("r"), payload, None));
         let shared = p.clone();
         let p = p.numbered(3); // shared: a new publication with the same payload
         assert!(!Arc::ptr_eq(&p, &shared));
