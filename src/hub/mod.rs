@@ -10,7 +10,7 @@
 //!    lock, by the caller);
 //! 2. offers it to the broker, when there is one ([`broker`]): [`Route::Taken`] ends
 //!    the publish here, the broker brings it back through `deliver_inbound`;
-//! 3. routes it ([`HubShared::route`]):
+//! 3. routes it (`HubShared::route`):
 //!    - **history off**: the [`Directory`] says which shards have members. A shard's
 //!      own publish is delivered to its local members at once by the shard
 //!      ([`Published::deliver_here`]); for every *other* member shard one
@@ -239,7 +239,9 @@ impl HubShared {
     /// Inbound: a publication from the broker (made on this node or another) goes to
     /// every shard with members of its room, as a publish from outside the shards; kept
     /// in the room's history when history is on (numbered here if it has no number, or
-    /// numbering continues above the number it has).
+    /// numbering continues above the number it has: a broker's numbers for a room must
+    /// increase, as the ring is kept in number order). Not reported to the metrics when
+    /// it reaches no shard (the node that published it reports the publish).
     pub fn deliver_inbound(&self, publication: Arc<Publication>) -> Published {
         self.route(publication, Source::Thread)
     }

@@ -62,7 +62,7 @@ pub const MAX_HEADERS: usize = 64;
 pub struct UpgradeRequest {
     /// Path of the request target, without the query, normalized (RFC 3986 §6.2.2:
     /// `/%65cho` and `/a/../echo` are `/echo`); always starts with `/`. Room segments
-    /// are decoded by [`super::room_name::from_path_segment`].
+    /// are decoded by [`crate::wire::room_name::from_path_segment`].
     pub path: String,
     /// Everything after the first '?', raw (not percent-decoded).
     pub query: Option<String>,
