@@ -1,13 +1,14 @@
-//! Hub hot paths, through the engine's public types: (a) fan-out of one prepared frame
-//! to the outbound queues of 10k open local connections, (b) the cross-shard hand-off
-//! (`HubShared::fan_out` + draining the receiving shard's crossbeam inbox), and (c) the
+//! Hub hot paths, through the engine's public types: (a) fan-out of one publication's
+//! WebSocket form to the outbound queues of 10k open local connections, (b) the
+//! cross-shard hand-off (a shard's publish through the hub's one entry, `Hub::publish`,
+//! then `Hub::hand_off` + draining the receiving shard's crossbeam inbox), and (c) the
 //! cost of the metrics hooks on the fan-out path: no calls at all vs `NoopCollector`
 //! called through an `Arc<dyn MetricsCollector>` exactly as the engine calls it
 //! (per publish: `publish_fanned_out` and `send_queue_bytes` of the largest queue; per
 //! member only drop reports, which an uncongested fan-out never makes), with
 //! `PrometheusCollector` as a reference point. `make bench` runs them.
 //!
-//! The fan-out loop is a copy of `ShardState::deliver_local` (private to the shard):
+//! The fan-out loop is a copy of `ShardState::deliver` (private to the shard):
 //! members come from the real `Rooms` of a real `Hub`, frames go through
 //! `Connection::send_frame` under the default queue limits, the dirty list is kept the
 //! same way and the outcome is reported with the same `match` as `report_enqueue`. Only
@@ -21,10 +22,10 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use crossbeam_channel::Receiver;
 use ringcast::conn::{Connection, DropReason, Enqueue, QueueLimits, SlowPolicy};
-use ringcast::hub::{ConnKey, Hub, HubShared, PreparedFrame, RoomId, ShardMsg};
+use ringcast::hub::{Hub, HubShared, ShardMsg};
 use ringcast::metrics::{MetricsCollector, NoopCollector, PrometheusCollector};
-use ringcast::proto::frame::Opcode;
 use ringcast::sys::Waker;
+use ringcast::wire::{ConnKey, Encoding, Kind, Payload, PreparedFrame, Publication, RoomId};
 use slab::Slab;
 
 /// Subscribers of the fan-out benches.
@@ -120,7 +121,7 @@ impl Fanout {
         }
     }
 
-    /// `ShardState::deliver_local`: queue `frame` to every member, mark it dirty,
+    /// `ShardState::deliver`: queue `frame` to every member, mark it dirty,
     /// report each enqueue and the publish. Returns the members queued.
     #[inline(always)]
     fn deliver<H: Hooks>(&mut self, frame: &PreparedFrame, hooks: &H) -> usize {
@@ -196,15 +197,16 @@ fn fanout(c: &mut Criterion) {
     let metrics: Arc<dyn MetricsCollector> = black_box(Arc::new(NoopCollector));
     let hooks: &dyn MetricsCollector = &*metrics;
     for size in [64usize, 1024] {
-        let frame = PreparedFrame::encode(Opcode::Binary, &vec![0x5a; size]);
+        let publication = publication(&vec![0x5a; size]);
+        let frame = publication.frame(Encoding::WebSocket);
         // Empty queues (the common case after a flush): the queue's ring is allocated
         // again, because an emptied `OutQueue` frees it.
         g.bench_function(BenchmarkId::new("into_empty_queues", size), |b| {
-            b.iter_custom(|iters| fx.run(iters, &frame, 0, &hooks))
+            b.iter_custom(|iters| fx.run(iters, frame, 0, &hooks))
         });
         // One frame still queued per connection (a send in flight): no allocation.
         g.bench_function(BenchmarkId::new("behind_one_queued", size), |b| {
-            b.iter_custom(|iters| fx.run(iters, &frame, 1, &hooks))
+            b.iter_custom(|iters| fx.run(iters, frame, 1, &hooks))
         });
     }
     g.finish();
@@ -217,7 +219,8 @@ fn metrics_hooks(c: &mut Criterion) {
     let mut g = c.benchmark_group("fanout_10k_metrics");
     g.throughput(Throughput::Elements(MEMBERS as u64));
     let mut fx = Fanout::new(MEMBERS);
-    let frame = PreparedFrame::encode(Opcode::Binary, &[0x5a; 64]);
+    let publication = publication(&[0x5a; 64]);
+    let frame = publication.frame(Encoding::WebSocket);
     let noop: Arc<dyn MetricsCollector> = black_box(Arc::new(NoopCollector));
     let prom: Arc<dyn MetricsCollector> = black_box(Arc::new(PrometheusCollector::new(
         1,
@@ -229,27 +232,38 @@ fn metrics_hooks(c: &mut Criterion) {
     // Alternate the variants so drift hits each of them alike.
     for round in 0..2 {
         g.bench_function(BenchmarkId::new("no_calls", round), |b| {
-            b.iter_custom(|iters| fx.run(iters, &frame, 1, &NoHooks))
+            b.iter_custom(|iters| fx.run(iters, frame, 1, &NoHooks))
         });
         g.bench_function(BenchmarkId::new("noop_collector", round), |b| {
-            b.iter_custom(|iters| fx.run(iters, &frame, 1, &noop))
+            b.iter_custom(|iters| fx.run(iters, frame, 1, &noop))
         });
     }
     g.bench_function("prometheus_collector", |b| {
-        b.iter_custom(|iters| fx.run(iters, &frame, 1, &prom))
+        b.iter_custom(|iters| fx.run(iters, frame, 1, &prom))
     });
     g.finish();
 }
 
+/// A publication of `payload` (binary) to the bench room, as a publish makes it.
+fn publication(payload: &[u8]) -> Publication {
+    Publication::new(
+        Arc::from("bench"),
+        Payload::encode(Kind::Binary, payload),
+        None,
+    )
+}
+
 /// Two shards sharing a `HubShared`; shard 1 has a member of the room, shard 0 publishes
-/// the way the engine does: `fan_out_remote` queues, `hand_off` sends (once per loop
-/// iteration in the engine).
+/// the way the engine does: `Hub::publish` (the one entry) queues, `hand_off` sends
+/// (once per loop iteration in the engine). The payload is encoded once, outside the
+/// timed loop, as before this bench measured a prepared frame's hand-off; each publish
+/// makes its `Arc<Publication>` (one allocation), as the engine does.
 struct CrossShard {
     publisher: Hub,
     waker: Arc<Waker>,
     inbox: Receiver<ShardMsg>,
     room: Arc<str>,
-    frame: PreparedFrame,
+    payload: Payload,
     _member_shard: Hub,
 }
 
@@ -266,7 +280,7 @@ impl CrossShard {
             waker: wakers[1].clone(),
             inbox: inboxes.remove(1),
             room: Arc::from("bench"),
-            frame: PreparedFrame::encode(Opcode::Binary, &[0x5a; 64]),
+            payload: Payload::encode(Kind::Binary, &[0x5a; 64]),
             _member_shard: member_shard,
         }
     }
@@ -274,11 +288,14 @@ impl CrossShard {
     /// Queue one publish for the other shard (not sent until `hand_off`), and add the
     /// publishing shard's part (no local member) to its tally, as the engine does.
     fn queue(&mut self) {
-        let tally = self
-            .publisher
-            .fan_out_remote(black_box(&self.room), &self.frame, true)
-            .expect("shard 1 has a member");
-        black_box(tally.add(0));
+        let published = self.publisher.publish(
+            black_box(self.room.clone()),
+            true,
+            self.payload.clone(),
+            None,
+        );
+        assert_eq!(published.shards, 1, "shard 1 has a member");
+        black_box(published.local_part(0));
     }
 
     /// One publish handed off on its own.
@@ -289,10 +306,10 @@ impl CrossShard {
 
     fn receive(&self) {
         match self.inbox.try_recv() {
-            Ok(ShardMsg::Publish { frame, tally, .. }) => {
-                black_box(frame);
+            Ok(ShardMsg::Publish(publication)) => {
+                black_box(publication.frame(Encoding::WebSocket));
                 // The receiving shard adds its part; the last part reports the publish.
-                black_box(tally.add(1));
+                black_box(publication.tally().add(1));
             }
             other => panic!("expected a publish, got {other:?}"),
         }

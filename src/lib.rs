@@ -8,14 +8,14 @@
 //! | rank | modules | what |
 //! | --- | --- | --- |
 //! | 0 | [`proto`], [`sys`] | RFC 6455 handshake and frames, sans-IO; thin syscall helpers |
-//! | 1 | `wire` | publications and their wire forms (planned, issue 13) |
+//! | 1 | [`wire`] | publications and their wire forms; room names, ids |
 //! | 2 | [`conn`] | one connection's state machine and outbound queue |
-//! | 3 | [`hub`], [`metrics`] | rooms, prepared frames, cross-shard fan-out; metrics hooks |
-//! | 4 | [`shard`], [`handler`], [`listener`] | the per-thread engine; the application API |
+//! | 3 | [`hub`], [`metrics`] | rooms, directory, history, the publish entry and broker seam; metrics hooks |
+//! | 4 | [`shard`], [`handler`], [`listener`] | the per-thread engine, [`Publisher`]; the application API |
 //! | 5 | `broker` | cluster adapters behind the hub (planned, issue 14) |
 //! | 6 | [`driver`] | the only code making socket syscalls: one event loop over two backends (`uring`, `epoll`) |
 //! | 7 | [`config`] | every layer's settings composed |
-//! | 8 | [`server`], [`app`], [`cli`], [`telemetry`] | start/stop, [`Publisher`], built-in apps |
+//! | 8 | [`server`], [`app`], [`cli`], [`telemetry`] | start/stop, built-in apps |
 //!
 //! Imports that still break the order are listed as known debt in `tests/layering.rs`
 //! (the list can only shrink).
@@ -50,6 +50,7 @@ pub mod server;
 pub mod shard;
 pub mod sys;
 pub mod telemetry;
+pub mod wire;
 
 pub use config::Config;
 pub use driver::tls::TlsConfig;
@@ -58,5 +59,6 @@ pub use handler::{
     CloseInfo, ConnId, Context, Handler, Identity, Message, Peer, Rejection, Upgrade,
     UpgradeRequest,
 };
-pub use proto::room_name::RoomNameError;
-pub use server::{Publisher, RunningServer, Server, StartError};
+pub use server::{RunningServer, Server, StartError};
+pub use shard::Publisher;
+pub use wire::room_name::RoomNameError;

@@ -1,4 +1,5 @@
-//! Starting, running and stopping a server; the thread-safe [`Publisher`].
+//! Starting, running and stopping a server (the thread-safe [`Publisher`] it hands out
+//! lives in [`crate::shard::publisher`]; re-exported here).
 //!
 //! [`Server::start`] validates the configuration, picks the backend, binds one
 //! SO_REUSEPORT listener per shard (so a bind error is returned to the caller, with
@@ -13,15 +14,14 @@ use std::thread::JoinHandle;
 
 use crate::config::Config;
 use crate::driver::{self, Backend};
-use crate::handler::{Handler, Message};
+use crate::handler::Handler;
 use crate::hub::{HistoryStats, Hub, HubShared, ShardMsg};
 use crate::listener::{bind_reuseport, BindConfig};
 use crate::metrics::{MetricsCollector, NoopCollector};
-use crate::proto::room_name::{self, RoomNameError};
-use crate::shard::context::prepare;
-use crate::shard::replay::report_sequenced;
 use crate::shard::{Admission, Shard, Shared};
 use crate::sys::{self, Waker};
+
+pub use crate::shard::Publisher;
 
 /// Why a server could not start.
 #[derive(Debug)]
@@ -212,56 +212,5 @@ impl RunningServer {
             }
         }
         first_error.map_or(Ok(()), Err)
-    }
-}
-
-/// Publishes into rooms from any thread (cloneable, `Send + Sync`).
-#[derive(Clone)]
-pub struct Publisher {
-    shared: Arc<HubShared>,
-    metrics: Arc<dyn MetricsCollector>,
-}
-
-impl Publisher {
-    pub(crate) fn new(shared: Arc<HubShared>, metrics: Arc<dyn MetricsCollector>) -> Self {
-        Publisher { shared, metrics }
-    }
-
-    /// Encode `message` once and deliver it to every member of `room` on every shard.
-    /// Returns the number of shards that had members. With history on, the message is
-    /// numbered and kept in the room's history even when no shard has members (unless
-    /// it alone exceeds `history_bytes`).
-    ///
-    /// `room` is a decoded name: `publish("café", …)` reaches `/ws/caf%C3%A9`.
-    ///
-    /// Metrics: reported once (`publish_fanned_out`) by the shard that delivers its last
-    /// part; a publish that reaches no shard is reported here, as shard 0.
-    ///
-    /// # Errors
-    /// A name that breaks the room-name rule ([`crate::proto::room_name::validate`]):
-    /// nothing is encoded or sent.
-    pub fn publish(&self, room: &str, message: Message<'_>) -> Result<usize, RoomNameError> {
-        room_name::validate(room)?;
-        let frame = prepare(message);
-        if self.shared.history().is_some() {
-            return Ok(self
-                .shared
-                .publish_sequenced(room, &frame, None)
-                .map_or(0, |publish| {
-                    report_sequenced(&*self.metrics, 0, &publish);
-                    publish.shards
-                }));
-        }
-        let room: Arc<str> = Arc::from(room);
-        let shards = self.shared.fan_out(&room, &frame);
-        if shards == 0 {
-            self.metrics.publish_fanned_out(0, 0);
-        }
-        Ok(shards)
-    }
-
-    /// Rooms with members on any shard.
-    pub fn room_count(&self) -> usize {
-        self.shared.directory.room_count()
     }
 }

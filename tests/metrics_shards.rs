@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use common::spread::connect_spread;
 use common::{poll_until, Client, BACKENDS, TIMEOUT};
-use ringcast::hub::sequenced::parse_seq_payload;
 use ringcast::metrics::{MetricsCollector, MetricsServer, PrometheusCollector};
+use ringcast::wire::sequence::parse_seq_payload;
 use ringcast::{BackendChoice, Config, RunningServer};
 use tungstenite::Message;
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 use ringcast::app::{Builtin, Rooms};
 use ringcast::config::HistoryConfig;
-use ringcast::hub::sequenced::parse_seq_payload;
+use ringcast::wire::sequence::parse_seq_payload;
 use ringcast::{BackendChoice, Config, Message as Msg, RunningServer};
 use tungstenite::Message;
 

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use common::*;
 use ringcast::app::Builtin;
 use ringcast::proto::frame::{encode_masked_frame, Opcode};
-use ringcast::proto::room_name::MAX_ROOM_NAME_BYTES;
+use ringcast::wire::room_name::MAX_ROOM_NAME_BYTES;
 use ringcast::{Context, Handler, Message, RoomNameError, Upgrade, UpgradeRequest};
 
 /// Read one unfragmented server frame: (opcode, payload).

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use common::tls::*;
 use common::*;
-use ringcast::hub::prepared::encodings;
+use ringcast::wire::{builds, Encoding};
 use ringcast::BackendChoice;
 use tungstenite::Message;
 
@@ -50,7 +50,7 @@ fn fan_out_to_100_tls_clients_in_order_with_one_encoding_per_publish() {
         let mut clients: Vec<TlsClient> = (0..CLIENTS)
             .map(|i| wss_connect(addr, "/ws/tls-room", source_ip(i), &client_tls))
             .collect();
-        let before = encodings();
+        let before = builds(Encoding::WebSocket);
         for seq in 0..MESSAGES {
             // Sizes around the batch copy limit and one over a TLS record (16 KiB).
             let size = [8, 1000, 3000, 20_000][seq % 4];
@@ -71,7 +71,7 @@ fn fan_out_to_100_tls_clients_in_order_with_one_encoding_per_publish() {
             }
         }
         assert_eq!(
-            encodings() - before,
+            builds(Encoding::WebSocket) - before,
             MESSAGES as u64,
             "{backend:?}: encryption is per connection, encoding is once per publish"
         );

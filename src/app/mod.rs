@@ -6,7 +6,7 @@
 //! govern `/ws/{room}` only; `/echo` is open to anyone past the Origin check.
 //!
 //! `{room}` is one path segment, percent-decoded by the room-name rule
-//! ([`crate::proto::room_name`]): `/ws/caf%C3%A9` and `/ws/caf%c3%a9` are the room
+//! ([`crate::wire::room_name`]): `/ws/caf%C3%A9` and `/ws/caf%c3%a9` are the room
 //! `café`, which `Publisher::publish("café", …)` reaches; a segment the rule refuses gets
 //! its 400 (or 414 when too long). A connection is a room or an echo connection for its
 //! whole life, by the path it was opened on ([`Context::tag`]), not by the rooms it is

@@ -17,7 +17,7 @@ use crate::handler::{Context, Handler, Identity, Message, Rejection, Upgrade, Up
 use super::token::{self, Token};
 use super::ROOM_PREFIX;
 use crate::proto::close::codes;
-use crate::proto::room_name::{self, RoomNameError};
+use crate::wire::room_name::{self, RoomNameError};
 
 /// The `{room}` segment of a `/ws/{room}` path, as spelled; `None` when the path is not
 /// one (another prefix, an empty segment, or more than one segment).

@@ -5,13 +5,13 @@
 
 use std::time::Instant;
 
-use crate::hub::{PreparedFrame, RoomId};
 use crate::proto::close::codes;
 use crate::proto::decoder::{Decoder, Event, ProtocolError};
 use crate::proto::frame::{encode_close_frame, encode_frame, Opcode};
 use crate::proto::handshake::{
     parse_upgrade, reject_response, HeadParse, Rejection, UpgradeRequest,
 };
+use crate::wire::{PreparedFrame, RoomId};
 
 use super::queue::{Advanced, OutQueue};
 use super::{ConnLimits, DisconnectReason, QueueLimits, SlowPolicy};

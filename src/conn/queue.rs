@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::hub::PreparedFrame;
+use crate::wire::PreparedFrame;
 
 /// Unsent pongs queued before a new ping's pong replaces the newest one instead of
 /// queueing: every ping of a burst is answered (Autobahn 2.10 sends 10 at once and

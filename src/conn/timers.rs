@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-use crate::hub::ConnKey;
+use crate::wire::ConnKey;
 
 /// How long a connection may take for each step of its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

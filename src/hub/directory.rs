@@ -8,7 +8,10 @@
 //! It is also where a room exists for the whole process: [`Directory::add`] reports the
 //! room's first shard and [`Directory::remove`] its last, both under the write lock, so
 //! a room is opened and closed once per lifetime however its members spread over shards
-//! (what `rooms_active` counts).
+//! (what `rooms_active` counts) and what a broker hears as room interest
+//! ([`super::broker::Broker::interest`], called through [`Directory::add_notify`] and
+//! [`Directory::remove_notify`] under the write lock, so a room's on/off calls reach the
+//! broker in the order the transitions happened).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -58,21 +61,41 @@ impl Directory {
     /// Record that `shard` now has members of `room`. Returns true when no shard had
     /// members before: the room now exists in the process.
     pub fn add(&self, room: &Arc<str>, shard: usize) -> bool {
+        self.add_notify(room, shard, |_| {})
+    }
+
+    /// [`Directory::add`], calling `opened` under the write lock when the room opens.
+    pub fn add_notify(
+        &self,
+        room: &Arc<str>,
+        shard: usize,
+        opened: impl FnOnce(&Arc<str>),
+    ) -> bool {
         let mut map = self.rooms.write().unwrap_or_else(|p| p.into_inner());
         let set = map.entry(room.clone()).or_default();
-        let opened = set.is_empty();
+        let open = set.is_empty();
         set.insert(shard);
-        opened
+        if open {
+            opened(room);
+        }
+        open
     }
 
     /// Record that `shard` has no members of `room` any more. Returns true when it was
     /// the last shard with members: the room no longer exists in the process.
     pub fn remove(&self, room: &str, shard: usize) -> bool {
+        self.remove_notify(room, shard, |_| {})
+    }
+
+    /// [`Directory::remove`], calling `closed` under the write lock when the room closes.
+    pub fn remove_notify(&self, room: &str, shard: usize, closed: impl FnOnce(&Arc<str>)) -> bool {
         let mut map = self.rooms.write().unwrap_or_else(|p| p.into_inner());
         if let Some(set) = map.get_mut(room) {
             set.remove(shard);
             if set.is_empty() {
-                map.remove(room);
+                if let Some((name, _)) = map.remove_entry(room) {
+                    closed(&name);
+                }
                 return true;
             }
         }

@@ -2,11 +2,16 @@
 //!
 //! The [`HistoryRegistry`] (shared by all shards, in [`super::HubShared`]) maps a room
 //! name to its [`RoomHistory`] behind a mutex: the room's next sequence number and a
-//! ring of the last sequence-framed frames (at most `max_frames` of them and at most
-//! `max_bytes` bytes). A frame larger than `max_bytes` is refused and leaves the ring as
+//! ring of the last numbered publications (at most `max_frames` of them and at most
+//! `max_bytes` bytes, counted as their sequence-framed size whether or not that form is
+//! built yet). A publication larger than `max_bytes` is refused and leaves the ring as
 //! it was (counted in [`HistoryStats::refused`]); its number is then a hole in the ring,
-//! which a resume reports with a `gap` message in its place. The ring holds shared
-//! handles to the frames every subscriber got, so no shard copies a frame.
+//! which a resume reports with a `gap` message in its place. The ring holds the same
+//! `Arc<Publication>` the shards deliver, so a replay queues the sequenced form every
+//! live subscriber got (built once, see [`crate::wire::publication`]) and nothing is
+//! encoded under the room's lock. Memory: a retained publication holds its payload
+//! (with the WebSocket header in front) and, once a sequenced client got it, its
+//! sequenced form: at most about twice the counted bytes.
 //!
 //! The room lock is the ordering point of the room: a publish takes it, numbers the
 //! message, keeps it and hands it to the shards' inboxes *before* releasing it, and a
@@ -24,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use super::prepared::PreparedFrame;
+use crate::wire::Publication;
 
 /// Bounds of every room's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,9 +71,9 @@ pub enum ResumeStart {
 #[derive(Debug, Clone)]
 pub struct Replay {
     pub start: ResumeStart,
-    /// Retained frames after `since` with their numbers, in order. Numbers may skip
-    /// (a message too large to keep): see [`Replay::holes`].
-    pub frames: Vec<(u64, PreparedFrame)>,
+    /// Retained publications after `since` with their numbers, in order. Numbers may
+    /// skip (a message too large to keep): see [`Replay::holes`].
+    pub frames: Vec<(u64, Arc<Publication>)>,
     /// The last seq issued in the room when the snapshot was taken: live messages up to
     /// it that are still in flight to the shard must be skipped for this connection.
     pub upto: u64,
@@ -110,7 +115,7 @@ impl Replay {
 pub struct RoomHistory {
     name: Arc<str>,
     next_seq: u64,
-    ring: VecDeque<(u64, PreparedFrame)>,
+    ring: VecDeque<(u64, Arc<Publication>)>,
     bytes: usize,
     last_activity: Instant,
     dropped: bool,
@@ -146,17 +151,25 @@ impl RoomHistory {
         seq
     }
 
-    /// Keep `frame` (number `seq`), evicting the oldest over the bounds. A frame larger
-    /// than `cfg.max_bytes` is refused (returns false) and the ring is left untouched.
-    pub fn retain(&mut self, seq: u64, frame: PreparedFrame, cfg: &HistoryConfig) -> bool {
-        if frame.len() > cfg.max_bytes {
+    /// A publication numbered elsewhere (a broker's) has `seq`: number on above it.
+    pub fn observe(&mut self, seq: u64, now: Instant) {
+        self.next_seq = self.next_seq.max(seq + 1);
+        self.last_activity = now;
+    }
+
+    /// Keep `publication` (number `seq`), evicting the oldest over the bounds. One
+    /// whose sequence-framed size exceeds `cfg.max_bytes` is refused (returns false)
+    /// and the ring is left untouched.
+    pub fn retain(&mut self, seq: u64, publication: Arc<Publication>, cfg: &HistoryConfig) -> bool {
+        let size = publication.sequenced_len();
+        if size > cfg.max_bytes {
             return false;
         }
-        self.bytes += frame.len();
-        self.ring.push_back((seq, frame));
+        self.bytes += size;
+        self.ring.push_back((seq, publication));
         while self.ring.len() > cfg.max_frames || self.bytes > cfg.max_bytes {
             match self.ring.pop_front() {
-                Some((_, f)) => self.bytes -= f.len(),
+                Some((_, p)) => self.bytes -= p.sequenced_len(),
                 None => break,
             }
         }
@@ -237,8 +250,8 @@ impl HistoryRegistry {
 
     /// [`RoomHistory::retain`] in `room` (locked by the caller through
     /// [`HistoryRegistry::with_room`]), counting a refusal. Returns false when refused.
-    pub fn retain(&self, room: &mut RoomHistory, seq: u64, frame: PreparedFrame) -> bool {
-        let kept = room.retain(seq, frame, &self.cfg);
+    pub fn retain(&self, room: &mut RoomHistory, seq: u64, publication: Arc<Publication>) -> bool {
+        let kept = room.retain(seq, publication, &self.cfg);
         if !kept {
             self.refused.fetch_add(1, Ordering::Relaxed);
         }
@@ -331,14 +344,26 @@ mod tests {
         }
     }
 
-    fn frame(n: usize) -> PreparedFrame {
-        PreparedFrame::from_wire(vec![0x82; n])
+    use crate::wire::{Kind, Payload};
+
+    /// A numbered publication whose sequence-framed size is `n` bytes (n >= 11).
+    fn publication(n: usize, seq: u64) -> Arc<Publication> {
+        let payload = Payload::encode(Kind::Binary, &vec![0; n - 11]);
+        let p = Arc::new(Publication::new(Arc::from("r"), payload, None)).numbered(seq);
+        assert_eq!(p.sequenced_len(), n, "sizes under 126 bytes of body only");
+        p
     }
 
     fn publish(reg: &HistoryRegistry, room: &str, size: usize) -> u64 {
         reg.with_room(room, |h| {
             let seq = h.assign(Instant::now());
-            reg.retain(h, seq, frame(size));
+            let p = if size <= 136 {
+                publication(size, seq)
+            } else {
+                let payload = Payload::encode(Kind::Binary, &vec![0; size]);
+                Arc::new(Publication::new(Arc::from("r"), payload, None)).numbered(seq)
+            };
+            reg.retain(h, seq, p);
             seq
         })
     }
@@ -351,21 +376,21 @@ mod tests {
     fn ring_is_bounded_by_count_and_bytes() {
         let reg = HistoryRegistry::new(cfg(5, 100));
         for _ in 0..10 {
-            publish(&reg, "a", 10);
+            publish(&reg, "a", 12);
         }
         assert_eq!(
             reg.stats(),
             HistoryStats {
                 rooms: 1,
                 frames: 5,
-                bytes: 50,
+                bytes: 60,
                 refused: 0,
             }
         );
         for _ in 0..10 {
             publish(&reg, "b", 30);
         }
-        assert_eq!(reg.stats().bytes, 50 + 90);
+        assert_eq!(reg.stats().bytes, 60 + 90);
         publish(&reg, "c", 1000);
         assert_eq!(
             reg.stats().frames,
@@ -379,7 +404,7 @@ mod tests {
     fn an_oversized_frame_leaves_the_ring_untouched_and_is_a_hole() {
         let reg = HistoryRegistry::new(cfg(10, 100));
         for _ in 0..3 {
-            publish(&reg, "r", 30);
+            publish(&reg, "r", 29);
         }
         let before = reg.stats();
         assert_eq!(publish(&reg, "r", 101), 4, "numbered though not kept");
@@ -391,7 +416,7 @@ mod tests {
             },
             "ring untouched, refusal counted"
         );
-        assert_eq!(publish(&reg, "r", 10), 5);
+        assert_eq!(publish(&reg, "r", 12), 5);
         let now = Instant::now();
         let r = reg.with_room("r", |h| h.replay_after(0, now));
         assert_eq!(
@@ -418,7 +443,7 @@ mod tests {
     fn replay_reports_full_gap_and_reset() {
         let reg = HistoryRegistry::new(cfg(3, 1000));
         for i in 1..=5 {
-            assert_eq!(publish(&reg, "r", 4), i);
+            assert_eq!(publish(&reg, "r", 12), i);
         }
         let now = Instant::now();
         let r = reg.with_room("r", |h| h.replay_after(3, now));
@@ -445,14 +470,14 @@ mod tests {
     fn idle_rooms_without_members_are_dropped_and_numbering_never_restarts() {
         let reg = HistoryRegistry::new(cfg(3, 1000));
         for _ in 0..4 {
-            publish(&reg, "idle", 4);
-            publish(&reg, "busy", 4);
+            publish(&reg, "idle", 12);
+            publish(&reg, "busy", 12);
         }
         let later = Instant::now() + Duration::from_millis(60);
         assert_eq!(reg.sweep(later, |room| room == "busy"), 1);
         assert_eq!(reg.stats().rooms, 1);
         assert_eq!(
-            publish(&reg, "idle", 4),
+            publish(&reg, "idle", 12),
             5,
             "continues above the dropped numbers"
         );

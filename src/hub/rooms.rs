@@ -11,12 +11,7 @@ use std::sync::Arc;
 use indexmap::IndexSet;
 use slab::Slab;
 
-/// Slab key of a connection on its shard.
-pub type ConnKey = usize;
-
-/// Index of a room in a shard's room table (valid while the room has members).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RoomId(pub(crate) usize);
+pub use crate::wire::{ConnKey, RoomId};
 
 #[derive(Debug)]
 struct Room {

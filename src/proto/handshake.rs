@@ -54,8 +54,6 @@
 
 use tungstenite::handshake::derive_accept_key;
 
-use super::room_name::hex_value;
-
 /// Most header field lines a request may carry (more → 431).
 pub const MAX_HEADERS: usize = 64;
 
@@ -64,7 +62,7 @@ pub const MAX_HEADERS: usize = 64;
 pub struct UpgradeRequest {
     /// Path of the request target, without the query, normalized (RFC 3986 §6.2.2:
     /// `/%65cho` and `/a/../echo` are `/echo`); always starts with `/`. Room segments
-    /// are decoded by [`super::room_name::from_path_segment`].
+    /// are decoded by [`crate::wire::room_name::from_path_segment`].
     pub path: String,
     /// Everything after the first '?', raw (not percent-decoded).
     pub query: Option<String>,
@@ -665,6 +663,16 @@ pub fn reject_response(status: u16, reason: &str, extra_headers: &[(&str, &str)]
     out.push_str(reason);
     out.push('\n');
     out.into_bytes()
+}
+
+/// The value of one hexadecimal digit, either case (RFC 3986 §2.1 percent-encoding).
+pub(crate) fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

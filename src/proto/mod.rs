@@ -10,7 +10,6 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
-pub mod room_name;
 pub mod utf8;
 
 pub use close::{encode_close_payload, is_valid_close_code, parse_close_payload};

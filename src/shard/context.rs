@@ -6,12 +6,11 @@
 
 use crate::conn::Phase;
 use crate::handler::Message;
-use crate::hub::{ConnKey, PreparedFrame};
 use crate::proto::frame::Opcode;
-use crate::proto::room_name::{self, RoomNameError};
-use crate::server::Publisher;
+use crate::wire::room_name::{self, RoomNameError};
+use crate::wire::{ConnKey, Kind, Payload, PreparedFrame};
 
-use super::{Resumed, ShardState};
+use super::{Publisher, Resumed, ShardState};
 
 /// A connection's identity: its shard, its slot and the slot's generation (so an id
 /// of a closed connection never matches the connection that reuses its slot).
@@ -28,11 +27,20 @@ impl std::fmt::Display for ConnId {
     }
 }
 
-/// Encode an application message as a prepared frame (once).
+/// Encode an application message as a frame for one connection ([`Context::send`]).
 pub fn prepare(message: Message<'_>) -> PreparedFrame {
     match message {
         Message::Text(s) => PreparedFrame::encode(Opcode::Text, s.as_bytes()),
         Message::Binary(b) => PreparedFrame::encode(Opcode::Binary, b),
+    }
+}
+
+/// Encode an application message once, ready to publish to any number of rooms (the
+/// [`Payload`] of every publication it makes).
+pub fn payload_of(message: Message<'_>) -> Payload {
+    match message {
+        Message::Text(s) => Payload::encode(Kind::Text, s.as_bytes()),
+        Message::Binary(b) => Payload::encode(Kind::Binary, b),
     }
 }
 
@@ -90,7 +98,7 @@ impl Context<'_> {
     /// `room` is a decoded name (`"café"`, which `/ws/caf%C3%A9` names too).
     ///
     /// # Errors
-    /// A name that breaks the room-name rule ([`crate::proto::room_name::validate`]:
+    /// A name that breaks the room-name rule ([`crate::wire::room_name::validate`]:
     /// 1..=128 bytes of UTF-8, no `/`, no control character, not `.` or `..`): nothing is
     /// joined.
     pub fn join(&mut self, room: &str) -> Result<(), RoomNameError> {
@@ -126,15 +134,15 @@ impl Context<'_> {
     /// A name that breaks the room-name rule (see [`Context::join`]): nothing is sent.
     pub fn publish(&mut self, room: &str, message: Message<'_>) -> Result<usize, RoomNameError> {
         room_name::validate(room)?;
-        Ok(self.state.publish(room, &prepare(message), None))
+        Ok(self.state.publish(room, payload_of(message), None))
     }
 
     /// Publish to every room this connection joined; `include_self` decides whether the
     /// sender gets its own message. Encoded once for all rooms.
     pub fn publish_to_joined(&mut self, message: Message<'_>, include_self: bool) -> usize {
-        let frame = prepare(message);
+        let payload = payload_of(message);
         let exclude = (!include_self).then_some(self.key);
-        self.state.publish_to_joined(self.key, &frame, exclude)
+        self.state.publish_to_joined(self.key, &payload, exclude)
     }
 
     /// True when the server keeps per-room history (`history > 0`): publishes are

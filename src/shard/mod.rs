@@ -15,14 +15,17 @@
 //! resume reading.
 //!
 //! Callbacks into the [`Handler`] get a [`Context`] that borrows [`ShardState`]; a
-//! callback's publish is an ordinary method call on that state, and metrics hooks are
-//! called after hub operations return, never while hub state is borrowed. Panics in
+//! callback's publish is an ordinary method call on that state ([`publish`]: through
+//! the hub's one publish entry, then local delivery), and metrics hooks are called
+//! after hub operations return, never while hub state is borrowed. Panics in
 //! callbacks are caught and close only that connection with 1011.
 
 pub mod admission;
 pub mod config;
 pub mod context;
 pub mod origin;
+pub mod publish;
+pub mod publisher;
 pub mod replay;
 
 use std::os::fd::RawFd;
@@ -38,15 +41,17 @@ use crate::conn::{
     InputThrottle, Phase, QueueLimits, Timer, TimerEntry, TimerHeap,
 };
 use crate::handler::{CloseInfo, Handler, Identity, Message, Peer, Rejection, Upgrade};
-use crate::hub::{ConnKey, Hub, PreparedFrame, RoomId, ShardMsg};
+use crate::hub::{Hub, ShardMsg};
 use crate::metrics::MetricsCollector;
 use crate::proto::close::codes;
 use crate::proto::handshake::{accept_response, UpgradeRequest};
+use crate::wire::{ConnKey, PreparedFrame, RoomId};
 
 pub use admission::Admission;
 pub use config::ShardConfig;
 pub use context::{ConnId, Context};
 pub use origin::{Origin, OriginPolicy};
+pub use publisher::Publisher;
 pub use replay::Resumed;
 
 /// Response header naming the shard that accepted the connection.
@@ -199,142 +204,6 @@ impl ShardState {
                 .map(|r| self.hub.rooms().name(*r).clone())
                 .collect()
         })
-    }
-
-    /// Queue `frame` to the local members of `room` (except `exclude`) and hand it to
-    /// the other shards with members. Returns the local recipients queued. With history
-    /// on, the frame is numbered and every shard (this one too) gets it through its
-    /// inbox, so the count is of the local members it will be queued to.
-    ///
-    /// Every publish is reported once ([`MetricsCollector::publish_fanned_out`]) with
-    /// its recipients on every shard: here when it stays on this shard (or reaches no
-    /// one), else by the shard that adds the last part to its [`crate::hub::PublishTally`].
-    fn publish(&mut self, room: &str, frame: &PreparedFrame, exclude: Option<ConnKey>) -> usize {
-        if self.hub.shared().history().is_some() {
-            return self.publish_sequenced(room, frame, exclude);
-        }
-        match self.hub.rooms().lookup(room) {
-            Some(id) => self.publish_room(id, frame, exclude),
-            None => {
-                if self
-                    .hub
-                    .fan_out_remote(&Arc::from(room), frame, false)
-                    .is_none()
-                {
-                    self.metrics().publish_fanned_out(self.id, 0);
-                }
-                0
-            }
-        }
-    }
-
-    /// [`ShardState::publish`] to a room this shard has members of, known by id.
-    fn publish_room(
-        &mut self,
-        room: RoomId,
-        frame: &PreparedFrame,
-        exclude: Option<ConnKey>,
-    ) -> usize {
-        let name = self.hub.rooms().name(room).clone();
-        if self.hub.shared().history().is_some() {
-            return self.publish_sequenced(&name, frame, exclude);
-        }
-        let queued = self.deliver_local(room, frame, exclude);
-        let total = match self.hub.fan_out_remote(&name, frame, true) {
-            // The other parts are still in the outbox: this never completes the tally,
-            // but nothing here relies on that.
-            Some(tally) => tally.add(queued),
-            None => Some(queued),
-        };
-        if let Some(total) = total {
-            self.metrics().publish_fanned_out(self.id, total);
-        }
-        queued
-    }
-
-    /// Publish to every room `key` joined, by room id: no name lookups, no allocation.
-    fn publish_to_joined(
-        &mut self,
-        key: ConnKey,
-        frame: &PreparedFrame,
-        exclude: Option<ConnKey>,
-    ) -> usize {
-        let mut queued = 0;
-        let mut i = 0;
-        while let Some(&room) = self.slots.get(key).and_then(|s| s.conn.rooms.get(i)) {
-            queued += self.publish_room(room, frame, exclude);
-            i += 1;
-        }
-        queued
-    }
-
-    /// Queue `frame` to every local member of `room` except `exclude`; returns how many
-    /// got it (this shard's part of the publish).
-    fn deliver_local(
-        &mut self,
-        room: RoomId,
-        frame: &PreparedFrame,
-        exclude: Option<ConnKey>,
-    ) -> usize {
-        self.deliver_with(room, exclude, |_| Some(frame.clone()))
-    }
-
-    /// Queue to every local member of `room` except `exclude` the frame `pick` chooses
-    /// for it (`None`: nothing for this one). Returns the connections it was queued to;
-    /// the caller reports them as its part of the publish. Samples `send_queue_bytes`
-    /// once (per shard delivery, not per member).
-    #[inline]
-    fn deliver_with(
-        &mut self,
-        room: RoomId,
-        exclude: Option<ConnKey>,
-        mut pick: impl FnMut(&mut Connection) -> Option<PreparedFrame>,
-    ) -> usize {
-        let mut queued = 0;
-        let mut largest_queue = 0;
-        let ShardState {
-            slots,
-            hub,
-            dirty,
-            shared,
-            queue,
-            id,
-            slow_closed,
-            ..
-        } = self;
-        let metrics = &*shared.metrics;
-        for &member in hub.rooms().members(room) {
-            if Some(member) == exclude {
-                continue;
-            }
-            let Some(slot) = slots.get_mut(member) else {
-                continue;
-            };
-            let Some(frame) = pick(&mut slot.conn) else {
-                continue;
-            };
-            let outcome = slot.conn.send_frame(frame, *queue);
-            match outcome {
-                Enqueue::NotOpen => continue,
-                Enqueue::ClosedSlow { .. } => slow_closed.push(member),
-                _ => {}
-            }
-            if !slot.conn.dirty {
-                slot.conn.dirty = true;
-                dirty.push(member);
-            }
-            if report_enqueue(metrics, *id, outcome) {
-                queued += 1;
-                largest_queue = largest_queue.max(slot.conn.out.bytes());
-            }
-        }
-        // At most two hook calls per shard delivery (this one and the publish's report
-        // by the caller), none per member: the fan-out loop stays free of dynamic calls
-        // (benches/hub.rs measured 1–2.5 ns per member for a no-op call).
-        if queued > 0 {
-            metrics.send_queue_bytes(*id, largest_queue);
-        }
-        queued
     }
 
     fn close(&mut self, key: ConnKey, code: u16, reason: &str) {
@@ -765,35 +634,7 @@ impl Shard {
     pub fn drain_inbox(&mut self, now: Instant) {
         while let Ok(msg) = self.inbox.try_recv() {
             match msg {
-                ShardMsg::Publish { room, frame, tally } => {
-                    let queued = match self.state.hub.rooms().lookup(&room) {
-                        Some(id) => self.state.deliver_local(id, &frame, None),
-                        None => 0, // every member left since: still a part
-                    };
-                    if let Some(total) = tally.add(queued) {
-                        self.state
-                            .metrics()
-                            .publish_fanned_out(self.state.id, total);
-                    }
-                }
-                ShardMsg::Sequenced {
-                    room,
-                    item,
-                    exclude,
-                } => {
-                    let queued = match self.state.hub.rooms().lookup(&room) {
-                        Some(id) => {
-                            let exclude = exclude.filter(|(s, _)| *s == self.state.id).map(|e| e.1);
-                            self.state.deliver_sequenced(id, &item, exclude)
-                        }
-                        None => 0,
-                    };
-                    if let Some(total) = item.tally.add(queued) {
-                        self.state
-                            .metrics()
-                            .publish_fanned_out(self.state.id, total);
-                    }
-                }
+                ShardMsg::Publish(publication) => self.state.deliver_inbox(&publication),
                 ShardMsg::Shutdown => self.begin_shutdown(now),
             }
         }

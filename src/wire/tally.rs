@@ -2,12 +2,13 @@
 //! so the publish is reported once (`MetricsCollector::publish_fanned_out`) with its
 //! total, not once per shard with a part.
 //!
-//! A publish that reaches only its own shard needs no tally (the shard reports it at
-//! once). One that goes to other shards carries an `Arc<PublishTally>` created with
-//! the number of parts (shard deliveries) it will have; each part adds its recipients
-//! and the part that brings the count of outstanding parts to zero gets the total.
-//! Cost: one allocation per cross-shard publish and two atomic operations per shard
-//! delivery, none per subscriber.
+//! Every [`super::Publication`] carries one. A publish that reaches only its own shard
+//! does not use it (the shard reports at once). One that goes to other shards has its
+//! number of parts (shard deliveries) set by the hub before the publication leaves the
+//! publishing thread ([`PublishTally::set_parts`]); each part adds its recipients and
+//! the part that brings the count of outstanding parts to zero gets the total. Cost:
+//! two atomic operations per shard delivery, none per subscriber, no allocation of its
+//! own (it lives in the publication's).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -27,6 +28,12 @@ impl PublishTally {
             outstanding: AtomicUsize::new(parts),
             recipients: AtomicUsize::new(0),
         }
+    }
+
+    /// Expect `parts` deliveries. Call before the publication is shared with another
+    /// thread (the channel send that shares it orders this store before every `add`).
+    pub fn set_parts(&self, parts: usize) {
+        self.outstanding.store(parts, Ordering::Relaxed);
     }
 
     /// Add one part's `recipients` (connections the frame was queued to on one shard).

@@ -18,6 +18,8 @@
 
 use std::fmt;
 
+use crate::proto::handshake::hex_value;
+
 /// Longest room name, in bytes of UTF-8 after percent-decoding.
 pub const MAX_ROOM_NAME_BYTES: usize = 128;
 
@@ -154,16 +156,6 @@ fn count_decoded(rest: &[u8]) -> usize {
         n += 1;
     }
     n
-}
-
-/// The value of one hexadecimal digit, either case.
-pub(crate) fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,52 @@
+//! [`Publisher`]: publishing into the rooms from any thread, through the hub's one
+//! publish entry ([`crate::hub::HubShared::publish`] with [`Source::Thread`]).
+
+use std::sync::Arc;
+
+use crate::handler::Message;
+use crate::hub::{HubShared, Source};
+use crate::metrics::MetricsCollector;
+use crate::wire::room_name::{self, RoomNameError};
+
+use super::context::payload_of;
+use super::publish::report_published;
+
+/// Publishes into rooms from any thread (cloneable, `Send + Sync`).
+#[derive(Clone)]
+pub struct Publisher {
+    shared: Arc<HubShared>,
+    metrics: Arc<dyn MetricsCollector>,
+}
+
+impl Publisher {
+    pub(crate) fn new(shared: Arc<HubShared>, metrics: Arc<dyn MetricsCollector>) -> Self {
+        Publisher { shared, metrics }
+    }
+
+    /// Encode `message` once and deliver it to every member of `room` on every shard.
+    /// Returns the number of shards that had members. With history on, the message is
+    /// numbered and kept in the room's history even when no shard has members (unless
+    /// it alone exceeds `history_bytes`).
+    ///
+    /// `room` is a decoded name: `publish("café", …)` reaches `/ws/caf%C3%A9`.
+    ///
+    /// Metrics: reported once (`publish_fanned_out`) by the shard that delivers its last
+    /// part; a publish that reaches no shard is reported here, as shard 0.
+    ///
+    /// # Errors
+    /// A name that breaks the room-name rule ([`crate::wire::room_name::validate`]):
+    /// nothing is encoded or sent.
+    pub fn publish(&self, room: &str, message: Message<'_>) -> Result<usize, RoomNameError> {
+        room_name::validate(room)?;
+        let published = self
+            .shared
+            .publish(Arc::from(room), payload_of(message), Source::Thread);
+        report_published(&*self.metrics, 0, &published);
+        Ok(published.shards)
+    }
+
+    /// Rooms with members on any shard.
+    pub fn room_count(&self) -> usize {
+        self.shared.directory.room_count()
+    }
+}

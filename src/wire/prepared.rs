@@ -1,0 +1,86 @@
+//! Prepared frames: one WebSocket frame (header + payload) serialized once and shared.
+//!
+//! A [`PreparedFrame`] is what a connection's outbound queue holds: a reference-counted
+//! handle to wire bytes (`bytes::Bytes`, so a clone is one atomic increment and no
+//! copy), plus the publish time of the [`super::Publication`] it is a form of, for the
+//! publish→write latency histogram. Forms of a publication are built by
+//! [`super::Publication::frame`]; control frames and HTTP responses are wrapped with
+//! [`PreparedFrame::from_wire`]; one-off data frames to a single connection
+//! (`Context::send`, `gap` messages) with [`PreparedFrame::encode`].
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::proto::frame::{encode_frame, Opcode};
+
+/// One serialized server frame, cheap to clone and safe to share across shards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreparedFrame {
+    bytes: Bytes,
+    /// When the publication it is a form of was published (None for control frames).
+    published_at: Option<Instant>,
+}
+
+impl PreparedFrame {
+    /// Encode a complete (FIN) data frame for one connection, published now.
+    pub fn encode(opcode: Opcode, payload: &[u8]) -> Self {
+        PreparedFrame {
+            bytes: Bytes::from(encode_frame(true, opcode, payload)),
+            published_at: Some(Instant::now()),
+        }
+    }
+
+    /// A wire form of a publication published at `published_at` (`bytes` is a whole
+    /// data frame).
+    pub(crate) fn published(bytes: Bytes, published_at: Instant) -> Self {
+        PreparedFrame {
+            bytes,
+            published_at: Some(published_at),
+        }
+    }
+
+    /// Wrap bytes that are already a wire frame (control frames, handshake responses).
+    pub fn from_wire(bytes: Vec<u8>) -> Self {
+        PreparedFrame {
+            bytes: Bytes::from(bytes),
+            published_at: None,
+        }
+    }
+
+    /// The bytes to put on the wire.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// When it was published, for data frames.
+    pub fn published_at(&self) -> Option<Instant> {
+        self.published_at
+    }
+
+    /// True when both handles share one buffer (no copy was made).
+    pub fn shares_buffer_with(&self, other: &PreparedFrame) -> bool {
+        self.bytes.as_ptr() == other.bytes.as_ptr() && self.bytes.len() == other.bytes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_one_buffer() {
+        let f = PreparedFrame::encode(Opcode::Binary, b"hello");
+        let clones: Vec<_> = (0..100).map(|_| f.clone()).collect();
+        assert!(clones.iter().all(|c| c.shares_buffer_with(&f)));
+        assert_eq!(f.bytes(), &[0x82, 5, b'h', b'e', b'l', b'l', b'o']);
+    }
+}

@@ -1,0 +1,335 @@
+//! [`Publication`]: what one publish produces, everywhere (handler context, `Publisher`,
+//! cross-shard hand-off, history, a broker), and its wire forms.
+//!
+//! A publication is the room, the payload (`Bytes`), its [`Kind`], its sequence number
+//! when history is on, its publish time (the start of the publish→write latency), the
+//! connection that must not get it back (`exclude`, for `--exclude-sender`) and its
+//! [`PublishTally`]. It is shared as `Arc<Publication>` by every shard that delivers
+//! it and by the room's history ring.
+//!
+//! **Wire forms.** A connection's queue holds [`PreparedFrame`]s; [`Publication::frame`]
+//! gives the form for an [`Encoding`], built on first use (one `OnceLock` per
+//! encoding, so the first shard to need it builds it and every other subscriber on
+//! every shard shares the same bytes) and counted per encoding ([`builds`]) so tests can
+//! prove "once per publication per encoding in use". The plain WebSocket form of a
+//! publish made here costs no build of its own: [`Payload::encode`] copies the payload
+//! once into a buffer with its frame header in front (2–10 bytes, counted as the
+//! WebSocket build), the form is that buffer and the payload a slice of it (measured choice: the payload must be copied
+//! into a shared buffer anyway, and a header in front makes the commonest form a
+//! zero-copy view, where a lazy build would copy the payload a second time). A payload
+//! that arrived from elsewhere ([`Payload::from_bytes`], a broker's inbound) has no
+//! header room and gets its WebSocket form built lazily like any other. The sequenced
+//! form ([`Encoding::WebSocketSequenced`], see [`super::sequence`]) is built lazily from
+//! payload and number, outside any lock, by whichever shard first delivers to a
+//! sequenced subscriber (or replays the message).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::proto::frame::{encode_frame, header_len, write_header, Opcode};
+
+use super::ids::ConnKey;
+use super::prepared::PreparedFrame;
+use super::sequence::{encode_sequenced, sequenced_len};
+use super::tally::PublishTally;
+
+/// A data message's kind (RFC 6455 §5.6: text is UTF-8, binary is anything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Text,
+    Binary,
+}
+
+impl Kind {
+    /// The frame opcode carrying this kind (RFC 6455 §5.2: 0x1 text, 0x2 binary).
+    pub fn opcode(self) -> Opcode {
+        match self {
+            Kind::Text => Opcode::Text,
+            Kind::Binary => Opcode::Binary,
+        }
+    }
+}
+
+/// A wire form of a publication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// One unmasked FIN data frame of the publication's kind (RFC 6455 §5.2).
+    WebSocket,
+    /// One binary frame in the sequence framing ([`super::sequence`]): for clients that
+    /// asked for numbers, when history is on.
+    WebSocketSequenced,
+}
+
+impl Encoding {
+    const COUNT: usize = 2;
+
+    fn index(self) -> usize {
+        match self {
+            Encoding::WebSocket => 0,
+            Encoding::WebSocketSequenced => 1,
+        }
+    }
+}
+
+static BUILDS: [AtomicU64; Encoding::COUNT] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+fn count_build(encoding: Encoding) {
+    BUILDS[encoding.index()].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Wire forms of publications built in this process for `encoding` (payload bytes
+/// copied into a form: once per publish for [`Encoding::WebSocket`], once per
+/// publication delivered or replayed to a sequenced client for the sequenced form).
+pub fn builds(encoding: Encoding) -> u64 {
+    BUILDS[encoding.index()].load(Ordering::Relaxed)
+}
+
+/// A message made ready to publish, before it has a room or a number: the payload in
+/// one shared buffer. Cloning it (to publish one message to several rooms) copies
+/// nothing.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    kind: Kind,
+    /// The WebSocket frame (header + payload) when `header > 0`, else the bare payload.
+    buf: Bytes,
+    header: usize,
+    published_at: Instant,
+}
+
+impl Payload {
+    /// Copy `data` into one buffer with its WebSocket frame header in front, published
+    /// now. Counts one [`Encoding::WebSocket`] build: the form is that buffer.
+    pub fn encode(kind: Kind, data: &[u8]) -> Self {
+        count_build(Encoding::WebSocket);
+        let header = header_len(data.len());
+        let mut buf = Vec::with_capacity(header + data.len());
+        write_header(&mut buf, true, kind.opcode(), data.len());
+        buf.extend_from_slice(data);
+        Payload {
+            kind,
+            buf: Bytes::from(buf),
+            header,
+            published_at: Instant::now(),
+        }
+    }
+
+    /// A payload that exists already (a broker's inbound message), published at
+    /// `published_at`; no form is built until one is asked for.
+    pub fn from_bytes(kind: Kind, data: Bytes, published_at: Instant) -> Self {
+        Payload {
+            kind,
+            buf: data,
+            header: 0,
+            published_at,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The payload bytes (without any header).
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[self.header..]
+    }
+
+    /// Payload length in bytes.
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.header
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One publish: room, payload, kind, number, publish time and its lazily built wire
+/// forms (see the module doc).
+#[derive(Debug)]
+pub struct Publication {
+    room: Arc<str>,
+    kind: Kind,
+    /// The payload, with its WebSocket frame header in front when `header > 0`.
+    data: Bytes,
+    header: usize,
+    seq: Option<u64>,
+    published_at: Instant,
+    exclude: Option<(usize, ConnKey)>,
+    forms: [OnceLock<PreparedFrame>; Encoding::COUNT],
+    tally: PublishTally,
+}
+
+impl Publication {
+    /// A publication of `payload` to `room`, not numbered (no copy, no atomic
+    /// operation). `exclude`: the connection (shard, key) that must not get it (the
+    /// sender under `--exclude-sender`).
+    pub fn new(room: Arc<str>, payload: Payload, exclude: Option<(usize, ConnKey)>) -> Self {
+        Publication {
+            room,
+            kind: payload.kind,
+            data: payload.buf,
+            header: payload.header,
+            seq: None,
+            published_at: payload.published_at,
+            exclude,
+            forms: [OnceLock::new(), OnceLock::new()],
+            tally: PublishTally::new(0),
+        }
+    }
+
+    /// The same publication numbered `seq` in its room. No copy: `self` is updated in
+    /// place while nobody else holds it, else a new publication shares its payload.
+    pub fn numbered(mut self: Arc<Self>, seq: u64) -> Arc<Self> {
+        if let Some(p) = Arc::get_mut(&mut self) {
+            p.seq = Some(seq);
+            return self;
+        }
+        let websocket = self.forms[Encoding::WebSocket.index()]
+            .get()
+            .cloned()
+            .map_or_else(OnceLock::new, OnceLock::from);
+        Arc::new(Publication {
+            room: self.room.clone(),
+            kind: self.kind,
+            data: self.data.clone(),
+            header: self.header,
+            seq: Some(seq),
+            published_at: self.published_at,
+            exclude: self.exclude,
+            forms: [websocket, OnceLock::new()],
+            tally: PublishTally::new(0),
+        })
+    }
+
+    pub fn room(&self) -> &Arc<str> {
+        &self.room
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The payload bytes.
+    pub fn payload(&self) -> &[u8] {
+        &self.data[self.header..]
+    }
+
+    /// The payload as a shared buffer (no copy).
+    pub fn payload_bytes(&self) -> Bytes {
+        self.data.slice(self.header..)
+    }
+
+    /// The room sequence number (history on), `None` otherwise.
+    pub fn seq(&self) -> Option<u64> {
+        self.seq
+    }
+
+    /// When it was published: the start of `publish_to_write_seconds`.
+    pub fn published_at(&self) -> Instant {
+        self.published_at
+    }
+
+    /// The connection (shard, key) that must not get it.
+    pub fn exclude(&self) -> Option<(usize, ConnKey)> {
+        self.exclude
+    }
+
+    /// Its recipients summed over the shards that deliver it.
+    pub fn tally(&self) -> &PublishTally {
+        &self.tally
+    }
+
+    /// Its wire form for `encoding`, built on first use and shared from then on. An
+    /// unnumbered publication has no sequenced form: it answers the WebSocket form.
+    pub fn frame(&self, encoding: Encoding) -> &PreparedFrame {
+        let encoding = match (encoding, self.seq) {
+            (Encoding::WebSocketSequenced, None) => Encoding::WebSocket,
+            (e, _) => e,
+        };
+        self.forms[encoding.index()].get_or_init(|| {
+            let wire = match (encoding, self.seq) {
+                // Encoded with its payload by `Payload::encode` (and counted there).
+                (Encoding::WebSocket, _) if self.header > 0 => self.data.clone(),
+                (Encoding::WebSocketSequenced, Some(seq)) => {
+                    count_build(encoding);
+                    Bytes::from(encode_sequenced(seq, self.kind, self.payload()))
+                }
+                _ => {
+                    count_build(encoding);
+                    Bytes::from(encode_frame(true, self.kind.opcode(), self.payload()))
+                }
+            };
+            PreparedFrame::published(wire, self.published_at)
+        })
+    }
+
+    /// The form a connection gets: sequenced when it asked for numbers and the
+    /// publication has one, else plain.
+    #[inline]
+    pub fn frame_for(&self, sequenced: bool) -> &PreparedFrame {
+        if sequenced && self.seq.is_some() {
+            self.frame(Encoding::WebSocketSequenced)
+        } else {
+            self.frame(Encoding::WebSocket)
+        }
+    }
+
+    /// Size of its sequence-framed form in bytes (what the history's byte bound
+    /// counts), whether or not that form is built.
+    pub fn sequenced_len(&self) -> usize {
+        sequenced_len(self.data.len() - self.header)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::sequence::parse_seq_payload;
+
+    #[test]
+    fn forms_are_built_once_and_shared() {
+        let payload = Payload::encode(Kind::Text, b"hello");
+        let p = Arc::new(Publication::new(Arc::from("r"), payload, None));
+        let plain = p.frame(Encoding::WebSocket).clone();
+        assert_eq!(plain.bytes(), b"\x81\x05hello");
+        assert_eq!(p.payload(), b"hello");
+        assert_eq!(
+            p.payload_bytes().as_ptr(),
+            plain.bytes()[2..].as_ptr(),
+            "one buffer"
+        );
+        assert_eq!(plain.published_at(), Some(p.published_at()));
+        assert!(
+            p.frame(Encoding::WebSocketSequenced)
+                .shares_buffer_with(&plain),
+            "unnumbered: no sequenced form"
+        );
+        let p = p.numbered(7);
+        assert_eq!(p.seq(), Some(7));
+        let seq = p.frame(Encoding::WebSocketSequenced).clone();
+        for _ in 0..10 {
+            assert!(p.frame_for(true).shares_buffer_with(&seq));
+            assert!(p.frame_for(false).shares_buffer_with(&plain));
+        }
+        assert_eq!(seq.len(), p.sequenced_len());
+        assert_eq!(seq.bytes()[0], 0x82);
+        let (n, op, body) = parse_seq_payload(&seq.bytes()[2..]).unwrap();
+        assert_eq!((n, op, body), (7, 1, &b"hello"[..]));
+    }
+
+    #[test]
+    fn a_payload_from_elsewhere_builds_its_websocket_form_on_first_use() {
+        let payload = Payload::from_bytes(Kind::Binary, Bytes::from_static(b"xyz"), Instant::now());
+        let p = Arc::new(Publication::new(Arc::from("r"), payload, None));
+        let shared = p.clone();
+        let p = p.numbered(3); // shared: a new publication with the same payload
+        assert!(!Arc::ptr_eq(&p, &shared));
+        assert_eq!(p.payload().as_ptr(), shared.payload().as_ptr(), "no copy");
+        let a = p.frame(Encoding::WebSocket).clone();
+        assert_eq!(a.bytes(), b"\x82\x03xyz");
+        assert!(p.frame(Encoding::WebSocket).shares_buffer_with(&a));
+    }
+}
