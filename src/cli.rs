@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{RoomAccess, Token};
 use crate::config::{
-    Config, ConnLimits, DriverConfig, HistoryConfig, Origin, OriginPolicy, QueueLimits,
-    ShardConfig, Timeouts,
+    BrokerConfig, Config, ConnLimits, DriverConfig, HistoryConfig, Origin, OriginPolicy,
+    QueueLimits, ShardConfig, Timeouts,
 };
 use crate::conn::SlowPolicy;
 use crate::driver::tls::TlsConfig;
@@ -216,6 +216,23 @@ pub struct ServeArgs {
     /// The PEM private key (PKCS#8, PKCS#1 or SEC1) for --tls-cert.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Cluster mode: share rooms with every node using this Redis (or Valkey),
+    /// `redis://HOST:PORT[/DB]`. Needs the `redis` cargo feature (`make run` has it).
+    #[arg(long, value_name = "URL")]
+    pub broker: Option<String>,
+    /// First part of every Redis channel and key name; nodes with the same prefix share
+    /// rooms.
+    #[arg(long, default_value = "ringcast")]
+    pub broker_prefix: String,
+    /// This node's id in logs, metrics and messages (default: hostname:port).
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// Keep a room subscribed this long after this node's last member left.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub broker_linger: Duration,
+    /// Most publishes waiting for the broker thread; over it a publish fails at once.
+    #[arg(long, default_value_t = 65536)]
+    pub broker_queue: usize,
     /// Log level filter (e.g. info, debug, ringcast=trace).
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -272,6 +289,13 @@ impl ServeArgs {
                 socket_send_buffer: self.socket_send_buffer,
                 tls: None,
             },
+            broker: self.broker.as_ref().map(|url| BrokerConfig {
+                url: url.clone(),
+                prefix: self.broker_prefix.clone(),
+                node_id: self.node_id.clone(),
+                linger: self.broker_linger,
+                queue: self.broker_queue,
+            }),
         }
     }
 

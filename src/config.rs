@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 
 use crate::driver::BackendChoice;
 
+pub use crate::broker::BrokerConfig;
+
 pub use crate::conn::{ConnLimits, QueueLimits, SlowPolicy, Timeouts};
 pub use crate::driver::tls::TlsConfig;
 pub use crate::driver::DriverConfig;
@@ -56,6 +58,9 @@ pub struct Config {
     pub history: Option<HistoryConfig>,
     /// The I/O drivers' settings (buffers, io_uring sizes, TLS).
     pub driver: DriverConfig,
+    /// Cluster mode: rooms shared with other nodes through a broker (`None`: this
+    /// process alone; see [`crate::broker`]).
+    pub broker: Option<BrokerConfig>,
 }
 
 impl Default for Config {
@@ -70,6 +75,7 @@ impl Default for Config {
             shard: ShardConfig::default(),
             history: None,
             driver: DriverConfig::default(),
+            broker: None,
         }
     }
 }
@@ -131,6 +137,9 @@ impl Config {
             if history.ttl.is_zero() {
                 return fail("--history-ttl must be > 0 when --history is on".into());
             }
+        }
+        if let Some(problem) = self.broker.as_ref().and_then(BrokerConfig::problem) {
+            return fail(problem);
         }
         Ok(())
     }

@@ -12,7 +12,7 @@
 //! | 2 | [`conn`] | one connection's state machine and outbound queue |
 //! | 3 | [`hub`], [`metrics`] | rooms, directory, history, the publish entry and broker seam; metrics hooks |
 //! | 4 | [`shard`], [`handler`], [`listener`] | the per-thread engine, [`Publisher`]; the application API |
-//! | 5 | `broker` | cluster adapters behind the hub (planned, issue 14) |
+//! | 5 | [`broker`] | cluster adapters behind the hub: Redis (`--broker`, feature `redis`) |
 //! | 6 | [`driver`] | the only code making socket syscalls: one event loop over two backends (`uring`, `epoll`) |
 //! | 7 | [`config`] | every layer's settings composed |
 //! | 8 | [`server`], [`app`], [`cli`], [`telemetry`] | start/stop, built-in apps |
@@ -37,6 +37,7 @@
 //! ```
 
 pub mod app;
+pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod conn;

@@ -108,8 +108,21 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         server.backend(),
         server.shards()
     ));
+    if let Some((node, _)) = server.broker_stats() {
+        announce(&format!("cluster node {node}"));
+    }
     if let (Some(exporter), Some(prometheus)) = (&exporter, &prometheus) {
         prometheus.set_backend(server.backend().name());
+        if let Some((node, stats)) = server.broker_stats_handle() {
+            let node = ringcast::metrics::prometheus::escape_label_value(&node);
+            prometheus.add_section(Box::new(move |prefix, labels| {
+                let labels = match labels {
+                    "" => format!("node=\"{node}\""),
+                    l => format!("{l},node=\"{node}\""),
+                };
+                stats.snapshot().exposition(prefix, &labels)
+            }));
+        }
         let at = exporter.local_addr();
         announce(&format!(
             "metrics on http://{at}/metrics (dashboard: http://{at}/)"

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::broker::{default_node_id, BrokerHandle, BrokerSnapshot};
 use crate::config::Config;
 use crate::driver::{self, Backend};
 use crate::handler::Handler;
@@ -103,7 +104,22 @@ impl Server {
             .map(|_| Waker::new().map(Arc::new))
             .collect::<io::Result<_>>()
             .map_err(StartError::Io)?;
-        let (shared, inboxes) = HubShared::with_history(&wakers, cfg.history);
+        let broker = match &cfg.broker {
+            None => None,
+            Some(b) => {
+                let node = b
+                    .node_id
+                    .clone()
+                    .unwrap_or_else(|| default_node_id(local_addr.port()));
+                let history = cfg.history.map(|h| h.max_frames);
+                Some(BrokerHandle::start(b, node, history).map_err(StartError::Io)?)
+            }
+        };
+        let (shared, inboxes) =
+            HubShared::with_broker(&wakers, cfg.history, broker.as_ref().map(|b| b.broker()));
+        if let Some(b) = &broker {
+            b.attach(&shared);
+        }
         let cpus = sys::allowed_cpus().unwrap_or_default();
         let pin = cfg.pin_threads && cpus.len() >= cfg.threads;
         let threads_wanted = cfg.threads;
@@ -143,6 +159,7 @@ impl Server {
         }
         tracing::info!(addr = %local_addr, backend = %backend, shards = threads_wanted, pinned = pin, "listening");
         Ok(RunningServer {
+            broker,
             shared,
             state: shared_state,
             threads,
@@ -154,6 +171,8 @@ impl Server {
 
 /// A started server.
 pub struct RunningServer {
+    /// Cluster mode's broker thread (`--broker`), stopped after the shards.
+    broker: Option<BrokerHandle>,
     shared: Arc<HubShared>,
     state: Arc<Shared>,
     threads: Vec<JoinHandle<io::Result<()>>>,
@@ -186,6 +205,22 @@ impl RunningServer {
         self.shared.history().map(|h| h.stats())
     }
 
+    /// Cluster mode: this node's id and its broker's counters (`None` without
+    /// `--broker`).
+    pub fn broker_stats(&self) -> Option<(String, BrokerSnapshot)> {
+        self.broker
+            .as_ref()
+            .map(|b| (b.node_id().to_owned(), b.stats()))
+    }
+
+    /// Cluster mode: the broker's live counters, for an exposition (`None` without
+    /// `--broker`).
+    pub fn broker_stats_handle(&self) -> Option<(String, Arc<crate::broker::BrokerStats>)> {
+        self.broker
+            .as_ref()
+            .map(|b| (b.node_id().to_owned(), b.stats_handle()))
+    }
+
     /// A handle that publishes into the server's rooms from any thread.
     pub fn publisher(&self) -> Publisher {
         Publisher::new(self.shared.clone(), self.state.metrics.clone())
@@ -210,6 +245,9 @@ impl RunningServer {
             if let Err(e) = r {
                 first_error.get_or_insert(e);
             }
+        }
+        if let Some(b) = &self.broker {
+            b.shutdown();
         }
         first_error.map_or(Ok(()), Err)
     }

@@ -75,6 +75,16 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     ("tls", &["tls-cert", "tls-key"]),
     ("rooms", &["exclude-sender"]),
     (
+        "broker",
+        &[
+            "broker",
+            "broker-prefix",
+            "node-id",
+            "broker-linger",
+            "broker-queue",
+        ],
+    ),
+    (
         "metrics",
         &["metrics-addr", "metrics-prefix", "metrics-label"],
     ),
@@ -84,8 +94,9 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Flags whose values are secrets: never printed by `--print-config`.
-const SECRETS: &[&str] = &["publish-token", "subscribe-token"];
+/// Flags whose values are secrets: never printed by `--print-config` (a `--broker`
+/// URL may hold a password).
+const SECRETS: &[&str] = &["publish-token", "subscribe-token", "broker"];
 
 /// Flags that are about reading the configuration, not part of it.
 const META: &[&str] = &["config", "print-config"];

@@ -157,6 +157,14 @@ impl RoomHistory {
         self.last_activity = now;
     }
 
+    /// Forget the ring and number from 1 again: the broker's numbering of the room
+    /// restarted (Redis lost the room's data, see [`crate::hub::broker`]).
+    pub fn restart(&mut self) {
+        self.ring.clear();
+        self.bytes = 0;
+        self.next_seq = 1;
+    }
+
     /// Keep `publication` (number `seq`), evicting the oldest over the bounds. One
     /// whose sequence-framed size exceeds `cfg.max_bytes` is refused (returns false)
     /// and the ring is left untouched.

@@ -58,7 +58,14 @@ pub struct PrometheusCollector {
     /// `k="v",` for every constant label, escaped once at construction.
     const_labels_rendered: String,
     backend: Mutex<String>,
+    /// Families kept outside the shard blocks (see [`PrometheusCollector::add_section`]).
+    sections: Mutex<Vec<Section>>,
 }
+
+/// A part of the exposition written by a component with counters of its own: called
+/// on every scrape with the prefix and the constant labels (`k="v",k2="v2"`, escaped),
+/// returns whole families in the text format.
+pub type Section = Box<dyn Fn(&str, &str) -> String + Send + Sync>;
 
 impl fmt::Debug for PrometheusCollector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -103,7 +110,18 @@ impl PrometheusCollector {
             const_labels: kept,
             const_labels_rendered,
             backend: Mutex::new(backend.to_owned()),
+            sections: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Append `section` to every scrape (e.g. the cluster broker's counters, which
+    /// live on its own thread). Its names must start with the prefix and not clash
+    /// with the table's.
+    pub fn add_section(&self, section: Section) {
+        self.sections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(section);
     }
 
     /// Number of per-shard blocks.
@@ -155,7 +173,17 @@ impl PrometheusCollector {
     pub fn render(&self) -> String {
         let mut e = Exposition::new(&self.prefix, &self.const_labels_rendered);
         self.totals().expose(&mut e);
-        e.out
+        let mut out = e.out;
+        let labels = self.const_labels_rendered.trim_end_matches(',');
+        for section in self
+            .sections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            out.push_str(&section(&self.prefix, labels));
+        }
+        out
     }
 }
 

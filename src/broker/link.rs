@@ -1,0 +1,554 @@
+//! The Redis link (feature `redis`): the [`Broker`] the shards call, and the broker
+//! thread that owns every Redis connection.
+//!
+//! The thread runs a single-threaded tokio runtime with two tasks:
+//! - **publisher**: takes publishes from the bounded queue in batches (up to
+//!   [`BATCH`]), sends each batch as one pipeline on the multiplexed connection (one
+//!   `PUBLISH`, or one `EVALSHA` of the publish script with `--history`, per publish)
+//!   and waits for it before the next, so a node's publishes reach Redis in the order
+//!   the shards queued them. With no connection the batch fails at once (counted).
+//! - **session**: connects (publish connection + pub/sub connection), loads the
+//!   script, then until the connection is lost: subscribes and unsubscribes as the
+//!   [`Interest`] table says, decodes every message once and hands it to the hub
+//!   ([`HubShared::deliver_inbound`]). On loss it retries with exponential backoff
+//!   ([`BACKOFF_MIN`]..[`BACKOFF_MAX`]); on reconnect every wanted room is subscribed
+//!   again and, with `--history`, each room's missed numbers are fetched from its
+//!   stream (`XRANGE`) after subscribing, duplicates dropped by number; numbers the
+//!   stream no longer holds are counted as a gap.
+//!
+//! Shards never wait on this thread: a publish is one `try_send`, an interest change
+//! one map update and a notification.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+use redis::{AsyncConnectionConfig, Client, Value};
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::hub::{Broker, HubShared, Route};
+use crate::wire::{Kind, Payload, Publication};
+
+use super::envelope::{self, Envelope};
+use super::interest::Interest;
+use super::script::{self, PUBLISH_SCRIPT};
+use super::stats::BrokerStats;
+use super::BrokerConfig;
+
+/// Most publishes sent as one pipeline.
+pub const BATCH: usize = 256;
+/// First reconnect delay; doubled per failure up to [`BACKOFF_MAX`].
+pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Connect and command timeout.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One publish waiting for the broker thread.
+struct Outbound {
+    room: Arc<str>,
+    kind: Kind,
+    /// The whole envelope (history off) or its tail (history on: the script writes
+    /// the head).
+    body: Vec<u8>,
+}
+
+/// What the two tasks share.
+struct Ctx {
+    node: Arc<str>,
+    prefix: String,
+    /// `Some(cap)`: numbered by the script, streams capped at `cap`.
+    history: Option<usize>,
+    base: Instant,
+    interest: Interest,
+    interest_changed: Notify,
+    stats: Arc<BrokerStats>,
+    hub: OnceLock<Weak<HubShared>>,
+    hub_ready: Notify,
+    /// The current publish connection and script hash (`None` while down): set by the
+    /// session, read by the publisher.
+    conn: watch::Sender<Conn>,
+}
+
+/// The [`Broker`] behind the hub in cluster mode.
+pub struct RedisBroker {
+    ctx: Arc<Ctx>,
+    tx: mpsc::Sender<Outbound>,
+    stop: watch::Sender<bool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl RedisBroker {
+    /// Start the broker thread (see the module doc).
+    pub fn start(
+        cfg: &BrokerConfig,
+        node: String,
+        history: Option<usize>,
+        stats: Arc<BrokerStats>,
+    ) -> std::io::Result<Arc<Self>> {
+        let client = Client::open(cfg.url.as_str())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let (tx, rx) = mpsc::channel(cfg.queue);
+        let (stop, stop_rx) = watch::channel(false);
+        let ctx = Arc::new(Ctx {
+            node: Arc::from(node.as_str()),
+            prefix: cfg.prefix.clone(),
+            history,
+            base: Instant::now(),
+            interest: Interest::new(cfg.linger),
+            interest_changed: Notify::new(),
+            stats,
+            hub: OnceLock::new(),
+            hub_ready: Notify::new(),
+            conn: watch::Sender::new(None),
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread_ctx = ctx.clone();
+        let thread = std::thread::Builder::new()
+            .name("ringcast-broker".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let publisher =
+                        tokio::spawn(publish_loop(thread_ctx.clone(), rx, stop_rx.clone()));
+                    sessions(thread_ctx, client, stop_rx).await;
+                    publisher.abort();
+                });
+            })?;
+        tracing::info!(node = %node, url = %redacted(&cfg.url), prefix = %cfg.prefix, "cluster mode: broker thread started");
+        Ok(Arc::new(RedisBroker {
+            ctx,
+            tx,
+            stop,
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    /// Give the thread its hub (see [`super::BrokerHandle::attach`]).
+    pub fn attach(&self, hub: &Arc<HubShared>) {
+        let _ = self.ctx.hub.set(Arc::downgrade(hub));
+        self.ctx.hub_ready.notify_one();
+    }
+
+    /// Stop the thread and join it (idempotent).
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = thread {
+            if t.join().is_err() {
+                tracing::error!("broker thread panicked");
+            }
+        }
+    }
+}
+
+/// A URL without its password, for logs.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+impl Broker for RedisBroker {
+    fn publish(&self, publication: &Arc<Publication>) -> Route {
+        let ctx = &self.ctx;
+        if !ctx.stats.is_up() {
+            ctx.stats.publish_failed(1, "broker down");
+            return Route::Taken;
+        }
+        let t_ns = publication
+            .published_at()
+            .saturating_duration_since(ctx.base)
+            .as_nanos() as u64;
+        let body = match ctx.history {
+            None => envelope::encode(
+                publication.kind(),
+                &ctx.node,
+                publication.exclude(),
+                t_ns,
+                publication.payload(),
+            ),
+            Some(_) => envelope::tail(
+                &ctx.node,
+                publication.exclude(),
+                t_ns,
+                publication.payload(),
+            ),
+        };
+        let out = Outbound {
+            room: publication.room().clone(),
+            kind: publication.kind(),
+            body,
+        };
+        if self.tx.try_send(out).is_err() {
+            ctx.stats.publish_failed(1, "broker queue full");
+        }
+        Route::Taken
+    }
+
+    fn interest(&self, room: &Arc<str>, on: bool) {
+        self.ctx.interest.set(room, on, Instant::now());
+        self.ctx.interest_changed.notify_one();
+    }
+}
+
+type Conn = Option<(MultiplexedConnection, String)>;
+
+/// The publisher task (see the module doc).
+async fn publish_loop(
+    ctx: Arc<Ctx>,
+    mut rx: mpsc::Receiver<Outbound>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let epoch_seed = AtomicU64::new(epoch_seed());
+    loop {
+        batch.clear();
+        tokio::select! {
+            n = rx.recv_many(&mut batch, BATCH) => if n == 0 { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let n = batch.len() as u64;
+        let conn: Conn = ctx.conn.borrow().clone();
+        let Some((mut conn, sha)) = conn else {
+            ctx.stats.publish_failed(n, "broker down");
+            continue;
+        };
+        let mut pipe = redis::pipe();
+        for out in &batch {
+            let channel = script::channel(&ctx.prefix, &out.room);
+            match ctx.history {
+                None => {
+                    pipe.cmd("PUBLISH").arg(&channel).arg(&out.body).ignore();
+                }
+                Some(cap) => {
+                    let [seq, log, epoch] = script::keys(&ctx.prefix, &out.room);
+                    let new_epoch = epoch_seed.fetch_add(1, Ordering::Relaxed);
+                    pipe.cmd("EVALSHA")
+                        .arg(&sha)
+                        .arg(3)
+                        .arg(seq)
+                        .arg(log)
+                        .arg(epoch)
+                        .arg(envelope::kind_field(out.kind))
+                        .arg(&out.body)
+                        .arg(cap)
+                        .arg(new_epoch)
+                        .arg(&channel)
+                        .ignore();
+                }
+            }
+        }
+        match tokio::time::timeout(TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => ctx.stats.published(n),
+            Ok(Err(e)) => ctx.stats.publish_failed(n, &e.to_string()),
+            Err(_) => ctx.stats.publish_failed(n, "broker timeout"),
+        }
+    }
+}
+
+/// An epoch no earlier run is likely to have used: wall-clock nanoseconds.
+fn epoch_seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        .max(1)
+}
+
+/// Connect, serve, reconnect with backoff, until stopped.
+async fn sessions(ctx: Arc<Ctx>, client: Client, mut stop: watch::Receiver<bool>) {
+    // Inbound needs the hub: wait for it (given right after the hub is made).
+    while ctx.hub.get().is_none() {
+        tokio::select! {
+            _ = ctx.hub_ready.notified() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+    let mut backoff = BACKOFF_MIN;
+    let mut connected_before = false;
+    let mut seen: HashMap<Arc<str>, (u64, u64)> = HashMap::new();
+    let mut last_error_log: Option<Instant> = None;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match connect(&client).await {
+            Ok((conn, sha, sink, stream)) => {
+                if connected_before {
+                    ctx.stats.reconnects(1);
+                }
+                connected_before = true;
+                backoff = BACKOFF_MIN;
+                ctx.conn.send_replace(Some((conn.clone(), sha)));
+                ctx.stats.set_up(true);
+                tracing::info!(node = %ctx.node, "broker connected");
+                let mut session = Session {
+                    ctx: &ctx,
+                    conn,
+                    sink,
+                    subscribed: HashSet::new(),
+                    seen: &mut seen,
+                };
+                let why = session.run(stream, &mut stop).await;
+                ctx.stats.set_up(false);
+                ctx.conn.send_replace(None);
+                if *stop.borrow() {
+                    return;
+                }
+                tracing::warn!(node = %ctx.node, reason = %why, "broker connection lost; reconnecting");
+            }
+            Err(e) => {
+                let now = Instant::now();
+                if last_error_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(5)) {
+                    last_error_log = Some(now);
+                    tracing::warn!(node = %ctx.node, error = %e, "broker unreachable; retrying");
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn connect(
+    client: &Client,
+) -> Result<(MultiplexedConnection, String, PubSubSink, PubSubStream), String> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(TIMEOUT)
+        .set_response_timeout(TIMEOUT);
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let sha: String = tokio::time::timeout(
+        TIMEOUT,
+        redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(PUBLISH_SCRIPT)
+            .query_async(&mut conn),
+    )
+    .await
+    .map_err(|_| "timeout loading the publish script".to_owned())?
+    .map_err(|e| e.to_string())?;
+    let pubsub = tokio::time::timeout(TIMEOUT, client.get_async_pubsub())
+        .await
+        .map_err(|_| "timeout connecting pub/sub".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let (sink, stream) = pubsub.split();
+    Ok((conn, sha, sink, stream))
+}
+
+/// One connected period.
+struct Session<'a> {
+    ctx: &'a Ctx,
+    conn: MultiplexedConnection,
+    sink: PubSubSink,
+    subscribed: HashSet<Arc<str>>,
+    /// Room → (epoch, last number delivered here), history on; kept across sessions.
+    seen: &'a mut HashMap<Arc<str>, (u64, u64)>,
+}
+
+impl Session<'_> {
+    /// Serve until the connection is lost or the broker stops; returns why it ended.
+    async fn run(&mut self, mut stream: PubSubStream, stop: &mut watch::Receiver<bool>) -> String {
+        loop {
+            if let Err(e) = self.reconcile().await {
+                return e;
+            }
+            let wake_at = self
+                .ctx
+                .interest
+                .next_expiry()
+                .map_or(Instant::now() + Duration::from_secs(1), |t| {
+                    t.max(Instant::now())
+                });
+            tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(msg) => self.on_message(&msg),
+                    None => return "pub/sub connection closed".into(),
+                },
+                _ = self.ctx.interest_changed.notified() => {}
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
+                _ = stop.wait_for(|s| *s) => return "stopped".into(),
+            }
+        }
+    }
+
+    /// Make Redis's subscriptions agree with the interest table; fetch what rooms
+    /// subscribed again missed.
+    async fn reconcile(&mut self) -> Result<(), String> {
+        let changes = self.ctx.interest.due(&self.subscribed, Instant::now());
+        if !changes.subscribe.is_empty() {
+            let channels: Vec<String> = changes
+                .subscribe
+                .iter()
+                .map(|r| script::channel(&self.ctx.prefix, r))
+                .collect();
+            timed(self.sink.subscribe(channels)).await?;
+            self.ctx.stats.subscribes(changes.subscribe.len() as u64);
+            for room in &changes.subscribe {
+                self.subscribed.insert(room.clone());
+            }
+            if self.ctx.history.is_some() {
+                for room in &changes.subscribe {
+                    self.catch_up(room).await?;
+                }
+            }
+        }
+        if !changes.unsubscribe.is_empty() {
+            let channels: Vec<String> = changes
+                .unsubscribe
+                .iter()
+                .map(|r| script::channel(&self.ctx.prefix, r))
+                .collect();
+            timed(self.sink.unsubscribe(channels)).await?;
+            self.ctx
+                .stats
+                .unsubscribes(changes.unsubscribe.len() as u64);
+            for room in &changes.unsubscribe {
+                self.subscribed.remove(room);
+                self.seen.remove(room);
+            }
+        }
+        Ok(())
+    }
+
+    /// After (re)subscribing `room`: deliver from its stream what came after the last
+    /// number delivered here (nothing for a room new to this node).
+    async fn catch_up(&mut self, room: &Arc<str>) -> Result<(), String> {
+        let Some(&(_, last)) = self.seen.get(room) else {
+            return Ok(());
+        };
+        let [_, log, _] = script::keys(&self.ctx.prefix, room);
+        let reply: Value = timed(
+            redis::cmd("XRANGE")
+                .arg(log)
+                .arg(format!("{}-1", last + 1))
+                .arg("+")
+                .query_async(&mut self.conn),
+        )
+        .await?;
+        let Value::Array(entries) = reply else {
+            return Ok(());
+        };
+        let mut first = true;
+        for entry in entries {
+            let Some(env) = stream_entry(entry) else {
+                self.ctx.stats.foreign_dropped(1);
+                continue;
+            };
+            let Ok(env) = envelope::decode(env) else {
+                self.ctx.stats.foreign_dropped(1);
+                continue;
+            };
+            if first && env.seq > last + 1 {
+                self.ctx.stats.gap_announced(env.seq - last - 1);
+            }
+            first = false;
+            if self.deliver(room, env) {
+                self.ctx.stats.recovered(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// One message from the pub/sub connection.
+    fn on_message(&mut self, msg: &redis::Msg) {
+        let room = script::room_of(&self.ctx.prefix, msg.get_channel_name())
+            .and_then(|r| self.subscribed.get(r).cloned());
+        let Some(room) = room else {
+            return; // a late message for a channel just unsubscribed
+        };
+        match envelope::decode(Bytes::copy_from_slice(msg.get_payload_bytes())) {
+            Ok(env) => {
+                self.deliver(&room, env);
+            }
+            Err(e) => {
+                self.ctx.stats.foreign_dropped(1);
+                tracing::debug!(room = %room, error = ?e, "dropped a message ringcast did not write");
+            }
+        }
+    }
+
+    /// Hand `env` to the hub, unless it is a number already delivered here. Returns
+    /// true when delivered.
+    fn deliver(&mut self, room: &Arc<str>, env: Envelope) -> bool {
+        let ctx = self.ctx;
+        let Some(hub) = ctx.hub.get().and_then(Weak::upgrade) else {
+            return false;
+        };
+        if env.seq > 0 {
+            match self.seen.get(room) {
+                Some(&(epoch, last)) if epoch == env.epoch && env.seq <= last => {
+                    ctx.stats.duplicates_dropped(1);
+                    return false;
+                }
+                Some(&(epoch, _)) if epoch != env.epoch => {
+                    // Redis lost the room's data: numbers start again.
+                    ctx.stats.epoch_resets(1);
+                    tracing::warn!(room = %room, "room stream epoch changed: history reset");
+                    if let Some(h) = hub.history() {
+                        h.with_room(room, |h| h.restart());
+                    }
+                }
+                _ => {}
+            }
+            self.seen.insert(room.clone(), (env.epoch, env.seq));
+        }
+        let now = Instant::now();
+        let own = *env.node == *ctx.node;
+        let published_at = if own {
+            let at = ctx.base + Duration::from_nanos(env.t_ns);
+            ctx.stats.round_trip(now.saturating_duration_since(at));
+            at.min(now)
+        } else {
+            now
+        };
+        let exclude = if own { env.exclude } else { None };
+        let payload = Payload::from_bytes(env.kind, env.payload, published_at);
+        let mut publication = Arc::new(Publication::new(room.clone(), payload, exclude));
+        if env.seq > 0 {
+            publication = publication.numbered(env.seq);
+        }
+        hub.deliver_inbound(publication);
+        ctx.stats.received(1);
+        true
+    }
+}
+
+/// The envelope in one `XRANGE` entry (`[id, [field, value, ...]]`, field `m`).
+fn stream_entry(entry: Value) -> Option<Bytes> {
+    let Value::Array(mut parts) = entry else {
+        return None;
+    };
+    let Value::Array(fields) = parts.pop()? else {
+        return None;
+    };
+    let mut it = fields.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        if let (Value::BulkString(k), Value::BulkString(v)) = (k, v) {
+            if k == b"m" {
+                return Some(Bytes::from(v));
+            }
+        }
+    }
+    None
+}
+
+async fn timed<T>(
+    f: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(TIMEOUT, f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("broker timeout".into()),
+    }
+}
