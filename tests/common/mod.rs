@@ -6,6 +6,7 @@
 
 pub mod process;
 pub mod recorder;
+pub mod redis;
 pub mod spread;
 #[cfg(feature = "tls")]
 pub mod tls;

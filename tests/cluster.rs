@@ -1,0 +1,316 @@
+//! Cluster mode over a real Redis (`--broker`, feature `redis`), on both backends,
+//! through real sockets: three nodes deliver every message of a room exactly once and
+//! in one identical order to every client; a node subscribes to a room only while it
+//! has members (plus the linger); a message on a room channel that ringcast did not
+//! write is counted and never delivered; a client that left node A resumes on node B
+//! with `?since=`; Redis killed and restarted while publishing is survived (see also
+//! `tests/cluster_faults.rs`).
+
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::redis::RedisServer;
+use common::*;
+use ringcast::app::{Builtin, Rooms};
+use ringcast::config::{BrokerConfig, HistoryConfig};
+use ringcast::wire::sequence::parse_seq_payload;
+use ringcast::{BackendChoice, Config, RunningServer};
+use tungstenite::Message;
+
+/// A node of a cluster on `redis`: 2 shards, the rooms app.
+fn node(
+    backend: BackendChoice,
+    redis: &RedisServer,
+    id: &str,
+    history: Option<usize>,
+) -> RunningServer {
+    let cfg = Config {
+        broker: Some(BrokerConfig {
+            node_id: Some(id.into()),
+            linger: Duration::from_millis(200),
+            ..BrokerConfig::new(redis.url())
+        }),
+        history: history.map(HistoryConfig::frames),
+        ..config(backend, 2)
+    };
+    let server = start_with(
+        cfg,
+        Builtin {
+            rooms: Rooms {
+                exclude_sender: false,
+            },
+            ..Builtin::default()
+        },
+    );
+    assert!(
+        poll_until(TIMEOUT, || server.broker_stats().unwrap().1.up),
+        "node {id} connected to redis"
+    );
+    server
+}
+
+fn read_text(c: &mut Client) -> String {
+    loop {
+        match c.read().expect("read") {
+            Message::Text(t) => return t.to_string(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Next sequence-framed message: (seq, payload).
+fn read_seq(c: &mut Client) -> (u64, Vec<u8>) {
+    loop {
+        match c.read().expect("read") {
+            Message::Binary(b) => {
+                let (seq, _op, body) = parse_seq_payload(&b).expect("sequence framing");
+                return (seq, body.to_vec());
+            }
+            Message::Text(t) => panic!("unexpected control message {t}"),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+const CHANNEL: &str = "{ringcast:r}";
+
+#[test]
+fn three_nodes_every_client_gets_every_message_once_in_one_order() {
+    for backend in BACKENDS {
+        let redis = RedisServer::start();
+        let nodes: Vec<RunningServer> = (0..3)
+            .map(|i| node(backend, &redis, &format!("n{i}"), None))
+            .collect();
+        let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.local_addr()).collect();
+        // 100 clients per node, spread over source addresses (so over both shards).
+        let mut clients: Vec<Client> = (0..300)
+            .map(|i| connect_from(addrs[i % 3], "/ws/r", source_ip(i)).0)
+            .collect();
+        assert!(
+            poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 3),
+            "every node subscribed once"
+        );
+        let publishes_before = redis.calls("publish");
+        // One publisher per node, all at once: 3 × 30 messages.
+        const EACH: usize = 30;
+        std::thread::scope(|s| {
+            for (n, c) in clients.iter_mut().take(3).enumerate() {
+                s.spawn(move || {
+                    for i in 0..EACH {
+                        c.send(Message::text(format!("n{n}-{i}"))).unwrap();
+                    }
+                    c.flush().unwrap();
+                });
+            }
+        });
+        let mut orders: Vec<Vec<String>> = Vec::with_capacity(clients.len());
+        for c in clients.iter_mut() {
+            orders.push((0..3 * EACH).map(|_| read_text(c)).collect());
+        }
+        let first = &orders[0];
+        let distinct: HashSet<&String> = first.iter().collect();
+        assert_eq!(distinct.len(), 3 * EACH, "each message once: {first:?}");
+        for n in 0..3 {
+            let mine: Vec<&String> = first
+                .iter()
+                .filter(|m| m.starts_with(&format!("n{n}-")))
+                .collect();
+            let sent: Vec<String> = (0..EACH).map(|i| format!("n{n}-{i}")).collect();
+            assert!(
+                mine.iter().zip(&sent).all(|(a, b)| *a == b),
+                "a publisher's order kept"
+            );
+        }
+        for (i, o) in orders.iter().enumerate() {
+            assert_eq!(o, first, "client {i} saw another order");
+        }
+        // One Redis command per publish, whatever the number of nodes and clients.
+        assert_eq!(redis.calls("publish") - publishes_before, (3 * EACH) as u64);
+        for c in clients.iter_mut() {
+            c.set_nonblocking_read_check();
+        }
+        let received: u64 = nodes
+            .iter()
+            .map(|n| n.broker_stats().unwrap().1.received)
+            .sum();
+        assert_eq!(
+            received,
+            (3 * 3 * EACH) as u64,
+            "one decode per message per node"
+        );
+        drop(clients);
+        for n in nodes {
+            n.shutdown().unwrap();
+        }
+    }
+}
+
+/// Nothing more arrived for this client (a short non-blocking check after the test).
+trait NoMore {
+    fn set_nonblocking_read_check(&mut self);
+}
+
+impl NoMore for Client {
+    fn set_nonblocking_read_check(&mut self) {
+        self.get_mut()
+            .set_read_timeout(Some(Duration::from_millis(1)))
+            .unwrap();
+        match self.read() {
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            other => panic!("unexpected extra message: {other:?}"),
+        }
+        self.get_mut().set_read_timeout(Some(TIMEOUT)).unwrap();
+    }
+}
+
+#[test]
+fn a_node_subscribes_only_while_it_has_members_and_unsubscribes_after_the_linger() {
+    for backend in BACKENDS {
+        let redis = RedisServer::start();
+        let a = node(backend, &redis, "a", None);
+        let b = node(backend, &redis, "b", None);
+        let mut member = connect(a.local_addr(), "/ws/r");
+        assert!(poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 1));
+        member.send(Message::text("hello")).unwrap();
+        assert_eq!(read_text(&mut member), "hello");
+        let (_, sb) = b.broker_stats().unwrap();
+        assert_eq!(
+            (sb.subscribes, sb.received),
+            (0, 0),
+            "b has no member: nothing for it"
+        );
+        // A member on b: b subscribes too; the last one leaving a: a unsubscribes
+        // after the linger.
+        let mut other = connect(b.local_addr(), "/ws/r");
+        assert!(poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 2));
+        member.close(None).unwrap();
+        while member.read().is_ok() {}
+        assert!(
+            poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 1),
+            "a unsubscribed"
+        );
+        assert_eq!(a.broker_stats().unwrap().1.unsubscribes, 1);
+        other.send(Message::text("still here")).unwrap();
+        assert_eq!(read_text(&mut other), "still here");
+        // A reconnect within the linger does not churn the subscription.
+        other.close(None).unwrap();
+        while other.read().is_ok() {}
+        let mut back = connect(b.local_addr(), "/ws/r");
+        back.send(Message::text("back")).unwrap();
+        assert_eq!(read_text(&mut back), "back");
+        let (_, sb) = b.broker_stats().unwrap();
+        assert_eq!(
+            (sb.subscribes, sb.unsubscribes),
+            (1, 0),
+            "kept through the linger"
+        );
+        a.shutdown().unwrap();
+        b.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn a_message_ringcast_did_not_write_is_counted_and_dropped() {
+    for backend in BACKENDS {
+        let redis = RedisServer::start();
+        let a = node(backend, &redis, "a", None);
+        let mut c = connect(a.local_addr(), "/ws/r");
+        assert!(poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 1));
+        // Another program's message, a truncated envelope, another version.
+        for foreign in ["not ours", "RC1 t 0 0 a - - 0", "RC9 t 0 0 a - - 0\nx"] {
+            redis.cli(&["PUBLISH", CHANNEL, foreign]);
+        }
+        assert!(poll_until(TIMEOUT, || a
+            .broker_stats()
+            .unwrap()
+            .1
+            .foreign_dropped
+            == 3));
+        c.send(Message::text("real")).unwrap();
+        assert_eq!(
+            read_text(&mut c),
+            "real",
+            "nothing of them reached the client"
+        );
+        a.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn a_client_that_left_node_a_resumes_on_node_b_with_exactly_what_it_missed() {
+    for backend in BACKENDS {
+        let redis = RedisServer::start();
+        let a = node(backend, &redis, "a", Some(500));
+        let b = node(backend, &redis, "b", Some(500));
+        // b has a member all along.
+        let mut watcher = connect(b.local_addr(), "/ws/r?seq=1");
+        let mut c = connect(a.local_addr(), "/ws/r?seq=1");
+        assert!(poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 2));
+        let publisher = a.publisher();
+        for i in 0..10 {
+            publisher
+                .publish("r", ringcast::Message::Text(&format!("m{i}")))
+                .unwrap();
+        }
+        let mut last = 0;
+        for i in 0..10 {
+            let (seq, body) = read_seq(&mut c);
+            assert_eq!(body, format!("m{i}").as_bytes());
+            assert!(seq > last);
+            last = seq;
+        }
+        drop(c);
+        // 200 published while away, from both nodes; more go on during the resume.
+        let pb = b.publisher();
+        for i in 10..210 {
+            let p = if i % 2 == 0 { &publisher } else { &pb };
+            p.publish("r", ringcast::Message::Text(&format!("m{i}")))
+                .unwrap();
+        }
+        let mut watcher_seen = Vec::new();
+        while watcher_seen.len() < 210 {
+            watcher_seen.push(read_seq(&mut watcher));
+        }
+        let during = std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                for i in 210..260 {
+                    publisher
+                        .publish("r", ringcast::Message::Text(&format!("m{i}")))
+                        .unwrap();
+                }
+            });
+            let c = connect(b.local_addr(), &format!("/ws/r?since={last}"));
+            h.join().unwrap();
+            c
+        });
+        let mut c = during;
+        while watcher_seen.len() < 260 {
+            watcher_seen.push(read_seq(&mut watcher));
+        }
+        // Exactly what the watcher on b saw after `last`, in the same order (two nodes
+        // publishing: Redis's order, not the loop's), numbers without gap.
+        let missed: Vec<(u64, Vec<u8>)> = watcher_seen
+            .into_iter()
+            .filter(|(s, _)| *s > last)
+            .collect();
+        assert_eq!(missed.len(), 250);
+        for (i, want) in missed.iter().enumerate() {
+            let got = read_seq(&mut c);
+            assert_eq!(got.0, last + 1 + i as u64, "no gap, no duplicate");
+            assert_eq!(&got, want);
+        }
+        a.shutdown().unwrap();
+        b.shutdown().unwrap();
+    }
+}

@@ -1,0 +1,107 @@
+//! A real `redis-server` for the cluster tests: started on a free loopback port with
+//! persistence off, driven with the real `redis-cli`, stopped by PID (kill in Drop);
+//! [`RedisServer::stop`] and [`RedisServer::restart`] take it away and bring it back on
+//! the same port.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::poll_until;
+
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+/// A loopback port that was free a moment ago (bound, then released: redis-server
+/// refuses `--port 0`).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl RedisServer {
+    /// Start one on a free port and wait until it answers `PING`.
+    pub fn start() -> Self {
+        let mut r = RedisServer {
+            child: None,
+            port: free_port(),
+        };
+        r.restart();
+        r
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)start it on its port, empty (no persistence), and wait for `PING`.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server installed (Debian package redis-server)");
+        self.child = Some(child);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        assert!(
+            poll_until(Duration::from_secs(10), || TcpStream::connect(addr).is_ok()
+                && self.cli(&["PING"]).trim() == "PONG"),
+            "redis-server did not come up on port {}",
+            self.port
+        );
+    }
+
+    /// Kill it (SIGKILL, by PID) and reap it: everything it held is lost.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Run `redis-cli -p PORT ARGS…` and return its output (raw, one value per line).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "--raw"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Subscribers of `channel` (`PUBSUB NUMSUB`).
+    pub fn numsub(&self, channel: &str) -> u64 {
+        let out = self.cli(&["PUBSUB", "NUMSUB", channel]);
+        out.lines()
+            .nth(1)
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Calls of `command` since start (`INFO commandstats`, e.g. `publish`).
+    pub fn calls(&self, command: &str) -> u64 {
+        let info = self.cli(&["INFO", "commandstats"]);
+        let key = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
