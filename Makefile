@@ -5,14 +5,20 @@ ARGS    ?=
 FUZZ_SECONDS ?= 60
 SOAK_SECONDS ?= 300
 QUICK   ?= 0
-# Optional cargo features built by run/release/test (tls: wss:// with --tls-cert/--tls-key).
-FEATURES ?= ringcast/tls
+# Optional cargo features built by run/release/test (tls: wss:// with --tls-cert/--tls-key;
+# redis: cluster mode with --broker redis://HOST:PORT, tests/cluster*.rs need redis-server).
+FEATURES ?= ringcast/tls,ringcast/redis
 
-.PHONY: run test fmt-check clippy test-features test-otel build release bench compare echo-cpu autobahn idle-rss soak dashboard-shot fuzz clean
+.PHONY: run cluster test fmt-check clippy test-features test-otel build release bench compare echo-cpu autobahn idle-rss soak dashboard-shot fuzz clean
 
 ## Start the server (release build) on $(ADDR); Ctrl-C stops it.
 run:
 	$(CARGO) run --release --features $(FEATURES) --bin ringcast -- serve --addr $(ADDR) $(ARGS)
+
+## A local cluster: redis-server and three nodes on loopback (URLs printed; ARGS are
+## passed to every node, e.g. ARGS="--history 1000"); Ctrl-C stops everything.
+cluster: release
+	scripts/cluster.sh $(ARGS)
 
 ## Everything CI checks: formatting, clippy -D warnings, single-backend builds, all tests
 ## (with the tls feature: the wss:// tests run too).
@@ -26,10 +32,11 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --features $(FEATURES) -- -D warnings
 
-## Each backend must build on its own (the other feature off), and without tls.
+## Each backend must build on its own (the other feature off), and without tls or redis.
 test-features:
 	$(CARGO) check -p ringcast --no-default-features --features uring
 	$(CARGO) check -p ringcast --no-default-features --features epoll,tls
+	$(CARGO) check -p ringcast --no-default-features --features epoll,redis
 	$(CARGO) clippy -p ringcast --all-targets -- -D warnings
 
 ## Optional feature `otel` (OTLP export of lifecycle spans): check, clippy, and its tests
