@@ -248,15 +248,34 @@ fn a_message_ringcast_did_not_write_is_counted_and_dropped() {
 }
 
 #[test]
-fn a_client_that_left_node_a_resumes_on_node_b_with_exactly_what_it_missed() {
+fn a_client_that_left_node_a_resumes_on_node_b_from_b_s_own_history() {
     for backend in BACKENDS {
+        resume_on_another_node(backend, true);
+    }
+}
+
+#[test]
+fn a_client_that_left_node_a_resumes_on_node_b_from_the_room_stream() {
+    for backend in BACKENDS {
+        resume_on_another_node(backend, false);
+    }
+}
+
+/// A client leaves node a; 200 messages are published (from both nodes); it resumes on
+/// node b with `?since=` while 50 more are published: it gets exactly what it missed,
+/// then the live ones, in the order a watcher saw them. `b_has_members`: a watcher on
+/// b all along, so b's local history covers the range; otherwise b holds nothing of
+/// the room and fetches it from the room's Redis stream.
+fn resume_on_another_node(backend: BackendChoice, b_has_members: bool) {
+    {
         let redis = RedisServer::start();
         let a = node(backend, &redis, "a", Some(500));
         let b = node(backend, &redis, "b", Some(500));
-        // b has a member all along.
-        let mut watcher = connect(b.local_addr(), "/ws/r?seq=1");
+        let watcher_node = if b_has_members { &b } else { &a };
+        let mut watcher = connect(watcher_node.local_addr(), "/ws/r?seq=1");
         let mut c = connect(a.local_addr(), "/ws/r?seq=1");
-        assert!(poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 2));
+        let subscribers = if b_has_members { 2 } else { 1 };
+        assert!(poll_until(TIMEOUT, || redis.numsub(CHANNEL) == subscribers));
         let publisher = a.publisher();
         for i in 0..10 {
             publisher
@@ -273,6 +292,13 @@ fn a_client_that_left_node_a_resumes_on_node_b_with_exactly_what_it_missed() {
         drop(c);
         // 200 published while away, from both nodes; more go on during the resume.
         let pb = b.publisher();
+        if !b_has_members {
+            assert_eq!(
+                b.history_stats().unwrap().frames,
+                0,
+                "b holds nothing of the room"
+            );
+        }
         for i in 10..210 {
             let p = if i % 2 == 0 { &publisher } else { &pb };
             p.publish("r", ringcast::Message::Text(&format!("m{i}")))
@@ -309,6 +335,10 @@ fn a_client_that_left_node_a_resumes_on_node_b_with_exactly_what_it_missed() {
             let got = read_seq(&mut c);
             assert_eq!(got.0, last + 1 + i as u64, "no gap, no duplicate");
             assert_eq!(&got, want);
+        }
+        let (_, stats) = b.broker_stats().unwrap();
+        if !b_has_members {
+            assert!(stats.recovered >= 200, "fetched from the stream: {stats:?}");
         }
         a.shutdown().unwrap();
         b.shutdown().unwrap();

@@ -31,7 +31,7 @@ use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, Client, Value};
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::hub::{Broker, HubShared, Route};
+use crate::hub::{Broker, FetchRequest, HubShared, Route, ShardMsg};
 use crate::wire::{Kind, Payload, Publication};
 
 use super::envelope::{self, Envelope};
@@ -45,6 +45,9 @@ pub const BATCH: usize = 256;
 /// First reconnect delay; doubled per failure up to [`BACKOFF_MAX`].
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Resumes waiting for a stream fetch, at most; over it a resume is answered from the
+/// local history.
+pub const FETCH_QUEUE: usize = 4096;
 /// Connect and command timeout.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -78,6 +81,7 @@ struct Ctx {
 pub struct RedisBroker {
     ctx: Arc<Ctx>,
     tx: mpsc::Sender<Outbound>,
+    fetch_tx: mpsc::Sender<FetchRequest>,
     stop: watch::Sender<bool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -93,6 +97,7 @@ impl RedisBroker {
         let client = Client::open(cfg.url.as_str())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let (tx, rx) = mpsc::channel(cfg.queue);
+        let (fetch_tx, fetch_rx) = mpsc::channel(FETCH_QUEUE);
         let (stop, stop_rx) = watch::channel(false);
         let ctx = Arc::new(Ctx {
             node: Arc::from(node.as_str()),
@@ -116,7 +121,7 @@ impl RedisBroker {
                 runtime.block_on(async move {
                     let publisher =
                         tokio::spawn(publish_loop(thread_ctx.clone(), rx, stop_rx.clone()));
-                    sessions(thread_ctx, client, stop_rx).await;
+                    sessions(thread_ctx, client, fetch_rx, stop_rx).await;
                     publisher.abort();
                 });
             })?;
@@ -124,6 +129,7 @@ impl RedisBroker {
         Ok(Arc::new(RedisBroker {
             ctx,
             tx,
+            fetch_tx,
             stop,
             thread: Mutex::new(Some(thread)),
         }))
@@ -196,6 +202,12 @@ impl Broker for RedisBroker {
         self.ctx.interest.set(room, on, Instant::now());
         self.ctx.interest_changed.notify_one();
     }
+
+    fn fetch(&self, request: FetchRequest) -> bool {
+        self.ctx.history.is_some()
+            && self.ctx.stats.is_up()
+            && self.fetch_tx.try_send(request).is_ok()
+    }
 }
 
 type Conn = Option<(MultiplexedConnection, String)>;
@@ -262,7 +274,12 @@ fn epoch_seed() -> u64 {
 }
 
 /// Connect, serve, reconnect with backoff, until stopped.
-async fn sessions(ctx: Arc<Ctx>, client: Client, mut stop: watch::Receiver<bool>) {
+async fn sessions(
+    ctx: Arc<Ctx>,
+    client: Client,
+    mut fetches: mpsc::Receiver<FetchRequest>,
+    mut stop: watch::Receiver<bool>,
+) {
     // Inbound needs the hub: wait for it (given right after the hub is made).
     while ctx.hub.get().is_none() {
         tokio::select! {
@@ -295,9 +312,13 @@ async fn sessions(ctx: Arc<Ctx>, client: Client, mut stop: watch::Receiver<bool>
                     subscribed: HashSet::new(),
                     seen: &mut seen,
                 };
-                let why = session.run(stream, &mut stop).await;
+                let why = session.run(stream, &mut fetches, &mut stop).await;
                 ctx.stats.set_up(false);
                 ctx.conn.send_replace(None);
+                // Resumes still waiting are answered from the local history.
+                while let Ok(request) = fetches.try_recv() {
+                    answer(&ctx, request);
+                }
                 if *stop.borrow() {
                     return;
                 }
@@ -359,7 +380,12 @@ struct Session<'a> {
 
 impl Session<'_> {
     /// Serve until the connection is lost or the broker stops; returns why it ended.
-    async fn run(&mut self, mut stream: PubSubStream, stop: &mut watch::Receiver<bool>) -> String {
+    async fn run(
+        &mut self,
+        mut stream: PubSubStream,
+        fetches: &mut mpsc::Receiver<FetchRequest>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> String {
         loop {
             if let Err(e) = self.reconcile().await {
                 return e;
@@ -375,6 +401,13 @@ impl Session<'_> {
                 msg = stream.next() => match msg {
                     Some(msg) => self.on_message(&msg),
                     None => return "pub/sub connection closed".into(),
+                },
+                request = fetches.recv() => if let Some(request) = request {
+                    let done = self.fetch(&request).await;
+                    answer(self.ctx, request);
+                    if let Err(e) = done {
+                        return e;
+                    }
                 },
                 _ = self.ctx.interest_changed.notified() => {}
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
@@ -461,6 +494,82 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// A resume the local history could not serve: subscribe the room (its
+    /// first member here just joined), then read the room's counter, epoch and stream
+    /// after `since` (one pipeline); numbers above what was delivered here go out live
+    /// (later pub/sub copies are dropped as duplicates), older ones are put in front of
+    /// the local ring, and the counter tells the history the last number issued.
+    async fn fetch(&mut self, request: &FetchRequest) -> Result<(), String> {
+        self.reconcile().await?;
+        let ctx = self.ctx;
+        let Some(hub) = ctx.hub.get().and_then(Weak::upgrade) else {
+            return Ok(());
+        };
+        let Some(history) = hub.history() else {
+            return Ok(());
+        };
+        let room = self
+            .subscribed
+            .get(&request.room)
+            .cloned()
+            .unwrap_or_else(|| request.room.clone());
+        let [seq_key, log, epoch_key] = script::keys(&ctx.prefix, &room);
+        let (counter, epoch, entries): (Option<u64>, Option<u64>, Value) = timed(
+            redis::pipe()
+                .get(seq_key)
+                .get(epoch_key)
+                .cmd("XRANGE")
+                .arg(log)
+                .arg(format!("{}-1", request.since + 1))
+                .arg("+")
+                .query_async(&mut self.conn),
+        )
+        .await?;
+        let (Some(counter), Some(epoch)) = (counter, epoch) else {
+            return Ok(()); // nothing was ever published in the room
+        };
+        let now = Instant::now();
+        match self.seen.get(&room) {
+            Some(&(e, _)) if e == epoch => {}
+            Some(_) => {
+                ctx.stats.epoch_resets(1);
+                history.with_room(&room, |h| h.restart());
+                self.seen.insert(room.clone(), (epoch, counter));
+            }
+            None => {
+                self.seen.insert(room.clone(), (epoch, counter));
+            }
+        }
+        let Value::Array(entries) = entries else {
+            return Ok(());
+        };
+        let mut older = Vec::new();
+        for entry in entries {
+            let Some(env) = stream_entry(entry).and_then(|b| envelope::decode(b).ok()) else {
+                ctx.stats.foreign_dropped(1);
+                continue;
+            };
+            let last = self.seen.get(&room).map_or(0, |&(_, l)| l);
+            if env.epoch != epoch {
+                continue;
+            }
+            if env.seq > last {
+                if self.deliver(&room, env) {
+                    ctx.stats.recovered(1);
+                }
+            } else {
+                let seq = env.seq;
+                let payload = Payload::from_bytes(env.kind, env.payload, now);
+                let p = Arc::new(Publication::new(room.clone(), payload, None)).numbered(seq);
+                older.push((seq, p));
+            }
+        }
+        history.with_room(&room, |h| h.observe(counter, now));
+        let kept = history.backfill(&room, &older);
+        ctx.stats.recovered(kept as u64);
+        Ok(())
+    }
+
     /// One message from the pub/sub connection.
     fn on_message(&mut self, msg: &redis::Msg) {
         let room = script::room_of(&self.ctx.prefix, msg.get_channel_name())
@@ -522,6 +631,16 @@ impl Session<'_> {
         hub.deliver_inbound(publication);
         ctx.stats.received(1);
         true
+    }
+}
+
+/// Let the shard resume `request` from the local history (filled or not).
+fn answer(ctx: &Ctx, request: FetchRequest) {
+    if let Some(hub) = ctx.hub.get().and_then(Weak::upgrade) {
+        if request.shard < hub.shard_count() {
+            let shard = request.shard;
+            hub.inbox(shard).send(ShardMsg::Resume(request));
+        }
     }
 }
 

@@ -14,14 +14,34 @@
 //!   a room joins (on any shard) and `on = false` when its last member leaves, called
 //!   under the directory's write lock so a room's calls arrive in order.
 //!
-//! Both calls run on a shard thread (or a `Publisher`'s) and must not block or call
+//! - **resume** (history on): a resume that the room's local history cannot serve
+//!   (the node holds nothing of the room, or `since` is older than its ring) is offered
+//!   to [`Broker::fetch`]; a broker that takes it fills the local history from its own
+//!   store, then sends the shard [`super::ShardMsg::Resume`], and the shard resumes
+//!   the connection from the local history again.
+//!
+//! These calls run on a shard thread (or a `Publisher`'s) and must not block or call
 //! back into the hub: a real broker queues the work for a thread of its own. Without a
 //! broker (`None`, the default) the cost is one branch per publish and per room
 //! open/close.
 
 use std::sync::Arc;
 
-use crate::wire::Publication;
+use crate::wire::{ConnKey, Publication};
+
+/// A resume taken over by a broker ([`Broker::fetch`]): who resumes which room from
+/// which number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRequest {
+    pub room: Arc<str>,
+    /// The last number the client saw.
+    pub since: u64,
+    /// The connection's shard, slab key and the slot's generation (a key reused by a
+    /// later connection is not resumed).
+    pub shard: usize,
+    pub key: ConnKey,
+    pub generation: u32,
+}
 
 /// What the hub does with a publication after [`Broker::publish`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,4 +63,13 @@ pub trait Broker: Send + Sync {
     /// Room interest: this node's first member of `room` joined (`on`), or its last
     /// left (`!on`).
     fn interest(&self, room: &Arc<str>, on: bool);
+
+    /// A resume the local history cannot serve (see the module doc). True: the broker
+    /// took it and will send [`super::ShardMsg::Resume`] to `request.shard` (once);
+    /// false (the default): the caller answers from the local history now. Must not
+    /// block.
+    fn fetch(&self, request: FetchRequest) -> bool {
+        let _ = request;
+        false
+    }
 }

@@ -165,6 +165,25 @@ impl RoomHistory {
         self.next_seq = 1;
     }
 
+    /// Put `older` (numbered publications in ascending order, from a broker's store)
+    /// in front of the ring: only those older than the oldest retained (or than the next
+    /// number when the ring is empty), newest first while the bounds allow. Returns how
+    /// many were kept.
+    pub fn backfill(&mut self, older: &[(u64, Arc<Publication>)], cfg: &HistoryConfig) -> usize {
+        let oldest = self.ring.front().map_or(self.next_seq, |(s, _)| *s);
+        let mut kept = 0;
+        for (seq, p) in older.iter().rev().filter(|(s, _)| *s < oldest) {
+            let size = p.sequenced_len();
+            if self.ring.len() >= cfg.max_frames || self.bytes + size > cfg.max_bytes {
+                break;
+            }
+            self.bytes += size;
+            self.ring.push_front((*seq, p.clone()));
+            kept += 1;
+        }
+        kept
+    }
+
     /// Keep `publication` (number `seq`), evicting the oldest over the bounds. One
     /// whose sequence-framed size exceeds `cfg.max_bytes` is refused (returns false)
     /// and the ring is left untouched.
@@ -264,6 +283,11 @@ impl HistoryRegistry {
             self.refused.fetch_add(1, Ordering::Relaxed);
         }
         kept
+    }
+
+    /// [`RoomHistory::backfill`] in `room` (locked here).
+    pub fn backfill(&self, room: &str, older: &[(u64, Arc<Publication>)]) -> usize {
+        self.with_room(room, |h| h.backfill(older, &self.cfg))
     }
 
     pub fn config(&self) -> &HistoryConfig {

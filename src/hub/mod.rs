@@ -50,7 +50,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 
 pub use crate::wire::{Payload, PreparedFrame, Publication, PublishTally};
-pub use broker::{Broker, Route};
+pub use broker::{Broker, FetchRequest, Route};
 pub use directory::{Directory, ShardSet};
 pub use history::{HistoryConfig, HistoryRegistry, HistoryStats, Replay, ResumeStart};
 pub use rooms::{ConnKey, Joined, RoomId, Rooms};
@@ -64,6 +64,9 @@ pub enum ShardMsg {
     /// [`Publication::exclude`], then add the recipients to its tally (also when the
     /// shard has no member left: still a part).
     Publish(Arc<Publication>),
+    /// Resume a connection again, from the local history, now that the broker filled
+    /// it ([`Broker::fetch`]).
+    Resume(FetchRequest),
     /// Begin a graceful shutdown.
     Shutdown,
 }
@@ -313,6 +316,16 @@ impl HubShared {
             }
         }
         published
+    }
+
+    /// True when a broker is behind the publish entry (cluster mode).
+    pub fn has_broker(&self) -> bool {
+        self.broker.is_some()
+    }
+
+    /// Offer a resume to the broker ([`Broker::fetch`]); false without one.
+    pub fn broker_fetch(&self, request: FetchRequest) -> bool {
+        self.broker.as_ref().is_some_and(|b| b.fetch(request))
     }
 
     /// Drop idle rooms' history (see [`HistoryRegistry::sweep`]); 0 when history is off.

@@ -23,6 +23,7 @@
 pub mod admission;
 pub mod config;
 pub mod context;
+mod fetched;
 pub mod origin;
 pub mod publish;
 pub mod publisher;
@@ -635,6 +636,7 @@ impl Shard {
         while let Ok(msg) = self.inbox.try_recv() {
             match msg {
                 ShardMsg::Publish(publication) => self.state.deliver_inbox(&publication),
+                ShardMsg::Resume(request) => self.state.resume_fetched(&request),
                 ShardMsg::Shutdown => self.begin_shutdown(now),
             }
         }

@@ -20,7 +20,7 @@
 use std::time::{Duration, Instant};
 
 use crate::conn::Phase;
-use crate::hub::ResumeStart;
+use crate::hub::{FetchRequest, ResumeStart};
 use crate::proto::frame::Opcode;
 use crate::wire::sequence::{gap_message, reset_message};
 use crate::wire::{ConnKey, Encoding, PreparedFrame};
@@ -40,6 +40,10 @@ pub struct Resumed {
     pub holes: usize,
     /// The last number issued in the room at the resume: live messages follow it.
     pub upto: u64,
+    /// Cluster mode: the local history could not serve it and the broker is fetching
+    /// the room's messages; the replay follows when they are here (nothing was queued
+    /// yet, the other fields are empty).
+    pub fetching: bool,
 }
 
 fn text_frame(text: &str) -> PreparedFrame {
@@ -55,6 +59,19 @@ impl ShardState {
     /// Replay `room` after `since` to `key` and join it, atomically with the room's
     /// publishes. `None` when history is off or the connection is not open.
     pub(super) fn resume(&mut self, key: ConnKey, room: &str, since: u64) -> Option<Resumed> {
+        self.resume_from(key, room, since, true)
+    }
+
+    /// [`ShardState::resume`]; `offer`: in cluster mode, hand it to the broker when the
+    /// local history cannot serve it (see [`crate::hub::Broker::fetch`]); false when
+    /// the broker already filled the local history.
+    pub(super) fn resume_from(
+        &mut self,
+        key: ConnKey,
+        room: &str,
+        since: u64,
+        offer: bool,
+    ) -> Option<Resumed> {
         if self
             .slots
             .get(key)
@@ -64,19 +81,47 @@ impl ShardState {
         }
         let shared = self.hub.shared().clone();
         let history = shared.history()?;
-        self.metrics().resume_attempt(self.id);
+        if offer {
+            self.metrics().resume_attempt(self.id);
+        }
         let now = Instant::now();
-        let (replay, room_opened) = history.with_room(room, |h| {
+        let (replay, room_opened, fetching) = history.with_room(room, |h| {
             let replay = h.replay_after(since, now);
             let joined = self.hub.join(room, key);
+            // Cluster mode: not all here (or nothing of the room here): the broker
+            // fetches; live messages wait (skipped: they are in the history) until
+            // the resume runs again.
+            let fetching = offer
+                && (replay.start != ResumeStart::Full || h.retained().0 == 0)
+                && shared.broker_fetch(FetchRequest {
+                    room: h.name().clone(),
+                    since,
+                    shard: self.id,
+                    key,
+                    generation: self.slots[key].generation,
+                });
             let conn = &mut self.slots[key].conn;
             if joined.new_member {
                 conn.rooms.push(joined.room);
             }
             conn.replay_marks.retain(|(r, _)| *r != joined.room);
-            conn.replay_marks.push((joined.room, replay.upto));
-            (replay, joined.room_opened)
+            let upto = if fetching { u64::MAX } else { replay.upto };
+            conn.replay_marks.push((joined.room, upto));
+            (replay, joined.room_opened, fetching)
         });
+        if room_opened {
+            self.metrics().room_opened(self.id);
+        }
+        if fetching {
+            self.slots[key].conn.sequenced = true;
+            return Some(Resumed {
+                start: ResumeStart::Full,
+                replayed: 0,
+                holes: 0,
+                upto: 0,
+                fetching: true,
+            });
+        }
         let control = match replay.start {
             ResumeStart::Full => None,
             ResumeStart::Gap { from, to } => Some(gap_message(from, to)),
@@ -103,12 +148,10 @@ impl ShardState {
             replayed: replay.frames.len(),
             holes: holes.len(),
             upto: replay.upto,
+            fetching: false,
         };
         self.mark_dirty(key);
         let metrics = self.metrics();
-        if room_opened {
-            metrics.room_opened(self.id);
-        }
         metrics.frames_replayed(self.id, resumed.replayed);
         match (resumed.start, resumed.holes) {
             (ResumeStart::Full, 0) => metrics.resume_served(self.id),
