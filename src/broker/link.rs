@@ -32,7 +32,9 @@ use redis::{AsyncConnectionConfig, Client, Value};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::hub::{Broker, FetchRequest, HubShared, Route, ShardMsg};
-use crate::wire::{Kind, Payload, Publication};
+use crate::proto::frame::Opcode;
+use crate::wire::sequence::{gap_message, reset_message};
+use crate::wire::{Kind, Payload, PreparedFrame, Publication};
 
 use super::envelope::{self, Envelope};
 use super::interest::Interest;
@@ -456,16 +458,30 @@ impl Session<'_> {
     }
 
     /// After (re)subscribing `room`: deliver from its stream what came after the last
-    /// number delivered here (nothing for a room new to this node).
+    /// number delivered here (nothing for a room new to this node). When the room's
+    /// epoch changed (Redis lost its data while we were away) the numbering restarted:
+    /// sequenced members get a `reset` and the new numbers from the first retained.
+    /// A stream that no longer holds the next number makes [`Session::deliver`]
+    /// announce a `gap`.
     async fn catch_up(&mut self, room: &Arc<str>) -> Result<(), String> {
-        let Some(&(_, last)) = self.seen.get(room) else {
+        let Some(&(seen_epoch, last)) = self.seen.get(room) else {
             return Ok(());
         };
-        let [_, log, _] = script::keys(&self.ctx.prefix, room);
+        let [_, log, epoch_key] = script::keys(&self.ctx.prefix, room);
+        let epoch: Option<u64> = timed(
+            redis::cmd("GET")
+                .arg(&epoch_key)
+                .query_async(&mut self.conn),
+        )
+        .await?;
+        let Some(epoch) = epoch else {
+            return Ok(()); // nothing published since Redis lost it: the next one resets
+        };
+        let from = if epoch == seen_epoch { last + 1 } else { 1 };
         let reply: Value = timed(
             redis::cmd("XRANGE")
                 .arg(log)
-                .arg(format!("{}-1", last + 1))
+                .arg(format!("{from}-1"))
                 .arg("+")
                 .query_async(&mut self.conn),
         )
@@ -473,25 +489,42 @@ impl Session<'_> {
         let Value::Array(entries) = reply else {
             return Ok(());
         };
-        let mut first = true;
-        for entry in entries {
-            let Some(env) = stream_entry(entry) else {
-                self.ctx.stats.foreign_dropped(1);
-                continue;
-            };
-            let Ok(env) = envelope::decode(env) else {
-                self.ctx.stats.foreign_dropped(1);
-                continue;
-            };
-            if first && env.seq > last + 1 {
-                self.ctx.stats.gap_announced(env.seq - last - 1);
-            }
-            first = false;
+        let mut entries: Vec<Envelope> = entries
+            .into_iter()
+            .filter_map(|e| {
+                let env = stream_entry(e).and_then(|b| envelope::decode(b).ok());
+                if env.is_none() {
+                    self.ctx.stats.foreign_dropped(1);
+                }
+                env
+            })
+            .filter(|env| env.epoch == epoch)
+            .collect();
+        if epoch != seen_epoch {
+            let next = entries.first().map_or(1, |e| e.seq);
+            self.restart(room, next);
+            self.seen.insert(room.clone(), (epoch, next - 1));
+        }
+        for env in entries.drain(..) {
             if self.deliver(room, env) {
                 self.ctx.stats.recovered(1);
             }
         }
         Ok(())
+    }
+
+    /// The room's numbering restarted at `next` (a new epoch): forget its local history
+    /// and tell its sequenced members.
+    fn restart(&mut self, room: &Arc<str>, next: u64) {
+        let Some(hub) = self.ctx.hub.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        self.ctx.stats.epoch_resets(1);
+        tracing::warn!(room = %room, next, "room stream epoch changed: history reset");
+        if let Some(h) = hub.history() {
+            h.with_room(room, |h| h.restart());
+        }
+        hub.announce(room, control(&reset_message(next)));
     }
 
     /// A resume the local history could not serve: subscribe the room (its
@@ -532,8 +565,7 @@ impl Session<'_> {
         match self.seen.get(&room) {
             Some(&(e, _)) if e == epoch => {}
             Some(_) => {
-                ctx.stats.epoch_resets(1);
-                history.with_room(&room, |h| h.restart());
+                self.restart(&room, counter + 1);
                 self.seen.insert(room.clone(), (epoch, counter));
             }
             None => {
@@ -601,15 +633,15 @@ impl Session<'_> {
                     ctx.stats.duplicates_dropped(1);
                     return false;
                 }
-                Some(&(epoch, _)) if epoch != env.epoch => {
-                    // Redis lost the room's data: numbers start again.
-                    ctx.stats.epoch_resets(1);
-                    tracing::warn!(room = %room, "room stream epoch changed: history reset");
-                    if let Some(h) = hub.history() {
-                        h.with_room(room, |h| h.restart());
-                    }
+                Some(&(epoch, last)) if epoch == env.epoch && env.seq > last + 1 => {
+                    // Numbers this node never got and Redis no longer holds.
+                    ctx.stats.gap_announced(env.seq - last - 1);
+                    tracing::warn!(room = %room, from = last + 1, to = env.seq - 1, "numbers lost: gap announced");
+                    hub.announce(room, control(&gap_message(last + 1, env.seq - 1)));
                 }
-                _ => {}
+                Some(&(epoch, _)) if epoch == env.epoch => {}
+                Some(_) => self.restart(room, env.seq), // Redis lost the room's data
+                None => {}
             }
             self.seen.insert(room.clone(), (env.epoch, env.seq));
         }
@@ -632,6 +664,11 @@ impl Session<'_> {
         ctx.stats.received(1);
         true
     }
+}
+
+/// A control message as the text frame sequenced clients get.
+fn control(text: &str) -> PreparedFrame {
+    PreparedFrame::encode(Opcode::Text, text.as_bytes())
 }
 
 /// Let the shard resume `request` from the local history (filled or not).

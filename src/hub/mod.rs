@@ -67,6 +67,9 @@ pub enum ShardMsg {
     /// Resume a connection again, from the local history, now that the broker filled
     /// it ([`Broker::fetch`]).
     Resume(FetchRequest),
+    /// A control message (`gap`, `reset`) for every sequenced member of the room, in
+    /// order with its publications (cluster mode: see [`HubShared::announce`]).
+    Announce(Arc<str>, PreparedFrame),
     /// Begin a graceful shutdown.
     Shutdown,
 }
@@ -316,6 +319,15 @@ impl HubShared {
             }
         }
         published
+    }
+
+    /// Send `frame` (a `gap` or `reset` text message) to every sequenced member of
+    /// `room` on every shard, after the publications sent so far (a broker announcing
+    /// numbers it lost, or a numbering that restarted).
+    pub fn announce(&self, room: &Arc<str>, frame: PreparedFrame) {
+        for shard in self.directory.shards(room).iter() {
+            self.inboxes[shard].send(ShardMsg::Announce(room.clone(), frame.clone()));
+        }
     }
 
     /// True when a broker is behind the publish entry (cluster mode).

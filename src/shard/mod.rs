@@ -21,9 +21,9 @@
 //! callbacks are caught and close only that connection with 1011.
 
 pub mod admission;
+mod cluster;
 pub mod config;
 pub mod context;
-mod fetched;
 pub mod origin;
 pub mod publish;
 pub mod publisher;
@@ -637,6 +637,7 @@ impl Shard {
             match msg {
                 ShardMsg::Publish(publication) => self.state.deliver_inbox(&publication),
                 ShardMsg::Resume(request) => self.state.resume_fetched(&request),
+                ShardMsg::Announce(room, frame) => self.state.announce(&room, &frame),
                 ShardMsg::Shutdown => self.begin_shutdown(now),
             }
         }

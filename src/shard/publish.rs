@@ -147,7 +147,7 @@ impl ShardState {
     /// the caller reports them as its part of the publish. Samples `send_queue_bytes`
     /// once (per shard delivery, not per member).
     #[inline]
-    fn deliver_with(
+    pub(super) fn deliver_with(
         &mut self,
         room: RoomId,
         exclude: Option<ConnKey>,
