@@ -388,17 +388,23 @@ impl Session<'_> {
         fetches: &mut mpsc::Receiver<FetchRequest>,
         stop: &mut watch::Receiver<bool>,
     ) -> String {
+        // The interest table is compared (a walk over its rooms) only when it changed
+        // or a linger may have run out, not per message.
+        let mut due = true;
+        let mut wake_at = Instant::now();
         loop {
-            if let Err(e) = self.reconcile().await {
-                return e;
+            if due {
+                if let Err(e) = self.reconcile().await {
+                    return e;
+                }
+                let now = Instant::now();
+                wake_at = self
+                    .ctx
+                    .interest
+                    .next_expiry()
+                    .map_or(now + Duration::from_secs(1), |t| t.max(now));
+                due = false;
             }
-            let wake_at = self
-                .ctx
-                .interest
-                .next_expiry()
-                .map_or(Instant::now() + Duration::from_secs(1), |t| {
-                    t.max(Instant::now())
-                });
             tokio::select! {
                 msg = stream.next() => match msg {
                     Some(msg) => self.on_message(&msg),
@@ -411,8 +417,8 @@ impl Session<'_> {
                         return e;
                     }
                 },
-                _ = self.ctx.interest_changed.notified() => {}
-                _ = tokio::time::sleep_until(wake_at.into()) => {}
+                _ = self.ctx.interest_changed.notified() => due = true,
+                _ = tokio::time::sleep_until(wake_at.into()) => due = true,
                 _ = stop.wait_for(|s| *s) => return "stopped".into(),
             }
         }
