@@ -515,4 +515,38 @@ mod tests {
         );
         assert_eq!(reg.sweep(Instant::now(), |_| false), 0, "not idle yet");
     }
+
+    #[test]
+    fn a_broker_backfills_older_numbers_in_front_and_restarts_numbering() {
+        let reg = HistoryRegistry::new(cfg(4, 1 << 20));
+        let now = Instant::now();
+        // A node that joined late holds 10 and 11 (numbered by the broker).
+        reg.with_room("r", |h| {
+            for seq in [10, 11] {
+                h.observe(seq, now);
+                reg.retain(h, seq, publication(20, seq));
+            }
+        });
+        let older: Vec<_> = (5..=11).map(|s| (s, publication(20, s))).collect();
+        // Only numbers older than 10 go in front, newest first, within the frame cap.
+        assert_eq!(reg.backfill("r", &older), 2);
+        let replay = reg.with_room("r", |h| h.replay_after(7, now));
+        assert_eq!(replay.start, ResumeStart::Full);
+        assert_eq!(seqs(&replay), vec![8, 9, 10, 11]);
+        assert_eq!(
+            reg.with_room("r", |h| h.replay_after(5, now)).start,
+            ResumeStart::Gap { from: 6, to: 7 }
+        );
+        // Redis lost the room: the ring is forgotten and numbers start at 1 again.
+        reg.with_room("r", |h| {
+            h.restart();
+            h.observe(1, now);
+            reg.retain(h, 1, publication(20, 1));
+        });
+        let replay = reg.with_room("r", |h| h.replay_after(0, now));
+        assert_eq!(
+            (replay.start, seqs(&replay), replay.upto),
+            (ResumeStart::Full, vec![1], 1)
+        );
+    }
 }
