@@ -12,7 +12,6 @@ use serde::Serialize;
 
 use crate::procfs::{RssReport, ServerSample};
 use crate::prom::ServerCounters;
-use crate::runner::WorkerOut;
 use crate::slow::{self, SlowReport};
 use crate::sys::CpuTime;
 
@@ -196,6 +195,15 @@ impl LatencyReport {
     }
 }
 
+/// `n / secs`, 0 when no time elapsed.
+pub fn rate(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
 /// New latency histogram: 1 ns .. 1 h, 3 significant digits.
 pub fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
@@ -269,30 +277,23 @@ pub struct ThreadCpu {
 }
 
 impl GeneratorReport {
-    /// Builds the CPU part from the process totals and the workers' own numbers.
-    pub fn from_workers<R>(
-        workers: &[WorkerOut<R>],
+    /// Builds the CPU part from the process totals (`process` over `wall_ns`), the
+    /// workers' own CPU use (`per_thread`, see [`crate::runner::thread_cpus`]) and their
+    /// system calls, `io` = (reads, writes, epoll waits).
+    pub fn new(
+        per_thread: Vec<ThreadCpu>,
         process: CpuTime,
         wall_ns: u64,
         io: (u64, u64, u64),
     ) -> Self {
         let wall = wall_ns.max(1) as f64 / 1e9;
         GeneratorReport {
-            threads: workers.len(),
+            threads: per_thread.len(),
             wall_secs: wall,
             user_secs: process.user_ns as f64 / 1e9,
             sys_secs: process.sys_ns as f64 / 1e9,
             cpu_pct_of_one_core: process.total_ns() as f64 / 1e9 / wall * 100.0,
-            per_thread: workers
-                .iter()
-                .enumerate()
-                .map(|(i, w)| ThreadCpu {
-                    thread: i,
-                    pinned_to: w.pinned_to,
-                    cpu_secs: w.cpu.total_ns() as f64 / 1e9,
-                    busy_pct: w.cpu.total_ns() as f64 / w.wall_ns.max(1) as f64 * 100.0,
-                })
-                .collect(),
+            per_thread,
             reads: io.0,
             writes: io.1,
             epoll_waits: io.2,
