@@ -36,6 +36,10 @@ pub struct Report {
     pub traffic: Option<TrafficReport>,
     /// Publish → receive (fanout) or round-trip (echo) latency.
     pub latency: Option<LatencyReport>,
+    /// Per node, in `--url` order (fanout with several URLs; empty and left out of the
+    /// JSON otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeReport>,
     /// Server resource use (with `--server-pid`).
     pub server: Option<ServerReport>,
     /// The generator's own cost.
@@ -140,6 +144,29 @@ pub struct TrafficReport {
     pub messages_per_sec: f64,
     /// Frames publishers received and discarded (the server's echo to them).
     pub publisher_frames_drained: u64,
+}
+
+/// One node (one `--url`) of a fanout run over several: its fast subscribers'
+/// deliveries and latency. `traffic` and `latency` are the sums over all nodes.
+#[derive(Serialize, Debug, Default, Clone)]
+pub struct NodeReport {
+    /// The node's `--url` as given.
+    pub url: String,
+    /// Publishers planned on it.
+    pub publishers: u64,
+    /// Fast subscribers open on it (the receivers counted here).
+    pub subscribers: u64,
+    /// Messages its publishers sent.
+    pub messages_sent: u64,
+    /// Frames its subscribers should have received: every message sent anywhere, or
+    /// only the node's own with `--independent-nodes`, times `subscribers`.
+    pub expected_frames: u64,
+    /// Valid frames its subscribers received.
+    pub received_frames: u64,
+    /// expected − received (never negative).
+    pub lost_frames: u64,
+    /// Publish → receive latency at its subscribers.
+    pub latency: Option<LatencyReport>,
 }
 
 /// Latency distribution in microseconds.
@@ -362,6 +389,14 @@ impl Report {
                     .push(format!("{} malformed frames", t.malformed));
             }
         }
+        for n in &self.nodes {
+            if n.received_frames != n.expected_frames {
+                self.problems.push(format!(
+                    "node {}: {} frames expected, {} received",
+                    n.url, n.expected_frames, n.received_frames
+                ));
+            }
+        }
         if let Some(c) = &self.churn {
             if c.room_seq_lost > 0 {
                 self.problems.push(format!(
@@ -548,6 +583,29 @@ impl Report {
                     l.p999_us, l.max_us, l.count
                 ),
             )?;
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            row(out, &format!("node {i}"), n.url.clone())?;
+            row(
+                out,
+                "  pubs / subs / sent",
+                format!("{} / {} / {}", n.publishers, n.subscribers, n.messages_sent),
+            )?;
+            row(
+                out,
+                "  frames expected / received",
+                format!(
+                    "{} / {} (lost {})",
+                    n.expected_frames, n.received_frames, n.lost_frames
+                ),
+            )?;
+            if let Some(l) = &n.latency {
+                row(
+                    out,
+                    "  latency p50 / p99",
+                    format!("{:.1} / {:.1} µs", l.p50_us, l.p99_us),
+                )?;
+            }
         }
         if let Some(s) = &self.server {
             let fmt = |x: &Option<ServerSample>| match x {

@@ -90,6 +90,11 @@ pub fn thread_cpus<R>(workers: &[WorkerOut<R>]) -> Vec<ThreadCpu> {
         .collect()
 }
 
+/// Node (index into `nodes` URLs) of the connection with global index `i`: round-robin.
+pub fn node_of(i: u64, nodes: usize) -> usize {
+    (i % nodes.max(1) as u64) as usize
+}
+
 /// Close method for the connection with global index `i` under `--close-mode` /
 /// `--churn-close` `mode` (`mixed` rotates handshake, reset, vanish).
 pub fn close_how(mode: CloseMode, i: u64) -> CloseHow {
@@ -247,6 +252,12 @@ impl<'a> Dialer<'a> {
         }
     }
 
+    /// Node (index into `--url`) of the connection with global index `i`: `i` mod the
+    /// number of URLs.
+    pub fn node_of(&self, i: u64) -> usize {
+        node_of(i, self.common.urls.len())
+    }
+
     /// Source address for the connection with global index `i`.
     pub fn src_for(&self, i: u64) -> Option<Ipv4Addr> {
         let ips = &self.common.src_ips.0;
@@ -269,7 +280,7 @@ impl<'a> Dialer<'a> {
             }
             plan.pop_front();
             let epfd = el.poller.raw();
-            let url = &self.common.url;
+            let url = &self.common.urls[self.node_of(i)];
             if let Err(f) = el.conns.open(
                 epfd,
                 url.addr,

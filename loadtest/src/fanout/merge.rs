@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use super::phases::Connected;
+use super::phases::{self, Connected};
 use super::setup::Cfg;
 use crate::cli::FanoutArgs;
 use crate::message::{OrderStats, RoomStats};
-use crate::report::{self, rate, ChurnReport, ConnReport, LatencyReport, Report, TrafficReport};
+use crate::report::{
+    self, rate, ChurnReport, ConnReport, LatencyReport, NodeReport, Report, TrafficReport,
+};
 use crate::runner::{self, WorkerOut};
 use crate::slow::{SlowReport, SlowStats};
 use crate::sys::CpuTime;
@@ -38,6 +40,16 @@ pub(super) struct ThreadResult {
     pub(super) error: Option<String>,
     pub(super) churn: ChurnResult,
     pub(super) slow: SlowStats,
+    /// Per node (`--url`), fast subscribers only; empty with one URL.
+    pub(super) nodes: Vec<NodeResult>,
+}
+
+/// What one thread's fast subscribers on one node received.
+pub(super) struct NodeResult {
+    /// Valid frames received.
+    pub(super) received: u64,
+    /// Publish → receive latency (ns).
+    pub(super) hist: Histogram<u64>,
 }
 
 /// What one thread's churn did.
@@ -56,8 +68,8 @@ pub(super) struct ChurnResult {
 }
 
 impl ThreadResult {
-    /// Nothing measured yet.
-    pub(super) fn new() -> Self {
+    /// Nothing measured yet, for a run over `nodes` URLs.
+    pub(super) fn new(nodes: usize) -> Self {
         ThreadResult {
             hist: report::new_hist(),
             handshake: report::new_hist(),
@@ -83,6 +95,16 @@ impl ThreadResult {
                 reconnect_hist: report::new_hist(),
             },
             slow: SlowStats::default(),
+            nodes: if nodes > 1 {
+                (0..nodes)
+                    .map(|_| NodeResult {
+                        received: 0,
+                        hist: report::new_hist(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -104,6 +126,10 @@ impl ThreadResult {
         self.waits += o.waits;
         self.churn.add(&o.churn);
         self.slow.add(&o.slow);
+        for (n, o) in self.nodes.iter_mut().zip(&o.nodes) {
+            n.received += o.received;
+            n.hist.add(&o.hist).expect("same histogram bounds");
+        }
     }
 }
 
@@ -161,6 +187,8 @@ pub(super) struct Run {
     pub(super) timed_out: bool,
     /// Messages published.
     pub(super) sent: u64,
+    /// Of `sent`, per node.
+    pub(super) sent_by_node: Vec<u64>,
     /// The process's CPU use over the run.
     pub(super) cpu: CpuTime,
     /// The run's wall time, ns.
@@ -175,7 +203,7 @@ pub(super) fn fill_report(
     workers: &[WorkerOut<ThreadResult>],
 ) {
     let args = &cfg.args;
-    let mut m = ThreadResult::new();
+    let mut m = ThreadResult::new(cfg.nodes);
     for w in workers {
         m.add(&w.result);
         if let Some(e) = &w.result.error {
@@ -190,7 +218,8 @@ pub(super) fn fill_report(
     } else {
         0.0
     };
-    let expected = sent.saturating_mul(fast_open);
+    let targets = c.targets(args.independent_nodes);
+    let expected = phases::expected(&targets, &run.sent_by_node);
     let ok = c.subs_open + c.pubs_open;
     rep.connections = ConnReport {
         requested: (args.subscribers + args.publishers) as u64,
@@ -217,6 +246,7 @@ pub(super) fn fill_report(
         publisher_frames_drained: m.pub_frames,
     });
     rep.latency = LatencyReport::from_hist(&m.hist);
+    rep.nodes = node_reports(cfg, run, &m.nodes);
     if args.churn > 0.0 {
         rep.churn = Some(m.churn.report(args));
     }
@@ -240,6 +270,46 @@ pub(super) fn fill_report(
     if sent == 0 && rep.problems.is_empty() {
         rep.problem("nothing was published");
     }
+}
+
+/// The per-node report sections (none with one URL): what node `i`'s fast subscribers
+/// received (`nodes[i]`) against what they should have: every message published
+/// anywhere, or with `--independent-nodes` those published on node `i`.
+fn node_reports(cfg: &Cfg, run: &Run, nodes: &[NodeResult]) -> Vec<NodeReport> {
+    let args = &cfg.args;
+    let c = &run.connected;
+    let total_sent = run.sent;
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let url = &args.common.urls[i];
+            let subscribers = c.fast_by_node[i];
+            let from = if args.independent_nodes {
+                run.sent_by_node[i]
+            } else {
+                total_sent
+            };
+            let expected = from.saturating_mul(subscribers);
+            NodeReport {
+                url: format!(
+                    "{}://{}{}",
+                    if url.tls { "wss" } else { "ws" },
+                    url.host,
+                    cfg.base_paths[i]
+                ),
+                publishers: (0..args.publishers as u64)
+                    .filter(|&p| runner::node_of(p, cfg.nodes) == i)
+                    .count() as u64,
+                subscribers,
+                messages_sent: run.sent_by_node[i],
+                expected_frames: expected,
+                received_frames: n.received,
+                lost_frames: expected.saturating_sub(n.received),
+                latency: LatencyReport::from_hist(&n.hist),
+            }
+        })
+        .collect()
 }
 
 /// The problem line for `n` connections the server dropped (slow subscribers excepted).

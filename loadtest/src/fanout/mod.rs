@@ -18,6 +18,12 @@
 //! they stall or trickle, are counted apart, and take no part in the loss check, the
 //! latency, the closed loop or the drain; `traffic` is then about the fast ones.
 //!
+//! With several `--url`s connection i goes to URL i mod N (publishers first, then
+//! subscribers) and the report has a per-node section. A subscriber expects every
+//! message (a cluster relays them) or, with `--independent-nodes`, only those published
+//! on its own node; the closed loop then completes a message when it reached its
+//! publisher's node's subscribers.
+//!
 //! The run, in files: [`setup`] checks the arguments and builds the shared state,
 //! [`thread`] is one worker thread's event loop around a [`worker::Worker`] (its
 //! connections; [`churn`] has the churn arithmetic), [`phases`] is the coordinator
@@ -69,7 +75,7 @@ pub fn run(mut args: FanoutArgs, command: Vec<String>) -> Report {
     watch.connected();
     let mut publish_start = sys::now_ns();
     if !timed_out {
-        let missing = connected.missing();
+        let missing = connected.missing(&cfg);
         if missing.is_empty() {
             (publish_start, timed_out) =
                 phases::publish(&cfg, &sh, &connected, &mut watch, &mut progress);
@@ -89,6 +95,7 @@ pub fn run(mut args: FanoutArgs, command: Vec<String>) -> Report {
         publish_start,
         timed_out,
         sent: sh.sent.load(Acquire),
+        sent_by_node: phases::sent_by_node(&sh),
         cpu: sys::process_cpu().since(&cpu0),
         wall_ns: sys::now_ns() - t0,
     };

@@ -33,8 +33,10 @@ pub(super) struct Cfg {
     pub(super) deadline_ns: u64,
     /// Closed-loop ring size per publisher (power of two ≥ in_flight), 0 when open loop.
     pub(super) ring: u64,
-    /// `--url`'s path and query as given (resumes append `since=N` to it).
-    pub(super) base_path: String,
+    /// Each `--url`'s path and query as given (resumes append `since=N` to it).
+    pub(super) base_paths: Vec<String>,
+    /// Number of `--url`s (nodes); connection i goes to node i mod `nodes`.
+    pub(super) nodes: usize,
     /// Subscribers churned per second over all threads (0 = churn off).
     pub(super) churn_per_tick: u64,
     /// wss://: the shared TLS client configuration.
@@ -53,10 +55,15 @@ pub(super) struct Shared {
     pub(super) failed: AtomicU64,
     pub(super) threads_connected: AtomicUsize,
     pub(super) last_open_ns: AtomicU64,
-    /// Fast subscribers every message must reach (set when publishing starts).
-    pub(super) n_subs: AtomicU64,
+    /// Per node: the fast subscribers a message published there must reach (set when
+    /// publishing starts; all of them, or that node's with `--independent-nodes`).
+    pub(super) n_subs: Vec<AtomicU64>,
+    /// Per node: fast subscribers open there (first connections).
+    pub(super) fast_open: Vec<AtomicU64>,
     pub(super) issued: AtomicU64,
     pub(super) sent: AtomicU64,
+    /// Per node: messages published there.
+    pub(super) sent_by_node: Vec<AtomicU64>,
     pub(super) completed: AtomicU64,
     pub(super) received: AtomicU64,
     pub(super) drain_acks: AtomicUsize,
@@ -71,9 +78,12 @@ pub(super) struct Shared {
 
 /// Checks the arguments and builds the shared state for a run that started at `t0`
 /// (ns). `None` when the run cannot start; the reason is then recorded in `rep`. With
-/// `--churn`, `args`' URL path gets the sequence framing (`seq=1`).
+/// `--churn`, `args`' URL paths get the sequence framing (`seq=1`); with several URLs,
+/// `--publishers` is raised to one per URL if lower.
 pub(super) fn prepare(args: &mut FanoutArgs, rep: &mut Report, t0: u64) -> Option<(Cfg, Shared)> {
     let threads = runner::thread_count(&args.common);
+    let nodes = args.common.urls.len();
+    args.publishers = args.publishers.max(nodes);
     let total_conns = (args.subscribers + args.publishers) as u64;
     if let Err(e) = validate(args) {
         rep.problem(e);
@@ -99,10 +109,12 @@ pub(super) fn prepare(args: &mut FanoutArgs, rep: &mut Report, t0: u64) -> Optio
         (None, Some(_)) => u64::MAX,
         (None, None) => 1000,
     };
-    let base_path = args.common.url.path.clone();
+    let base_paths: Vec<String> = args.common.urls.iter().map(|u| u.path.clone()).collect();
     let churn_per_tick = if args.churn > 0.0 {
         // Every connection (publishers too, harmlessly) gets the sequence framing.
-        args.common.url.path = with_query(&base_path, "seq=1");
+        for u in &mut args.common.urls {
+            u.path = with_query(&u.path, "seq=1");
+        }
         (args.churn / 100.0 * args.subscribers as f64)
             .ceil()
             .max(1.0) as u64
@@ -117,9 +129,11 @@ pub(super) fn prepare(args: &mut FanoutArgs, rep: &mut Report, t0: u64) -> Optio
         failed: AtomicU64::new(0),
         threads_connected: AtomicUsize::new(0),
         last_open_ns: AtomicU64::new(0),
-        n_subs: AtomicU64::new(0),
+        n_subs: (0..nodes).map(|_| AtomicU64::new(0)).collect(),
+        fast_open: (0..nodes).map(|_| AtomicU64::new(0)).collect(),
         issued: AtomicU64::new(0),
         sent: AtomicU64::new(0),
+        sent_by_node: (0..nodes).map(|_| AtomicU64::new(0)).collect(),
         completed: AtomicU64::new(0),
         received: AtomicU64::new(0),
         drain_acks: AtomicUsize::new(0),
@@ -138,7 +152,8 @@ pub(super) fn prepare(args: &mut FanoutArgs, rep: &mut Report, t0: u64) -> Optio
         messages,
         deadline_ns: t0 + timeout.as_nanos() as u64,
         ring,
-        base_path,
+        base_paths,
+        nodes,
         churn_per_tick,
         tls,
         n_slow: slow::slow_count(args.subscribers, args.slow_fraction),
@@ -169,7 +184,7 @@ fn validate(a: &FanoutArgs) -> Result<(), String> {
     if a.rate == 0 && a.in_flight > 1 << 20 {
         return Err("--in-flight too large".into());
     }
-    if a.churn > 0.0 && a.common.url.path.contains('#') {
+    if a.churn > 0.0 && a.common.urls.iter().any(|u| u.path.contains('#')) {
         return Err("--churn: the --url path must not have a fragment".into());
     }
     let n_slow = slow::slow_count(a.subscribers, a.slow_fraction);

@@ -46,8 +46,10 @@ enum SubPhase {
 
 /// One local subscriber.
 struct Sub {
-    /// Global connection index (source address choice).
+    /// Global connection index (source address and node choice).
     global: u64,
+    /// Its node: index into `--url` ([`runner::node_of`] of `global`).
+    node: usize,
     slot: usize,
     phase: SubPhase,
     /// Room sequence tracking (churn only), kept across reconnects.
@@ -124,6 +126,8 @@ impl Handler for Worker {
                     c.throttled = true;
                 }
                 self.sh.slow_open.fetch_add(1, Relaxed);
+            } else {
+                self.sh.fast_open[s.node].fetch_add(1, Relaxed);
             }
         }
         if let Some(c) = conns.get(slot) {
@@ -178,7 +182,12 @@ impl Handler for Worker {
             return;
         }
         self.res.order.record(check);
-        let _ = self.res.hist.record(now.saturating_sub(h.ts_ns).max(1));
+        let latency = now.saturating_sub(h.ts_ns).max(1);
+        let _ = self.res.hist.record(latency);
+        if let Some(n) = self.res.nodes.get_mut(self.subs[tag as usize].node) {
+            n.received += 1;
+            let _ = n.hist.record(latency);
+        }
         self.res.last_rx_ns = now;
         if self.cfg.ring > 0 && check.is_new() {
             let s = (h.sender * self.cfg.ring + (h.seq & (self.cfg.ring - 1))) as usize;
@@ -255,6 +264,7 @@ impl Worker {
                 }
                 subs.push(Sub {
                     global: i,
+                    node: runner::node_of(i, cfg.nodes),
                     slot: 0,
                     phase: SubPhase::Connecting,
                     room: RoomSeq::default(),
@@ -287,7 +297,7 @@ impl Worker {
             local_counts: vec![0; (p * cfg.ring) as usize],
             touched: Vec::new(),
             flushed_received: 0,
-            res: ThreadResult::new(),
+            res: ThreadResult::new(cfg.nodes),
             cfg: cfg.clone(),
         };
         (w, plan)
@@ -381,8 +391,8 @@ impl Worker {
             s.phase = SubPhase::Reconnecting;
             s.reconnect_started = now;
             s.attempts += 1;
-            let path = resume_path(&self.cfg.base_path, s.room.last.unwrap_or(0));
-            let url = &dialer.common.url;
+            let path = resume_path(&self.cfg.base_paths[s.node], s.room.last.unwrap_or(0));
+            let url = &dialer.common.urls[s.node];
             let timeout = dialer.common.connect_timeout.as_nanos() as u64;
             let src = dialer.src_for(s.global);
             let epfd = el.poller.raw();
@@ -422,10 +432,12 @@ impl Worker {
         if self.touched.is_empty() {
             return;
         }
-        let n_subs = self.sh.n_subs.load(Acquire) as u32;
         let mut completed = 0;
         for s in self.touched.drain(..) {
             let s = s as usize;
+            // The receivers this message must reach: those of its publisher's node.
+            let node = runner::node_of(s as u64 / self.cfg.ring, self.cfg.nodes);
+            let n_subs = self.sh.n_subs[node].load(Acquire) as u32;
             let c = std::mem::take(&mut self.local_counts[s]);
             let prev = self.sh.slot_counts[s].fetch_add(c, AcqRel);
             if prev + c == n_subs {
@@ -477,6 +489,7 @@ impl Worker {
                 p.seq += 1;
                 conns.send(slot, OP_BINARY, &self.payload);
                 self.sh.sent.fetch_add(1, Release);
+                self.sh.sent_by_node[runner::node_of(p.id, self.cfg.nodes)].fetch_add(1, Release);
                 return true;
             }
         }
