@@ -82,13 +82,13 @@ pub(super) struct Shared {
 /// `--publishers` is raised to one per URL if lower.
 pub(super) fn prepare(args: &mut FanoutArgs, rep: &mut Report, t0: u64) -> Option<(Cfg, Shared)> {
     let threads = runner::thread_count(&args.common);
-    let nodes = args.common.urls.len();
-    args.publishers = args.publishers.max(nodes);
-    let total_conns = (args.subscribers + args.publishers) as u64;
     if let Err(e) = validate(args) {
         rep.problem(e);
         return None;
     }
+    let nodes = args.common.urls.len();
+    args.publishers = args.publishers.max(nodes);
+    let total_conns = (args.subscribers + args.publishers) as u64;
     if let Err(e) = sys::ensure_fd_budget(total_conns, threads) {
         rep.problem(e);
         return None;
@@ -172,7 +172,9 @@ fn validate(a: &FanoutArgs) -> Result<(), String> {
     if a.subscribers == 0 {
         return Err("--subscribers must be at least 1".into());
     }
-    if a.publishers == 0 || a.publishers as u64 > message::MAX_SENDERS {
+    // Raised to one per URL (see `prepare`).
+    let publishers = a.publishers.max(a.common.urls.len()) as u64;
+    if a.publishers == 0 || publishers > message::MAX_SENDERS {
         return Err(format!(
             "--publishers must be between 1 and {}",
             message::MAX_SENDERS
