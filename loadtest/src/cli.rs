@@ -34,9 +34,12 @@ pub enum Command {
 /// Options shared by every workload.
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
-    /// Target URL, ws:// or wss://, e.g. ws://127.0.0.1:9001/ws/bench.
-    #[arg(long, value_parser = parse_url)]
-    pub url: WsUrl,
+    /// Target URL, ws:// or wss://, e.g. ws://127.0.0.1:9001/ws/bench. Repeat the flag
+    /// or give a comma list for several nodes: connection i goes to URL i mod N (fanout:
+    /// subscribers and publishers round-robin, with a per-node report). Several URLs
+    /// must all be ws://, or all wss:// with one host name.
+    #[arg(long = "url", value_parser = parse_url, value_delimiter = ',', required = true)]
+    pub urls: Vec<WsUrl>,
     /// wss:// only (and required there): PEM file with the CA certificate(s) to trust,
     /// or the server's self-signed certificate. The URL's host is the name verified.
     #[arg(long, value_name = "FILE")]
@@ -84,8 +87,14 @@ pub struct FanoutArgs {
     #[arg(long, default_value_t = 1000)]
     pub subscribers: usize,
     /// Publisher connections (they send; what they receive is drained and ignored).
+    /// With several --url, raised to one per URL if lower.
     #[arg(long, default_value_t = 1)]
     pub publishers: usize,
+    /// Several --url that are independent servers (no cluster between them): a
+    /// subscriber expects only the messages published on its own node, so the loss
+    /// check, the closed loop and the drain count per node.
+    #[arg(long)]
+    pub independent_nodes: bool,
     /// Publish rate in messages/s over all publishers; 0 = closed loop (see --in-flight).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
@@ -601,7 +610,7 @@ mod tests {
         let Command::Echo(e) = cli.cmd else {
             panic!("not echo")
         };
-        assert!(e.common.url.tls);
+        assert!(e.common.urls[0].tls);
         assert_eq!(e.common.tls_ca, Some(PathBuf::from("/tmp/ca.pem")));
         let cli = Cli::try_parse_from([
             "ringcast-load",
@@ -620,6 +629,34 @@ mod tests {
         assert_eq!(c.out_dir, PathBuf::from("d"));
         assert_eq!(c.sans, ["10.0.0.1", "bench.local"]);
         assert!(Cli::try_parse_from(["ringcast-load", "cert"]).is_err());
+    }
+
+    #[test]
+    fn several_urls_repeated_or_comma_separated() {
+        let parse = |args: &[&str]| {
+            let mut v = vec!["ringcast-load", "fanout"];
+            v.extend_from_slice(args);
+            match Cli::try_parse_from(v).map(|c| c.cmd) {
+                Ok(Command::Fanout(f)) => Ok(f.common.urls),
+                Ok(_) => panic!("not fanout"),
+                Err(e) => Err(e),
+            }
+        };
+        let hosts = |u: Vec<WsUrl>| u.into_iter().map(|u| u.host).collect::<Vec<_>>();
+        let one = parse(&["--url", "ws://127.0.0.1:1/ws/a"]).unwrap();
+        assert_eq!(hosts(one), ["127.0.0.1:1"]);
+        let repeated = parse(&["--url", "ws://127.0.0.1:1/a", "--url", "ws://127.0.0.1:2/a"]);
+        assert_eq!(hosts(repeated.unwrap()), ["127.0.0.1:1", "127.0.0.1:2"]);
+        let comma = parse(&[
+            "--url",
+            "ws://127.0.0.1:1/a,ws://127.0.0.1:2/a,ws://127.0.0.1:3/a",
+        ]);
+        assert_eq!(
+            hosts(comma.unwrap()),
+            ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
+        );
+        assert!(parse(&[]).is_err(), "--url is required");
+        assert!(parse(&["--url", "ws://127.0.0.1:1/a,http://x/"]).is_err());
     }
 
     #[test]

@@ -14,15 +14,14 @@ use std::sync::{Arc, Mutex};
 
 use hdrhistogram::Histogram;
 
-use crate::cli::{CloseMode, ConnectArgs};
+use crate::cli::ConnectArgs;
 use crate::codec::Frame;
-use crate::conn::{CloseHow, Closed, Conns};
+use crate::conn::{Closed, Conns};
 use crate::event_loop::{EventLoop, Handler};
-use crate::fanout::rate;
 use crate::procfs;
 use crate::progress::Progress;
-use crate::report::{self, ConnReport, CycleReport, LatencyReport, Report, ServerReport};
-use crate::runner::{self, Dialer, Wakers};
+use crate::report::{self, rate, ConnReport, CycleReport, LatencyReport, Report, ServerReport};
+use crate::runner::{self, close_how, Dialer, Wakers};
 use crate::sys;
 use crate::tls::TlsClient;
 
@@ -47,18 +46,6 @@ struct Shared {
     last_open_ns: AtomicU64,
     failures: Mutex<BTreeMap<String, u64>>,
     wakers: Wakers,
-}
-
-/// Close method for the connection with global index `i`.
-pub fn close_how(mode: CloseMode, i: u64) -> CloseHow {
-    match mode {
-        CloseMode::Clean => CloseHow::Handshake,
-        CloseMode::Reset => CloseHow::Reset,
-        CloseMode::Vanish => CloseHow::Vanish,
-        CloseMode::Mixed => {
-            [CloseHow::Handshake, CloseHow::Reset, CloseHow::Vanish][(i % 3) as usize]
-        }
-    }
 }
 
 struct Worker {
@@ -382,7 +369,7 @@ pub fn run(args: ConnectArgs, command: Vec<String>) -> Report {
         }
         rep.server = Some(s);
     }
-    rep.generator = report::GeneratorReport::from_workers(&workers, cpu, wall, io);
+    rep.generator = report::GeneratorReport::new(runner::thread_cpus(&workers), cpu, wall, io);
     rep.timed_out = timed_out;
     rep.wall_secs = wall as f64 / 1e9;
     if total_failed > 0 {
@@ -402,23 +389,6 @@ pub fn run(args: ConnectArgs, command: Vec<String>) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mixed_rotates() {
-        let v: Vec<CloseHow> = (0..6).map(|i| close_how(CloseMode::Mixed, i)).collect();
-        assert_eq!(
-            v,
-            vec![
-                CloseHow::Handshake,
-                CloseHow::Reset,
-                CloseHow::Vanish,
-                CloseHow::Handshake,
-                CloseHow::Reset,
-                CloseHow::Vanish
-            ]
-        );
-        assert_eq!(close_how(CloseMode::Reset, 0), CloseHow::Reset);
-    }
 
     #[test]
     fn commands_are_unique_per_cycle() {

@@ -15,11 +15,10 @@ use crate::cli::EchoArgs;
 use crate::codec::{Frame, OP_BINARY};
 use crate::conn::{Closed, Conns};
 use crate::event_loop::{EventLoop, Handler};
-use crate::fanout::rate;
 use crate::message::{self, OrderStats};
 use crate::procfs;
 use crate::progress::Progress;
-use crate::report::{self, ConnReport, LatencyReport, Report, ServerReport, TrafficReport};
+use crate::report::{self, rate, ConnReport, LatencyReport, Report, ServerReport, TrafficReport};
 use crate::runner::{self, Dialer, Wakers};
 use crate::sys;
 use crate::tls::TlsClient;
@@ -404,7 +403,7 @@ pub fn run(args: EchoArgs, command: Vec<String>) -> Report {
         s.compute_per_conn(open);
         rep.server = Some(s);
     }
-    rep.generator = report::GeneratorReport::from_workers(&workers, cpu, wall, io);
+    rep.generator = report::GeneratorReport::new(runner::thread_cpus(&workers), cpu, wall, io);
     rep.timed_out = timed_out;
     rep.wall_secs = wall as f64 / 1e9;
     if failed > 0 {

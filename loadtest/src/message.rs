@@ -103,6 +103,13 @@ impl OrderStats {
             SeqCheck::Backwards => self.order_violations += 1,
         }
     }
+
+    /// Adds another set of totals (another thread's) to these.
+    pub fn add(&mut self, o: &OrderStats) {
+        self.received += o.received;
+        self.gaps += o.gaps;
+        self.order_violations += o.order_violations;
+    }
 }
 
 /// Length of the sequence-framing prefix (`?seq=1` / `?since=N`): 8-byte big-endian room

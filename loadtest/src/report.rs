@@ -12,7 +12,6 @@ use serde::Serialize;
 
 use crate::procfs::{RssReport, ServerSample};
 use crate::prom::ServerCounters;
-use crate::runner::WorkerOut;
 use crate::slow::{self, SlowReport};
 use crate::sys::CpuTime;
 
@@ -37,6 +36,10 @@ pub struct Report {
     pub traffic: Option<TrafficReport>,
     /// Publish → receive (fanout) or round-trip (echo) latency.
     pub latency: Option<LatencyReport>,
+    /// Per node, in `--url` order (fanout with several URLs; empty and left out of the
+    /// JSON otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeReport>,
     /// Server resource use (with `--server-pid`).
     pub server: Option<ServerReport>,
     /// The generator's own cost.
@@ -143,6 +146,29 @@ pub struct TrafficReport {
     pub publisher_frames_drained: u64,
 }
 
+/// One node (one `--url`) of a fanout run over several: its fast subscribers'
+/// deliveries and latency. `traffic` and `latency` are the sums over all nodes.
+#[derive(Serialize, Debug, Default, Clone)]
+pub struct NodeReport {
+    /// The node's `--url` as given.
+    pub url: String,
+    /// Publishers planned on it.
+    pub publishers: u64,
+    /// Fast subscribers open on it (the receivers counted here).
+    pub subscribers: u64,
+    /// Messages its publishers sent.
+    pub messages_sent: u64,
+    /// Frames its subscribers should have received: every message sent anywhere, or
+    /// only the node's own with `--independent-nodes`, times `subscribers`.
+    pub expected_frames: u64,
+    /// Valid frames its subscribers received.
+    pub received_frames: u64,
+    /// expected − received (never negative).
+    pub lost_frames: u64,
+    /// Publish → receive latency at its subscribers.
+    pub latency: Option<LatencyReport>,
+}
+
 /// Latency distribution in microseconds.
 #[derive(Serialize, Debug, Default, Clone)]
 pub struct LatencyReport {
@@ -193,6 +219,15 @@ impl LatencyReport {
                 .map(|&p| (p, us(h.value_at_quantile(p / 100.0))))
                 .collect(),
         })
+    }
+}
+
+/// `n / secs`, 0 when no time elapsed.
+pub fn rate(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
     }
 }
 
@@ -269,30 +304,23 @@ pub struct ThreadCpu {
 }
 
 impl GeneratorReport {
-    /// Builds the CPU part from the process totals and the workers' own numbers.
-    pub fn from_workers<R>(
-        workers: &[WorkerOut<R>],
+    /// Builds the CPU part from the process totals (`process` over `wall_ns`), the
+    /// workers' own CPU use (`per_thread`, see [`crate::runner::thread_cpus`]) and their
+    /// system calls, `io` = (reads, writes, epoll waits).
+    pub fn new(
+        per_thread: Vec<ThreadCpu>,
         process: CpuTime,
         wall_ns: u64,
         io: (u64, u64, u64),
     ) -> Self {
         let wall = wall_ns.max(1) as f64 / 1e9;
         GeneratorReport {
-            threads: workers.len(),
+            threads: per_thread.len(),
             wall_secs: wall,
             user_secs: process.user_ns as f64 / 1e9,
             sys_secs: process.sys_ns as f64 / 1e9,
             cpu_pct_of_one_core: process.total_ns() as f64 / 1e9 / wall * 100.0,
-            per_thread: workers
-                .iter()
-                .enumerate()
-                .map(|(i, w)| ThreadCpu {
-                    thread: i,
-                    pinned_to: w.pinned_to,
-                    cpu_secs: w.cpu.total_ns() as f64 / 1e9,
-                    busy_pct: w.cpu.total_ns() as f64 / w.wall_ns.max(1) as f64 * 100.0,
-                })
-                .collect(),
+            per_thread,
             reads: io.0,
             writes: io.1,
             epoll_waits: io.2,
@@ -359,6 +387,14 @@ impl Report {
             if t.malformed > 0 {
                 self.problems
                     .push(format!("{} malformed frames", t.malformed));
+            }
+        }
+        for n in &self.nodes {
+            if n.received_frames != n.expected_frames {
+                self.problems.push(format!(
+                    "node {}: {} frames expected, {} received",
+                    n.url, n.expected_frames, n.received_frames
+                ));
             }
         }
         if let Some(c) = &self.churn {
@@ -547,6 +583,29 @@ impl Report {
                     l.p999_us, l.max_us, l.count
                 ),
             )?;
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            row(out, &format!("node {i}"), n.url.clone())?;
+            row(
+                out,
+                "  pubs / subs / sent",
+                format!("{} / {} / {}", n.publishers, n.subscribers, n.messages_sent),
+            )?;
+            row(
+                out,
+                "  frames expected / received",
+                format!(
+                    "{} / {} (lost {})",
+                    n.expected_frames, n.received_frames, n.lost_frames
+                ),
+            )?;
+            if let Some(l) = &n.latency {
+                row(
+                    out,
+                    "  latency p50 / p99",
+                    format!("{:.1} / {:.1} µs", l.p50_us, l.p99_us),
+                )?;
+            }
         }
         if let Some(s) = &self.server {
             let fmt = |x: &Option<ServerSample>| match x {

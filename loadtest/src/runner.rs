@@ -6,9 +6,10 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::thread::JoinHandle;
 
-use crate::cli::{CommonArgs, CpuList};
-use crate::conn::Failure;
+use crate::cli::{CloseMode, CommonArgs, CpuList};
+use crate::conn::{CloseHow, Failure};
 use crate::event_loop::EventLoop;
+use crate::report::{Report, ThreadCpu};
 use crate::sys::{self, CpuTime, EventFd};
 use crate::tls::TlsClient;
 
@@ -75,6 +76,38 @@ where
         .collect()
 }
 
+/// Each worker's own CPU use, in thread order, for [`crate::report::GeneratorReport`].
+pub fn thread_cpus<R>(workers: &[WorkerOut<R>]) -> Vec<ThreadCpu> {
+    workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| ThreadCpu {
+            thread: i,
+            pinned_to: w.pinned_to,
+            cpu_secs: w.cpu.total_ns() as f64 / 1e9,
+            busy_pct: w.cpu.total_ns() as f64 / w.wall_ns.max(1) as f64 * 100.0,
+        })
+        .collect()
+}
+
+/// Node (index into `nodes` URLs) of the connection with global index `i`: round-robin.
+pub fn node_of(i: u64, nodes: usize) -> usize {
+    (i % nodes.max(1) as u64) as usize
+}
+
+/// Close method for the connection with global index `i` under `--close-mode` /
+/// `--churn-close` `mode` (`mixed` rotates handshake, reset, vanish).
+pub fn close_how(mode: CloseMode, i: u64) -> CloseHow {
+    match mode {
+        CloseMode::Clean => CloseHow::Handshake,
+        CloseMode::Reset => CloseHow::Reset,
+        CloseMode::Vanish => CloseHow::Vanish,
+        CloseMode::Mixed => {
+            [CloseHow::Handshake, CloseHow::Reset, CloseHow::Vanish][(i % 3) as usize]
+        }
+    }
+}
+
 /// Joins every worker; a panicked worker aborts the run with its message.
 pub fn join_all<R>(hs: Vec<JoinHandle<WorkerOut<R>>>) -> Vec<WorkerOut<R>> {
     hs.into_iter()
@@ -94,7 +127,7 @@ pub fn join_all<R>(hs: Vec<JoinHandle<WorkerOut<R>>>) -> Vec<WorkerOut<R>> {
 
 /// The run's TLS set-up (`None` for ws://); a wss:// run without a usable `--tls-ca`
 /// (or `--tls-ca` with ws://) is recorded as a problem in `rep`.
-pub fn tls_for(rep: &mut crate::report::Report, common: &CommonArgs) -> Option<TlsClient> {
+pub fn tls_for(rep: &mut Report, common: &CommonArgs) -> Option<TlsClient> {
     TlsClient::from_args(common).unwrap_or_else(|e| {
         rep.problem(e);
         None
@@ -103,7 +136,7 @@ pub fn tls_for(rep: &mut crate::report::Report, common: &CommonArgs) -> Option<T
 
 /// The workers' wake-up eventfds, or `None` when the run cannot start: a problem was
 /// already recorded in `rep`, or the eventfds could not be made (recorded now).
-pub fn wakers_for(rep: &mut crate::report::Report, threads: usize) -> Option<Wakers> {
+pub fn wakers_for(rep: &mut Report, threads: usize) -> Option<Wakers> {
     match Wakers::new(threads) {
         Ok(w) if rep.problems.is_empty() => Some(w),
         Ok(_) => None,
@@ -219,6 +252,12 @@ impl<'a> Dialer<'a> {
         }
     }
 
+    /// Node (index into `--url`) of the connection with global index `i`: `i` mod the
+    /// number of URLs.
+    pub fn node_of(&self, i: u64) -> usize {
+        node_of(i, self.common.urls.len())
+    }
+
     /// Source address for the connection with global index `i`.
     pub fn src_for(&self, i: u64) -> Option<Ipv4Addr> {
         let ips = &self.common.src_ips.0;
@@ -241,7 +280,7 @@ impl<'a> Dialer<'a> {
             }
             plan.pop_front();
             let epfd = el.poller.raw();
-            let url = &self.common.url;
+            let url = &self.common.urls[self.node_of(i)];
             if let Err(f) = el.conns.open(
                 epfd,
                 url.addr,
@@ -270,6 +309,23 @@ impl<'a> Dialer<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mixed_rotates() {
+        let v: Vec<CloseHow> = (0..6).map(|i| close_how(CloseMode::Mixed, i)).collect();
+        assert_eq!(
+            v,
+            vec![
+                CloseHow::Handshake,
+                CloseHow::Reset,
+                CloseHow::Vanish,
+                CloseHow::Handshake,
+                CloseHow::Reset,
+                CloseHow::Vanish
+            ]
+        );
+        assert_eq!(close_how(CloseMode::Reset, 0), CloseHow::Reset);
+    }
 
     #[test]
     fn pacer_spaces_events() {

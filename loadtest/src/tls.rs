@@ -33,10 +33,17 @@ pub struct TlsClient {
 
 impl TlsClient {
     /// The run's TLS set-up from `--url` and `--tls-ca`: `None` for `ws://`, an error
-    /// (for the report) when `wss://` has no usable CA file or `--tls-ca` comes with
-    /// `ws://`.
+    /// (for the report) when `wss://` has no usable CA file, `--tls-ca` comes with
+    /// `ws://`, or several URLs mix schemes or (wss://) host names.
     pub fn from_args(common: &CommonArgs) -> Result<Option<TlsClient>, String> {
-        match (common.url.tls, &common.tls_ca) {
+        let url = &common.urls[0];
+        if common.urls.iter().any(|u| u.tls != url.tls) {
+            return Err("--url: mixed ws:// and wss:// URLs".into());
+        }
+        if url.tls && common.urls.iter().any(|u| u.server_name != url.server_name) {
+            return Err("--url: several wss:// URLs must share one host name".into());
+        }
+        match (url.tls, &common.tls_ca) {
             (false, None) => Ok(None),
             (false, Some(_)) => Err("--tls-ca is only used with wss:// URLs".into()),
             (true, None) => Err(
@@ -44,7 +51,7 @@ impl TlsClient {
                  certificate; `ringcast-load cert` makes one)"
                     .into(),
             ),
-            (true, Some(ca)) => TlsClient::new(ca, &common.url.server_name).map(Some),
+            (true, Some(ca)) => TlsClient::new(ca, &url.server_name).map(Some),
         }
     }
 
@@ -173,5 +180,42 @@ impl Write for SockWriter<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn common(urls: &str, ca: Option<&str>) -> CommonArgs {
+        let mut v = vec!["ringcast-load", "echo", "--url", urls];
+        if let Some(ca) = ca {
+            v.extend(["--tls-ca", ca]);
+        }
+        match Cli::try_parse_from(v).unwrap().cmd {
+            Command::Echo(e) => e.common,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn several_urls_share_scheme_and_tls_name() {
+        let ws = common("ws://127.0.0.1:1/a,ws://127.0.0.1:2/a", None);
+        assert!(TlsClient::from_args(&ws).unwrap().is_none());
+        let mixed = common(
+            "ws://127.0.0.1:1/a,wss://127.0.0.1:2/a",
+            Some("/nonexistent"),
+        );
+        assert!(TlsClient::from_args(&mixed).unwrap_err().contains("mixed"));
+        let names = common(
+            "wss://127.0.0.1:1/a,wss://localhost:2/a",
+            Some("/nonexistent"),
+        );
+        assert!(TlsClient::from_args(&names)
+            .unwrap_err()
+            .contains("one host name"));
     }
 }

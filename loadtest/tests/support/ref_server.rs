@@ -1,6 +1,8 @@
 //! A tiny reference WebSocket server for the end-to-end tests (and `examples/ref_server`):
 //! tungstenite, one thread per connection, `/ws/{room}` broadcast-to-all-members
-//! (including the sender, like ringcast without `--exclude-sender`) and `/echo`.
+//! (including the sender, like ringcast without `--exclude-sender`) and `/echo`. With
+//! `Options::peer` it also serves `/` the way the peer servers of `make compare-peers`
+//! do: every client there is in one room and gets every data message, sender included.
 //! Deliberately independent from the generator's own codec, so the two check each other.
 //! With `Options::history` it also numbers room messages and honours `?seq=1` /
 //! `?since=N` like ringcast's `--history` (sequence framing, replay; retention is
@@ -52,6 +54,8 @@ pub struct Options {
     pub silent: bool,
     /// Number room messages; honour `?seq=1` and `?since=N`.
     pub history: bool,
+    /// Serve `/` as one room for all its clients (a "peer" broadcast server).
+    pub peer: bool,
 }
 
 /// Starts the server on 127.0.0.1 with an ephemeral port; it runs until the process ends.
@@ -97,7 +101,10 @@ fn serve(stream: TcpStream, rooms: Rooms, deliveries: Arc<AtomicU64>, id: u64, o
         let path = req.uri().path();
         if path == "/echo" {
             echo = true;
-        } else if let Some(r) = path.strip_prefix("/ws/") {
+        } else if let Some(r) = path
+            .strip_prefix("/ws/")
+            .or((opts.peer && path == "/").then_some(""))
+        {
             let (framed, since) = match opts.history {
                 true => history_query(req.uri().query()),
                 false => (false, None),
