@@ -1,7 +1,7 @@
 //! Per-shard deadlines: one binary heap for all connections of a shard.
 //!
-//! A connection has at most one armed deadline (handshake, close, …), stored in the
-//! connection itself; the heap may hold stale entries, which are recognised on expiry
+//! A connection has at most one armed deadline ([`Timer`]: handshake, close, …), stored
+//! in the shard's slot of the connection; the heap may hold stale entries, which are recognised on expiry
 //! (the connection's current deadline or generation differs) and skipped. So arming
 //! is O(log n), cancelling is free, and the driver waits at most until [`TimerHeap::next`].
 
@@ -36,6 +36,19 @@ impl Default for Timeouts {
             pong: Duration::from_secs(10),
         }
     }
+}
+
+/// The deadline a connection is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// The upgrade must complete by then.
+    Handshake,
+    /// Time to send a ping.
+    Ping,
+    /// A frame must have arrived since the ping by then.
+    Pong,
+    /// The closing handshake must be done by then.
+    Close,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
