@@ -7,13 +7,15 @@
 //! keeps serving everyone else.
 //!
 //! The trait is here; the values it takes and returns ([`Message`], [`Upgrade`],
-//! [`Identity`], [`Peer`], [`CloseInfo`]) live in [`crate::shard::api`] and the
-//! [`Context`] in [`crate::shard::context`], both re-exported here: the shard calls
-//! the trait, so neither may import this file.
+//! [`Identity`], [`Peer`], [`CloseInfo`]) live in [`crate::shard::api`], the
+//! [`Context`] in [`crate::shard::context`] and [`ConnId`] in [`crate::shard::slot`],
+//! all re-exported here: the shard calls the trait, so none of them may import this
+//! file (nor this file `crate::shard` itself, whose `mod.rs` holds the caller).
 
 pub use crate::proto::handshake::{Rejection, UpgradeRequest};
 pub use crate::shard::api::{CloseInfo, Identity, Message, Peer, Upgrade};
-pub use crate::shard::context::{ConnId, Context};
+pub use crate::shard::context::Context;
+pub use crate::shard::slot::ConnId;
 
 /// Application callbacks. Every method has a default, so implement only what you need.
 pub trait Handler: Send + Sync + 'static {

@@ -11,9 +11,8 @@ use crate::wire::{ConnKey, PreparedFrame};
 use super::api::{payload_of, prepare, Identity, Message};
 use super::publisher::Publisher;
 use super::replay::Resumed;
+use super::slot::ConnId;
 use super::state::ShardState;
-
-pub use super::slot::ConnId;
 
 /// Handle given to [`crate::Handler`] callbacks.
 pub struct Context<'a> {

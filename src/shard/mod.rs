@@ -56,7 +56,7 @@ pub mod publisher;
 pub mod replay;
 mod rooms;
 pub mod slot;
-pub mod state;
+mod state;
 mod timers;
 mod upgrade;
 

@@ -11,11 +11,9 @@
 //! nothing is encoded under the lock), which keeps the order because later live
 //! messages reach this shard only through its inbox, drained after this call returns.
 //! Live messages already on their way with numbers up to the snapshot's are skipped for
-//! that connection ([`Slot::already_replayed`]).
+//! that connection (its slot's replay mark: `Slot::already_replayed` in `slot.rs`).
 //! A number the history refused to keep (a message larger than `--history-bytes`) is
 //! replayed as a `gap` message in its place, so a resume never skips silently.
-//!
-//! [`Slot::already_replayed`]: super::slot::Slot::already_replayed
 
 use std::time::{Duration, Instant};
 
