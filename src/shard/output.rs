@@ -24,6 +24,12 @@ impl Shard {
     }
 
     /// The kernel accepted `n` bytes of `key`'s queue.
+    ///
+    /// Runs once per completed write, from the driver's generic loop: `#[inline]` keeps
+    /// it inlined there, as it was before the shard was split into files (callgrind,
+    /// 1000 subscribers × 2000 publishes on io_uring: out of line, 22 more
+    /// instructions per delivered frame, about 2 %).
+    #[inline]
     pub fn on_written(&mut self, key: ConnKey, n: usize) {
         let Some(slot) = self.state.slots.get_mut(key) else {
             return;
