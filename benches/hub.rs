@@ -59,7 +59,7 @@ impl Hooks for NoHooks {
 impl Hooks for &dyn MetricsCollector {
     #[inline(always)]
     fn enqueued(&self, outcome: Enqueue) -> bool {
-        // Same as `report_enqueue` in src/shard/mod.rs.
+        // Same as `report_enqueue` in src/shard/state.rs.
         match outcome {
             Enqueue::Queued { dropped_oldest } => {
                 for _ in 0..dropped_oldest {
@@ -89,11 +89,18 @@ impl Hooks for &dyn MetricsCollector {
     }
 }
 
+/// What the fan-out touches of a shard's slot (`shard::Slot`): the connection and
+/// its dirty-list flag.
+struct Member {
+    conn: Connection,
+    dirty: bool,
+}
+
 /// One shard's worth of open connections, all members of one room.
 struct Fanout {
     hub: Hub,
     room: RoomId,
-    conns: Slab<Connection>,
+    conns: Slab<Member>,
     dirty: Vec<ConnKey>,
 }
 
@@ -110,7 +117,7 @@ impl Fanout {
             let len = response.len();
             conn.accept(response);
             conn.written(len); // the 101 is out: open, empty queue
-            let key = conns.insert(conn);
+            let key = conns.insert(Member { conn, dirty: false });
             room = Some(hub.join("bench", key).room);
         }
         Fanout {
@@ -131,20 +138,20 @@ impl Fanout {
             hub, conns, dirty, ..
         } = self;
         for &member in hub.rooms().members(self.room) {
-            let Some(conn) = conns.get_mut(member) else {
+            let Some(slot) = conns.get_mut(member) else {
                 continue;
             };
-            let outcome = conn.send_frame(frame.clone(), LIMITS);
+            let outcome = slot.conn.send_frame(frame.clone(), LIMITS);
             if outcome == Enqueue::NotOpen {
                 continue;
             }
-            if !conn.dirty {
-                conn.dirty = true;
+            if !slot.dirty {
+                slot.dirty = true;
                 dirty.push(member);
             }
             if hooks.enqueued(outcome) {
                 queued += 1;
-                largest_queue = largest_queue.max(conn.out.bytes());
+                largest_queue = largest_queue.max(slot.conn.out().bytes());
             }
         }
         hooks.published(queued, largest_queue);
@@ -155,11 +162,11 @@ impl Fanout {
     /// the kernel (leaving `keep` frames queued) and leaves the dirty list.
     fn flush(&mut self, frame_len: usize, keep: usize) {
         for key in self.dirty.drain(..) {
-            let conn = &mut self.conns[key];
-            while conn.out.len() > keep {
-                conn.written(frame_len);
+            let slot = &mut self.conns[key];
+            while slot.conn.out().len() > keep {
+                slot.conn.written(frame_len);
             }
-            conn.dirty = false;
+            slot.dirty = false;
         }
     }
 

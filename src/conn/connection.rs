@@ -3,15 +3,13 @@
 //! the peer's ([`Input`]) — and what it tells the shard and the driver ([`ConnEvent`],
 //! [`Enqueue`], [`Eof`], [`AfterFlush`]).
 
-use std::time::Instant;
-
 use crate::proto::close::codes;
 use crate::proto::decoder::{Decoder, Event, ProtocolError};
 use crate::proto::frame::{encode_close_frame, encode_frame, Opcode};
 use crate::proto::handshake::{
     parse_upgrade, reject_response, HeadParse, Rejection, UpgradeRequest,
 };
-use crate::wire::{PreparedFrame, RoomId};
+use crate::wire::PreparedFrame;
 
 use super::queue::{Advanced, OutQueue};
 use super::{ConnLimits, DisconnectReason, QueueLimits, SlowPolicy};
@@ -82,19 +80,6 @@ pub enum Enqueue {
     NotOpen,
 }
 
-/// The deadline a connection is waiting for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timer {
-    /// The upgrade must complete by then.
-    Handshake,
-    /// Time to send a ping.
-    Ping,
-    /// A frame must have arrived since the ping by then.
-    Pong,
-    /// The closing handshake must be done by then.
-    Close,
-}
-
 /// Something the shard must act on.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ConnEvent {
@@ -134,6 +119,8 @@ pub enum AfterFlush {
     Close,
 }
 
+/// One connection's protocol and queue state (see the module doc of `conn`). The
+/// shard's bookkeeping about it (rooms, deadline, flags) lives in the shard's slot.
 #[derive(Debug)]
 pub struct Connection {
     stage: Stage,
@@ -142,31 +129,15 @@ pub struct Connection {
     /// Request head while handshaking; bytes after the head until the upgrade is decided.
     head: Vec<u8>,
     decoder: Decoder,
-    pub out: OutQueue,
-    /// Rooms this connection joined on its shard.
-    pub rooms: Vec<RoomId>,
-    /// The armed deadline, if any (see [`TimerHeap`]).
-    pub deadline: Option<(Instant, Timer)>,
-    /// When the upgrade completed.
-    pub opened_at: Option<Instant>,
+    /// Frames to write, in order (the driver reads it through [`Connection::out`]).
+    out: OutQueue,
     /// Backpressure, beside the protocol state: reading is paused because the unsent
     /// bytes are over the cap (see `may_read`).
     read_paused: bool,
     /// Pongs replaced by a newer one since the shard last asked (see `take_coalesced`).
     pongs_coalesced: u32,
-    /// Bytes arrived since the last ping was sent.
-    pub heard_since_ping: bool,
-    /// Holds one slot of the admission cap.
-    pub admitted: bool,
-    /// In the shard's dirty list (has output to flush).
-    pub dirty: bool,
     /// Why it is ending (the first reason recorded wins).
-    pub reason: Option<DisconnectReason>,
-    /// Room messages go out in the sequence framing (the client asked with `?seq=1`).
-    pub sequenced: bool,
-    /// Rooms resumed from history: (room, last seq replayed). Live messages up to that
-    /// number are skipped (they were replayed); the mark goes with the first one after.
-    pub replay_marks: Vec<(RoomId, u64)>,
+    reason: Option<DisconnectReason>,
 }
 
 impl Default for Connection {
@@ -176,6 +147,7 @@ impl Default for Connection {
 }
 
 impl Connection {
+    /// A connection waiting for its request head.
     pub fn new() -> Self {
         Connection {
             stage: Stage::Handshaking,
@@ -184,18 +156,39 @@ impl Connection {
             head: Vec::new(),
             decoder: Decoder::new(),
             out: OutQueue::default(),
-            rooms: Vec::new(),
-            deadline: None,
-            opened_at: None,
             read_paused: false,
             pongs_coalesced: 0,
-            heard_since_ping: false,
-            admitted: false,
-            dirty: false,
             reason: None,
-            sequenced: false,
-            replay_marks: Vec::new(),
         }
+    }
+
+    /// The frames queued to be written, for the driver to write from (it reports what
+    /// the kernel took with [`Connection::written`]).
+    pub fn out(&self) -> &OutQueue {
+        &self.out
+    }
+
+    /// io_uring: the first `frames` queued frames are in a send in flight (see
+    /// [`OutQueue::set_in_flight`]).
+    pub fn set_in_flight(&mut self, frames: usize) {
+        self.out.set_in_flight(frames);
+    }
+
+    /// Give back the queue's spare capacity while the connection is idle (see
+    /// [`OutQueue::shrink_idle`]).
+    pub fn shrink_idle(&mut self) {
+        self.out.shrink_idle();
+    }
+
+    /// Why the connection is ending, once a reason was recorded.
+    pub fn reason(&self) -> Option<DisconnectReason> {
+        self.reason
+    }
+
+    /// Record why the connection is ending, unless a reason was recorded before (the
+    /// first one wins).
+    pub fn record_reason(&mut self, reason: DisconnectReason) {
+        self.reason.get_or_insert(reason);
     }
 
     /// The coarse state (see [`Phase`]).
@@ -247,7 +240,6 @@ impl Connection {
     pub fn accept(&mut self, response: Vec<u8>) {
         self.out.push_control(PreparedFrame::from_wire(response));
         self.stage = Stage::Upgraded;
-        self.deadline = None;
     }
 
     /// True once the upgrade was accepted (even if the connection is closing now).
@@ -358,18 +350,20 @@ impl Connection {
     }
 
     /// Queue a ping (heartbeat), unless the previous one is still unsent (a peer that
-    /// does not read must not make heartbeats pile up).
-    pub fn send_ping(&mut self) {
-        if self.is_open() {
-            if !self.out.ping_pending() {
-                self.out.push_ping(PreparedFrame::from_wire(encode_frame(
-                    true,
-                    Opcode::Ping,
-                    b"",
-                )));
-            }
-            self.heard_since_ping = false;
+    /// does not read must not make heartbeats pile up). Returns false when the
+    /// connection is not open (nothing is sent, no answer is awaited).
+    pub fn send_ping(&mut self) -> bool {
+        if !self.is_open() {
+            return false;
         }
+        if !self.out.ping_pending() {
+            self.out.push_ping(PreparedFrame::from_wire(encode_frame(
+                true,
+                Opcode::Ping,
+                b"",
+            )));
+        }
+        true
     }
 
     /// Pongs whose payload was replaced by a newer ping's since the last call (for the
@@ -412,19 +406,6 @@ impl Connection {
         }
         self.out.push_data(frame);
         true
-    }
-
-    /// True when live message `seq` of `room` was already replayed to this connection.
-    /// The first message past the mark removes it (a room's messages arrive in order).
-    pub fn already_replayed(&mut self, room: RoomId, seq: u64) -> bool {
-        let Some(i) = self.replay_marks.iter().position(|(r, _)| *r == room) else {
-            return false;
-        };
-        if seq <= self.replay_marks[i].1 {
-            return true;
-        }
-        self.replay_marks.swap_remove(i);
-        false
     }
 
     /// The kernel accepted `n` bytes.
@@ -513,7 +494,6 @@ impl Connection {
         };
         self.head = Vec::new();
         self.decoder = Decoder::new();
-        self.deadline = None;
         self.out.clear()
     }
 }

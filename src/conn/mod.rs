@@ -28,8 +28,8 @@
 //! publishes); the connection answers pings and closes itself by queueing control
 //! frames. Data frames go through [`Connection::send_frame`], which applies the
 //! slow-consumer policy. The driver writes [`Connection::out`] and calls
-//! [`Connection::written`]. One deadline at a time ([`Timer`]) covers the handshake,
-//! heartbeat (ping, then pong) and closing timeouts.
+//! [`Connection::written`]. What the shard keeps about a connection (its rooms, its one
+//! armed deadline, [`Timer`], from the per-shard [`TimerHeap`]) is the shard's, not here.
 
 mod connection;
 mod limits;
@@ -37,8 +37,8 @@ pub mod queue;
 mod reason;
 pub mod timers;
 
-pub use connection::{AfterFlush, ConnEvent, Connection, Enqueue, Eof, Phase, Timer};
+pub use connection::{AfterFlush, ConnEvent, Connection, Enqueue, Eof, Phase};
 pub use limits::{ConnLimits, QueueLimits, SlowPolicy};
 pub use queue::{Advanced, OutQueue};
 pub use reason::{DisconnectReason, DropReason, InputThrottle};
-pub use timers::{Timeouts, TimerEntry, TimerHeap};
+pub use timers::{Timeouts, Timer, TimerEntry, TimerHeap};

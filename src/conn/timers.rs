@@ -1,9 +1,10 @@
 //! Per-shard deadlines: one binary heap for all connections of a shard.
 //!
-//! A connection has at most one armed deadline (handshake, close, …), stored in the
-//! connection itself; the heap may hold stale entries, which are recognised on expiry
-//! (the connection's current deadline or generation differs) and skipped. So arming
-//! is O(log n), cancelling is free, and the driver waits at most until [`TimerHeap::next`].
+//! A connection has at most one armed deadline ([`Timer`]: handshake, close, …), stored
+//! in the shard's slot of the connection; the heap may hold stale entries, which are
+//! recognised on expiry (the connection's current deadline or generation differs) and
+//! skipped. So arming is O(log n), cancelling is free, and the driver waits at most
+//! until [`TimerHeap::next`].
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -38,6 +39,21 @@ impl Default for Timeouts {
     }
 }
 
+/// The deadline a connection is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// The upgrade must complete by then.
+    Handshake,
+    /// Time to send a ping.
+    Ping,
+    /// A frame must have arrived since the ping by then.
+    Pong,
+    /// The closing handshake must be done by then.
+    Close,
+}
+
+/// One armed deadline in the heap: when, for which connection slot, and that slot's
+/// generation then (an entry whose slot was reused, or re-armed, is stale).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TimerEntry {
     pub at: Instant,
@@ -45,6 +61,8 @@ pub struct TimerEntry {
     pub generation: u32,
 }
 
+/// A shard's deadlines, earliest first (stale entries included until popped or
+/// compacted).
 #[derive(Debug, Default)]
 pub struct TimerHeap {
     heap: BinaryHeap<Reverse<TimerEntry>>,

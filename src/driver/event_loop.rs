@@ -603,7 +603,7 @@ impl<'s, B: IoBackend> EventLoop<'s, B> {
                     }
                     TlsStep::Idle => return Ok(()),
                 },
-                None if slot.conn.out.is_empty() => {
+                None if slot.conn.out().is_empty() => {
                     match self.shard.after_flush(key, now) {
                         AfterFlush::ShutdownWrite => shutdown_write(fd),
                         AfterFlush::Close => self.shard.finish_flushed(key),
@@ -611,7 +611,7 @@ impl<'s, B: IoBackend> EventLoop<'s, B> {
                     }
                     return Ok(());
                 }
-                None => self.backend.send_queue(key, fd, &slot.conn.out)?,
+                None => self.backend.send_queue(key, fd, slot.conn.out())?,
             };
             let io = &mut self.io[key];
             match started {
@@ -654,7 +654,7 @@ impl<'s, B: IoBackend> EventLoop<'s, B> {
             io.closing = true;
             if io.sending != Sending::InFlight {
                 if let Some(tls) = io.tls.as_deref_mut() {
-                    let (_, bytes) = tls.next_send(&slot.conn.out);
+                    let (_, bytes) = tls.next_send(slot.conn.out());
                     if !bytes.is_empty() {
                         // SAFETY: the session stays until the connection is idle, that
                         // is until this send is reported; nothing touches its
@@ -913,7 +913,7 @@ mod tests {
             lp.backend.log,
             ["register 0", "recycle 0", "pause 0", "send 0"]
         );
-        let queued = lp.shard.slot(0).unwrap().conn.out.bytes();
+        let queued = lp.shard.slot(0).unwrap().conn.out().bytes();
         assert!(queued > 64, "the 101 response is over the cap: {queued} B");
         lp.backend.batches.push_back(vec![Event::Sent {
             key: 0,

@@ -256,7 +256,7 @@ pub(crate) fn tls_next_step(
         let Some(slot) = shard.slot(key) else {
             return TlsStep::Idle;
         };
-        let (taken, bytes) = tls.next_send(&slot.conn.out);
+        let (taken, bytes) = tls.next_send(slot.conn.out());
         let (ptr, len) = (bytes.as_ptr(), bytes.len());
         if taken > 0 {
             shard.on_written(key, taken);

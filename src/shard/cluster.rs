@@ -11,7 +11,7 @@
 use crate::hub::FetchRequest;
 use crate::wire::PreparedFrame;
 
-use super::ShardState;
+use super::state::ShardState;
 
 impl ShardState {
     /// Resume `request`'s connection from the local history (see the module doc).
@@ -28,7 +28,7 @@ impl ShardState {
     /// Queue `frame` to every sequenced member of `room` here.
     pub(super) fn announce(&mut self, room: &str, frame: &PreparedFrame) {
         if let Some(id) = self.hub.rooms().lookup(room) {
-            self.deliver_with(id, None, |conn| conn.sequenced.then(|| frame.clone()));
+            self.deliver_with(id, None, |slot| slot.sequenced.then(|| frame.clone()));
         }
     }
 }

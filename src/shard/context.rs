@@ -5,48 +5,19 @@
 //! state except through rooms.
 
 use crate::conn::Phase;
-use crate::handler::Message;
-use crate::proto::frame::Opcode;
 use crate::wire::room_name::{self, RoomNameError};
-use crate::wire::{ConnKey, Kind, Payload, PreparedFrame};
+use crate::wire::{ConnKey, PreparedFrame};
 
-use super::{Publisher, Resumed, ShardState};
-
-/// A connection's identity: its shard, its slot and the slot's generation (so an id
-/// of a closed connection never matches the connection that reuses its slot).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnId {
-    pub shard: usize,
-    pub slot: usize,
-    pub generation: u32,
-}
-
-impl std::fmt::Display for ConnId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}.{}", self.shard, self.slot, self.generation)
-    }
-}
-
-/// Encode an application message as a frame for one connection ([`Context::send`]).
-pub fn prepare(message: Message<'_>) -> PreparedFrame {
-    match message {
-        Message::Text(s) => PreparedFrame::encode(Opcode::Text, s.as_bytes()),
-        Message::Binary(b) => PreparedFrame::encode(Opcode::Binary, b),
-    }
-}
-
-/// Encode an application message once, ready to publish to any number of rooms (the
-/// [`Payload`] of every publication it makes).
-pub fn payload_of(message: Message<'_>) -> Payload {
-    match message {
-        Message::Text(s) => Payload::encode(Kind::Text, s.as_bytes()),
-        Message::Binary(b) => Payload::encode(Kind::Binary, b),
-    }
-}
+use super::api::{payload_of, prepare, Identity, Message};
+use super::publisher::Publisher;
+use super::replay::Resumed;
+use super::slot::ConnId;
+use super::state::ShardState;
 
 /// Handle given to [`crate::Handler`] callbacks.
 pub struct Context<'a> {
     pub(super) state: &'a mut ShardState,
+    /// The connection the callback is about.
     pub(super) key: ConnKey,
 }
 
@@ -57,7 +28,7 @@ impl Context<'_> {
 
     /// The identity [`crate::Upgrade::AcceptAs`] attached to this connection (`None`
     /// when it was accepted with plain [`crate::Upgrade::Accept`]).
-    pub fn identity(&self) -> Option<&crate::handler::Identity> {
+    pub fn identity(&self) -> Option<&Identity> {
         self.state
             .slots
             .get(self.key)
@@ -120,10 +91,7 @@ impl Context<'_> {
 
     /// Number of rooms this connection has joined.
     pub fn joined_count(&self) -> usize {
-        self.state
-            .slots
-            .get(self.key)
-            .map_or(0, |s| s.conn.rooms.len())
+        self.state.slots.get(self.key).map_or(0, |s| s.rooms.len())
     }
 
     /// Publish to every member of `room` on every shard (this connection included if it
@@ -157,7 +125,7 @@ impl Context<'_> {
     pub fn set_sequenced(&mut self, on: bool) {
         let history = self.history_enabled();
         if let Some(slot) = self.state.slots.get_mut(self.key) {
-            slot.conn.sequenced = on && history;
+            slot.sequenced = on && history;
         }
     }
 

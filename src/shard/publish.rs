@@ -16,16 +16,17 @@
 
 use std::sync::Arc;
 
-use crate::conn::{Connection, Enqueue};
+use crate::conn::Enqueue;
 use crate::hub::Published;
 use crate::metrics::MetricsCollector;
 use crate::wire::{ConnKey, Encoding, Payload, PreparedFrame, Publication, RoomId};
 
-use super::{report_enqueue, ShardState};
+use super::slot::Slot;
+use super::state::{report_enqueue, ShardState};
 
 /// Report what nobody else will: a publish that reached no shard (`publish_fanned_out`
 /// with 0) and one the history refused (`history_refused`). `shard` is the publishing
-/// shard (0 for a [`super::Publisher`] outside the shards).
+/// shard (0 for a [`super::publisher::Publisher`] outside the shards).
 pub(crate) fn report_published(
     metrics: &dyn MetricsCollector,
     shard: usize,
@@ -101,7 +102,7 @@ impl ShardState {
     ) -> usize {
         let mut queued = 0;
         let mut i = 0;
-        while let Some(&room) = self.slots.get(key).and_then(|s| s.conn.rooms.get(i)) {
+        while let Some(&room) = self.slots.get(key).and_then(|s| s.rooms.get(i)) {
             queued += self.publish_room(room, payload.clone(), exclude);
             i += 1;
         }
@@ -133,11 +134,11 @@ impl ShardState {
                 let frame = publication.frame(Encoding::WebSocket);
                 self.deliver_with(room, exclude, |_| Some(frame.clone()))
             }
-            Some(seq) => self.deliver_with(room, exclude, |conn| {
-                if !conn.replay_marks.is_empty() && conn.already_replayed(room, seq) {
+            Some(seq) => self.deliver_with(room, exclude, |slot| {
+                if !slot.replay_marks.is_empty() && slot.already_replayed(room, seq) {
                     return None;
                 }
-                Some(publication.frame_for(conn.sequenced).clone())
+                Some(publication.frame_for(slot.sequenced).clone())
             }),
         }
     }
@@ -151,7 +152,7 @@ impl ShardState {
         &mut self,
         room: RoomId,
         exclude: Option<ConnKey>,
-        mut pick: impl FnMut(&mut Connection) -> Option<PreparedFrame>,
+        mut pick: impl FnMut(&mut Slot) -> Option<PreparedFrame>,
     ) -> usize {
         let mut queued = 0;
         let mut largest_queue = 0;
@@ -173,7 +174,7 @@ impl ShardState {
             let Some(slot) = slots.get_mut(member) else {
                 continue;
             };
-            let Some(frame) = pick(&mut slot.conn) else {
+            let Some(frame) = pick(slot) else {
                 continue;
             };
             let outcome = slot.conn.send_frame(frame, *queue);
@@ -182,13 +183,13 @@ impl ShardState {
                 Enqueue::ClosedSlow { .. } => slow_closed.push(member),
                 _ => {}
             }
-            if !slot.conn.dirty {
-                slot.conn.dirty = true;
+            if !slot.dirty {
+                slot.dirty = true;
                 dirty.push(member);
             }
             if report_enqueue(metrics, *id, outcome) {
                 queued += 1;
-                largest_queue = largest_queue.max(slot.conn.out.bytes());
+                largest_queue = largest_queue.max(slot.conn.out().bytes());
             }
         }
         // At most two hook calls per shard delivery (this one and the publish's report

@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::handler::Message;
 use crate::hub::{HubShared, Source};
 use crate::metrics::MetricsCollector;
 use crate::wire::room_name::{self, RoomNameError};
 
-use super::context::payload_of;
+use super::api::{payload_of, Message};
 use super::publish::report_published;
 
 /// Publishes into rooms from any thread (cloneable, `Send + Sync`).

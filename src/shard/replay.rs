@@ -11,11 +11,9 @@
 //! nothing is encoded under the lock), which keeps the order because later live
 //! messages reach this shard only through its inbox, drained after this call returns.
 //! Live messages already on their way with numbers up to the snapshot's are skipped for
-//! that connection ([`Connection::already_replayed`]).
+//! that connection (its slot's replay mark: `Slot::already_replayed` in `slot.rs`).
 //! A number the history refused to keep (a message larger than `--history-bytes`) is
 //! replayed as a `gap` message in its place, so a resume never skips silently.
-//!
-//! [`Connection::already_replayed`]: crate::conn::Connection::already_replayed
 
 use std::time::{Duration, Instant};
 
@@ -25,7 +23,7 @@ use crate::proto::frame::Opcode;
 use crate::wire::sequence::{gap_message, reset_message};
 use crate::wire::{ConnKey, Encoding, PreparedFrame};
 
-use super::ShardState;
+use super::state::ShardState;
 
 /// What a resume did (see [`crate::Context::resume`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,20 +98,19 @@ impl ShardState {
                     key,
                     generation: self.slots[key].generation,
                 });
-            let conn = &mut self.slots[key].conn;
+            let slot = &mut self.slots[key];
             if joined.new_member {
-                conn.rooms.push(joined.room);
+                slot.rooms.push(joined.room);
             }
-            conn.replay_marks.retain(|(r, _)| *r != joined.room);
             let upto = if fetching { u64::MAX } else { replay.upto };
-            conn.replay_marks.push((joined.room, upto));
+            slot.mark_replayed(joined.room, upto);
             (replay, joined.room_opened, fetching)
         });
         if room_opened {
             self.metrics().room_opened(self.id);
         }
         if fetching {
-            self.slots[key].conn.sequenced = true;
+            self.slots[key].sequenced = true;
             return Some(Resumed {
                 start: ResumeStart::Full,
                 replayed: 0,
@@ -128,8 +125,9 @@ impl ShardState {
             ResumeStart::Reset { next } => Some(reset_message(next)),
         };
         let holes = replay.holes(replay.first(since));
-        let conn = &mut self.slots[key].conn;
-        conn.sequenced = true;
+        let slot = &mut self.slots[key];
+        slot.sequenced = true;
+        let conn = &mut slot.conn;
         if let Some(text) = control {
             conn.push_replay(text_frame(&text));
         }

@@ -1,0 +1,82 @@
+//! The upgrade policy: what a complete request head gets. In order: the Origin check
+//! (`--allowed-origin`, `--require-origin`: 403), the handler's decision
+//! ([`crate::Handler::on_upgrade_from`]; a panic answers 500), the admission cap (503
+//! with `Retry-After: 1`); then the 101 with the [`super::SHARD_HEADER`], the first
+//! heartbeat deadline, and `on_open`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use crate::conn::Timer;
+use crate::proto::handshake::{accept_response, Rejection, UpgradeRequest};
+use crate::wire::ConnKey;
+
+use super::api::{Peer, Upgrade};
+use super::{Shard, SHARD_HEADER};
+
+impl Shard {
+    /// Decide the upgrade of `key` (its request head is `request`) and answer it.
+    pub(super) fn upgrade(&mut self, key: ConnKey, request: &UpgradeRequest, now: Instant) {
+        let decision = if self.config().origins.permits(request.origin.as_deref()) {
+            let peer = Peer {
+                fd: self.state.slots[key].fd,
+            };
+            let decision = catch_unwind(AssertUnwindSafe(|| {
+                self.handler.on_upgrade_from(request, peer)
+            }));
+            decision.unwrap_or_else(|panic| {
+                self.report_panic(key, "on_upgrade", panic);
+                Upgrade::Reject(Rejection {
+                    status: 500,
+                    reason: "internal error",
+                })
+            })
+        } else {
+            Upgrade::Reject(Rejection {
+                status: 403,
+                reason: "origin not allowed",
+            })
+        };
+        let (decision, identity) = match decision {
+            Upgrade::AcceptAs(identity) => (Upgrade::Accept, Some(Box::new(identity))),
+            other => (other, None),
+        };
+        let rejection = match decision {
+            Upgrade::Reject(rejection) => Some((rejection, None)),
+            Upgrade::Accept | Upgrade::AcceptAs(_)
+                if !self.state.shared.admission.try_acquire() =>
+            {
+                self.state.metrics().admission_rejected(self.state.id);
+                let rejection = Rejection {
+                    status: 503,
+                    reason: "server at connection capacity",
+                };
+                Some((rejection, Some(("Retry-After", "1"))))
+            }
+            Upgrade::Accept | Upgrade::AcceptAs(_) => None,
+        };
+        let id = self.state.id;
+        let slot = &mut self.state.slots[key];
+        if let Some((rejection, header)) = rejection {
+            slot.conn.reject(&rejection, header.as_slice());
+            self.state
+                .metrics()
+                .handshake_rejected(id, rejection.status);
+            tracing::debug!(conn = %self.state.conn_id(key), status = rejection.status, reason = rejection.reason, "upgrade refused");
+            return;
+        }
+        slot.identity = identity;
+        slot.admitted = self.state.shared.admission.is_limited();
+        let shard = id.to_string();
+        slot.conn
+            .accept(accept_response(&request.key, &[(SHARD_HEADER, &shard)]));
+        // The handshake deadline is over: the heartbeat's (if any) replaces it.
+        let ping = self.config().timeouts.ping_interval;
+        if ping.is_zero() {
+            self.state.slots[key].deadline = None;
+        } else {
+            self.state.arm(key, ping, Timer::Ping, now);
+        }
+        self.call(key, |h, cx| h.on_open(cx, request));
+    }
+}
