@@ -42,9 +42,13 @@ fn slow_subscriber(addr: SocketAddr) -> Client {
 
 fn run(backend: ringcast::BackendChoice, policy: SlowPolicy) {
     let mut cfg = config(backend, 2);
-    // Readers that keep up never come near 512 KiB (their kernel buffers absorb more);
-    // the slow one, with a 4 KiB receive window, overflows it.
-    cfg.shard.queue.max_bytes = 512 * 1024;
+    // Readers that keep up never come near 2 MiB (their kernel buffers absorb more). The
+    // 50 reader threads share the cores with the server: on a loaded machine they can all
+    // stall at once while the server goes on queueing (seen at load average ~10 with
+    // 512 KiB: every reader missed the same 75 messages), and at ~8 MB/s 2 MiB is ~0.25 s
+    // of headroom. The slow one, with a 4 KiB receive window, still overflows it: it is
+    // sent 3.2 MiB.
+    cfg.shard.queue.max_bytes = 2 * 1024 * 1024;
     // Without a fixed send buffer the kernel lets a stalled socket absorb ~3 MiB first.
     cfg.driver.socket_send_buffer = Some(64 * 1024);
     cfg.shard.queue.policy = policy;
