@@ -36,7 +36,8 @@ pub use stats::{BrokerSnapshot, BrokerStats};
 /// `--broker` and its companions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerConfig {
-    /// `redis://HOST:PORT[/DB]` (`--broker`).
+    /// `redis://HOST:PORT[/DB]`, or `redis+cluster://HOST:PORT[,HOST:PORT...]` for a
+    /// Redis Cluster (`--broker`; see [`BrokerConfig::cluster_nodes`]).
     pub url: String,
     /// First part of every channel and key name (`--broker-prefix`, default
     /// `ringcast`): nodes with the same prefix share rooms.
@@ -69,9 +70,12 @@ impl BrokerConfig {
         if !cfg!(feature = "redis") {
             return Some("--broker needs a build with the `redis` cargo feature".into());
         }
-        if !(self.url.starts_with("redis://")) {
+        let cluster_ok = self
+            .cluster_nodes()
+            .is_some_and(|n| !n.is_empty() && n.iter().all(|u| u.len() > "redis://".len()));
+        if !(self.url.starts_with("redis://") || cluster_ok) {
             return Some(format!(
-                "--broker must be redis://HOST:PORT[/DB], got {:?}",
+                "--broker must be redis://HOST:PORT[/DB] or redis+cluster://HOST:PORT[,HOST:PORT...], got {:?}",
                 self.url
             ));
         }
@@ -93,6 +97,28 @@ impl BrokerConfig {
             return Some("--broker-queue must be > 0".into());
         }
         None
+    }
+}
+
+impl BrokerConfig {
+    /// Redis Cluster seed nodes when `url` is `redis+cluster://HOST:PORT[,HOST:PORT...]`
+    /// (`[USER:PASS@]` allowed before the first host, applied to each): one
+    /// `redis://HOST:PORT` per seed, as the `redis` crate's `ClusterClient` takes them.
+    /// `None`: not a cluster URL. The client learns the other nodes from the seeds
+    /// (`CLUSTER SLOTS`), so one reachable seed is enough.
+    pub fn cluster_nodes(&self) -> Option<Vec<String>> {
+        let rest = self.url.strip_prefix("redis+cluster://")?;
+        let (auth, hosts) = match rest.rfind('@') {
+            Some(at) => (&rest[..=at], &rest[at + 1..]),
+            None => ("", rest),
+        };
+        Some(
+            hosts
+                .split(',')
+                .filter(|h| !h.is_empty())
+                .map(|h| format!("redis://{auth}{}", h.trim_end_matches('/')))
+                .collect(),
+        )
     }
 }
 

@@ -105,3 +105,127 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+
+/// Three (or `n`) `redis-server --cluster-enabled yes` on free loopback ports,
+/// persistence off, their `nodes.conf` in a temp dir; joined with
+/// `redis-cli --cluster create … --cluster-replicas 0` and polled until `CLUSTER INFO`
+/// says `cluster_state:ok`. Every server is killed by PID in Drop (then the dir removed).
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisCluster {
+    pub fn start(n: usize) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "ringcast-redis-cluster-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cluster = RedisCluster {
+            nodes: Vec::new(),
+            dir,
+        };
+        for _ in 0..n {
+            let port = free_port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-config-file"])
+                .arg(cluster.dir.join(format!("nodes-{port}.conf")))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server installed (Debian package redis-server)");
+            let node = RedisServer {
+                child: Some(child),
+                port,
+            };
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            assert!(
+                poll_until(Duration::from_secs(10), || TcpStream::connect(addr).is_ok()
+                    && node.cli(&["PING"]).trim() == "PONG"),
+                "redis-server did not come up on port {port}"
+            );
+            cluster.nodes.push(node);
+        }
+        let hosts: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&hosts)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli installed");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            poll_until(Duration::from_secs(20), || cluster
+                .nodes
+                .iter()
+                .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))),
+            "cluster_state:ok on every node"
+        );
+        cluster
+    }
+
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,…`.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// The node serving `key`'s slot (`CLUSTER KEYSLOT`, then the `myself` line of
+    /// each node's `CLUSTER NODES`).
+    pub fn owner(&self, key: &str) -> &RedisServer {
+        let slot: u16 = self.nodes[0]
+            .cli(&["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .expect("CLUSTER KEYSLOT");
+        self.nodes
+            .iter()
+            .find(|n| {
+                let nodes = n.cli(&["CLUSTER", "NODES"]);
+                let me = nodes.lines().find(|l| l.contains("myself")).unwrap_or("");
+                me.split_whitespace().skip(8).any(|range| {
+                    let (a, b) = range.split_once('-').unwrap_or((range, range));
+                    matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if a <= slot && slot <= b)
+                })
+            })
+            .expect("a node serves the slot")
+    }
+}
+
+impl RedisServer {
+    /// Subscribers of sharded `channel` on this node (`PUBSUB SHARDNUMSUB`).
+    pub fn shardnumsub(&self, channel: &str) -> u64 {
+        let out = self.cli(&["PUBSUB", "SHARDNUMSUB", channel]);
+        out.lines()
+            .nth(1)
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
