@@ -3,7 +3,8 @@
 //! three-master Redis Cluster deliver every message of a room exactly once and in one
 //! identical order to every client; the room is subscribed with sharded pub/sub on
 //! the master of its slot only (`PUBSUB SHARDNUMSUB`), and published there only
-//! (`SPUBLISH`, or the publish script with `--history`).
+//! (`SPUBLISH`, or the publish script with `--history`); when that master is killed
+//! and comes back, every node reconnects and subscribes the room again.
 
 #![cfg(feature = "redis")]
 
@@ -173,5 +174,63 @@ fn spread_room(backend: BackendChoice, history: Option<usize>) {
     drop(clients);
     for n in nodes {
         n.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn the_slot_s_master_killed_and_back_every_node_subscribes_again() {
+    for backend in BACKENDS {
+        let mut cluster = RedisCluster::start(3);
+        let owner = cluster
+            .nodes
+            .iter()
+            .position(|n| n.port == cluster.owner(CHANNEL).port)
+            .unwrap();
+        let nodes: Vec<RunningServer> = (0..3)
+            .map(|i| node(backend, &cluster, &format!("n{i}"), None))
+            .collect();
+        let mut clients: Vec<Client> = nodes
+            .iter()
+            .map(|n| connect(n.local_addr(), "/ws/r"))
+            .collect();
+        assert!(poll_until(TIMEOUT, || cluster.nodes[owner]
+            .shardnumsub(CHANNEL)
+            == 3));
+        // Killed (its subscriptions gone with it) and back on its port, empty.
+        cluster.restart(owner);
+        assert!(
+            poll_until(Duration::from_secs(20), || nodes.iter().all(|n| n
+                .broker_stats()
+                .unwrap()
+                .1
+                .reconnects
+                >= 1
+                && n.broker_stats().unwrap().1.up)),
+            "every node noticed the loss and reconnected"
+        );
+        assert!(
+            poll_until(Duration::from_secs(20), || cluster.nodes[owner]
+                .shardnumsub(CHANNEL)
+                == 3),
+            "every node subscribed again"
+        );
+        for (n, c) in clients.iter_mut().enumerate() {
+            c.send(Message::text(format!("after-{n}"))).unwrap();
+            c.flush().unwrap();
+        }
+        let mut orders: Vec<Vec<String>> = Vec::new();
+        for c in clients.iter_mut() {
+            orders.push((0..3).map(|_| read_text(c)).collect());
+        }
+        let distinct: HashSet<&String> = orders[0].iter().collect();
+        assert_eq!(distinct.len(), 3, "each once: {:?}", orders[0]);
+        assert!(
+            orders.iter().all(|o| *o == orders[0]),
+            "one order: {orders:?}"
+        );
+        drop(clients);
+        for n in nodes {
+            n.shutdown().unwrap();
+        }
     }
 }

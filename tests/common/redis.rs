@@ -1,7 +1,7 @@
 //! A real `redis-server` for the cluster tests: started on a free loopback port with
 //! persistence off, driven with the real `redis-cli`, stopped by PID (kill in Drop);
 //! [`RedisServer::stop`] and [`RedisServer::restart`] take it away and bring it back on
-//! the same port.
+//! the same port. [`RedisCluster`]: a Redis Cluster of such servers.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -52,13 +52,7 @@ impl RedisServer {
             .spawn()
             .expect("redis-server installed (Debian package redis-server)");
         self.child = Some(child);
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        assert!(
-            poll_until(Duration::from_secs(10), || TcpStream::connect(addr).is_ok()
-                && self.cli(&["PING"]).trim() == "PONG"),
-            "redis-server did not come up on port {}",
-            self.port
-        );
+        wait_for_ping(self);
     }
 
     /// Kill it (SIGKILL, by PID) and reap it: everything it held is lost.
@@ -129,26 +123,11 @@ impl RedisCluster {
         };
         for _ in 0..n {
             let port = free_port();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-                .args(["--cluster-enabled", "yes", "--cluster-config-file"])
-                .arg(cluster.dir.join(format!("nodes-{port}.conf")))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server installed (Debian package redis-server)");
             let node = RedisServer {
-                child: Some(child),
+                child: Some(cluster.spawn(port)),
                 port,
             };
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            assert!(
-                poll_until(Duration::from_secs(10), || TcpStream::connect(addr).is_ok()
-                    && node.cli(&["PING"]).trim() == "PONG"),
-                "redis-server did not come up on port {port}"
-            );
+            wait_for_ping(&node);
             cluster.nodes.push(node);
         }
         let hosts: Vec<String> = cluster
@@ -168,14 +147,45 @@ impl RedisCluster {
             "redis-cli --cluster create: {}",
             String::from_utf8_lossy(&out.stdout)
         );
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// A cluster-enabled `redis-server` on `port`, its `nodes.conf` in the temp dir (so a
+    /// restart on the same port rejoins with its slots); failure detection after 2 s.
+    fn spawn(&self, port: u16) -> Child {
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+            .arg("--cluster-config-file")
+            .arg(self.dir.join(format!("nodes-{port}.conf")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server installed (Debian package redis-server)")
+    }
+
+    /// Kill node `i` (SIGKILL, by PID: its data is lost), start it again on its port
+    /// with its cluster config, and wait until every node says `cluster_state:ok`.
+    pub fn restart(&mut self, i: usize) {
+        self.nodes[i].stop();
+        let child = self.spawn(self.nodes[i].port);
+        self.nodes[i].child = Some(child);
+        wait_for_ping(&self.nodes[i]);
+        self.wait_ok();
+    }
+
+    /// Poll (bounded) until every node's `CLUSTER INFO` says `cluster_state:ok`.
+    fn wait_ok(&self) {
         assert!(
-            poll_until(Duration::from_secs(20), || cluster
+            poll_until(Duration::from_secs(20), || self
                 .nodes
                 .iter()
                 .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))),
             "cluster_state:ok on every node"
         );
-        cluster
     }
 
     /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,…`.
@@ -219,6 +229,17 @@ impl RedisServer {
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0)
     }
+}
+
+/// Poll (bounded) until `node` answers `PING`.
+fn wait_for_ping(node: &RedisServer) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], node.port));
+    assert!(
+        poll_until(Duration::from_secs(10), || TcpStream::connect(addr).is_ok()
+            && node.cli(&["PING"]).trim() == "PONG"),
+        "redis-server did not come up on port {}",
+        node.port
+    );
 }
 
 impl Drop for RedisCluster {
