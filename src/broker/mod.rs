@@ -1,6 +1,8 @@
 //! Cluster adapters behind the hub's broker seam ([`crate::hub::broker`]): with
 //! `serve --broker redis://HOST:PORT[/DB]` (cargo feature `redis`) every publish goes
-//! through Redis and comes back to every node subscribed to the room, in Redis's order.
+//! through Redis and comes back to every node subscribed to the room, in Redis's order;
+//! `--broker redis+cluster://HOST:PORT[,…]` does the same over a Redis Cluster with
+//! sharded pub/sub (a room's traffic stays on its slot's shard).
 //!
 //! - [`envelope`]: the bytes of one publication on a channel (versioned header +
 //!   payload; anything else is counted and dropped);
@@ -228,5 +230,25 @@ impl BrokerHandle {
 impl Drop for BrokerHandle {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls_give_one_seed_per_host_with_the_credentials() {
+        let c = BrokerConfig::new("redis+cluster://u:p@10.0.0.1:7000,10.0.0.2:7001/");
+        assert_eq!(
+            c.cluster_nodes().unwrap(),
+            ["redis://u:p@10.0.0.1:7000", "redis://u:p@10.0.0.2:7001"]
+        );
+        assert_eq!(BrokerConfig::new("redis://h:1").cluster_nodes(), None);
+        if cfg!(feature = "redis") {
+            assert_eq!(c.problem(), None);
+            assert!(BrokerConfig::new("redis+cluster://").problem().is_some());
+            assert!(BrokerConfig::new("valkey://h:1").problem().is_some());
+        }
     }
 }
