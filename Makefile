@@ -16,7 +16,8 @@ run:
 	$(CARGO) run --release --features $(FEATURES) --bin ringcast -- serve --addr $(ADDR) $(ARGS)
 
 ## A local cluster: redis-server and three nodes on loopback (URLs printed; ARGS are
-## passed to every node, e.g. ARGS="--history 1000"); Ctrl-C stops everything.
+## passed to every node, e.g. ARGS="--history 1000"; CLUSTER=1: a three-master Redis
+## Cluster instead of one redis-server); Ctrl-C stops everything.
 cluster: release
 	scripts/cluster.sh $(ARGS)
 

@@ -217,7 +217,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Cluster mode: share rooms with every node using this Redis (or Valkey),
-    /// `redis://HOST:PORT[/DB]`. Needs the `redis` cargo feature (`make run` has it).
+    /// `redis://HOST:PORT[/DB]`, or this Redis Cluster (sharded pub/sub, Redis 7),
+    /// `redis+cluster://HOST:PORT[,HOST:PORT...]`. Needs the `redis` cargo feature
+    /// (`make run` has it).
     #[arg(long, value_name = "URL")]
     pub broker: Option<String>,
     /// First part of every Redis channel and key name; nodes with the same prefix share

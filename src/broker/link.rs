@@ -16,6 +16,15 @@
 //!   stream (`XRANGE`) after subscribing, duplicates dropped by number; numbers the
 //!   stream no longer holds are counted as a gap.
 //!
+//! With `redis+cluster://…` ([`BrokerConfig::cluster_nodes`]) the same two tasks
+//! run over one Redis Cluster connection of the `redis` crate (RESP3, pushes on a
+//! channel): rooms are subscribed with `SSUBSCRIBE` (one command per room: each
+//! channel is its own slot), published with `SPUBLISH` (or the script's `SPUBLISH`),
+//! each room's publishes of a batch as one pipeline to the room's slot, the rooms'
+//! pipelines concurrently; MOVED/ASK are followed by the crate. A lost node connection
+//! (the crate's `Disconnection` push) ends the session like a lost pub/sub
+//! connection: reconnect, subscribe again, catch up from the streams.
+//!
 //! Shards never wait on this thread: a publish is one `try_send`, an interest change
 //! one map update and a notification.
 
@@ -26,9 +35,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures_util::future::try_join_all;
+use futures_util::stream::LocalBoxStream;
 use futures_util::StreamExt as _;
-use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
-use redis::{AsyncConnectionConfig, Client, Value};
+use redis::aio::{ConnectionLike, MultiplexedConnection, PubSubSink};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, Msg, Pipeline, ProtocolVersion, PushInfo, PushKind,
+    RedisFuture, Value,
+};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::hub::{Broker, FetchRequest, HubShared, Route, ShardMsg};
@@ -38,7 +54,7 @@ use crate::wire::{Kind, Payload, PreparedFrame, Publication};
 
 use super::envelope::{self, Envelope};
 use super::interest::Interest;
-use super::script::{self, PUBLISH_SCRIPT};
+use super::script::{self, PUBLISH_SCRIPT, SPUBLISH_SCRIPT};
 use super::stats::BrokerStats;
 use super::BrokerConfig;
 
@@ -96,8 +112,17 @@ impl RedisBroker {
         history: Option<usize>,
         stats: Arc<BrokerStats>,
     ) -> std::io::Result<Arc<Self>> {
-        let client = Client::open(cfg.url.as_str())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let target = match cfg.cluster_nodes() {
+            Some(nodes) => {
+                // Checked here, so a bad seed fails the start, not every reconnect.
+                ClusterClientBuilder::new(nodes.clone())
+                    .build()
+                    .map_err(invalid)?;
+                Target::Cluster(nodes)
+            }
+            None => Target::Single(Client::open(cfg.url.as_str()).map_err(invalid)?),
+        };
         let (tx, rx) = mpsc::channel(cfg.queue);
         let (fetch_tx, fetch_rx) = mpsc::channel(FETCH_QUEUE);
         let (stop, stop_rx) = watch::channel(false);
@@ -123,7 +148,7 @@ impl RedisBroker {
                 runtime.block_on(async move {
                     let publisher =
                         tokio::spawn(publish_loop(thread_ctx.clone(), rx, stop_rx.clone()));
-                    sessions(thread_ctx, client, fetch_rx, stop_rx).await;
+                    sessions(thread_ctx, target, fetch_rx, stop_rx).await;
                     publisher.abort();
                 });
             })?;
@@ -212,7 +237,96 @@ impl Broker for RedisBroker {
     }
 }
 
-type Conn = Option<(MultiplexedConnection, String)>;
+/// Where the broker connects.
+enum Target {
+    /// One Redis (`redis://`).
+    Single(Client),
+    /// A Redis Cluster: its seed nodes, `redis://HOST:PORT` each.
+    Cluster(Vec<String>),
+}
+
+/// A command connection: one Redis, or a Redis Cluster (commands routed by key slot).
+#[derive(Clone)]
+enum Link {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Link::Single(c) => c.req_packed_command(cmd),
+            Link::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Link::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Link::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Link::Single(c) => c.get_db(),
+            Link::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl Link {
+    /// The publish command: `SPUBLISH` on a cluster (sharded pub/sub).
+    fn publish_command(&self) -> &'static str {
+        match self {
+            Link::Single(_) => "PUBLISH",
+            Link::Cluster(_) => "SPUBLISH",
+        }
+    }
+}
+
+/// The subscribing side: a pub/sub connection, or the cluster connection (sharded).
+enum Subscriber {
+    Single(PubSubSink),
+    Cluster(ClusterConnection),
+}
+
+impl Subscriber {
+    async fn subscribe(&mut self, channels: Vec<String>) -> redis::RedisResult<()> {
+        match self {
+            Subscriber::Single(sink) => sink.subscribe(channels).await,
+            // SSUBSCRIBE takes channels of one slot: one command per room.
+            Subscriber::Cluster(conn) => try_join_all(channels.into_iter().map(|c| {
+                let mut conn = conn.clone();
+                async move { conn.ssubscribe(c).await }
+            }))
+            .await
+            .map(drop),
+        }
+    }
+
+    async fn unsubscribe(&mut self, channels: Vec<String>) -> redis::RedisResult<()> {
+        match self {
+            Subscriber::Single(sink) => sink.unsubscribe(channels).await,
+            Subscriber::Cluster(conn) => try_join_all(channels.into_iter().map(|c| {
+                let mut conn = conn.clone();
+                async move { conn.sunsubscribe(c).await }
+            }))
+            .await
+            .map(drop),
+        }
+    }
+}
+
+/// Messages from Redis; `Err`: the connection was lost.
+type Inbound = LocalBoxStream<'static, Result<Msg, String>>;
+
+type Conn = Option<(Link, String)>;
 
 /// The publisher task (see the module doc).
 async fn publish_loop(
@@ -230,16 +344,28 @@ async fn publish_loop(
         }
         let n = batch.len() as u64;
         let conn: Conn = ctx.conn.borrow().clone();
-        let Some((mut conn, sha)) = conn else {
+        let Some((conn, sha)) = conn else {
             ctx.stats.publish_failed(n, "broker down");
             continue;
         };
-        let mut pipe = redis::pipe();
+        let publish = conn.publish_command();
+        // One pipeline per slot owner: all of it for one Redis, one per room (in the
+        // batch's order) for a cluster.
+        let mut pipes: Vec<Pipeline> = Vec::new();
+        let mut pipe_of: HashMap<&str, usize> = HashMap::new();
         for out in &batch {
+            let i = match &conn {
+                Link::Single(_) => 0,
+                Link::Cluster(_) => *pipe_of.entry(&*out.room).or_insert(pipes.len()),
+            };
+            if i == pipes.len() {
+                pipes.push(redis::pipe());
+            }
+            let pipe = &mut pipes[i];
             let channel = script::channel(&ctx.prefix, &out.room);
             match ctx.history {
                 None => {
-                    pipe.cmd("PUBLISH").arg(&channel).arg(&out.body).ignore();
+                    pipe.cmd(publish).arg(&channel).arg(&out.body).ignore();
                 }
                 Some(cap) => {
                     let [seq, log, epoch] = script::keys(&ctx.prefix, &out.room);
@@ -259,8 +385,12 @@ async fn publish_loop(
                 }
             }
         }
-        match tokio::time::timeout(TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
-            Ok(Ok(())) => ctx.stats.published(n),
+        let sent = try_join_all(pipes.iter().map(|pipe| {
+            let mut conn = conn.clone();
+            async move { pipe.query_async::<()>(&mut conn).await }
+        }));
+        match tokio::time::timeout(TIMEOUT, sent).await {
+            Ok(Ok(_)) => ctx.stats.published(n),
             Ok(Err(e)) => ctx.stats.publish_failed(n, &e.to_string()),
             Err(_) => ctx.stats.publish_failed(n, "broker timeout"),
         }
@@ -278,7 +408,7 @@ fn epoch_seed() -> u64 {
 /// Connect, serve, reconnect with backoff, until stopped.
 async fn sessions(
     ctx: Arc<Ctx>,
-    client: Client,
+    target: Target,
     mut fetches: mpsc::Receiver<FetchRequest>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -297,7 +427,7 @@ async fn sessions(
         if *stop.borrow() {
             return;
         }
-        match connect(&client).await {
+        match connect(&target).await {
             Ok((conn, sha, sink, stream)) => {
                 if connected_before {
                     ctx.stats.reconnects(1);
@@ -342,39 +472,90 @@ async fn sessions(
     }
 }
 
-async fn connect(
-    client: &Client,
-) -> Result<(MultiplexedConnection, String, PubSubSink, PubSubStream), String> {
+async fn connect(target: &Target) -> Result<(Link, String, Subscriber, Inbound), String> {
+    match target {
+        Target::Single(client) => connect_single(client).await,
+        Target::Cluster(nodes) => connect_cluster(nodes).await,
+    }
+}
+
+async fn connect_single(client: &Client) -> Result<(Link, String, Subscriber, Inbound), String> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(TIMEOUT)
         .set_response_timeout(TIMEOUT);
-    let mut conn = client
+    let conn = client
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .map_err(|e| e.to_string())?;
-    let sha: String = tokio::time::timeout(
-        TIMEOUT,
-        redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(PUBLISH_SCRIPT)
-            .query_async(&mut conn),
-    )
-    .await
-    .map_err(|_| "timeout loading the publish script".to_owned())?
-    .map_err(|e| e.to_string())?;
+    let mut conn = Link::Single(conn);
+    let sha = load_script(&mut conn, PUBLISH_SCRIPT).await?;
     let pubsub = tokio::time::timeout(TIMEOUT, client.get_async_pubsub())
         .await
         .map_err(|_| "timeout connecting pub/sub".to_owned())?
         .map_err(|e| e.to_string())?;
     let (sink, stream) = pubsub.split();
-    Ok((conn, sha, sink, stream))
+    Ok((
+        conn,
+        sha,
+        Subscriber::Single(sink),
+        stream.map(Ok).boxed_local(),
+    ))
+}
+
+/// One cluster connection for commands and sharded pub/sub (RESP3: messages come as
+/// pushes). The push channel is unbounded like the single-node pub/sub stream's: Redis
+/// is trusted, and the session drains it as fast as it decodes.
+async fn connect_cluster(nodes: &[String]) -> Result<(Link, String, Subscriber, Inbound), String> {
+    let (tx, rx) = mpsc::unbounded_channel::<PushInfo>();
+    let client = ClusterClientBuilder::new(nodes.to_vec())
+        .use_protocol(ProtocolVersion::RESP3)
+        .push_sender(tx)
+        .connection_timeout(TIMEOUT)
+        .response_timeout(TIMEOUT)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let conn = tokio::time::timeout(TIMEOUT, client.get_async_connection())
+        .await
+        .map_err(|_| "timeout connecting to the cluster".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let subscriber = Subscriber::Cluster(conn.clone());
+    let mut conn = Link::Cluster(conn);
+    // Routed to every node by the crate (`SCRIPT LOAD` is an all-nodes command).
+    let sha = load_script(&mut conn, SPUBLISH_SCRIPT).await?;
+    let inbound = futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            let push = rx.recv().await?;
+            if push.kind == PushKind::Disconnection {
+                return Some((Err("a cluster node connection was lost".to_owned()), rx));
+            }
+            if let Some(msg) = Msg::from_push_info(push) {
+                return Some((Ok(msg), rx));
+            }
+            // (S)SUBSCRIBE confirmations and the like.
+        }
+    });
+    Ok((conn, sha, subscriber, inbound.boxed_local()))
+}
+
+/// `SCRIPT LOAD` the publish script; its SHA1.
+async fn load_script(conn: &mut Link, script: &str) -> Result<String, String> {
+    tokio::time::timeout(
+        TIMEOUT,
+        redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(script)
+            .query_async(conn),
+    )
+    .await
+    .map_err(|_| "timeout loading the publish script".to_owned())?
+    .map_err(|e| e.to_string())
 }
 
 /// One connected period.
 struct Session<'a> {
     ctx: &'a Ctx,
-    conn: MultiplexedConnection,
-    sink: PubSubSink,
+    conn: Link,
+    sink: Subscriber,
     subscribed: HashSet<Arc<str>>,
     /// Room → (epoch, last number delivered here), history on; kept across sessions.
     seen: &'a mut HashMap<Arc<str>, (u64, u64)>,
@@ -384,7 +565,7 @@ impl Session<'_> {
     /// Serve until the connection is lost or the broker stops; returns why it ended.
     async fn run(
         &mut self,
-        mut stream: PubSubStream,
+        mut stream: Inbound,
         fetches: &mut mpsc::Receiver<FetchRequest>,
         stop: &mut watch::Receiver<bool>,
     ) -> String {
@@ -407,7 +588,8 @@ impl Session<'_> {
             }
             tokio::select! {
                 msg = stream.next() => match msg {
-                    Some(msg) => self.on_message(&msg),
+                    Some(Ok(msg)) => self.on_message(&msg),
+                    Some(Err(e)) => return e,
                     None => return "pub/sub connection closed".into(),
                 },
                 request = fetches.recv() => if let Some(request) = request {

@@ -1,6 +1,8 @@
 //! Cluster adapters behind the hub's broker seam ([`crate::hub::broker`]): with
 //! `serve --broker redis://HOST:PORT[/DB]` (cargo feature `redis`) every publish goes
-//! through Redis and comes back to every node subscribed to the room, in Redis's order.
+//! through Redis and comes back to every node subscribed to the room, in Redis's order;
+//! `--broker redis+cluster://HOST:PORT[,…]` does the same over a Redis Cluster with
+//! sharded pub/sub (a room's traffic stays on its slot's shard).
 //!
 //! - [`envelope`]: the bytes of one publication on a channel (versioned header +
 //!   payload; anything else is counted and dropped);
@@ -36,7 +38,8 @@ pub use stats::{BrokerSnapshot, BrokerStats};
 /// `--broker` and its companions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerConfig {
-    /// `redis://HOST:PORT[/DB]` (`--broker`).
+    /// `redis://HOST:PORT[/DB]`, or `redis+cluster://HOST:PORT[,HOST:PORT...]` for a
+    /// Redis Cluster (`--broker`; see [`BrokerConfig::cluster_nodes`]).
     pub url: String,
     /// First part of every channel and key name (`--broker-prefix`, default
     /// `ringcast`): nodes with the same prefix share rooms.
@@ -69,9 +72,12 @@ impl BrokerConfig {
         if !cfg!(feature = "redis") {
             return Some("--broker needs a build with the `redis` cargo feature".into());
         }
-        if !(self.url.starts_with("redis://")) {
+        let cluster_ok = self
+            .cluster_nodes()
+            .is_some_and(|n| !n.is_empty() && n.iter().all(|u| u.len() > "redis://".len()));
+        if !(self.url.starts_with("redis://") || cluster_ok) {
             return Some(format!(
-                "--broker must be redis://HOST:PORT[/DB], got {:?}",
+                "--broker must be redis://HOST:PORT[/DB] or redis+cluster://HOST:PORT[,HOST:PORT...], got {:?}",
                 self.url
             ));
         }
@@ -93,6 +99,28 @@ impl BrokerConfig {
             return Some("--broker-queue must be > 0".into());
         }
         None
+    }
+}
+
+impl BrokerConfig {
+    /// Redis Cluster seed nodes when `url` is `redis+cluster://HOST:PORT[,HOST:PORT...]`
+    /// (`[USER:PASS@]` allowed before the first host, applied to each): one
+    /// `redis://HOST:PORT` per seed, as the `redis` crate's `ClusterClient` takes them.
+    /// `None`: not a cluster URL. The client learns the other nodes from the seeds
+    /// (`CLUSTER SLOTS`), so one reachable seed is enough.
+    pub fn cluster_nodes(&self) -> Option<Vec<String>> {
+        let rest = self.url.strip_prefix("redis+cluster://")?;
+        let (auth, hosts) = match rest.rfind('@') {
+            Some(at) => (&rest[..=at], &rest[at + 1..]),
+            None => ("", rest),
+        };
+        Some(
+            hosts
+                .split(',')
+                .filter(|h| !h.is_empty())
+                .map(|h| format!("redis://{auth}{}", h.trim_end_matches('/')))
+                .collect(),
+        )
     }
 }
 
@@ -202,5 +230,25 @@ impl BrokerHandle {
 impl Drop for BrokerHandle {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls_give_one_seed_per_host_with_the_credentials() {
+        let c = BrokerConfig::new("redis+cluster://u:p@10.0.0.1:7000,10.0.0.2:7001/");
+        assert_eq!(
+            c.cluster_nodes().unwrap(),
+            ["redis://u:p@10.0.0.1:7000", "redis://u:p@10.0.0.2:7001"]
+        );
+        assert_eq!(BrokerConfig::new("redis://h:1").cluster_nodes(), None);
+        if cfg!(feature = "redis") {
+            assert_eq!(c.problem(), None);
+            assert!(BrokerConfig::new("redis+cluster://").problem().is_some());
+            assert!(BrokerConfig::new("valkey://h:1").problem().is_some());
+        }
     }
 }

@@ -9,8 +9,8 @@
 //! - the epoch: `{PREFIX:ROOM}:epoch` (set when the counter starts again at 1 or the
 //!   epoch is missing: Redis lost the room's data, and numbers restart).
 //!
-//! [`PUBLISH_SCRIPT`] does it all in one command (`EVALSHA`), atomically: number,
-//! keep, publish.
+//! [`PUBLISH_SCRIPT`] ([`SPUBLISH_SCRIPT`] on a Redis Cluster) does it all in one
+//! command (`EVALSHA`), atomically: number, keep, publish.
 
 /// The channel of `room`.
 pub fn channel(prefix: &str, room: &str) -> String {
@@ -36,10 +36,11 @@ pub fn keys(prefix: &str, room: &str) -> [String; 3] {
     ]
 }
 
-/// The publish script. KEYS: counter, stream, epoch. ARGV: kind (`t`/`b`), the
-/// envelope's tail ([`super::envelope::tail`]), the stream's length cap, an epoch to
-/// use if the room has none, the channel. Returns the number.
-pub const PUBLISH_SCRIPT: &str = r#"
+/// The publish script's body; `$PUBLISH` is the publish command.
+macro_rules! publish_script {
+    ($publish:literal) => {
+        concat!(
+            r#"
 local seq = redis.call('INCR', KEYS[1])
 local epoch = redis.call('GET', KEYS[3])
 if seq == 1 or not epoch then
@@ -49,9 +50,24 @@ if seq == 1 or not epoch then
 end
 local env = 'RC1 ' .. ARGV[1] .. ' ' .. seq .. ' ' .. epoch .. ' ' .. ARGV[2]
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-1', 'm', env)
-redis.call('PUBLISH', ARGV[5], env)
+redis.call('"#,
+            $publish,
+            r#"', ARGV[5], env)
 return seq
-"#;
+"#
+        )
+    };
+}
+
+/// The publish script for one Redis. KEYS: counter, stream, epoch. ARGV: kind
+/// (`t`/`b`), the envelope's tail ([`super::envelope::tail`]), the stream's length cap,
+/// an epoch to use if the room has none, the channel. Returns the number.
+pub const PUBLISH_SCRIPT: &str = publish_script!("PUBLISH");
+
+/// [`PUBLISH_SCRIPT`] for a Redis Cluster: publishes with `SPUBLISH` (sharded pub/sub,
+/// Redis 7), which the slot's shard alone delivers. The channel and the keys share
+/// the room's hash tag, so the script touches one slot.
+pub const SPUBLISH_SCRIPT: &str = publish_script!("SPUBLISH");
 
 #[cfg(test)]
 mod tests {
@@ -66,5 +82,14 @@ mod tests {
         for k in keys("rc", "room") {
             assert!(k.starts_with("{rc:room}:"));
         }
+    }
+
+    #[test]
+    fn the_cluster_script_differs_only_in_the_publish_command() {
+        assert!(SPUBLISH_SCRIPT.contains("redis.call('SPUBLISH', ARGV[5], env)"));
+        assert_eq!(
+            SPUBLISH_SCRIPT.replace("SPUBLISH", "PUBLISH"),
+            PUBLISH_SCRIPT
+        );
     }
 }

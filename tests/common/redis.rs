@@ -1,7 +1,7 @@
 //! A real `redis-server` for the cluster tests: started on a free loopback port with
 //! persistence off, driven with the real `redis-cli`, stopped by PID (kill in Drop);
 //! [`RedisServer::stop`] and [`RedisServer::restart`] take it away and bring it back on
-//! the same port.
+//! the same port. [`RedisCluster`]: a Redis Cluster of such servers.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -52,13 +52,7 @@ impl RedisServer {
             .spawn()
             .expect("redis-server installed (Debian package redis-server)");
         self.child = Some(child);
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        assert!(
-            poll_until(Duration::from_secs(10), || TcpStream::connect(addr).is_ok()
-                && self.cli(&["PING"]).trim() == "PONG"),
-            "redis-server did not come up on port {}",
-            self.port
-        );
+        wait_for_ping(self);
     }
 
     /// Kill it (SIGKILL, by PID) and reap it: everything it held is lost.
@@ -103,5 +97,156 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Three (or `n`) `redis-server --cluster-enabled yes` on free loopback ports,
+/// persistence off, their `nodes.conf` in a temp dir; joined with
+/// `redis-cli --cluster create … --cluster-replicas 0` and polled until `CLUSTER INFO`
+/// says `cluster_state:ok`. Every server is killed by PID in Drop (then the dir removed).
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisCluster {
+    pub fn start(n: usize) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "ringcast-redis-cluster-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cluster = RedisCluster {
+            nodes: Vec::new(),
+            dir,
+        };
+        for _ in 0..n {
+            let port = free_port();
+            let node = RedisServer {
+                child: Some(cluster.spawn(port)),
+                port,
+            };
+            wait_for_ping(&node);
+            cluster.nodes.push(node);
+        }
+        let hosts: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&hosts)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli installed");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// A cluster-enabled `redis-server` on `port`, its `nodes.conf` in the temp dir (so a
+    /// restart on the same port rejoins with its slots); failure detection after 2 s.
+    fn spawn(&self, port: u16) -> Child {
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+            .arg("--cluster-config-file")
+            .arg(self.dir.join(format!("nodes-{port}.conf")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server installed (Debian package redis-server)")
+    }
+
+    /// Kill node `i` (SIGKILL, by PID: its data is lost), start it again on its port
+    /// with its cluster config, and wait until every node says `cluster_state:ok`.
+    pub fn restart(&mut self, i: usize) {
+        self.nodes[i].stop();
+        let child = self.spawn(self.nodes[i].port);
+        self.nodes[i].child = Some(child);
+        wait_for_ping(&self.nodes[i]);
+        self.wait_ok();
+    }
+
+    /// Poll (bounded) until every node's `CLUSTER INFO` says `cluster_state:ok`.
+    fn wait_ok(&self) {
+        assert!(
+            poll_until(Duration::from_secs(20), || self
+                .nodes
+                .iter()
+                .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))),
+            "cluster_state:ok on every node"
+        );
+    }
+
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,…`.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// The node serving `key`'s slot (`CLUSTER KEYSLOT`, then the `myself` line of
+    /// each node's `CLUSTER NODES`).
+    pub fn owner(&self, key: &str) -> &RedisServer {
+        let slot: u16 = self.nodes[0]
+            .cli(&["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .expect("CLUSTER KEYSLOT");
+        self.nodes
+            .iter()
+            .find(|n| {
+                let nodes = n.cli(&["CLUSTER", "NODES"]);
+                let me = nodes.lines().find(|l| l.contains("myself")).unwrap_or("");
+                me.split_whitespace().skip(8).any(|range| {
+                    let (a, b) = range.split_once('-').unwrap_or((range, range));
+                    matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if a <= slot && slot <= b)
+                })
+            })
+            .expect("a node serves the slot")
+    }
+}
+
+impl RedisServer {
+    /// Subscribers of sharded `channel` on this node (`PUBSUB SHARDNUMSUB`).
+    pub fn shardnumsub(&self, channel: &str) -> u64 {
+        let out = self.cli(&["PUBSUB", "SHARDNUMSUB", channel]);
+        out.lines()
+            .nth(1)
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// Poll (bounded) until `node` answers `PING`.
+fn wait_for_ping(node: &RedisServer) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], node.port));
+    assert!(
+        poll_until(Duration::from_secs(10), || TcpStream::connect(addr).is_ok()
+            && node.cli(&["PING"]).trim() == "PONG"),
+        "redis-server did not come up on port {}",
+        node.port
+    );
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
