@@ -432,6 +432,23 @@ fn imports_point_down_and_form_no_cycle() {
     }
 }
 
+/// The load generator (`loadtest/`, its own crate, no layer table): no import cycle
+/// between its modules either.
+#[test]
+fn load_generator_has_no_import_cycle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("loadtest/src");
+    let found = cycles(&import_graph(&src));
+    assert!(
+        found.is_empty(),
+        "import cycles in loadtest/src: {}",
+        found
+            .iter()
+            .map(|c| c.join(" <-> "))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+}
+
 /// The command line is the top layer's business: no module below it names clap.
 #[test]
 fn clap_lives_in_the_cli_only() {
