@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Interleaved A/B fan-out: ab.sh BIN_A BIN_B [REPS] [SUBS] [INFLIGHT] [SIZE] [DUR]
-# BACKENDS="uring epoll" by default. Server --threads 1 pinned to core 0, generator 1 thread pinned to core 1; ABBA order per backend.
+# BACKENDS="uring epoll" by default; BACKEND_A=uring BACKEND_B=epoll BACKENDS=x compares
+# the backends of one binary (A=B) instead. Server --threads 1 pinned to core 0, generator 1 thread pinned to core 1; ABBA order per backend.
 set -u
 A=$1 B=$2 REPS=${3:-3} SUBS=${4:-5000} K=${5:-16} SIZE=${6:-64} DUR=${7:-4}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +25,7 @@ run() { # bin backend tag
 }
 for be in ${BACKENDS:-uring epoll}; do
   for r in $(seq $REPS); do
-    if (( r % 2 )); then run $A $be A; run $B $be B; else run $B $be B; run $A $be A; fi
+    if (( r % 2 )); then run $A ${BACKEND_A:-$be} A; run $B ${BACKEND_B:-$be} B; else run $B ${BACKEND_B:-$be} B; run $A ${BACKEND_A:-$be} A; fi
   done
 done | tee $OUT/all.txt
 awk '{k=$1" "$2; s[k]+=$3; n[k]++; split($5,a,"="); c[k]+=a[2]} END{for (b in n) printf "%s mean fps %.0f cpu/frame %.3f us\n", b, s[b]/n[b], c[b]/n[b]}' $OUT/all.txt | sort
