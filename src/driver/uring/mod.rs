@@ -56,17 +56,6 @@ const POOL_TRIM_EVERY: Duration = Duration::from_secs(1);
 /// back to the kernel (a fan-out's batches are freed in bulk when it stops).
 const TRIM_RETURNS_MEMORY: usize = 256;
 
-/// Give the allocator's free pages back to the kernel (glibc keeps a thread arena's
-/// freed small chunks resident: without this the RSS of a fan-out's send batches stays
-/// after the pool let them go). A no-op on other C libraries.
-fn return_freed_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only walks the allocator's own arenas; no pointer is passed.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Check that io_uring can run here with what this driver needs (multishot recv with a
 /// provided buffer ring: Linux 6.0+). Returns the reason when it cannot.
 ///
@@ -425,7 +414,7 @@ impl Uring {
             self.pool.truncate(keep);
             self.pool.shrink_to_fit();
             if freed >= TRIM_RETURNS_MEMORY {
-                return_freed_memory();
+                crate::sys::return_freed_memory();
             }
         }
         self.batches_peak = self.batches_out;
