@@ -640,3 +640,56 @@ mod tests {
         assert_eq!(raise_nofile_limit(Some(0)).unwrap(), new);
     }
 }
+
+/// Give the allocator's free pages back to the kernel: glibc keeps the freed small
+/// chunks of a thread's arena resident, so the RSS a burst of traffic allocated would
+/// otherwise stay after it. A no-op on other C libraries. Costs a walk over the
+/// arenas: call it when traffic stops, never per operation.
+pub fn return_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks the allocator's own arenas; no pointer is passed.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Calls [`return_freed_memory`] once a shard's sends stop: checked at most once per
+/// `period`, it trims when a period with sends is followed by one without.
+#[derive(Debug)]
+pub struct IdleTrim {
+    period: std::time::Duration,
+    last_check: std::time::Instant,
+    sends: usize,
+    busy: bool,
+}
+
+impl IdleTrim {
+    /// A trimmer checking every `period`.
+    pub fn new(period: std::time::Duration) -> Self {
+        IdleTrim {
+            period,
+            last_check: std::time::Instant::now(),
+            sends: 0,
+            busy: false,
+        }
+    }
+
+    /// Count one send.
+    pub fn sent(&mut self) {
+        self.sends += 1;
+    }
+
+    /// Call when the loop is about to wait: trims if the traffic just stopped.
+    pub fn tick(&mut self) {
+        let now = std::time::Instant::now();
+        if now.duration_since(self.last_check) < self.period {
+            return;
+        }
+        self.last_check = now;
+        if self.busy && self.sends == 0 {
+            return_freed_memory();
+        }
+        self.busy = self.sends > 0;
+        self.sends = 0;
+    }
+}

@@ -25,7 +25,7 @@ use crate::driver::batch::SendBatch;
 use crate::driver::event_loop::{Buf, Event, IoBackend, Read, SendStart};
 use crate::driver::DriverConfig;
 use crate::hub::ConnKey;
-use crate::sys::Waker;
+use crate::sys::{IdleTrim, Waker};
 
 const LISTENER: u64 = u64::MAX;
 const WAKER: u64 = u64::MAX - 1;
@@ -79,6 +79,8 @@ pub(crate) struct Epoll {
     generations: Vec<Option<u32>>,
     /// Paused connections allowed to read again: readable at the next collect.
     resume: Vec<(ConnKey, u32)>,
+    /// Gives the memory a fan-out's queues allocated back once the sends stop.
+    idle_trim: IdleTrim,
 }
 
 impl Epoll {
@@ -102,6 +104,7 @@ impl Epoll {
             n_ready: 0,
             generations: Vec::new(),
             resume: Vec::new(),
+            idle_trim: IdleTrim::new(Duration::from_secs(1)),
         };
         ep.ctl(
             libc::EPOLL_CTL_ADD,
@@ -175,6 +178,7 @@ impl Epoll {
 
 impl IoBackend for Epoll {
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.idle_trim.tick();
         let ms = match timeout {
             Some(d) if self.resume.is_empty() => {
                 // Round up so we never wake just before a deadline.
@@ -295,6 +299,7 @@ impl IoBackend for Epoll {
     }
 
     fn send_queue(&mut self, _key: ConnKey, fd: RawFd, queue: &OutQueue) -> io::Result<SendStart> {
+        self.idle_trim.sent();
         loop {
             self.batch.fill(queue);
             // SAFETY: the batch's msghdr points at iovecs into memory the batch and the

@@ -4,8 +4,10 @@
 //! `COOP_TASKRUN`, else plain), one multishot accept on the shard's listener, one
 //! multishot recv per connection drawing from the shard's provided [`BufRing`], at
 //! most one `send`/`sendmsg` in flight per connection carrying everything queued
-//! ([`SendBatch`], kept boxed and unmoved until its completion), and a read on the
-//! shard's wake-up eventfd. What is queued is submitted once, at the end of the
+//! ([`SendBatch`], kept boxed and unmoved until its completion, taken from and given
+//! back to a per-shard pool trimmed once idle), and a read on the shard's wake-up
+//! eventfd. Connection sockets sit in the ring's sparse fixed-file table (Linux 5.19+;
+//! plain fds when the kernel refuses), so ops skip the per-op fd lookup. What is queued is submitted once, at the end of the
 //! loop's iteration ([`IoBackend::submit`]) or when it waits.
 //!
 //! A multishot op whose completion lacks `IORING_CQE_F_MORE` has stopped (EOF, error,
@@ -30,7 +32,7 @@ mod user_data;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
@@ -45,8 +47,14 @@ use bufring::BufRing;
 use user_data::Op;
 
 const BUFFER_GROUP: u16 = 0;
-/// Send batches kept for reuse.
-const BATCH_POOL: usize = 1024;
+/// Most connection sockets registered as fixed files per shard (the kernel also caps
+/// the table at RLIMIT_NOFILE); connections on slots beyond it use plain fds.
+const MAX_FIXED_FILES: u32 = 65536;
+/// How often the send-batch pool is trimmed to what the last period needed.
+const POOL_TRIM_EVERY: Duration = Duration::from_secs(1);
+/// Batches freed at one trim from which the allocator is asked to give its free pages
+/// back to the kernel (a fan-out's batches are freed in bulk when it stops).
+const TRIM_RETURNS_MEMORY: usize = 256;
 
 /// Check that io_uring can run here with what this driver needs (multishot recv with a
 /// provided buffer ring: Linux 6.0+). Returns the reason when it cannot.
@@ -140,6 +148,43 @@ fn build_ring(entries: u32) -> io::Result<IoUring> {
     Err(last.unwrap_or_else(|| io::Error::other("io_uring setup failed")))
 }
 
+/// Run `$body` with `$t` bound to the connection's socket as an op target: its slot
+/// `$key` in the ring's fixed-file table when `$fixed`, else the raw fd `$fd`.
+macro_rules! with_target {
+    ($fixed:expr, $key:expr, $fd:expr, |$t:ident| $body:expr) => {
+        if $fixed {
+            let $t = types::Fixed($key as u32);
+            $body
+        } else {
+            let $t = types::Fd($fd);
+            $body
+        }
+    };
+}
+
+/// Register a sparse fixed-file table (Linux 5.19+: IORING_RSRC_REGISTER_SPARSE) of
+/// min(RLIMIT_NOFILE, [`MAX_FIXED_FILES`]) slots. Returns its size, 0 when the kernel
+/// refuses (connections then use plain fds).
+fn register_file_table(ring: &IoUring) -> u32 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only into `lim`, a valid rlimit.
+    let n = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.min(MAX_FIXED_FILES as u64) as u32
+    } else {
+        1024
+    };
+    match ring.submitter().register_files_sparse(n) {
+        Ok(()) => n,
+        Err(e) => {
+            tracing::debug!(error = %e, "no fixed-file table; connections use plain fds");
+            0
+        }
+    }
+}
+
 /// A send completion that is no failure of the connection: -EAGAIN (io_uring returns it
 /// for a non-blocking socket when a send it already polled for once still finds the
 /// socket full: it hands the op to a worker, whose attempt fails at once; seen here
@@ -161,6 +206,9 @@ struct ConnOps {
     batch: Option<Box<SendBatch>>,
     /// A send of raw bytes (TLS ciphertext) is in flight.
     bytes_in_flight: bool,
+    /// The socket sits in the ring's fixed-file table at the slot's key: ops name it
+    /// by index, sparing the kernel an fd lookup and reference count per op.
+    fixed: bool,
 }
 
 impl ConnOps {
@@ -180,12 +228,21 @@ pub(crate) struct Uring {
     accept_paused: bool,
     waker: Arc<Waker>,
     wake_buf: Box<u64>,
+    /// Slots in the ring's fixed-file table (0: none).
+    fixed_files: u32,
     ops: Vec<ConnOps>,
     /// Completions copied out of the ring (user_data, result, flags).
     cqes: Vec<(u64, i32, u32)>,
+    /// The shard's send-batch pool: a queue send takes a batch, its completion gives it
+    /// back. Kept as large as the most sends in flight during the last trim period, so
+    /// a steady fan-out allocates nothing; trimmed (and its memory freed) once idle.
     // Boxed: a batch's msghdr must not move while its send is in flight.
     #[allow(clippy::vec_box)]
     pool: Vec<Box<SendBatch>>,
+    /// Queue sends in flight now, and the most since the last trim.
+    batches_out: usize,
+    batches_peak: usize,
+    last_trim: Instant,
 }
 
 impl Drop for Uring {
@@ -204,8 +261,10 @@ impl Uring {
     ) -> io::Result<Self> {
         let ring = build_ring(cfg.uring_entries)?;
         let bufs = BufRing::register(&ring, cfg.recv_buffers, cfg.recv_buffer_size, BUFFER_GROUP)?;
+        let fixed_files = register_file_table(&ring);
         let mut u = Uring {
             ring,
+            fixed_files,
             bufs,
             listener: Some(listener),
             accept_armed: false,
@@ -215,6 +274,9 @@ impl Uring {
             ops: Vec::new(),
             cqes: Vec::with_capacity(1024),
             pool: Vec::new(),
+            batches_out: 0,
+            batches_peak: 0,
+            last_trim: Instant::now(),
         };
         u.arm_accept()?;
         u.arm_wake()?;
@@ -265,9 +327,11 @@ impl Uring {
     }
 
     fn arm_recv(&mut self, key: ConnKey, fd: RawFd) -> io::Result<()> {
-        let entry = opcode::RecvMulti::new(types::Fd(fd), self.bufs.group())
-            .build()
-            .user_data(user_data::encode(Op::Recv, key, self.ops[key].generation));
+        let group = self.bufs.group();
+        let entry = with_target!(self.ops[key].fixed, key, fd, |t| {
+            opcode::RecvMulti::new(t, group).build()
+        })
+        .user_data(user_data::encode(Op::Recv, key, self.ops[key].generation));
         self.push(entry)?;
         self.ops[key].recv_armed = true;
         Ok(())
@@ -323,9 +387,8 @@ impl Uring {
         ops.bytes_in_flight = false;
         if let Some(mut batch) = ops.batch.take() {
             batch.clear();
-            if self.pool.len() < BATCH_POOL {
-                self.pool.push(batch);
-            }
+            self.pool.push(batch);
+            self.batches_out -= 1;
         }
         let done = if res >= 0 {
             SendDone::Wrote(res as usize)
@@ -337,17 +400,40 @@ impl Uring {
         Some(Event::Sent { key, done })
     }
 
+    /// Once per [`POOL_TRIM_EVERY`]: keep only as many pooled batches as the period's
+    /// peak of sends in flight needed on top of those out now (none once idle).
+    fn trim_pool(&mut self) {
+        let now = Instant::now();
+        if now.duration_since(self.last_trim) < POOL_TRIM_EVERY {
+            return;
+        }
+        self.last_trim = now;
+        let keep = self.batches_peak.saturating_sub(self.batches_out);
+        if self.pool.len() > keep {
+            let freed = self.pool.len() - keep;
+            self.pool.truncate(keep);
+            self.pool.shrink_to_fit();
+            if freed >= TRIM_RETURNS_MEMORY {
+                crate::sys::return_freed_memory();
+            }
+        }
+        self.batches_peak = self.batches_out;
+    }
+
     fn push_send(&mut self, key: ConnKey, fd: RawFd, ptr: *const u8, len: usize) -> io::Result<()> {
-        let entry = opcode::Send::new(types::Fd(fd), ptr, len as u32)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(user_data::encode(Op::Send, key, self.ops[key].generation));
+        let entry = with_target!(self.ops[key].fixed, key, fd, |t| {
+            opcode::Send::new(t, ptr, len as u32)
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+        })
+        .user_data(user_data::encode(Op::Send, key, self.ops[key].generation));
         self.push(entry)
     }
 }
 
 impl IoBackend for Uring {
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.trim_pool();
         let result = match timeout {
             None => self.ring.submit(),
             Some(timeout) => {
@@ -426,8 +512,16 @@ impl IoBackend for Uring {
         if self.ops.len() <= key {
             self.ops.resize_with(key + 1, ConnOps::default);
         }
+        // A failed table update (ENOMEM) leaves the connection on its plain fd.
+        let fixed = (key as u64) < u64::from(self.fixed_files)
+            && self
+                .ring
+                .submitter()
+                .register_files_update(key as u32, &[fd])
+                .is_ok();
         self.ops[key] = ConnOps {
             generation,
+            fixed,
             ..ConnOps::default()
         };
         self.arm_recv(key, fd)
@@ -481,18 +575,20 @@ impl IoBackend for Uring {
         let frames = batch.frames();
         // One contiguous piece (the common case: small frames copied together, or a lone
         // frame) goes as a plain send, which skips sendmsg's header and iovec import.
-        let entry = match batch.single() {
-            Some((ptr, len)) => opcode::Send::new(types::Fd(fd), ptr, len as u32)
+        let entry = with_target!(self.ops[key].fixed, key, fd, |t| match batch.single() {
+            Some((ptr, len)) => opcode::Send::new(t, ptr, len as u32)
                 .flags(libc::MSG_NOSIGNAL)
                 .build(),
-            None => opcode::SendMsg::new(types::Fd(fd), batch.msghdr())
+            None => opcode::SendMsg::new(t, batch.msghdr())
                 .flags(libc::MSG_NOSIGNAL as u32)
                 .build(),
-        }
+        })
         .user_data(user_data::encode(Op::Send, key, self.ops[key].generation));
         // The batch (and the msghdr inside its Box) must stay put until the completion,
         // and the frames it covers must stay queued (the loop marks them in flight).
         self.ops[key].batch = Some(batch);
+        self.batches_out += 1;
+        self.batches_peak = self.batches_peak.max(self.batches_out);
         self.push(entry)?;
         Ok(SendStart::InFlight { frames })
     }
@@ -514,9 +610,10 @@ impl IoBackend for Uring {
         if self.idle(key) {
             return Ok(());
         }
-        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())
-            .build()
-            .user_data(user_data::encode(Op::Cancel, key, self.ops[key].generation));
+        let cancel = with_target!(self.ops[key].fixed, key, fd, |t| {
+            opcode::AsyncCancel2::new(types::CancelBuilder::fd(t).all()).build()
+        })
+        .user_data(user_data::encode(Op::Cancel, key, self.ops[key].generation));
         self.push(cancel)
     }
 
@@ -525,6 +622,17 @@ impl IoBackend for Uring {
     }
 
     fn release(&mut self, key: ConnKey, fd: RawFd) {
+        // The table holds its own reference to the socket: drop it first, or the close
+        // below would not close the connection.
+        if self.ops.get(key).is_some_and(|ops| ops.fixed) {
+            if let Err(e) = self
+                .ring
+                .submitter()
+                .register_files_update(key as u32, &[-1])
+            {
+                tracing::warn!(error = %e, "could not clear a fixed-file slot");
+            }
+        }
         // SAFETY: no op references this fd any more (idle); it is closed exactly once.
         unsafe { libc::close(fd) };
         if let Some(ops) = self.ops.get_mut(key) {
