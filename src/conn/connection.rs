@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::proto::close::codes;
 use crate::proto::decoder::{Decoder, Event, ProtocolError};
+use crate::proto::deflate::Agreement;
 use crate::proto::frame::{encode_close_frame, encode_frame, Opcode};
 use crate::proto::handshake::{
     parse_upgrade, reject_response, HeadParse, Rejection, UpgradeRequest,
@@ -167,6 +168,9 @@ pub struct Connection {
     /// Rooms resumed from history: (room, last seq replayed). Live messages up to that
     /// number are skipped (they were replayed); the mark goes with the first one after.
     pub replay_marks: Vec<(RoomId, u64)>,
+    /// permessage-deflate negotiated and our compressed output valid for the peer: data
+    /// frames may go compressed (RSV1). Inbound decompression is the decoder's.
+    pub compresses: bool,
 }
 
 impl Default for Connection {
@@ -195,6 +199,7 @@ impl Connection {
             reason: None,
             sequenced: false,
             replay_marks: Vec::new(),
+            compresses: false,
         }
     }
 
@@ -248,6 +253,14 @@ impl Connection {
         self.out.push_control(PreparedFrame::from_wire(response));
         self.stage = Stage::Upgraded;
         self.deadline = None;
+    }
+
+    /// permessage-deflate was agreed in the 101 just queued: inbound messages may be
+    /// compressed, and outbound ones may be when the agreement allows our output.
+    pub fn enable_deflate(&mut self, agreement: Agreement) {
+        self.decoder
+            .enable_deflate(agreement.client_no_context_takeover);
+        self.compresses = agreement.accepts_our_output();
     }
 
     /// True once the upgrade was accepted (even if the connection is closing now).

@@ -23,6 +23,7 @@
 pub mod admission;
 pub mod config;
 pub mod context;
+pub mod deflate;
 pub mod origin;
 pub mod publish;
 pub mod publisher;
@@ -50,6 +51,7 @@ use crate::wire::{ConnKey, PreparedFrame, RoomId};
 pub use admission::Admission;
 pub use config::ShardConfig;
 pub use context::{ConnId, Context};
+pub use deflate::DeflateConfig;
 pub use origin::{Origin, OriginPolicy};
 pub use publisher::Publisher;
 pub use replay::Resumed;
@@ -477,6 +479,7 @@ impl Shard {
             Upgrade::Accept | Upgrade::AcceptAs(_) => None,
         };
         let id = self.state.id;
+        let deflate = self.state.shared.cfg.deflate.negotiate(request);
         let slot = &mut self.state.slots[key];
         if let Some((rejection, header)) = rejection {
             slot.conn.reject(&rejection, header.as_slice());
@@ -489,8 +492,17 @@ impl Shard {
         slot.identity = identity;
         slot.conn.admitted = self.state.shared.admission.is_limited();
         let shard = id.to_string();
-        slot.conn
-            .accept(accept_response(&request.key, &[(SHARD_HEADER, &shard)]));
+        let extensions = deflate.map(|a| a.response_value());
+        let mut headers = vec![(SHARD_HEADER, shard.as_str())];
+        headers.extend(
+            extensions
+                .as_deref()
+                .map(|v| ("Sec-WebSocket-Extensions", v)),
+        );
+        slot.conn.accept(accept_response(&request.key, &headers));
+        if let Some(agreement) = deflate {
+            slot.conn.enable_deflate(agreement);
+        }
         let ping = self.config().timeouts.ping_interval;
         if ping.is_zero() {
             self.state.slots[key].conn.deadline = None;
