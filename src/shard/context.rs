@@ -27,11 +27,13 @@ impl std::fmt::Display for ConnId {
     }
 }
 
-/// Encode an application message as a frame for one connection ([`Context::send`]).
-pub fn prepare(message: Message<'_>) -> PreparedFrame {
+/// Encode an application message as a frame for one connection ([`Context::send`]),
+/// compressed when `deflate_min` is `Some(min_size)` (the connection negotiated
+/// permessage-deflate), the message is at least that long and compressing shrinks it.
+pub fn prepare(message: Message<'_>, deflate_min: Option<usize>) -> PreparedFrame {
     match message {
-        Message::Text(s) => PreparedFrame::encode(Opcode::Text, s.as_bytes()),
-        Message::Binary(b) => PreparedFrame::encode(Opcode::Binary, b),
+        Message::Text(s) => PreparedFrame::encode_for(Opcode::Text, s.as_bytes(), deflate_min),
+        Message::Binary(b) => PreparedFrame::encode_for(Opcode::Binary, b, deflate_min),
     }
 }
 
@@ -85,7 +87,13 @@ impl Context<'_> {
 
     /// Send a message to this connection only. Returns false if it is not open.
     pub fn send(&mut self, message: Message<'_>) -> bool {
-        self.send_prepared(prepare(message))
+        let compresses = self
+            .state
+            .slots
+            .get(self.key)
+            .is_some_and(|s| s.conn.compresses);
+        let min = self.state.shared.cfg.deflate.min_size_for(compresses);
+        self.send_prepared(prepare(message, min))
     }
 
     /// Send an already prepared frame to this connection.

@@ -128,16 +128,23 @@ impl ShardState {
             .exclude()
             .filter(|(shard, _)| *shard == self.id)
             .map(|(_, key)| key);
+        let deflate = self.shared.cfg.deflate;
         match publication.seq() {
             None => {
                 let frame = publication.frame(Encoding::WebSocket);
-                self.deliver_with(room, exclude, |_| Some(frame.clone()))
+                self.deliver_with(room, exclude, |conn| {
+                    Some(match conn.compresses {
+                        false => frame.clone(),
+                        true => publication.frame_for(false, Some(deflate.min_size)).clone(),
+                    })
+                })
             }
             Some(seq) => self.deliver_with(room, exclude, |conn| {
                 if !conn.replay_marks.is_empty() && conn.already_replayed(room, seq) {
                     return None;
                 }
-                Some(publication.frame_for(conn.sequenced).clone())
+                let min = deflate.min_size_for(conn.compresses);
+                Some(publication.frame_for(conn.sequenced, min).clone())
             }),
         }
     }

@@ -7,8 +7,8 @@
 //! delivers a room's messages in number order. A resume takes the same lock to snapshot
 //! the retained publications after `since` and join the room, so no publish falls
 //! between the snapshot and the live stream; it queues their sequenced forms after the
-//! lock is released (built once per publication and shared with every live subscriber;
-//! nothing is encoded under the lock), which keeps the order because later live
+//! lock is released (built once per publication and shared with every live subscriber,
+//! compressed ones too; nothing is encoded under the lock), which keeps the order because later live
 //! messages reach this shard only through its inbox, drained after this call returns.
 //! Live messages already on their way with numbers up to the snapshot's are skipped for
 //! that connection ([`Connection::already_replayed`]).
@@ -23,7 +23,7 @@ use crate::conn::Phase;
 use crate::hub::ResumeStart;
 use crate::proto::frame::Opcode;
 use crate::wire::sequence::{gap_message, reset_message};
-use crate::wire::{ConnKey, Encoding, PreparedFrame};
+use crate::wire::{ConnKey, PreparedFrame};
 
 use super::ShardState;
 
@@ -83,7 +83,9 @@ impl ShardState {
             ResumeStart::Reset { next } => Some(reset_message(next)),
         };
         let holes = replay.holes(replay.first(since));
+        let deflate = self.shared.cfg.deflate;
         let conn = &mut self.slots[key].conn;
+        let min = deflate.min_size_for(conn.compresses);
         conn.sequenced = true;
         if let Some(text) = control {
             conn.push_replay(text_frame(&text));
@@ -93,7 +95,7 @@ impl ShardState {
             while let Some((_, from, to)) = next_hole.next_if(|(at, ..)| *at == i) {
                 conn.push_replay(text_frame(&gap_message(*from, *to)));
             }
-            conn.push_replay(publication.frame(Encoding::WebSocketSequenced).clone());
+            conn.push_replay(publication.frame_for(true, min).clone());
         }
         for (_, from, to) in next_hole {
             conn.push_replay(text_frame(&gap_message(*from, *to)));
