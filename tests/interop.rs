@@ -3,7 +3,10 @@
 //! `tests/interop/node/interop.js`) against a server on each backend (2 shards, a 2 MiB
 //! message limit). Each script checks fan-out (100 connections, 50 messages, in order),
 //! `/echo` of a 1 MiB binary and a 200-fragment text message, close codes 1009 and 1007,
-//! and a clean close handshake; it prints what it checked and exits non-zero on a failure.
+//! a clean close handshake, and permessage-deflate (a room message compressed, RSV1 seen,
+//! for a client that negotiated it and plain for one that did not, in the same room; both
+//! clients offer the extension by default, so the checks above run compressed too); it
+//! prints what it checked and exits non-zero on a failure.
 //!
 //! The clients must be installed (`.ci/run` installs both):
 //! `python3 -m pip install 'websockets>=13'` and `npm ci --prefix tests/interop/node`.
