@@ -826,3 +826,60 @@ fn a_decompression_bomb_is_1009_and_bad_utf8_after_inflating_is_1007() {
     let (_, err) = both_ways(&rsv1(frame(true, Opcode::Binary, &[0xff; 9])), MAX);
     assert_eq!(err.map(|e| e.code), Some(1007), "not deflate data");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Any bytes, compressed and split into fragments at any points, with a ping in
+    /// between, read whole or byte by byte: the inflated message is what was compressed
+    /// when it is valid (text: valid UTF-8) and within the cap; else 1007 or 1009.
+    #[test]
+    fn compressed_messages_inflate_exactly_however_fragmented(
+        data in prop_oneof![
+            ".{0,300}".prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..300),
+        ],
+        text in any::<bool>(),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+        max in prop::sample::select(vec![0usize, 10, 100, 1000]),
+    ) {
+        let z = crate::proto::deflate::compress(&[&data]);
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(z.len() + 1)).collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut bytes = Vec::new();
+        let mut start = 0;
+        for (i, end) in cuts.iter().copied().chain([z.len()]).enumerate() {
+            let end = end.max(start);
+            let op = match (i, text) {
+                (0, true) => Opcode::Text,
+                (0, false) => Opcode::Binary,
+                _ => Opcode::Continuation,
+            };
+            let f = frame(end == z.len(), op, &z[start..end]);
+            bytes.extend(if i == 0 { rsv1(f) } else { f });
+            if i == 0 && end < z.len() {
+                bytes.extend(frame(true, Opcode::Ping, b"p"));
+            }
+            start = end;
+            if end == z.len() {
+                break;
+            }
+        }
+        let (events, err) = both_ways(&bytes, max);
+        let events: Vec<_> = events.into_iter().filter(|e| !matches!(e, Event::Ping(_))).collect();
+        if z.len() > max || data.len() > max {
+            prop_assert_eq!(err.map(|e| e.code), Some(1009));
+        } else if text && std::str::from_utf8(&data).is_err() {
+            prop_assert_eq!(err.map(|e| e.code), Some(1007));
+        } else {
+            prop_assert_eq!(err, None);
+            let expected = if text {
+                Event::Text(String::from_utf8(data).unwrap())
+            } else {
+                Event::Binary(data)
+            };
+            prop_assert_eq!(events, vec![expected]);
+        }
+    }
+}
