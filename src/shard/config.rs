@@ -1,6 +1,7 @@
 //! [`ShardConfig`]: everything a shard needs to know about its connections, composed
 //! from the connection layer's own settings plus the shard's upgrade policy,
-//! permessage-deflate settings and shutdown budget. `crate::config::Config` holds one and every shard shares it.
+//! permessage-deflate settings and shutdown budget. `crate::config::Config` holds one
+//! and every shard shares it.
 
 use std::time::Duration;
 

@@ -479,7 +479,6 @@ impl Shard {
             Upgrade::Accept | Upgrade::AcceptAs(_) => None,
         };
         let id = self.state.id;
-        let deflate = self.state.shared.cfg.deflate.negotiate(request);
         let slot = &mut self.state.slots[key];
         if let Some((rejection, header)) = rejection {
             slot.conn.reject(&rejection, header.as_slice());
@@ -492,6 +491,7 @@ impl Shard {
         slot.identity = identity;
         slot.conn.admitted = self.state.shared.admission.is_limited();
         let shard = id.to_string();
+        let deflate = self.state.shared.cfg.deflate.negotiate(request);
         let extensions = deflate.map(|a| a.response_value());
         let mut headers = vec![(SHARD_HEADER, shard.as_str())];
         headers.extend(
