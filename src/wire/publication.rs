@@ -276,7 +276,10 @@ impl Publication {
     }
 
     /// Its wire form for `encoding`, built on first use and shared from then on. An
-    /// unnumbered publication has no sequenced form: it answers the WebSocket form.
+    /// unnumbered publication has no sequenced form: it answers the WebSocket form (or,
+    /// for the sequenced deflate encoding, the deflate one). A deflate encoding answers
+    /// the compressed frame, or the plain form when compressing does not shrink it; the
+    /// minimum size is applied by [`Publication::frame_for`], not here.
     pub fn frame(&self, encoding: Encoding) -> &PreparedFrame {
         let encoding = match (encoding, self.seq) {
             (Encoding::WebSocketSequenced, None) => Encoding::WebSocket,
