@@ -494,4 +494,20 @@ mod tests {
         let Command::Serve(args) = cli.command;
         assert_eq!(args.to_config().history, Some(HistoryConfig::frames(7)));
     }
+
+    #[test]
+    fn deflate_flags() {
+        let cli = Cli::parse_from([
+            "ringcast",
+            "serve",
+            "--deflate",
+            "off",
+            "--deflate-min-size",
+            "1KiB",
+        ]);
+        let Command::Serve(args) = cli.command;
+        let d = args.to_config().shard.deflate;
+        assert_eq!((d.enabled, d.min_size), (false, 1024));
+        assert!(Cli::try_parse_from(["ringcast", "serve", "--deflate", "maybe"]).is_err());
+    }
 }
