@@ -6,6 +6,7 @@ Usage: scripts/deflate-idle-rss.py [N=5000] [--bin target/release/ringcast] [--b
 For each mode a fresh server is started (one shard, --metrics-addr off), N connections
 to /echo are opened and left idle, and the server's VmRSS growth divided by N is printed:
   plain         no offer (no extension);
+  plain-sent    no offer, each client sent one (plain) message and got its echo;
   offered       permessage-deflate agreed, no message sent (no inflate state yet);
   takeover      agreed, each client sent one compressed message keeping its context
                 (the server now holds that connection's inflate state);
@@ -29,6 +30,7 @@ BACKEND = sys.argv[sys.argv.index("--backend") + 1] if "--backend" in sys.argv e
 PORT = int(os.environ.get("PORT", "9431"))
 OFFERS = {
     "plain": None,
+    "plain-sent": None,
     "offered": "permessage-deflate; client_max_window_bits",
     "takeover": "permessage-deflate; client_max_window_bits",
     "no-takeover": "permessage-deflate; client_no_context_takeover",
@@ -80,7 +82,11 @@ def open_conn(offer, send):
         head += s.recv(1)
     assert head.startswith(b"HTTP/1.1 101"), head
     assert (b"permessage-deflate" in head) == bool(offer), head
-    if send:
+    if send and not offer:
+        s.sendall(masked(0x80 | 0x1, MESSAGE))
+        b0, payload = read_frame(s)
+        assert b0 & 0x0F == 1, b0
+    elif send:
         c = zlib.compressobj(6, zlib.DEFLATED, -15)
         z = c.compress(MESSAGE) + c.flush(zlib.Z_SYNC_FLUSH)
         s.sendall(masked(0x80 | 0x40 | 0x1, z[:-4]))
@@ -106,12 +112,12 @@ def main():
                 except OSError:
                     time.sleep(0.05)
             # Warm-up: slab, buffers and allocator arenas reach their working size.
-            warm = [open_conn(offer, mode in ("takeover", "no-takeover")) for _ in range(200)]
+            warm = [open_conn(offer, mode in ("plain-sent", "takeover", "no-takeover")) for _ in range(200)]
             for s in warm:
                 s.close()
             time.sleep(0.5)
             base = rss_kib(server.pid)
-            conns = [open_conn(offer, mode in ("takeover", "no-takeover")) for _ in range(N)]
+            conns = [open_conn(offer, mode in ("plain-sent", "takeover", "no-takeover")) for _ in range(N)]
             time.sleep(0.5)
             grown = rss_kib(server.pid) - base
             print(f"  {mode:12} {grown * 1024 / N:8.0f} B per connection "
