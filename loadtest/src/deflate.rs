@@ -1,5 +1,5 @@
 //! permessage-deflate (RFC 7692) for `fanout --deflate`: the offer added to the upgrade
-//! request, the check of the server's answer, inflating compressed server frames, and
+//! request, inflating compressed server frames, and
 //! the JSON-like filler that makes message bodies compress like real traffic (zeros would
 //! compress a thousandfold and flatter the server).
 //!
@@ -31,17 +31,6 @@ pub fn add_offer(out: &mut Vec<u8>) {
     }
 }
 
-/// Whether a `101` head (the bytes up to the blank line) agreed to permessage-deflate
-/// with `server_no_context_takeover`, which inflating without per-connection state needs.
-pub fn agreed(head: &[u8]) -> bool {
-    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
-    head.lines().any(|l| {
-        l.starts_with("sec-websocket-extensions:")
-            && l.contains("permessage-deflate")
-            && l.contains("server_no_context_takeover")
-    })
-}
-
 /// Inflates one compressed message (its payload, without the sync tail) and calls `f`
 /// with the result; `Err` for data that is not DEFLATE or inflates past `max` bytes.
 pub fn with_inflated<R>(
@@ -67,7 +56,8 @@ pub fn with_inflated<R>(
                     .decompress_vec(&part[pos..], out, FlushDecompress::Sync)
                     .map_err(|e| format!("invalid compressed message: {e}"))?;
                 pos += (d.total_in() - before) as usize;
-                if status == Status::StreamEnd || (pos == part.len() && out.len() < out.capacity()) {
+                if status == Status::StreamEnd || (pos == part.len() && out.len() < out.capacity())
+                {
                     break;
                 }
             }
@@ -122,15 +112,6 @@ mod tests {
     }
 
     #[test]
-    fn agreement_needs_server_no_context_takeover() {
-        assert!(agreed(
-            b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n"
-        ));
-        assert!(!agreed(b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Extensions: permessage-deflate\r\n"));
-        assert!(!agreed(b"HTTP/1.1 101 Switching Protocols\r\n"));
-    }
-
-    #[test]
     fn inflates_each_message_alone_and_caps_the_output() {
         let mut body = vec![0u8; 1024];
         fill_json(&mut body, 3);
@@ -142,5 +123,30 @@ mod tests {
         }
         assert!(with_inflated(&z, 100, |p| p.len()).is_err());
         assert!(with_inflated(&[0xff; 16], 1 << 20, |p| p.len()).is_err());
+    }
+
+    #[test]
+    fn rsv1_marks_a_compressed_data_frame_only_when_offered() {
+        use crate::codec::{parse_frame, parse_frame_ext, FrameError};
+        let f = parse_frame_ext(&[0xC2, 0x01, 0xAA], 10, true)
+            .unwrap()
+            .unwrap();
+        assert!(f.compressed && f.fin && f.payload == [0xAA]);
+        assert!(
+            !parse_frame_ext(&[0x82, 0x00], 10, true)
+                .unwrap()
+                .unwrap()
+                .compressed
+        );
+        for b0 in [0xC0u8, 0xC9, 0xA2, 0x92] {
+            assert_eq!(
+                parse_frame_ext(&[b0, 0x00], 10, true),
+                Err(FrameError::ReservedBits)
+            );
+        }
+        assert_eq!(
+            parse_frame(&[0xC2, 0x00], 10),
+            Err(FrameError::ReservedBits)
+        );
     }
 }
