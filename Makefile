@@ -69,7 +69,8 @@ compare: release
 echo-cpu: release
 	scripts/echo-cpu.sh
 
-## Autobahn|Testsuite (strict) against /echo on both backends; reports in bench-results/.
+## Autobahn|Testsuite (strict), cases 1-10 and the permessage-deflate cases 12 and 13,
+## against /echo on both backends (~10 min each); reports in bench-results/.
 autobahn: release
 	scripts/autobahn.sh
 

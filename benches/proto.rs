@@ -1,7 +1,10 @@
-//! Protocol hot paths: frame header parse, frame encode, unmasking (scalar vs word-wise)
-//! and incremental UTF-8 validation. `make bench` runs them.
+//! Protocol hot paths: frame header parse, frame encode, unmasking (scalar vs word-wise),
+//! incremental UTF-8 validation, and permessage-deflate: one message compressed (what a
+//! publish costs once, and a direct send each time) and inflated, on JSON-like text.
+//! `make bench` runs them.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ringcast::proto::deflate::{compress, Inflater};
 use ringcast::proto::frame::{encode_frame, encode_masked_frame, parse_header, Opcode};
 use ringcast::proto::mask::{apply_mask, apply_mask_scalar};
 use ringcast::proto::utf8::Utf8Validator;
@@ -55,5 +58,40 @@ fn utf8(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, masking, frames, utf8);
+/// `n` bytes of JSON-like text (records of a few numbers and names, as fan-out carries).
+fn json(n: usize) -> Vec<u8> {
+    let mut s = String::new();
+    let mut i = 0usize;
+    while s.len() < n {
+        s.push_str(&format!(
+            r#"{{"id":{i},"type":"trade","symbol":"SYM{}","price":{}.{:02},"qty":{}}},"#,
+            i % 13,
+            100 + i % 50,
+            i % 100,
+            (i * 7919) % 1000
+        ));
+        i += 1;
+    }
+    s.truncate(n);
+    s.into_bytes()
+}
+
+fn deflate(c: &mut Criterion) {
+    let mut g = c.benchmark_group("deflate");
+    for size in [1024usize, 16 * 1024] {
+        let data = json(size);
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_with_input(BenchmarkId::new("compress", size), &size, |b, _| {
+            b.iter(|| compress(&[black_box(&data)]))
+        });
+        let z = compress(&[&data]);
+        let mut inflater = Inflater::new();
+        g.bench_with_input(BenchmarkId::new("inflate", size), &size, |b, _| {
+            b.iter(|| inflater.inflate(black_box(&z), 1 << 20, false).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, masking, frames, utf8, deflate);
 criterion_main!(benches);

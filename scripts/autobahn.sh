@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Autobahn|Testsuite, strict, cases 1.* to 10.* against /echo, once per backend.
+# Autobahn|Testsuite, strict, cases 1.* to 10.* plus the permessage-deflate cases 12.*
+# and 13.* (about 9 min of the ~10 per backend) against /echo, once per backend.
 # Needs ../shared/conformance/autobahn (setup.sh is run first; idempotent).
 # Reports: bench-results/autobahn-<backend>/index.html. Fails unless both pass.
 set -euo pipefail
@@ -17,7 +18,7 @@ for backend in uring epoll; do
   pid=$!
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
   echo "== autobahn ($backend)"
-  if ! "$AB/run.sh" --strict --path /echo 127.0.0.1 "$PORT" "bench-results/autobahn-$backend" $CASES; then
+  if ! "$AB/run.sh" --strict --with-deflate --path /echo 127.0.0.1 "$PORT" "bench-results/autobahn-$backend" $CASES; then
     status=1
   fi
   kill -INT "$pid"; wait "$pid" || status=1

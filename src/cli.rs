@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{RoomAccess, Token};
 use crate::config::{
-    BrokerConfig, Config, ConnLimits, DriverConfig, HistoryConfig, Origin, OriginPolicy,
-    QueueLimits, ShardConfig, Timeouts,
+    BrokerConfig, Config, ConnLimits, DeflateConfig, DriverConfig, HistoryConfig, Origin,
+    OriginPolicy, QueueLimits, ShardConfig, Timeouts,
 };
 use crate::conn::SlowPolicy;
 use crate::driver::tls::TlsConfig;
@@ -40,6 +40,13 @@ pub enum Command {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// A feature switch (`--deflate off|on`).
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Switch {
+    Off,
+    On,
 }
 
 /// Parse a duration like `5s`, `250ms`, `2m`, or plain seconds.
@@ -124,6 +131,14 @@ pub struct ServeArgs {
     /// Largest HTTP request head accepted; over it the peer gets HTTP 431.
     #[arg(long, value_parser = parse_size, default_value = "8KiB")]
     pub max_head_bytes: usize,
+    /// permessage-deflate (RFC 7692): accept clients' offers and compress each room
+    /// message once for all of them.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub deflate: Switch,
+    /// Messages shorter than this go uncompressed even to clients that negotiated
+    /// permessage-deflate.
+    #[arg(long, value_parser = parse_size, default_value = "64B")]
+    pub deflate_min_size: usize,
     /// Do not send a publisher its own messages (rooms app).
     #[arg(long)]
     pub exclude_sender: bool,
@@ -278,6 +293,10 @@ impl ServeArgs {
                     require: self.require_origin,
                 },
                 log_peer_addr: self.log_peer_addr,
+                deflate: DeflateConfig {
+                    enabled: self.deflate == Switch::On,
+                    min_size: self.deflate_min_size,
+                },
             },
             history: (self.history > 0).then_some(HistoryConfig {
                 max_frames: self.history,
@@ -500,5 +519,21 @@ mod tests {
         let cli = Cli::parse_from(["ringcast", "serve", "--history", "7"]);
         let Command::Serve(args) = cli.command;
         assert_eq!(args.to_config().history, Some(HistoryConfig::frames(7)));
+    }
+
+    #[test]
+    fn deflate_flags() {
+        let cli = Cli::parse_from([
+            "ringcast",
+            "serve",
+            "--deflate",
+            "off",
+            "--deflate-min-size",
+            "1KiB",
+        ]);
+        let Command::Serve(args) = cli.command;
+        let d = args.to_config().shard.deflate;
+        assert_eq!((d.enabled, d.min_size), (false, 1024));
+        assert!(Cli::try_parse_from(["ringcast", "serve", "--deflate", "maybe"]).is_err());
     }
 }

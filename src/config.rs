@@ -19,7 +19,7 @@ pub use crate::driver::tls::TlsConfig;
 pub use crate::driver::DriverConfig;
 pub use crate::hub::directory::MAX_SHARDS;
 pub use crate::hub::HistoryConfig;
-pub use crate::shard::{Origin, OriginPolicy, ShardConfig};
+pub use crate::shard::{DeflateConfig, Origin, OriginPolicy, ShardConfig};
 
 /// Everything a [`crate::Server`] needs to know before it starts.
 ///

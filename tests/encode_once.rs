@@ -1,5 +1,5 @@
 //! A publish encodes each wire form it needs exactly once, whatever the number of
-//! subscribers and shards (its own test binary: the build counters are process-wide, and
+//! subscribers and shards — compressed forms (permessage-deflate) included (its own test binary: the build counters are process-wide, and
 //! the tests here take turns).
 
 mod common;
@@ -107,6 +107,96 @@ fn with_history_each_form_in_use_is_built_once_per_publish_and_replay_builds_non
             builds(Encoding::WebSocketSequenced) - seq,
             publishes,
             "{backend:?}: the replay reuses the retained forms"
+        );
+        server.shutdown().unwrap();
+    }
+}
+
+/// Plain and permessage-deflate subscribers in one room over 3 shards: one compression
+/// per publish (counted by the build counter and by the shards' metric), none for a
+/// room without a compressing subscriber; with history, one sequenced compression per
+/// publish, reused by a resume.
+#[test]
+fn one_compression_per_publish_for_every_deflate_subscriber_on_every_shard() {
+    use common::deflate::{json_payload, DeflateClient};
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    const OFFER: &str = "permessage-deflate; client_max_window_bits";
+    for backend in BACKENDS {
+        let cfg = Config {
+            history: Some(HistoryConfig::frames(64)),
+            ..config(backend, 3)
+        };
+        let (server, recorder) = common::start_recorded(cfg, Builtin::default());
+        let addr = server.local_addr();
+        let mut deflate: Vec<_> = (0..30)
+            .map(|i| DeflateClient::connect(addr, "/ws/z", Some(OFFER), source_ip(i)))
+            .collect();
+        let mut sequenced: Vec<_> = (30..45)
+            .map(|i| DeflateClient::connect(addr, "/ws/z?seq=1", Some(OFFER), source_ip(i)))
+            .collect();
+        let shards: std::collections::HashSet<_> = deflate.iter().map(|c| c.shard()).collect();
+        assert_eq!(shards.len(), 3, "{backend:?}: subscribers on every shard");
+        let mut plain: Vec<_> = (45..60)
+            .map(|i| connect_from(addr, "/ws/z", source_ip(i)).0)
+            .collect();
+        let (mut elsewhere, _) = connect_from(addr, "/ws/plain-only", source_ip(60));
+        let before = (
+            builds(Encoding::WebSocketDeflate),
+            builds(Encoding::WebSocketSequencedDeflate),
+            recorder.get("compressed"),
+        );
+        let publishes = 5u64;
+        for i in 0..publishes {
+            plain[i as usize]
+                .send(Message::text(json_payload(1024, i as usize)))
+                .unwrap();
+            elsewhere
+                .send(Message::text(json_payload(1024, 9)))
+                .unwrap();
+        }
+        for c in &mut deflate {
+            for _ in 0..publishes {
+                assert!(c.read().rsv1, "{backend:?}");
+            }
+        }
+        for c in &mut sequenced {
+            for _ in 0..publishes {
+                let r = c.read();
+                assert!(r.rsv1 && r.opcode == 2, "{backend:?}");
+            }
+        }
+        for c in &mut plain {
+            for _ in 0..publishes {
+                assert!(c.read().unwrap().is_text());
+            }
+        }
+        for _ in 0..publishes {
+            assert!(elsewhere.read().unwrap().is_text());
+        }
+        assert_eq!(
+            builds(Encoding::WebSocketDeflate) - before.0,
+            publishes,
+            "{backend:?}: one compression per publish, none for the plain-only room"
+        );
+        assert_eq!(
+            builds(Encoding::WebSocketSequencedDeflate) - before.1,
+            publishes,
+            "{backend:?}: one sequenced compression per publish"
+        );
+        assert!(
+            poll_until(TIMEOUT, || recorder.get("compressed") - before.2
+                == 2 * publishes),
+            "{backend:?}: the metric counts {} compressions",
+            recorder.get("compressed") - before.2
+        );
+        let mut resumed = DeflateClient::connect(addr, "/ws/z?since=0", Some(OFFER), source_ip(61));
+        for _ in 0..publishes {
+            assert!(resumed.read().rsv1, "{backend:?}: replayed compressed");
+        }
+        assert_eq!(
+            builds(Encoding::WebSocketSequencedDeflate) - before.1,
+            publishes,
+            "{backend:?}: the replay reuses the compressed forms"
         );
         server.shutdown().unwrap();
     }

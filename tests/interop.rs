@@ -3,7 +3,13 @@
 //! `tests/interop/node/interop.js`) against a server on each backend (2 shards, a 2 MiB
 //! message limit). Each script checks fan-out (100 connections, 50 messages, in order),
 //! `/echo` of a 1 MiB binary and a 200-fragment text message, close codes 1009 and 1007,
-//! and a clean close handshake; it prints what it checked and exits non-zero on a failure.
+//! a clean close handshake, and permessage-deflate (a room message compressed, RSV1 seen,
+//! for a client that negotiated it and plain for one that did not, in the same room; both
+//! clients offer the extension by default, so the checks above run compressed too); it
+//! prints what it checked and exits non-zero on a failure.
+//!
+//! Headless Chromium (the dashboard harness's playwright-core, `tests/dashboard/deflate.mjs`)
+//! checks permessage-deflate the same way, RSV1 seen by a frame-recording proxy.
 //!
 //! The clients must be installed (`.ci/run` installs both):
 //! `python3 -m pip install 'websockets>=13'` and `npm ci --prefix tests/interop/node`.
@@ -181,4 +187,129 @@ fn python_websockets_client_interoperates_over_tls() {
         });
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A TCP proxy in front of `upstream` for up to `connections` connections: forwards both
+/// ways and records the first header byte of every frame the server sends (after its 101
+/// head), so a test sees RSV1 on the wire whatever the client is. Gives up accepting
+/// after `TIMEOUT`.
+fn frame_recording_proxy(
+    upstream: std::net::SocketAddr,
+    connections: usize,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+) {
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    thread::spawn(move || {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut accepted = 0;
+        while accepted < connections && Instant::now() < deadline {
+            let Ok((client, _)) = listener.accept() else {
+                thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            accepted += 1;
+            client.set_nonblocking(false).unwrap();
+            let server = TcpStream::connect(upstream).unwrap();
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+                let _ = s_write.shutdown(std::net::Shutdown::Write);
+            });
+            let record = record.clone();
+            let (mut s_read, mut c_write) = (server, client);
+            thread::spawn(move || {
+                let (mut buf, mut chunk, mut head_done) = (Vec::new(), [0u8; 16384], false);
+                while let Ok(n) = s_read.read(&mut chunk) {
+                    if n == 0 || c_write.write_all(&chunk[..n]).is_err() {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if !head_done {
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            continue;
+                        };
+                        buf.drain(..end + 4);
+                        head_done = true;
+                    }
+                    while buf.len() >= 2 {
+                        let (len, hdr) = match buf[1] & 0x7f {
+                            126 if buf.len() >= 4 => {
+                                (usize::from(u16::from_be_bytes([buf[2], buf[3]])), 4)
+                            }
+                            127 if buf.len() >= 10 => (
+                                u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
+                                10,
+                            ),
+                            126 | 127 => break,
+                            n => (usize::from(n), 2),
+                        };
+                        if buf.len() < hdr + len {
+                            break;
+                        }
+                        record.lock().unwrap().push(buf[0]);
+                        buf.drain(..hdr + len);
+                    }
+                }
+                let _ = c_write.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// Headless Chromium (through the dashboard harness's playwright-core) gets a room
+/// message compressed (RSV1 seen on the wire by a proxy) and intact, while a client that
+/// offers nothing, in the same room, gets it as a plain frame (tungstenite fails the
+/// connection on RSV1 without the extension).
+#[test]
+fn chromium_gets_room_messages_compressed() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard");
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} not found: install it with `apt-get install -y chromium` (.ci/run does)"
+    );
+    assert!(
+        harness.join("node_modules/playwright-core").is_dir(),
+        "playwright-core missing: run `npm ci --prefix tests/dashboard` (.ci/run does)"
+    );
+    for backend in BACKENDS {
+        let server = start(backend, 2);
+        let room = format!("/ws/chromium-{}", std::process::id());
+        let mut plain = connect(server.local_addr(), &room);
+        let (proxy, seen) = frame_recording_proxy(server.local_addr(), 2);
+        let mut cmd = Command::new("node");
+        cmd.arg(harness.join("deflate.mjs"))
+            .args(["--ws", &format!("ws://{proxy}{room}")]);
+        let what = format!("chromium against {backend:?}");
+        let (ok, stdout, stderr) = run(cmd, &what);
+        println!("--- {what} ---\n{stdout}{stderr}");
+        assert!(ok, "{what} failed:\n{stdout}{stderr}");
+        let message = plain.read().unwrap();
+        assert_eq!(message.len(), 4096, "{what}: the plain client");
+        assert!(message.is_text());
+        assert!(
+            poll_until(TIMEOUT, || seen.lock().unwrap().len() >= 2),
+            "{what}: frames seen {:x?}",
+            seen.lock().unwrap()
+        );
+        let seen = seen.lock().unwrap().clone();
+        let text: Vec<u8> = seen.iter().copied().filter(|b| b & 0x0f == 1).collect();
+        assert!(
+            !text.is_empty() && text.iter().all(|b| b & 0x40 != 0),
+            "{what}: every text frame to Chromium compressed, first bytes {seen:x?}"
+        );
+        server.shutdown().unwrap();
+    }
 }

@@ -262,6 +262,7 @@ fn metrics_endpoint_serves_exact_valid_exposition() {
         ("ringcast_history_refused", "counter"),
         ("ringcast_publish_to_write_seconds", "histogram"),
         ("ringcast_input_throttled", "counter"),
+        ("ringcast_deflate_compressions", "counter"),
         ("ringcast_build_info", "gauge"),
     ];
     let got: Vec<(&str, &str)> = p

@@ -1,7 +1,9 @@
 //! The streaming `Decoder` on arbitrary bytes, split into reads at points derived from the
 //! input, fed the way the server feeds it (`decode` in a loop until the read is used up).
 //!
-//! Input layout: byte 0 picks the message-size limit, bytes 1..9 seed the split points,
+//! Input layout: byte 0 picks the message-size limit (bits 0-2) and permessage-deflate
+//! (bit 3: negotiated, so RSV1 marks compressed messages that are inflated under the
+//! limit; bit 4: with `client_no_context_takeover`), bytes 1..9 seed the split points,
 //! byte 9 bounds the read size; the rest is the client byte stream.
 //!
 //! Checks: no panic; every call on non-empty input consumes at least one byte and never
@@ -23,9 +25,13 @@ struct Outcome {
     idle: bool,
 }
 
-/// Feed `reads` in order; stop at the first error.
-fn run<'a>(reads: impl IntoIterator<Item = &'a [u8]>, max: usize) -> Outcome {
+/// Feed `reads` in order; stop at the first error. `deflate`: permessage-deflate
+/// negotiated, `Some(client_no_context_takeover)`.
+fn run<'a>(reads: impl IntoIterator<Item = &'a [u8]>, max: usize, deflate: Option<bool>) -> Outcome {
     let mut decoder = Decoder::new();
+    if let Some(no_context) = deflate {
+        decoder.enable_deflate(no_context);
+    }
     let mut events = Vec::new();
     for read in reads {
         if read.is_empty() {
@@ -102,18 +108,19 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 10 {
         return;
     }
-    let max = LIMITS[usize::from(data[0]) % LIMITS.len()];
+    let max = LIMITS[usize::from(data[0] & 7)];
+    let deflate = (data[0] & 8 != 0).then_some(data[0] & 16 != 0);
     let seed = u64::from_le_bytes(data[1..9].try_into().unwrap());
     let max_read = 1 + usize::from(data[9]) % 64;
     let stream = &data[10..];
 
-    let whole = run([stream], max);
-    let chunked = run(split(stream, seed, max_read), max);
+    let whole = run([stream], max, deflate);
+    let chunked = run(split(stream, seed, max_read), max, deflate);
     assert_eq!(
         chunked, whole,
         "split into reads vs one piece (limit {max})"
     );
     // Byte at a time is the most extreme split.
-    let bytewise = run(stream.chunks(1), max);
+    let bytewise = run(stream.chunks(1), max, deflate);
     assert_eq!(bytewise, whole, "byte at a time vs one piece (limit {max})");
 });

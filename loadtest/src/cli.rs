@@ -111,6 +111,11 @@ pub struct FanoutArgs {
     /// Message size in bytes (at least 16: sequence number + timestamp).
     #[arg(long, default_value = "64", value_parser = parse_size)]
     pub size: usize,
+    /// Offer permessage-deflate (RFC 7692) on every connection and inflate what comes
+    /// compressed; message bodies after the 16-byte header are JSON-like text then, so
+    /// they compress like real traffic (not zeros).
+    #[arg(long)]
+    pub deflate: bool,
     /// Pause between "everyone connected" and the first publish, so the server has
     /// finished room joins.
     #[arg(long, default_value = "50ms", value_parser = parse_duration)]

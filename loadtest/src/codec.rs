@@ -216,6 +216,8 @@ pub struct Frame<'a> {
     pub payload: &'a [u8],
     /// Bytes of input this frame occupies (header + payload).
     pub consumed: usize,
+    /// RSV1: a permessage-deflate compressed message (see [`parse_frame_ext`]).
+    pub compressed: bool,
 }
 
 /// Why a server frame was rejected.
@@ -251,12 +253,23 @@ impl std::fmt::Display for FrameError {
 /// reads more); `max_payload` bounds what a frame may announce, so a broken server cannot
 /// make the caller buffer without limit.
 pub fn parse_frame(buf: &[u8], max_payload: usize) -> Result<Option<Frame<'_>>, FrameError> {
+    parse_frame_ext(buf, max_payload, false)
+}
+
+/// [`parse_frame`], with RSV1 allowed on text and binary frames when `deflate` (the
+/// connection offered permessage-deflate, RFC 7692 §6): such a frame is `compressed`.
+pub fn parse_frame_ext(
+    buf: &[u8],
+    max_payload: usize,
+    deflate: bool,
+) -> Result<Option<Frame<'_>>, FrameError> {
     if buf.len() < 2 {
         return Ok(None);
     }
     let b0 = buf[0];
     let b1 = buf[1];
-    if b0 & 0x70 != 0 {
+    let compressed = deflate && b0 & 0x40 != 0 && matches!(b0 & 0x0F, OP_TEXT | OP_BINARY);
+    if b0 & 0x70 != 0 && !compressed || b0 & 0x30 != 0 {
         return Err(FrameError::ReservedBits);
     }
     if b1 & 0x80 != 0 {
@@ -302,6 +315,7 @@ pub fn parse_frame(buf: &[u8], max_payload: usize) -> Result<Option<Frame<'_>>, 
         opcode,
         payload: &buf[hdr..total],
         consumed: total,
+        compressed,
     }))
 }
 

@@ -162,6 +162,8 @@ pub struct Conns {
     pub write_calls: u64,
     /// wss://: what every new connection's TLS session is made from.
     tls: Option<TlsClient>,
+    /// `fanout --deflate`: every upgrade offers permessage-deflate.
+    pub deflate: bool,
 }
 
 /// Builds an epoll token from a slot and its generation.
@@ -187,6 +189,7 @@ impl Conns {
             closing: 0,
             write_calls: 0,
             tls,
+            deflate: false,
         }
     }
 
@@ -240,6 +243,9 @@ impl Conns {
         let key = HandshakeKey::from_random(self.rng.bytes16());
         let mut wbuf = Vec::with_capacity(256);
         codec::write_upgrade_request(&mut wbuf, host, path, &key);
+        if self.deflate {
+            crate::deflate::add_offer(&mut wbuf);
+        }
         let tls = match &self.tls {
             None => None,
             Some(t) => {

@@ -494,6 +494,7 @@ impl EventLoop {
         } = self;
         let buf = &scratch[..avail];
         let mut pos = 0;
+        let deflate = conns.deflate;
         let Some(c) = conns.get_gen(slot, gen) else {
             return false;
         };
@@ -526,7 +527,7 @@ impl EventLoop {
             };
             let tag = c.tag;
             let state = c.state;
-            match codec::parse_frame(&buf[pos..], *max_payload) {
+            match codec::parse_frame_ext(&buf[pos..], *max_payload, deflate) {
                 Ok(None) => {
                     c.carry.extend_from_slice(&buf[pos..]);
                     return true;
@@ -561,6 +562,23 @@ impl EventLoop {
                             conns.remove(slot, conn::CloseHow::Vanish);
                             h.on_closed(slot, tag, why, now);
                             return false;
+                        }
+                        _ if f.compressed && (state == State::Open || state == State::Closing) => {
+                            let on = |p: &[u8]| {
+                                let f = Frame {
+                                    payload: p,
+                                    compressed: false,
+                                    ..f
+                                };
+                                h.on_frame(conns, slot, tag, f, now)
+                            };
+                            if let Err(e) =
+                                crate::deflate::with_inflated(f.payload, *max_payload, on)
+                            {
+                                conns.remove(slot, conn::CloseHow::Vanish);
+                                h.on_closed(slot, tag, Closed::Protocol(e), now);
+                                return false;
+                            }
                         }
                         _ => {
                             if state == State::Open || state == State::Closing {

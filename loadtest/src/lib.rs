@@ -10,6 +10,7 @@ pub mod cli;
 pub mod codec;
 pub mod conn;
 pub mod connect;
+pub mod deflate;
 pub mod echo;
 pub mod event_loop;
 pub mod fanout;

@@ -61,6 +61,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
         &["uring-entries", "recv-buffers", "recv-buffer-size"],
     ),
     ("history", &["history", "history-bytes", "history-ttl"]),
+    ("deflate", &["deflate", "deflate-min-size"]),
     (
         "access",
         &[

@@ -5,6 +5,7 @@
 
 use crate::proto::close::codes;
 use crate::proto::decoder::{Decoder, Event, ProtocolError};
+use crate::proto::deflate::Agreement;
 use crate::proto::frame::{encode_close_frame, encode_frame, Opcode};
 use crate::proto::handshake::{
     parse_upgrade, reject_response, HeadParse, Rejection, UpgradeRequest,
@@ -138,6 +139,9 @@ pub struct Connection {
     pongs_coalesced: u32,
     /// Why it is ending (the first reason recorded wins).
     reason: Option<DisconnectReason>,
+    /// permessage-deflate negotiated and our compressed output valid for the peer: data
+    /// frames may go compressed (RSV1). Inbound decompression is the decoder's.
+    compresses: bool,
 }
 
 impl Default for Connection {
@@ -159,6 +163,7 @@ impl Connection {
             read_paused: false,
             pongs_coalesced: 0,
             reason: None,
+            compresses: false,
         }
     }
 
@@ -240,6 +245,20 @@ impl Connection {
     pub fn accept(&mut self, response: Vec<u8>) {
         self.out.push_control(PreparedFrame::from_wire(response));
         self.stage = Stage::Upgraded;
+    }
+
+    /// permessage-deflate was agreed in the 101 just queued: inbound messages may be
+    /// compressed, and outbound ones may be when the agreement allows our output.
+    pub fn enable_deflate(&mut self, agreement: Agreement) {
+        self.decoder
+            .enable_deflate(agreement.client_no_context_takeover);
+        self.compresses = agreement.accepts_our_output();
+    }
+
+    /// True when permessage-deflate was agreed and our compressed output is valid for
+    /// the peer (RFC 7692 §7.1.1): its data frames may go compressed.
+    pub fn compresses(&self) -> bool {
+        self.compresses
     }
 
     /// True once the upgrade was accepted (even if the connection is closing now).

@@ -81,6 +81,9 @@ pub trait MetricsCollector: Send + Sync + 'static {
     fn resume_gap(&self, shard: usize) {}
     /// `frames` retained messages were replayed to one resuming connection.
     fn frames_replayed(&self, shard: usize, frames: usize) {}
+    /// The shard's thread compressed `messages` messages for permessage-deflate since its
+    /// last report (publication forms and direct sends).
+    fn deflate_compressed(&self, shard: usize, messages: u64) {}
     /// A peer's input was limited to keep what it makes us queue bounded: a pending pong
     /// replaced by a newer one, or reading paused while the connection's unsent bytes
     /// were over `--max-queue-bytes` (once per pause).

@@ -13,10 +13,17 @@
 //! Control frames that interleave a fragmented message are appended to the
 //! same buffer and split off when complete; this keeps the decoder at one
 //! `Vec` (≤ 64 bytes in all) and allocation-free while idle.
+//!
+//! With permessage-deflate negotiated ([`Decoder::enable_deflate`], RFC 7692), RSV1
+//! on a message's first frame marks it compressed: its (compressed) bytes are
+//! assembled as usual, capped at the message limit, then inflated under the same limit
+//! on the decompressed size, and a text message is UTF-8-checked after inflating. RSV1
+//! on a control frame or continuation, or without the extension, is a 1002.
 
 use std::mem;
 
 use super::close::parse_close_payload;
+use super::deflate::Inflater;
 pub use super::error::ProtocolError;
 use super::frame::{self, Opcode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use super::mask::apply_mask;
@@ -48,6 +55,17 @@ pub struct Decoded {
     /// `Ok(Some)`: an event completed; `Ok(None)`: all input consumed, no
     /// event yet; `Err`: fail the connection with this close code.
     pub result: Result<Option<Event>, ProtocolError>,
+}
+
+/// Whether permessage-deflate was negotiated, and if so whether the client keeps its
+/// compression context between messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Deflate {
+    #[default]
+    Off,
+    /// It agreed to `client_no_context_takeover`.
+    NoContext,
+    Takeover,
 }
 
 /// The data message being assembled, if any.
@@ -105,12 +123,37 @@ pub struct Decoder {
     message: Vec<u8>,
     kind: MessageKind,
     utf8: Utf8Validator,
+    /// permessage-deflate (RFC 7692): off, or on with the client's context mode.
+    deflate: Deflate,
+    /// Per-connection inflate state (one pointer; null unless the client keeps its
+    /// context and has sent a compressed message).
+    inflater: Inflater,
+    /// The message being assembled is compressed (RSV1 on its first frame): its bytes
+    /// are inflated, and only then checked as UTF-8, when it is complete.
+    compressed: bool,
 }
 
 impl Decoder {
     /// An idle decoder (no heap allocation).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// permessage-deflate was negotiated: from now on a data message may be compressed
+    /// (RSV1 on its first frame). `client_no_context_takeover`: the client agreed to
+    /// compress each message alone (no per-connection inflate state is ever kept).
+    pub fn enable_deflate(&mut self, client_no_context_takeover: bool) {
+        self.deflate = if client_no_context_takeover {
+            Deflate::NoContext
+        } else {
+            Deflate::Takeover
+        };
+    }
+
+    /// True when it holds per-connection inflate state (a client that keeps its
+    /// compression context sent a compressed message).
+    pub fn holds_inflate_context(&self) -> bool {
+        self.inflater.holds_context()
     }
 
     /// Consume bytes from `input` until one event is complete (returned with
@@ -132,7 +175,7 @@ impl Decoder {
         let result = loop {
             let step = match self.phase {
                 Phase::Header { .. } => self.read_header(input, &mut pos, max_message_size),
-                Phase::Payload { .. } => self.read_payload(input, &mut pos),
+                Phase::Payload { .. } => self.read_payload(input, &mut pos, max_message_size),
                 Phase::Failed(e) => Err(e),
             };
             match step {
@@ -146,6 +189,7 @@ impl Decoder {
             self.phase = Phase::Failed(e);
             self.message = Vec::new();
             self.kind = MessageKind::None;
+            self.compressed = false;
             self.utf8.reset();
         }
         Decoded {
@@ -189,19 +233,25 @@ impl Decoder {
             len += 1;
             *pos += 1;
             let prefix = buf.get(..have + 1).unwrap_or_default();
-            check_header_prefix(prefix, self.kind, message_len, max)?;
+            check_header_prefix(
+                prefix,
+                self.kind,
+                message_len,
+                max,
+                self.deflate != Deflate::Off,
+            )?;
         }
         let head = buf.get(..usize::from(len)).unwrap_or_default();
-        self.start_frame(head)
+        self.start_frame(head, max)
     }
 
     /// Set up the payload phase for a complete, already-checked header.
-    fn start_frame(&mut self, head: &[u8]) -> Result<Step, ProtocolError> {
+    fn start_frame(&mut self, head: &[u8], max: usize) -> Result<Step, ProtocolError> {
         let (&b0, &b1) = match head {
             [b0, b1, ..] => (b0, b1),
             _ => return Err(ProtocolError::protocol("truncated header")),
         };
-        let (fin, opcode) = frame::parse_first_byte(b0)?;
+        let (fin, opcode, rsv1) = frame::parse_first_byte_ext(b0, self.deflate != Deflate::Off)?;
         let ext_end = 2 + frame::extended_len_size(b1);
         let payload_len = frame::decode_payload_len(b1, head.get(2..ext_end).unwrap_or_default())?;
         let mask = match head.get(ext_end..) {
@@ -211,9 +261,13 @@ impl Decoder {
         match opcode {
             Opcode::Text => {
                 self.kind = MessageKind::Text;
+                self.compressed = rsv1;
                 self.utf8.reset();
             }
-            Opcode::Binary => self.kind = MessageKind::Binary,
+            Opcode::Binary => {
+                self.kind = MessageKind::Binary;
+                self.compressed = rsv1;
+            }
             _ => {}
         }
         let control_len = if opcode.is_control() {
@@ -231,14 +285,19 @@ impl Decoder {
             control_len,
         };
         if payload_len == 0 {
-            return self.finish_frame(opcode, fin, control_len);
+            return self.finish_frame(opcode, fin, control_len, max);
         }
         Ok(Step::Continue)
     }
 
     /// Copy (and unmask, and for text validate) as much payload as `input`
     /// holds; finish the frame when its last byte has arrived.
-    fn read_payload(&mut self, input: &[u8], pos: &mut usize) -> Result<Step, ProtocolError> {
+    fn read_payload(
+        &mut self,
+        input: &[u8],
+        pos: &mut usize,
+        max: usize,
+    ) -> Result<Step, ProtocolError> {
         let Phase::Payload {
             remaining,
             mask,
@@ -264,8 +323,8 @@ impl Decoder {
         let fresh = self.message.get_mut(start..).unwrap_or_default();
         let next_offset = apply_mask(fresh, mask, usize::from(mask_offset));
         let is_text = match opcode {
-            Opcode::Text => true,
-            Opcode::Continuation => self.kind == MessageKind::Text,
+            Opcode::Text => !self.compressed,
+            Opcode::Continuation => self.kind == MessageKind::Text && !self.compressed,
             _ => false,
         };
         if is_text && self.utf8.feed(fresh).is_err() {
@@ -287,7 +346,7 @@ impl Decoder {
         if remaining > 0 {
             return Ok(Step::NeedMore);
         }
-        self.finish_frame(opcode, fin, control_len)
+        self.finish_frame(opcode, fin, control_len, max)
     }
 
     /// The current frame's payload is complete: deliver a control frame, or a
@@ -297,6 +356,7 @@ impl Decoder {
         opcode: Opcode,
         fin: bool,
         control_len: u8,
+        max: usize,
     ) -> Result<Step, ProtocolError> {
         self.phase = Phase::default();
         if opcode.is_control() {
@@ -320,6 +380,9 @@ impl Decoder {
         }
         let message = mem::take(&mut self.message);
         let kind = mem::take(&mut self.kind);
+        if mem::take(&mut self.compressed) {
+            return self.inflate(kind, &message, max);
+        }
         match kind {
             MessageKind::Text => {
                 if !self.utf8.is_complete() {
@@ -347,6 +410,29 @@ impl Decoder {
     }
 }
 
+impl Decoder {
+    /// Deliver a complete compressed message: inflated under the `max` cap (RFC 7692
+    /// §7.2.2; 1009 past it), text then checked as UTF-8 (1007).
+    fn inflate(
+        &mut self,
+        kind: MessageKind,
+        compressed: &[u8],
+        max: usize,
+    ) -> Result<Step, ProtocolError> {
+        let takeover = self.deflate == Deflate::Takeover;
+        let message = self.inflater.inflate(compressed, max, takeover)?;
+        match kind {
+            MessageKind::Text => String::from_utf8(message)
+                .map(|text| Step::Deliver(Event::Text(text)))
+                .map_err(|_| ProtocolError::invalid_payload("invalid utf-8 in text message")),
+            MessageKind::Binary => Ok(Step::Deliver(Event::Binary(message))),
+            MessageKind::None => Err(ProtocolError::protocol(
+                "continuation without a message in progress",
+            )),
+        }
+    }
+}
+
 /// Total header length implied by a header prefix (2 until byte 1 is known).
 fn header_need(prefix: &[u8]) -> usize {
     match prefix.get(1) {
@@ -356,17 +442,20 @@ fn header_need(prefix: &[u8]) -> usize {
 }
 
 /// Check the rules decided by the last byte of `prefix` (a header prefix of
-/// length ≥ 1). `message_len` is the size of the message assembled so far.
+/// length ≥ 1). `message_len` is the size of the message assembled so far (compressed
+/// bytes for a compressed message: those are capped at `max` too); `deflate`: RSV1 is
+/// allowed on a message's first frame.
 fn check_header_prefix(
     prefix: &[u8],
     kind: MessageKind,
     message_len: usize,
     max: usize,
+    deflate: bool,
 ) -> Result<(), ProtocolError> {
     let Some(&b0) = prefix.first() else {
         return Ok(());
     };
-    let (_, opcode) = frame::parse_first_byte(b0)?;
+    let (_, opcode, _) = frame::parse_first_byte_ext(b0, deflate)?;
     match prefix.len() {
         1 => match (opcode, kind) {
             (Opcode::Continuation, MessageKind::None) => Err(ProtocolError::protocol(

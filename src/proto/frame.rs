@@ -18,6 +18,8 @@ pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
 const FIN_BIT: u8 = 0x80;
 const RSV_BITS: u8 = 0x70;
+/// RSV1: "per-message compressed" once permessage-deflate is negotiated (RFC 7692 §6).
+const RSV1_BIT: u8 = 0x40;
 const OPCODE_BITS: u8 = 0x0F;
 const MASK_BIT: u8 = 0x80;
 const LEN7_BITS: u8 = 0x7F;
@@ -75,10 +77,19 @@ pub struct FrameHeader {
     pub payload_len: u64,
 }
 
-/// Check the first header byte: RSV1-3 clear (no extensions are negotiated),
-/// opcode not reserved, control frames not fragmented. Returns (fin, opcode).
+/// Check the first header byte: RSV1-3 clear (no extension negotiated), opcode not
+/// reserved, control frames not fragmented. Returns (fin, opcode).
 pub fn parse_first_byte(b0: u8) -> Result<(bool, Opcode), ProtocolError> {
-    if b0 & RSV_BITS != 0 {
+    parse_first_byte_ext(b0, false).map(|(fin, opcode, _)| (fin, opcode))
+}
+
+/// [`parse_first_byte`] with permessage-deflate negotiated or not (`deflate`): RSV1
+/// is then allowed on the first frame of a data message (text or binary), and a 1002
+/// on a control frame or a continuation (RFC 7692 §6, §6.1). RSV2 and RSV3 are always
+/// a 1002. Returns (fin, opcode, rsv1).
+pub fn parse_first_byte_ext(b0: u8, deflate: bool) -> Result<(bool, Opcode, bool), ProtocolError> {
+    let rsv1 = b0 & RSV1_BIT != 0;
+    if b0 & RSV_BITS & !RSV1_BIT != 0 || (rsv1 && !deflate) {
         return Err(ProtocolError::protocol("reserved bits set"));
     }
     let opcode =
@@ -87,7 +98,12 @@ pub fn parse_first_byte(b0: u8) -> Result<(bool, Opcode), ProtocolError> {
     if opcode.is_control() && !fin {
         return Err(ProtocolError::protocol("fragmented control frame"));
     }
-    Ok((fin, opcode))
+    if rsv1 && !matches!(opcode, Opcode::Text | Opcode::Binary) {
+        return Err(ProtocolError::protocol(
+            "rsv1 on a control frame or continuation",
+        ));
+    }
+    Ok((fin, opcode, rsv1))
 }
 
 /// Whether the second header byte has the mask bit set.
@@ -281,6 +297,29 @@ mod tests {
         for rsv in [0x40u8, 0x20, 0x10, 0x70] {
             assert_eq!(parse_first_byte(0x81 | rsv).unwrap_err().code, 1002);
         }
+    }
+
+    #[test]
+    fn rsv1_only_with_deflate_and_only_on_a_message_start() {
+        assert_eq!(
+            parse_first_byte_ext(0xC1, true),
+            Ok((true, Opcode::Text, true))
+        );
+        assert_eq!(
+            parse_first_byte_ext(0x42, true),
+            Ok((false, Opcode::Binary, true))
+        );
+        assert_eq!(
+            parse_first_byte_ext(0x81, true),
+            Ok((true, Opcode::Text, false))
+        );
+        for b0 in [0xC0u8, 0xC8, 0xC9, 0xCA] {
+            assert_eq!(parse_first_byte_ext(b0, true).unwrap_err().code, 1002);
+        }
+        for b0 in [0xC1u8, 0xA1, 0x91, 0xE1] {
+            assert_eq!(parse_first_byte_ext(b0, false).unwrap_err().code, 1002);
+        }
+        assert_eq!(parse_first_byte_ext(0xA1, true).unwrap_err().code, 1002);
     }
 
     #[test]

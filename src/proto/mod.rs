@@ -1,11 +1,12 @@
 //! The WebSocket protocol layer of ringcast: pure sans-IO code (bytes in,
 //! events/bytes out; no sockets, clocks or threads) for the HTTP/1.1 upgrade
-//! handshake, frame encoding, masking, UTF-8 validation, close handling and
-//! the streaming message decoder. Nothing here panics on peer input.
+//! handshake, frame encoding, masking, UTF-8 validation, close handling,
+//! permessage-deflate (RFC 7692) and the streaming message decoder. Nothing here panics on peer input.
 
 pub mod close;
 pub mod codes;
 pub mod decoder;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

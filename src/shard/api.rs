@@ -29,11 +29,13 @@ impl<'a> Message<'a> {
 }
 
 /// Encode an application message as a frame for one connection
-/// ([`crate::Context::send`]).
-pub fn prepare(message: Message<'_>) -> PreparedFrame {
+/// ([`crate::Context::send`]), compressed when `deflate_min` is `Some(min_size)` (the
+/// connection negotiated permessage-deflate), the message is at least that long and
+/// compressing shrinks it.
+pub fn prepare(message: Message<'_>, deflate_min: Option<usize>) -> PreparedFrame {
     match message {
-        Message::Text(s) => PreparedFrame::encode(Opcode::Text, s.as_bytes()),
-        Message::Binary(b) => PreparedFrame::encode(Opcode::Binary, b),
+        Message::Text(s) => PreparedFrame::encode_for(Opcode::Text, s.as_bytes(), deflate_min),
+        Message::Binary(b) => PreparedFrame::encode_for(Opcode::Binary, b, deflate_min),
     }
 }
 

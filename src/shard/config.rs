@@ -1,11 +1,13 @@
 //! [`ShardConfig`]: everything a shard needs to know about its connections, composed
-//! from the connection layer's own settings plus the shard's upgrade policy and
-//! shutdown budget. `crate::config::Config` holds one and every shard shares it.
+//! from the connection layer's own settings plus the shard's upgrade policy,
+//! permessage-deflate settings and shutdown budget. `crate::config::Config` holds one
+//! and every shard shares it.
 
 use std::time::Duration;
 
 use crate::conn::{ConnLimits, QueueLimits, Timeouts};
 
+use super::deflate::DeflateConfig;
 use super::origin::OriginPolicy;
 
 /// A shard's settings (read-only while it runs).
@@ -25,6 +27,8 @@ pub struct ShardConfig {
     pub origins: OriginPolicy,
     /// Include peer addresses in logs (off by default: they are personal data).
     pub log_peer_addr: bool,
+    /// permessage-deflate (RFC 7692): on by default, messages from 64 B compressed.
+    pub deflate: DeflateConfig,
 }
 
 impl Default for ShardConfig {
@@ -36,6 +40,7 @@ impl Default for ShardConfig {
             shutdown_timeout: Duration::from_secs(5),
             origins: OriginPolicy::default(),
             log_peer_addr: false,
+            deflate: DeflateConfig::default(),
         }
     }
 }

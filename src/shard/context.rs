@@ -56,7 +56,13 @@ impl Context<'_> {
 
     /// Send a message to this connection only. Returns false if it is not open.
     pub fn send(&mut self, message: Message<'_>) -> bool {
-        self.send_prepared(prepare(message))
+        let compresses = self
+            .state
+            .slots
+            .get(self.key)
+            .is_some_and(|s| s.conn.compresses());
+        let min = self.state.shared.cfg.deflate.min_size_for(compresses);
+        self.send_prepared(prepare(message, min))
     }
 
     /// Send an already prepared frame to this connection.

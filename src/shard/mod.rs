@@ -40,6 +40,7 @@
 //! | `cluster.rs` | what a broker sends a shard: resumes served after a fetch, announcements |
 //! | `api.rs`, `context.rs` | the application API's values and the callback [`Context`] |
 //! | `publisher.rs` | [`Publisher`]: publishing from any thread |
+//! | `deflate.rs` | permessage-deflate settings and negotiation in the upgrade |
 //! | `admission.rs`, `origin.rs`, `config.rs` | connection cap, Origin policy, settings |
 
 pub mod admission;
@@ -48,6 +49,7 @@ mod callback;
 mod cluster;
 pub mod config;
 pub mod context;
+pub mod deflate;
 mod inbox;
 mod input;
 mod lifecycle;
@@ -74,6 +76,7 @@ use crate::wire::ConnKey;
 pub use admission::Admission;
 pub use config::ShardConfig;
 pub use context::Context;
+pub use deflate::DeflateConfig;
 pub use origin::{Origin, OriginPolicy};
 pub use publisher::Publisher;
 pub use replay::Resumed;

@@ -12,8 +12,15 @@ use crate::wire::ConnKey;
 use super::Shard;
 
 impl Shard {
-    /// Connections with output to write (each listed once).
+    /// Connections with output to write (each listed once). Called once per loop
+    /// iteration, it also reports the compressions this shard's thread ran since.
     pub fn take_dirty(&mut self, out: &mut Vec<ConnKey>) {
+        let compressed = crate::wire::take_thread_compressions();
+        if compressed > 0 {
+            self.state
+                .metrics()
+                .deflate_compressed(self.state.id, compressed);
+        }
         out.clear();
         std::mem::swap(out, &mut self.state.dirty);
         for &key in out.iter() {

@@ -129,16 +129,23 @@ impl ShardState {
             .exclude()
             .filter(|(shard, _)| *shard == self.id)
             .map(|(_, key)| key);
+        let deflate = self.shared.cfg.deflate;
         match publication.seq() {
             None => {
                 let frame = publication.frame(Encoding::WebSocket);
-                self.deliver_with(room, exclude, |_| Some(frame.clone()))
+                self.deliver_with(room, exclude, |slot| {
+                    Some(match slot.conn.compresses() {
+                        false => frame.clone(),
+                        true => publication.frame_for(false, Some(deflate.min_size)).clone(),
+                    })
+                })
             }
             Some(seq) => self.deliver_with(room, exclude, |slot| {
                 if !slot.replay_marks.is_empty() && slot.already_replayed(room, seq) {
                     return None;
                 }
-                Some(publication.frame_for(slot.sequenced).clone())
+                let min = deflate.min_size_for(slot.conn.compresses());
+                Some(publication.frame_for(slot.sequenced, min).clone())
             }),
         }
     }

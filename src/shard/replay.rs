@@ -7,8 +7,8 @@
 //! delivers a room's messages in number order. A resume takes the same lock to snapshot
 //! the retained publications after `since` and join the room, so no publish falls
 //! between the snapshot and the live stream; it queues their sequenced forms after the
-//! lock is released (built once per publication and shared with every live subscriber;
-//! nothing is encoded under the lock), which keeps the order because later live
+//! lock is released (built once per publication and shared with every live subscriber,
+//! compressed ones too; nothing is encoded under the lock), which keeps the order because later live
 //! messages reach this shard only through its inbox, drained after this call returns.
 //! Live messages already on their way with numbers up to the snapshot's are skipped for
 //! that connection (its slot's replay mark: `Slot::already_replayed` in `slot.rs`).
@@ -21,7 +21,7 @@ use crate::conn::Phase;
 use crate::hub::{FetchRequest, ResumeStart};
 use crate::proto::frame::Opcode;
 use crate::wire::sequence::{gap_message, reset_message};
-use crate::wire::{ConnKey, Encoding, PreparedFrame};
+use crate::wire::{ConnKey, PreparedFrame};
 
 use super::state::ShardState;
 
@@ -125,9 +125,11 @@ impl ShardState {
             ResumeStart::Reset { next } => Some(reset_message(next)),
         };
         let holes = replay.holes(replay.first(since));
+        let deflate = self.shared.cfg.deflate;
         let slot = &mut self.slots[key];
         slot.sequenced = true;
         let conn = &mut slot.conn;
+        let min = deflate.min_size_for(conn.compresses());
         if let Some(text) = control {
             conn.push_replay(text_frame(&text));
         }
@@ -136,7 +138,7 @@ impl ShardState {
             while let Some((_, from, to)) = next_hole.next_if(|(at, ..)| *at == i) {
                 conn.push_replay(text_frame(&gap_message(*from, *to)));
             }
-            conn.push_replay(publication.frame(Encoding::WebSocketSequenced).clone());
+            conn.push_replay(publication.frame_for(true, min).clone());
         }
         for (_, from, to) in next_hole {
             conn.push_replay(text_frame(&gap_message(*from, *to)));

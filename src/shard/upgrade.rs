@@ -68,8 +68,18 @@ impl Shard {
         slot.identity = identity;
         slot.admitted = self.state.shared.admission.is_limited();
         let shard = id.to_string();
-        slot.conn
-            .accept(accept_response(&request.key, &[(SHARD_HEADER, &shard)]));
+        let deflate = self.state.shared.cfg.deflate.negotiate(request);
+        let extensions = deflate.map(|a| a.response_value());
+        let mut headers = vec![(SHARD_HEADER, shard.as_str())];
+        headers.extend(
+            extensions
+                .as_deref()
+                .map(|v| ("Sec-WebSocket-Extensions", v)),
+        );
+        slot.conn.accept(accept_response(&request.key, &headers));
+        if let Some(agreement) = deflate {
+            slot.conn.enable_deflate(agreement);
+        }
         // The handshake deadline is over: the heartbeat's (if any) replaces it.
         let ping = self.config().timeouts.ping_interval;
         if ping.is_zero() {

@@ -8,6 +8,7 @@
 //! ([`sequence`]), the identifiers [`ConnKey`] and [`RoomId`], the room-name rule
 //! ([`room_name`]) and the per-publish recipient tally ([`tally`]).
 
+pub mod compressions;
 pub mod ids;
 pub mod prepared;
 pub mod publication;
@@ -15,6 +16,7 @@ pub mod room_name;
 pub mod sequence;
 pub mod tally;
 
+pub use compressions::take_thread_compressions;
 pub use ids::{ConnKey, RoomId};
 pub use prepared::PreparedFrame;
 pub use publication::{builds, Encoding, Kind, Payload, Publication};

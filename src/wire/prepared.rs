@@ -6,12 +6,16 @@
 //! publish→write latency histogram. Forms of a publication are built by
 //! [`super::Publication::frame`]; control frames and HTTP responses are wrapped with
 //! [`PreparedFrame::from_wire`]; one-off data frames to a single connection
-//! (`Context::send`, `gap` messages) with [`PreparedFrame::encode`].
+//! (`Context::send`, `gap` messages) with [`PreparedFrame::encode`] (or, compressed
+//! for a client that negotiated permessage-deflate, [`PreparedFrame::encode_for`]).
 
 use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::proto::deflate::compressed_frame;
+
+use super::compressions::count_compression;
 use crate::proto::frame::{encode_frame, Opcode};
 
 /// One serialized server frame, cheap to clone and safe to share across shards.
@@ -28,6 +32,23 @@ impl PreparedFrame {
         PreparedFrame {
             bytes: Bytes::from(encode_frame(true, opcode, payload)),
             published_at: Some(Instant::now()),
+        }
+    }
+
+    /// [`PreparedFrame::encode`], compressed (permessage-deflate, RSV1 set) when
+    /// `deflate_min` is `Some(min_size)`, `payload` is at least that long and the
+    /// compressed frame is smaller. Compresses once per call: for one connection only.
+    pub fn encode_for(opcode: Opcode, payload: &[u8], deflate_min: Option<usize>) -> Self {
+        let min = deflate_min.filter(|min| payload.len() >= *min);
+        if min.is_some() {
+            count_compression();
+        }
+        match min.and_then(|min| compressed_frame(opcode, &[payload], min)) {
+            Some(wire) => PreparedFrame {
+                bytes: Bytes::from(wire),
+                published_at: Some(Instant::now()),
+            },
+            None => Self::encode(opcode, payload),
         }
     }
 

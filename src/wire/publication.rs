@@ -22,6 +22,17 @@
 //! form ([`Encoding::WebSocketSequenced`], see [`super::sequence`]) is built lazily from
 //! payload and number, outside any lock, by whichever shard first delivers to a
 //! sequenced subscriber (or replays the message).
+//!
+//! **Compressed forms** (permessage-deflate, RFC 7692): [`Encoding::WebSocketDeflate`]
+//! and [`Encoding::WebSocketSequencedDeflate`] are built the same way — lazily, at most
+//! once per publication, by the first shard that delivers to (or replays for) a client
+//! that negotiated the extension, so a room without such a client never compresses. One
+//! compression serves every such subscriber on every shard because the server always
+//! agrees to `server_no_context_takeover`. The compressed frame (RSV1 set) is used only
+//! when it is smaller than the plain one; otherwise the compressed form *is* the plain
+//! form (the same buffer). Payloads under the `--deflate-min-size` given by the caller
+//! are not compressed at all. [`builds`] counts compressions under the deflate
+//! encodings, whether or not the result was smaller.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -29,11 +40,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::proto::deflate::compressed_frame;
 use crate::proto::frame::{encode_frame, header_len, write_header, Opcode};
 
+use super::compressions::count_compression;
 use super::ids::ConnKey;
 use super::prepared::PreparedFrame;
-use super::sequence::{encode_sequenced, sequenced_len};
+use super::sequence::{encode_sequenced, seq_prefix, sequenced_len, SEQ_PREFIX_LEN};
 use super::tally::PublishTally;
 
 /// A data message's kind (RFC 6455 §5.6: text is UTF-8, binary is anything).
@@ -61,20 +74,31 @@ pub enum Encoding {
     /// One binary frame in the sequence framing ([`super::sequence`]): for clients that
     /// asked for numbers, when history is on.
     WebSocketSequenced,
+    /// [`Encoding::WebSocket`] compressed (permessage-deflate, RSV1 set), when smaller.
+    WebSocketDeflate,
+    /// [`Encoding::WebSocketSequenced`] compressed, when smaller.
+    WebSocketSequencedDeflate,
 }
 
 impl Encoding {
-    const COUNT: usize = 2;
+    const COUNT: usize = 4;
 
     fn index(self) -> usize {
         match self {
             Encoding::WebSocket => 0,
             Encoding::WebSocketSequenced => 1,
+            Encoding::WebSocketDeflate => 2,
+            Encoding::WebSocketSequencedDeflate => 3,
         }
     }
 }
 
-static BUILDS: [AtomicU64; Encoding::COUNT] = [AtomicU64::new(0), AtomicU64::new(0)];
+static BUILDS: [AtomicU64; Encoding::COUNT] = [
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+];
 
 fn count_build(encoding: Encoding) {
     BUILDS[encoding.index()].fetch_add(1, Ordering::Relaxed);
@@ -82,7 +106,8 @@ fn count_build(encoding: Encoding) {
 
 /// Wire forms of publications built in this process for `encoding` (payload bytes
 /// copied into a form: once per publish for [`Encoding::WebSocket`], once per
-/// publication delivered or replayed to a sequenced client for the sequenced form).
+/// publication delivered or replayed to a sequenced client for the sequenced form;
+/// compressions for the deflate encodings: at most once per publication each).
 pub fn builds(encoding: Encoding) -> u64 {
     BUILDS[encoding.index()].load(Ordering::Relaxed)
 }
@@ -162,6 +187,11 @@ pub struct Publication {
     tally: PublishTally,
 }
 
+/// A publication's forms not built yet.
+fn no_forms() -> [OnceLock<PreparedFrame>; Encoding::COUNT] {
+    std::array::from_fn(|_| OnceLock::new())
+}
+
 impl Publication {
     /// A publication of `payload` to `room`, not numbered (no copy, no atomic
     /// operation). `exclude`: the connection (shard, key) that must not get it (the
@@ -175,7 +205,7 @@ impl Publication {
             seq: None,
             published_at: payload.published_at,
             exclude,
-            forms: [OnceLock::new(), OnceLock::new()],
+            forms: no_forms(),
             tally: PublishTally::new(0),
         }
     }
@@ -187,10 +217,13 @@ impl Publication {
             p.seq = Some(seq);
             return self;
         }
-        let websocket = self.forms[Encoding::WebSocket.index()]
-            .get()
-            .cloned()
-            .map_or_else(OnceLock::new, OnceLock::from);
+        // The unsequenced forms do not depend on the number: share those already built.
+        let forms = no_forms();
+        for encoding in [Encoding::WebSocket, Encoding::WebSocketDeflate] {
+            if let Some(form) = self.forms[encoding.index()].get() {
+                let _ = forms[encoding.index()].set(form.clone());
+            }
+        }
         Arc::new(Publication {
             room: self.room.clone(),
             kind: self.kind,
@@ -199,7 +232,7 @@ impl Publication {
             seq: Some(seq),
             published_at: self.published_at,
             exclude: self.exclude,
-            forms: [websocket, OnceLock::new()],
+            forms,
             tally: PublishTally::new(0),
         })
     }
@@ -243,12 +276,21 @@ impl Publication {
     }
 
     /// Its wire form for `encoding`, built on first use and shared from then on. An
-    /// unnumbered publication has no sequenced form: it answers the WebSocket form.
+    /// unnumbered publication has no sequenced form: it answers the WebSocket form (or,
+    /// for the sequenced deflate encoding, the deflate one). A deflate encoding answers
+    /// the compressed frame, or the plain form when compressing does not shrink it; the
+    /// minimum size is applied by [`Publication::frame_for`], not here.
     pub fn frame(&self, encoding: Encoding) -> &PreparedFrame {
         let encoding = match (encoding, self.seq) {
             (Encoding::WebSocketSequenced, None) => Encoding::WebSocket,
+            (Encoding::WebSocketSequencedDeflate, None) => Encoding::WebSocketDeflate,
             (e, _) => e,
         };
+        match encoding {
+            Encoding::WebSocketDeflate => return self.deflated(false),
+            Encoding::WebSocketSequencedDeflate => return self.deflated(true),
+            _ => {}
+        }
         self.forms[encoding.index()].get_or_init(|| {
             let wire = match (encoding, self.seq) {
                 // Encoded with its payload by `Payload::encode` (and counted there).
@@ -266,14 +308,47 @@ impl Publication {
         })
     }
 
+    /// The compressed form (sequenced or not; the caller checked `self.seq` for a
+    /// sequenced one), built on first use: the plain form when compressing does not
+    /// make it smaller.
+    fn deflated(&self, sequenced: bool) -> &PreparedFrame {
+        let (encoding, plain) = match (sequenced, self.seq) {
+            (true, Some(_)) => (
+                Encoding::WebSocketSequencedDeflate,
+                Encoding::WebSocketSequenced,
+            ),
+            _ => (Encoding::WebSocketDeflate, Encoding::WebSocket),
+        };
+        self.forms[encoding.index()].get_or_init(|| {
+            count_build(encoding);
+            count_compression();
+            let payload = self.payload();
+            let wire = match self.seq.filter(|_| sequenced) {
+                Some(seq) => {
+                    compressed_frame(Opcode::Binary, &[&seq_prefix(seq, self.kind), payload], 0)
+                }
+                None => compressed_frame(self.kind.opcode(), &[payload], 0),
+            };
+            match wire {
+                Some(wire) => PreparedFrame::published(Bytes::from(wire), self.published_at),
+                None => self.frame(plain).clone(),
+            }
+        })
+    }
+
     /// The form a connection gets: sequenced when it asked for numbers and the
-    /// publication has one, else plain.
+    /// publication has one, else plain; compressed when `deflate_min` is
+    /// `Some(min_size)` (it negotiated permessage-deflate) and the message body is at
+    /// least `min_size` bytes.
     #[inline]
-    pub fn frame_for(&self, sequenced: bool) -> &PreparedFrame {
-        if sequenced && self.seq.is_some() {
-            self.frame(Encoding::WebSocketSequenced)
-        } else {
-            self.frame(Encoding::WebSocket)
+    pub fn frame_for(&self, sequenced: bool, deflate_min: Option<usize>) -> &PreparedFrame {
+        let sequenced = sequenced && self.seq.is_some();
+        let body = self.payload().len() + if sequenced { SEQ_PREFIX_LEN } else { 0 };
+        match (sequenced, deflate_min.is_some_and(|min| body >= min)) {
+            (false, false) => self.frame(Encoding::WebSocket),
+            (true, false) => self.frame(Encoding::WebSocketSequenced),
+            (false, true) => self.frame(Encoding::WebSocketDeflate),
+            (true, true) => self.frame(Encoding::WebSocketSequencedDeflate),
         }
     }
 
@@ -311,8 +386,8 @@ mod tests {
         assert_eq!(p.seq(), Some(7));
         let seq = p.frame(Encoding::WebSocketSequenced).clone();
         for _ in 0..10 {
-            assert!(p.frame_for(true).shares_buffer_with(&seq));
-            assert!(p.frame_for(false).shares_buffer_with(&plain));
+            assert!(p.frame_for(true, None).shares_buffer_with(&seq));
+            assert!(p.frame_for(false, None).shares_buffer_with(&plain));
         }
         assert_eq!(seq.len(), p.sequenced_len());
         assert_eq!(seq.bytes()[0], 0x82);
@@ -331,5 +406,60 @@ mod tests {
         let a = p.frame(Encoding::WebSocket).clone();
         assert_eq!(a.bytes(), b"\x82\x03xyz");
         assert!(p.frame(Encoding::WebSocket).shares_buffer_with(&a));
+    }
+
+    #[test]
+    fn compressed_forms_are_built_once_used_only_when_smaller_and_survive_numbering() {
+        let text = r#"{"type":"quote","symbol":"ACME","bid":101.25,"ask":101.5}"#.repeat(8);
+        let p = Arc::new(Publication::new(
+            Arc::from("r"),
+            Payload::encode(Kind::Text, text.as_bytes()),
+            None,
+        ));
+        let before = builds(Encoding::WebSocketDeflate);
+        let small = p.frame_for(false, Some(text.len() + 1)).clone();
+        assert!(
+            small.shares_buffer_with(p.frame(Encoding::WebSocket)),
+            "under the minimum"
+        );
+        assert_eq!(
+            builds(Encoding::WebSocketDeflate),
+            before,
+            "no compression ran"
+        );
+        let z = p.frame_for(false, Some(64)).clone();
+        assert_eq!(z.bytes()[0], 0xC1, "FIN, RSV1, text");
+        assert!(z.len() < text.len() / 3);
+        for _ in 0..5 {
+            assert!(p.frame_for(false, Some(64)).shares_buffer_with(&z));
+        }
+        let p = p.clone().numbered(9);
+        assert!(
+            p.frame_for(false, Some(64)).shares_buffer_with(&z),
+            "kept when numbered"
+        );
+        let zs = p.frame_for(true, Some(64)).clone();
+        assert_eq!(zs.bytes()[0], 0xC2, "FIN, RSV1, binary");
+        let (header, at) = crate::proto::frame::parse_header(&{
+            let mut plain_header = zs.bytes().to_vec();
+            plain_header[0] &= !0x40;
+            plain_header
+        })
+        .unwrap()
+        .unwrap();
+        let body = crate::proto::deflate::Inflater::new()
+            .inflate(&zs.bytes()[at..], 1 << 20, false)
+            .unwrap();
+        assert_eq!(header.payload_len as usize, zs.len() - at);
+        assert_eq!(parse_seq_payload(&body).unwrap(), (9, 1, text.as_bytes()));
+        assert_eq!(builds(Encoding::WebSocketDeflate) - before, 1);
+
+        let noise = Payload::encode(Kind::Binary, &[0x5a, 0xc3, 0x17, 0x88, 0x21]);
+        let q = Publication::new(Arc::from("r"), noise, None);
+        assert!(
+            q.frame_for(false, Some(1))
+                .shares_buffer_with(q.frame(Encoding::WebSocket)),
+            "not smaller: the plain form"
+        );
     }
 }

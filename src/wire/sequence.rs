@@ -7,7 +7,9 @@
 //! original payload. Control messages to such a client (`{"type":"gap",…}`,
 //! `{"type":"reset",…}`) are text frames, so a sequenced client can tell them apart by
 //! opcode alone. The frame is built from a publication's payload and number by
-//! [`super::Publication::frame`] with [`super::Encoding::WebSocketSequenced`].
+//! [`super::Publication::frame`] with [`super::Encoding::WebSocketSequenced`]; with
+//! permessage-deflate the whole binary payload (prefix included) is what is compressed
+//! ([`super::Encoding::WebSocketSequencedDeflate`]).
 
 use crate::proto::frame::{header_len, write_header, Opcode};
 
@@ -21,10 +23,17 @@ pub fn encode_sequenced(seq: u64, kind: Kind, payload: &[u8]) -> Vec<u8> {
     let body = SEQ_PREFIX_LEN + payload.len();
     let mut out = Vec::with_capacity(header_len(body) + body);
     write_header(&mut out, true, Opcode::Binary, body);
-    out.extend_from_slice(&seq.to_be_bytes());
-    out.push(kind.opcode().as_u8());
+    out.extend_from_slice(&seq_prefix(seq, kind));
     out.extend_from_slice(payload);
     out
+}
+
+/// The bytes before the original payload: `seq` big-endian, then the kind's opcode.
+pub fn seq_prefix(seq: u64, kind: Kind) -> [u8; SEQ_PREFIX_LEN] {
+    let mut prefix = [0; SEQ_PREFIX_LEN];
+    prefix[..8].copy_from_slice(&seq.to_be_bytes());
+    prefix[8] = kind.opcode().as_u8();
+    prefix
 }
 
 /// Wire size of the sequence-framed frame of a `payload_len`-byte payload.

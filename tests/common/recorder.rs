@@ -74,6 +74,9 @@ impl MetricsCollector for Recorder {
     fn admission_rejected(&self, _shard: usize) {
         self.add("admission_rejected", 1);
     }
+    fn deflate_compressed(&self, _shard: usize, messages: u64) {
+        self.add("compressed", messages);
+    }
     fn publish_to_write(&self, _shard: usize, _latency: Duration) {
         self.add("publish_to_write", 1);
     }

@@ -41,6 +41,10 @@ pub(super) fn run(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult
             return w.res;
         }
     };
+    if a.deflate {
+        el.conns.deflate = true;
+        crate::deflate::fill_json(&mut w.payload[message::HEADER_LEN..], thread as u64);
+    }
     let start = sys::now_ns();
     let mut dialer = Dialer::new(&a.common, cfg.threads, start);
     let mut connected_reported = false;

@@ -93,7 +93,7 @@ pub(super) struct Worker {
     slow_subs: Vec<u32>,
     /// `--slow-mode trickle`: when they read next.
     trickle: Option<Trickle>,
-    payload: Vec<u8>,
+    pub(super) payload: Vec<u8>,
     local_counts: Vec<u32>,
     touched: Vec<u32>,
     flushed_received: u64,

@@ -297,6 +297,11 @@ impl MetricsCollector for PrometheusCollector {
     }
 
     #[inline]
+    fn deflate_compressed(&self, shard: usize, messages: u64) {
+        self.shard(shard).deflate_compressions.add(messages);
+    }
+
+    #[inline]
     fn history_refused(&self, shard: usize, _bytes: usize) {
         self.shard(shard).history_refused.inc();
     }

@@ -124,6 +124,9 @@ metric_table! {
     /// replaced by a newer ping's), read_paused (reading paused while unsent bytes were
     /// over the queue cap).
     input_throttled_total: counter_by(InputThrottle) { input_throttled }
+    /// Messages compressed for permessage-deflate: at most once per publication form
+    /// however many subscribers get it, once per direct send to such a client.
+    deflate_compressions_total: counter { deflate_compressions }
     /// Always 1: the version and backend.
     build_info: info {
         /// Backend label (as given to [`PrometheusCollector::new`] or `set_backend`).

@@ -54,6 +54,8 @@ fn driven() -> PrometheusCollector {
     c.input_throttled(1, InputThrottle::PongCoalesced);
     c.history_refused(0, 300_000);
     c.history_refused(1, 9);
+    c.deflate_compressed(0, 2);
+    c.deflate_compressed(1, 3);
     c
 }
 
@@ -211,6 +213,9 @@ ringcast_publish_to_write_seconds_count{env="a\"b\\c\nd"} 2
 # TYPE ringcast_input_throttled_total counter
 ringcast_input_throttled_total{env="a\"b\\c\nd",action="pong_coalesced"} 1
 ringcast_input_throttled_total{env="a\"b\\c\nd",action="read_paused"} 0
+# HELP ringcast_deflate_compressions_total Messages compressed for permessage-deflate: at most once per publication form however many subscribers get it, once per direct send to such a client.
+# TYPE ringcast_deflate_compressions_total counter
+ringcast_deflate_compressions_total{env="a\"b\\c\nd"} 5
 # HELP ringcast_build_info Always 1: the version and backend.
 # TYPE ringcast_build_info gauge
 ringcast_build_info{env="a\"b\\c\nd",version="0.1.0",backend="uring"} 1

@@ -70,8 +70,9 @@ fn cat(parts: &[Vec<u8>]) -> Vec<u8> {
 
 #[test]
 fn decoder_is_small_and_idle_decoder_holds_no_heap() {
+    // 64 bytes of framing state plus one pointer of permessage-deflate state.
     assert!(
-        std::mem::size_of::<Decoder>() <= 64,
+        std::mem::size_of::<Decoder>() <= 72,
         "{}",
         std::mem::size_of::<Decoder>()
     );
@@ -737,3 +738,148 @@ proptest! {
 }
 
 const DEFAULT_MAX: usize = crate::proto::DEFAULT_MAX_MESSAGE_SIZE;
+
+// ---- permessage-deflate (RFC 7692) ---------------------------------------
+
+/// A masked client frame with RSV1 set on it.
+fn rsv1(mut f: Vec<u8>) -> Vec<u8> {
+    f[0] |= 0x40;
+    f
+}
+
+/// Decode all of `bytes` with deflate on (the client keeps its context), one call
+/// per byte when `bytewise`; collect events until the first error.
+fn run_deflate(bytes: &[u8], max: usize, bytewise: bool) -> (Vec<Event>, Option<ProtocolError>) {
+    let mut dec = Decoder::new();
+    dec.enable_deflate(false);
+    let step = if bytewise { 1 } else { bytes.len().max(1) };
+    let mut events = Vec::new();
+    for chunk in bytes.chunks(step) {
+        let mut input = chunk;
+        while !input.is_empty() {
+            let d = dec.decode(input, max);
+            input = &input[d.consumed..];
+            match d.result {
+                Ok(Some(ev)) => events.push(ev),
+                Ok(None) => {}
+                Err(e) => return (events, Some(e)),
+            }
+        }
+    }
+    (events, None)
+}
+
+fn both_ways(bytes: &[u8], max: usize) -> (Vec<Event>, Option<ProtocolError>) {
+    let whole = run_deflate(bytes, max, false);
+    assert_eq!(run_deflate(bytes, max, true), whole, "split into bytes");
+    whole
+}
+
+#[test]
+fn compressed_messages_are_inflated_whole_or_fragmented() {
+    let text = "permessage-deflate ".repeat(50);
+    let c = crate::proto::deflate::compress(&[text.as_bytes()]);
+    let (a, b) = c.split_at(c.len() / 2);
+    let bytes = cat(&[
+        rsv1(frame(true, Opcode::Text, &c)),
+        rsv1(frame(false, Opcode::Binary, a)),
+        frame(true, Opcode::Ping, b"p"),
+        frame(true, Opcode::Continuation, b),
+        frame(true, Opcode::Text, b"plain"),
+    ]);
+    let (events, err) = both_ways(&bytes, MAX);
+    assert_eq!(err, None);
+    assert_eq!(
+        events,
+        [
+            Event::Text(text.clone()),
+            Event::Ping(b"p".to_vec()),
+            Event::Binary(text.into_bytes()),
+            Event::Text("plain".into()),
+        ]
+    );
+}
+
+#[test]
+fn rsv1_without_deflate_or_on_control_and_continuation_is_1002() {
+    assert_error(&rsv1(frame(true, Opcode::Text, b"x")), MAX, 1002);
+    for bytes in [
+        rsv1(frame(true, Opcode::Ping, b"")),
+        cat(&[
+            frame(false, Opcode::Text, b"a"),
+            rsv1(frame(true, Opcode::Continuation, b"b")),
+        ]),
+    ] {
+        assert_eq!(both_ways(&bytes, MAX).1.map(|e| e.code), Some(1002));
+    }
+}
+
+#[test]
+fn a_decompression_bomb_is_1009_and_bad_utf8_after_inflating_is_1007() {
+    let zeros = vec![0u8; 4 << 20];
+    let bomb = crate::proto::deflate::compress(&[&zeros]);
+    let (_, err) = both_ways(&rsv1(frame(true, Opcode::Binary, &bomb)), 1 << 20);
+    assert_eq!(err.map(|e| e.code), Some(1009));
+    let bad = crate::proto::deflate::compress(&[b"ok \xff\xfe not utf-8"]);
+    let (_, err) = both_ways(&rsv1(frame(true, Opcode::Text, &bad)), MAX);
+    assert_eq!(err.map(|e| e.code), Some(1007));
+    let (_, err) = both_ways(&rsv1(frame(true, Opcode::Binary, &[0xff; 9])), MAX);
+    assert_eq!(err.map(|e| e.code), Some(1007), "not deflate data");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Any bytes, compressed and split into fragments at any points, with a ping in
+    /// between, read whole or byte by byte: the inflated message is what was compressed
+    /// when it is valid (text: valid UTF-8) and within the cap; else 1007 or 1009.
+    #[test]
+    fn compressed_messages_inflate_exactly_however_fragmented(
+        data in prop_oneof![
+            ".{0,300}".prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..300),
+        ],
+        text in any::<bool>(),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+        max in prop::sample::select(vec![0usize, 10, 100, 1000]),
+    ) {
+        let z = crate::proto::deflate::compress(&[&data]);
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(z.len() + 1)).collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut bytes = Vec::new();
+        let mut start = 0;
+        for (i, end) in cuts.iter().copied().chain([z.len()]).enumerate() {
+            let end = end.max(start);
+            let op = match (i, text) {
+                (0, true) => Opcode::Text,
+                (0, false) => Opcode::Binary,
+                _ => Opcode::Continuation,
+            };
+            let f = frame(end == z.len(), op, &z[start..end]);
+            bytes.extend(if i == 0 { rsv1(f) } else { f });
+            if i == 0 && end < z.len() {
+                bytes.extend(frame(true, Opcode::Ping, b"p"));
+            }
+            start = end;
+            if end == z.len() {
+                break;
+            }
+        }
+        let (events, err) = both_ways(&bytes, max);
+        let events: Vec<_> = events.into_iter().filter(|e| !matches!(e, Event::Ping(_))).collect();
+        if z.len() > max || data.len() > max {
+            prop_assert_eq!(err.map(|e| e.code), Some(1009));
+        } else if text && std::str::from_utf8(&data).is_err() {
+            prop_assert_eq!(err.map(|e| e.code), Some(1007));
+        } else {
+            prop_assert_eq!(err, None);
+            let expected = if text {
+                Event::Text(String::from_utf8(data).unwrap())
+            } else {
+                Event::Binary(data)
+            };
+            prop_assert_eq!(events, vec![expected]);
+        }
+    }
+}

@@ -10,7 +10,11 @@
 //   3. close codes: 1009 for a message over the server's limit, 1007 for invalid UTF-8
 //      in a text frame (crafted on a raw `net` socket);
 //   4. a clean close handshake: close 1000 "bye", the server's close frame echoes 1000,
-//      and the server closes the TCP connection.
+//      and the server closes the TCP connection;
+//   5. permessage-deflate (RFC 7692): in one room, a client with `perMessageDeflate`
+//      (ws's default) gets a 4 KiB JSON-like room message compressed (RSV1 seen on the
+//      wire) and intact, and a short one uncompressed; a client with
+//      `perMessageDeflate: false` gets both as plain frames (RSV1 clear).
 // Exits 0 when everything passed, 1 with a message on the first failure; the whole run
 // is bounded by an overall timeout (60 s).
 'use strict';
@@ -231,6 +235,94 @@ async function invalidUtf8(base) {
   ok(`close 1007 (${JSON.stringify(close.payload.subarray(2).toString())}) for invalid UTF-8 in a text frame`);
 }
 
+/** Record the first header byte of every server frame read on `socket` (RSV1 is 0x40),
+ *  by scanning the raw bytes next to ws's own reader. */
+function frameHeaders(socket) {
+  const firstBytes = [];
+  let buf = Buffer.alloc(0);
+  socket.on('data', (chunk) => {
+    buf = Buffer.concat([buf, chunk]);
+    for (;;) {
+      if (buf.length < 2) return;
+      let len = buf[1] & 0x7f;
+      let hdr = 2;
+      if (len === 126) {
+        if (buf.length < 4) return;
+        len = buf.readUInt16BE(2);
+        hdr = 4;
+      } else if (len === 127) {
+        if (buf.length < 10) return;
+        len = Number(buf.readBigUInt64BE(2));
+        hdr = 10;
+      }
+      if (buf.length < hdr + len) return;
+      firstBytes.push(buf[0]);
+      buf = buf.subarray(hdr + len);
+    }
+  });
+  return firstBytes;
+}
+
+/** Open a client that records its server frames' first bytes as `ws.firstBytes`. */
+async function openRecorded(url, options) {
+  let firstBytes = null;
+  const ws = new WebSocket(url, options);
+  ws.on('upgrade', (res) => (firstBytes = frameHeaders(res.socket)));
+  await withTimeout(
+    new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', (err) => reject(new CheckFailed(`connect ${url}: ${err.message}`)));
+    }),
+    `deflate: connect ${url}`
+  );
+  ws.firstBytes = firstBytes;
+  return ws;
+}
+
+async function deflate(base) {
+  const url = `${base}/ws/${ROOM}-deflate`;
+  const compressed = await openRecorded(url, { perMessageDeflate: true });
+  const plain = await openRecorded(url, { perMessageDeflate: false });
+  try {
+    check(
+      /^permessage-deflate/.test(compressed.extensions),
+      `deflate: extension not agreed (${JSON.stringify(compressed.extensions)})`
+    );
+    check(plain.extensions === '', `deflate: a client offering nothing got ${plain.extensions}`);
+    let big = '';
+    for (let i = 0; big.length < 4096; i++) {
+      big += JSON.stringify({ id: i, type: 'trade', symbol: `SYM${i % 13}`, price: 100 + (i % 50) }) + ',';
+    }
+    big = big.slice(0, 4096);
+    const got = [compressed, plain].map((ws, i) => nextMessages(ws, 2, `deflate: client ${i}`));
+    plain.send(big);
+    plain.send('short');
+    const [z, p] = await withTimeout(Promise.all(got), 'deflate: receiving');
+    for (const [name, msgs] of [['compressing', z], ['plain', p]]) {
+      check(msgs[0][0].toString() === big && !msgs[0][1], `deflate: ${name} client got the 4 KiB text altered`);
+      check(msgs[1][0].toString() === 'short', `deflate: ${name} client got the short text altered`);
+    }
+    const rsv1 = (b) => (b & 0x40) !== 0;
+    check(
+      compressed.firstBytes.length === 2 && rsv1(compressed.firstBytes[0]) && !rsv1(compressed.firstBytes[1]),
+      `deflate: compressing client saw first bytes ${compressed.firstBytes.map((b) => b.toString(16))}, ` +
+        'expected RSV1 on the 4 KiB message only'
+    );
+    check(
+      plain.firstBytes.length === 2 && !plain.firstBytes.some(rsv1),
+      `deflate: plain client saw first bytes ${plain.firstBytes.map((b) => b.toString(16))}`
+    );
+    ok(
+      `permessage-deflate: ${JSON.stringify(compressed.extensions)} agreed; the 4 KiB room message ` +
+        'came compressed (RSV1) and intact, the short one plain; a client offering nothing got ' +
+        'both plain in the same room'
+    );
+  } finally {
+    compressed.terminate();
+    plain.terminate();
+  }
+}
+
 async function cleanClose(base) {
   const ws = await withTimeout(open(`${base}/echo`, { closeTimeout: 5000 }), 'clean close: connect');
   const next = nextMessages(ws, 1, 'clean close: echo');
@@ -271,6 +363,7 @@ async function main() {
   await tooBig(base, maxMessageSize);
   await invalidUtf8(base);
   await cleanClose(base);
+  await deflate(base);
   clearTimeout(overall);
   console.log('node ws: all checks passed');
 }

@@ -13,7 +13,12 @@ Checks, each printed as it passes:
   3. close codes: 1009 for a message over the server's limit, 1007 for invalid UTF-8
      in a text frame (crafted on a raw socket);
   4. a clean close handshake: close 1000 "bye", the server's close frame echoes 1000,
-     and the server closes the TCP connection.
+     and the server closes the TCP connection;
+  5. permessage-deflate (RFC 7692): in one room, a client with compression (the
+     default) gets a 4 KiB JSON-like room message compressed (RSV1 seen by its
+     extension) and intact, and a short one uncompressed; a client with
+     `compression=None` gets both intact as plain frames (without the extension it
+     would fail the connection on an RSV1 frame).
 Exits 0 when everything passed, 1 with a message on the first failure; the whole run is
 bounded by an overall timeout (60 s).
 """
@@ -212,12 +217,45 @@ async def clean_close(base):
        f"TCP closed by the server in {elapsed * 1000:.0f} ms")
 
 
+async def deflate(base):
+    url = f"{base}/ws/{ROOM}-deflate"
+    async with connect(url, ssl=SSL_CONTEXT) as z, \
+            connect(url, compression=None, ssl=SSL_CONTEXT) as plain:
+        agreed = z.response.headers.get("Sec-WebSocket-Extensions", "")
+        check(agreed.startswith("permessage-deflate"), f"deflate: not agreed ({agreed!r})")
+        check(plain.response.headers.get("Sec-WebSocket-Extensions") is None,
+              "deflate: a client offering nothing got the extension")
+        check(len(z.protocol.extensions) == 1, f"deflate: extensions {z.protocol.extensions}")
+        ext = z.protocol.extensions[0]
+        rsv1 = []
+        decode = ext.decode
+
+        def recording_decode(frame, *, max_size=None):
+            if frame.opcode in (websockets.frames.Opcode.TEXT, websockets.frames.Opcode.BINARY):
+                rsv1.append(frame.rsv1)
+            return decode(frame, max_size=max_size)
+
+        ext.decode = recording_decode
+        big = ",".join(f'{{"id":{i},"type":"trade","symbol":"SYM{i % 13}","price":{100 + i % 50}}}'
+                       for i in range(200))[:4096]
+        await plain.send(big)
+        await plain.send("short")
+        for name, ws in (("compressing", z), ("plain", plain)):
+            got = [await asyncio.wait_for(ws.recv(), STEP_TIMEOUT) for _ in range(2)]
+            check(got == [big, "short"], f"deflate: {name} client got {[g[:40] for g in got]}")
+        check(rsv1 == [True, False], f"deflate: RSV1 per message {rsv1}, expected [True, False]")
+        ok(f"permessage-deflate: {agreed!r} agreed; the 4 KiB room message came compressed "
+           "(RSV1) and intact, the short one plain; a client offering nothing got both plain "
+           "in the same room")
+
+
 async def main(base, max_message_size):
     await fan_out(base)
     await echo(base)
     await too_big(base, max_message_size)
     await invalid_utf8(base)
     await clean_close(base)
+    await deflate(base)
 
 
 if __name__ == "__main__":
