@@ -27,12 +27,12 @@ pub fn free_port() -> u16 {
 impl RedisServer {
     /// Start one on a free port and wait until it answers `PING`.
     pub fn start() -> Self {
-        let mut r = RedisServer {
-            child: None,
-            port: free_port(),
-        };
-        r.restart();
-        r
+        let (child, port) =
+            spawn_on_a_free_port(false, |port| RedisServer { child: None, port }.spawn());
+        RedisServer {
+            child: Some(child),
+            port,
+        }
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -43,16 +43,19 @@ impl RedisServer {
     /// (Re)start it on its port, empty (no persistence), and wait for `PING`.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
+        self.child = Some(self.spawn());
+        wait_for_ping(self);
+    }
+
+    fn spawn(&self) -> Child {
+        Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server installed (Debian package redis-server)");
-        self.child = Some(child);
-        wait_for_ping(self);
+            .expect("redis-server installed (Debian package redis-server)")
     }
 
     /// Kill it (SIGKILL, by PID) and reap it: everything it held is lost.
@@ -122,13 +125,11 @@ impl RedisCluster {
             dir,
         };
         for _ in 0..n {
-            let port = free_port();
-            let node = RedisServer {
-                child: Some(cluster.spawn(port)),
+            let (child, port) = spawn_on_a_free_port(true, |port| cluster.spawn(port));
+            cluster.nodes.push(RedisServer {
+                child: Some(child),
                 port,
-            };
-            wait_for_ping(&node);
-            cluster.nodes.push(node);
+            });
         }
         let hosts: Vec<String> = cluster
             .nodes
@@ -229,6 +230,35 @@ impl RedisServer {
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0)
     }
+}
+
+/// Start a redis-server with `spawn` on a port that was free a moment ago and wait until
+/// it answers `PING`; when it exits at once instead (the port was taken in between, by
+/// another test's server or by a client's ephemeral port), try another port (bounded).
+/// `cluster`: the port + 10000 (the cluster bus) must be free and valid too.
+fn spawn_on_a_free_port(cluster: bool, spawn: impl Fn(u16) -> Child) -> (Child, u16) {
+    for _ in 0..8 {
+        let port = free_port();
+        if cluster && (port > 55535 || TcpListener::bind(("127.0.0.1", port + 10000)).is_err()) {
+            continue;
+        }
+        let mut child = spawn(port);
+        let probe = RedisServer { child: None, port };
+        let mut exited = false;
+        let up = poll_until(Duration::from_secs(10), || {
+            exited = matches!(child.try_wait(), Ok(Some(_)));
+            exited
+                || (TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    && probe.cli(&["PING"]).trim() == "PONG")
+        });
+        if up && !exited {
+            return (child, port);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(exited, "redis-server did not come up on port {port}");
+    }
+    panic!("redis-server exited at once on 8 free ports in a row");
 }
 
 /// Poll (bounded) until `node` answers `PING`.
