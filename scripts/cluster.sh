@@ -24,6 +24,7 @@ stop() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   [[ -n ${conf_dir:-} ]] && rm -rf "$conf_dir"
   echo "cluster stopped"
+  exit 0
 }
 trap stop INT TERM EXIT
 
@@ -77,4 +78,5 @@ for i in 0 1 2; do
 done
 echo "Ctrl-C stops all"
 wait -n "${pids[@]}" || true
-echo "a process of the cluster exited" >&2
+echo "a process of the cluster exited; stopping the rest" >&2
+exit 1

@@ -25,7 +25,11 @@ fn init_logging(args: &ServeArgs) -> Result<Telemetry, String> {
 
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let console = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or a pipe gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let console = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let console = match args.log_format {
         LogFormat::Text => console.boxed(),
         LogFormat::Json => console.json().boxed(),
