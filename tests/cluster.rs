@@ -3,7 +3,8 @@
 //! in one identical order to every client; a node subscribes to a room only while it
 //! has members (plus the linger); a message on a room channel that ringcast did not
 //! write is counted and never delivered; a client that left node A resumes on node B
-//! with `?since=`; Redis killed and restarted while publishing is survived (see also
+//! with `?since=`, also on a node whose ring went stale when it unsubscribed; Redis
+//! killed and restarted while publishing is survived (see also
 //! `tests/cluster_faults.rs`).
 
 #![cfg(feature = "redis")]
@@ -340,6 +341,57 @@ fn resume_on_another_node(backend: BackendChoice, b_has_members: bool) {
         if !b_has_members {
             assert!(stats.recovered >= 200, "fetched from the stream: {stats:?}");
         }
+        a.shutdown().unwrap();
+        b.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn a_resume_on_a_node_that_unsubscribed_after_the_linger_fetches_what_it_missed() {
+    for backend in BACKENDS {
+        let redis = RedisServer::start();
+        let a = node(backend, &redis, "a", Some(500));
+        let b = node(backend, &redis, "b", Some(500));
+        let mut watcher = connect(a.local_addr(), "/ws/r?seq=1");
+        let mut c = connect(b.local_addr(), "/ws/r?seq=1");
+        assert!(poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 2));
+        let publisher = a.publisher();
+        let publish = |i: usize| {
+            publisher
+                .publish("r", ringcast::Message::Text(&format!("m{i}")))
+                .unwrap()
+        };
+        for i in 0..5 {
+            publish(i);
+        }
+        let mut last = 0;
+        for i in 0..5 {
+            let (seq, body) = read_seq(&mut c);
+            assert_eq!(body, format!("m{i}").as_bytes());
+            last = seq;
+        }
+        // b's last member leaves; after the linger b unsubscribes, its ring stops at
+        // `last` but still "covers" it.
+        drop(c);
+        assert!(
+            poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 1),
+            "b unsubscribed"
+        );
+        assert_eq!(b.broker_stats().unwrap().1.unsubscribes, 1);
+        for i in 5..10 {
+            publish(i);
+        }
+        for _ in 0..10 {
+            read_seq(&mut watcher);
+        }
+        let mut c = connect(b.local_addr(), &format!("/ws/r?since={last}"));
+        for i in 5..10 {
+            let (seq, body) = read_seq(&mut c);
+            assert_eq!(seq, last + 1 + (i - 5) as u64, "no hole, no duplicate");
+            assert_eq!(body, format!("m{i}").as_bytes());
+        }
+        publish(10);
+        assert_eq!(read_seq(&mut c), (last + 6, b"m10".to_vec()), "then live");
         a.shutdown().unwrap();
         b.shutdown().unwrap();
     }

@@ -14,7 +14,10 @@
 //!   ([`BACKOFF_MIN`]..[`BACKOFF_MAX`]); on reconnect every wanted room is subscribed
 //!   again and, with `--history`, each room's missed numbers are fetched from its
 //!   stream (`XRANGE`) after subscribing, duplicates dropped by number; numbers the
-//!   stream no longer holds are counted as a gap.
+//!   stream no longer holds are counted as a gap. When the node stops hearing a room
+//!   (it unsubscribes, or the session ends) the room's local history is marked stale,
+//!   so the next resume of it fetches from the stream instead of trusting a ring that
+//!   stops where the node stopped listening.
 //!
 //! With `redis+cluster://…` ([`BrokerConfig::cluster_nodes`]) the same two tasks
 //! run over one Redis Cluster connection of the `redis` crate (RESP3, pushes on a
@@ -445,6 +448,8 @@ async fn sessions(
                     seen: &mut seen,
                 };
                 let why = session.run(stream, &mut fetches, &mut stop).await;
+                let heard = std::mem::take(&mut session.subscribed);
+                session.mark_stale(heard.iter());
                 ctx.stats.set_up(false);
                 ctx.conn.send_replace(None);
                 // Resumes still waiting are answered from the local history.
@@ -641,8 +646,23 @@ impl Session<'_> {
                 self.subscribed.remove(room);
                 self.seen.remove(room);
             }
+            self.mark_stale(changes.unsubscribe.iter());
         }
         Ok(())
+    }
+
+    /// The node no longer hears `rooms` (unsubscribed, or the session ended): their
+    /// local rings may miss what is published from now on, so the next resume of each
+    /// fetches from its stream (see [`crate::hub::RoomHistory::mark_stale`]).
+    fn mark_stale<'r>(&self, rooms: impl Iterator<Item = &'r Arc<str>>) {
+        let Some(hub) = self.ctx.hub.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        if let Some(history) = hub.history() {
+            for room in rooms {
+                history.with_room(room, |h| h.mark_stale());
+            }
+        }
     }
 
     /// After (re)subscribing `room`: deliver from its stream what came after the last
@@ -784,7 +804,10 @@ impl Session<'_> {
                 older.push((seq, p));
             }
         }
-        history.with_room(&room, |h| h.observe(counter, now));
+        history.with_room(&room, |h| {
+            h.refresh();
+            h.observe(counter, now);
+        });
         let kept = history.backfill(&room, &older);
         ctx.stats.recovered(kept as u64);
         Ok(())
