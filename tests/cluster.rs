@@ -396,3 +396,45 @@ fn a_resume_on_a_node_that_unsubscribed_after_the_linger_fetches_what_it_missed(
         b.shutdown().unwrap();
     }
 }
+
+/// The node's publish connection in `CLIENT LIST` (not subscribed, not redis-cli).
+fn publish_connection_id(redis: &RedisServer) -> Option<String> {
+    redis.cli(&["CLIENT", "LIST"]).lines().find_map(|line| {
+        let field = |name: &str| {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+        };
+        let subscriber = field("sub") != Some("0") || field("psub") != Some("0");
+        (!subscriber && field("cmd") != Some("client|list"))
+            .then(|| field("id").unwrap().to_owned())
+    })
+}
+
+#[test]
+fn a_killed_publish_connection_ends_the_session_and_publishes_work_again() {
+    for backend in BACKENDS {
+        let redis = RedisServer::start();
+        let a = node(backend, &redis, "a", None);
+        let mut member = connect(a.local_addr(), "/ws/r");
+        assert!(poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 1));
+        member.send(Message::text("one")).unwrap();
+        assert_eq!(read_text(&mut member), "one");
+        let id = publish_connection_id(&redis).expect("the publish connection");
+        redis.cli(&["CLIENT", "KILL", "ID", &id]);
+        // The next publish finds the connection gone: it fails (counted) and the node
+        // reconnects, subscribes again and publishes again.
+        member.send(Message::text("lost")).unwrap();
+        assert!(
+            poll_until(TIMEOUT, || {
+                let s = a.broker_stats().unwrap().1;
+                s.publish_failed >= 1 && s.reconnects == 1 && s.up && s.subscribes == 2
+            }),
+            "reconnected: {:?}",
+            a.broker_stats().unwrap().1
+        );
+        assert_ne!(publish_connection_id(&redis), Some(id), "a new connection");
+        member.send(Message::text("two")).unwrap();
+        assert_eq!(read_text(&mut member), "two");
+        a.shutdown().unwrap();
+    }
+}

@@ -6,9 +6,11 @@
 //!   [`BATCH`]), sends each batch as one pipeline on the multiplexed connection (one
 //!   `PUBLISH`, or one `EVALSHA` of the publish script with `--history`, per publish)
 //!   and waits for it before the next, so a node's publishes reach Redis in the order
-//!   the shards queued them. With no connection the batch fails at once (counted).
+//!   the shards queued them. With no connection the batch fails at once (counted); a
+//!   batch that fails on a lost connection (I/O error, dropped, timeout) also ends
+//!   the session, which reconnects as below.
 //! - **session**: connects (publish connection + pub/sub connection), loads the
-//!   script, then until the connection is lost: subscribes and unsubscribes as the
+//!   script, then until either connection is lost: subscribes and unsubscribes as the
 //!   [`Interest`] table says, decodes every message once and hands it to the hub
 //!   ([`HubShared::deliver_inbound`]). On loss it retries with exponential backoff
 //!   ([`BACKOFF_MIN`]..[`BACKOFF_MAX`]); on reconnect every wanted room is subscribed
@@ -93,9 +95,13 @@ struct Ctx {
     stats: Arc<BrokerStats>,
     hub: OnceLock<Weak<HubShared>>,
     hub_ready: Notify,
-    /// The current publish connection and script hash (`None` while down): set by the
-    /// session, read by the publisher.
+    /// The current publish connection, script hash and session number (`None` while
+    /// down): set by the session, read by the publisher.
     conn: watch::Sender<Conn>,
+    /// The publisher lost session [`Ctx::lost_session`]'s connection (an I/O error, a
+    /// dropped connection, a timeout): that session ends and reconnects.
+    lost: Notify,
+    lost_session: AtomicU64,
 }
 
 /// The [`Broker`] behind the hub in cluster mode.
@@ -140,6 +146,8 @@ impl RedisBroker {
             hub: OnceLock::new(),
             hub_ready: Notify::new(),
             conn: watch::Sender::new(None),
+            lost: Notify::new(),
+            lost_session: AtomicU64::new(0),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -329,7 +337,8 @@ impl Subscriber {
 /// Messages from Redis; `Err`: the connection was lost.
 type Inbound = LocalBoxStream<'static, Result<Msg, String>>;
 
-type Conn = Option<(Link, String)>;
+/// The publish connection, the script's SHA1 and the session's number.
+type Conn = Option<(Link, String, u64)>;
 
 /// The publisher task (see the module doc).
 async fn publish_loop(
@@ -347,7 +356,7 @@ async fn publish_loop(
         }
         let n = batch.len() as u64;
         let conn: Conn = ctx.conn.borrow().clone();
-        let Some((conn, sha)) = conn else {
+        let Some((conn, sha, session)) = conn else {
             ctx.stats.publish_failed(n, "broker down");
             continue;
         };
@@ -392,10 +401,28 @@ async fn publish_loop(
             let mut conn = conn.clone();
             async move { pipe.query_async::<()>(&mut conn).await }
         }));
-        match tokio::time::timeout(TIMEOUT, sent).await {
-            Ok(Ok(_)) => ctx.stats.published(n),
-            Ok(Err(e)) => ctx.stats.publish_failed(n, &e.to_string()),
-            Err(_) => ctx.stats.publish_failed(n, "broker timeout"),
+        let lost = match tokio::time::timeout(TIMEOUT, sent).await {
+            Ok(Ok(_)) => {
+                ctx.stats.published(n);
+                false
+            }
+            Ok(Err(e)) => {
+                ctx.stats.publish_failed(n, &e.to_string());
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || e.is_unrecoverable_error()
+            }
+            Err(_) => {
+                ctx.stats.publish_failed(n, "broker timeout");
+                true
+            }
+        };
+        if lost {
+            // The session reconnects (broker_up 0 meanwhile), like a lost pub/sub
+            // connection; publishes fail at once until it is back.
+            ctx.lost_session.store(session, Ordering::Relaxed);
+            ctx.lost.notify_one();
         }
     }
 }
@@ -426,6 +453,7 @@ async fn sessions(
     let mut connected_before = false;
     let mut seen: HashMap<Arc<str>, (u64, u64)> = HashMap::new();
     let mut last_error_log: Option<Instant> = None;
+    let mut number = 0;
     loop {
         if *stop.borrow() {
             return;
@@ -437,7 +465,8 @@ async fn sessions(
                 }
                 connected_before = true;
                 backoff = BACKOFF_MIN;
-                ctx.conn.send_replace(Some((conn.clone(), sha)));
+                number += 1;
+                ctx.conn.send_replace(Some((conn.clone(), sha, number)));
                 ctx.stats.set_up(true);
                 tracing::info!(node = %ctx.node, "broker connected");
                 let mut session = Session {
@@ -446,6 +475,7 @@ async fn sessions(
                     sink,
                     subscribed: HashSet::new(),
                     seen: &mut seen,
+                    number,
                 };
                 let why = session.run(stream, &mut fetches, &mut stop).await;
                 let heard = std::mem::take(&mut session.subscribed);
@@ -564,6 +594,8 @@ struct Session<'a> {
     subscribed: HashSet<Arc<str>>,
     /// Room → (epoch, last number delivered here), history on; kept across sessions.
     seen: &'a mut HashMap<Arc<str>, (u64, u64)>,
+    /// This session's number (1, 2, ...: see [`Ctx::lost_session`]).
+    number: u64,
 }
 
 impl Session<'_> {
@@ -605,6 +637,11 @@ impl Session<'_> {
                     }
                 },
                 _ = self.ctx.interest_changed.notified() => due = true,
+                _ = self.ctx.lost.notified() => {
+                    if self.ctx.lost_session.load(Ordering::Relaxed) == self.number {
+                        return "publish connection lost".into();
+                    }
+                }
                 _ = tokio::time::sleep_until(wake_at.into()) => due = true,
                 _ = stop.wait_for(|s| *s) => return "stopped".into(),
             }
