@@ -438,3 +438,47 @@ fn a_killed_publish_connection_ends_the_session_and_publishes_work_again() {
         a.shutdown().unwrap();
     }
 }
+
+#[test]
+fn a_room_s_first_member_gets_its_own_message_sent_with_the_upgrade() {
+    use std::io::{Read, Write};
+    for backend in BACKENDS {
+        let redis = RedisServer::start();
+        let a = node(backend, &redis, "a", None);
+        // Upgrade and one text frame in one write, each to a fresh room: the publish
+        // must not reach Redis before the node's SUBSCRIBE of the room.
+        let mut sockets: Vec<_> = (0..30)
+            .map(|i| {
+                let mut s = tcp_from(a.local_addr(), source_ip(0));
+                let text = format!("hello{i}");
+                let mut bytes = upgrade_request(&format!("/ws/fresh{i}"));
+                // FIN + text, masked with the all-zero key (RFC 6455 §5.3).
+                bytes.extend_from_slice(&[0x81, 0x80 | text.len() as u8, 0, 0, 0, 0]);
+                bytes.extend_from_slice(text.as_bytes());
+                s.write_all(&bytes).unwrap();
+                (s, text)
+            })
+            .collect();
+        for (s, text) in &mut sockets {
+            s.set_read_timeout(Some(TIMEOUT)).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Bounded: at most 100 reads of at most TIMEOUT each.
+            for _ in 0..100 {
+                if got.windows(text.len()).any(|w| w == text.as_bytes()) {
+                    break;
+                }
+                match s.read(&mut buf) {
+                    Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            assert!(
+                got.windows(text.len()).any(|w| w == text.as_bytes()),
+                "{text} came back to its sender: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+        a.shutdown().unwrap();
+    }
+}

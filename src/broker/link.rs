@@ -92,6 +92,8 @@ struct Ctx {
     base: Instant,
     interest: Interest,
     interest_changed: Notify,
+    /// The session got a subscription acknowledged ([`Interest::heard`]).
+    heard_changed: Notify,
     stats: Arc<BrokerStats>,
     hub: OnceLock<Weak<HubShared>>,
     hub_ready: Notify,
@@ -142,6 +144,7 @@ impl RedisBroker {
             base: Instant::now(),
             interest: Interest::new(cfg.linger),
             interest_changed: Notify::new(),
+            heard_changed: Notify::new(),
             stats,
             hub: OnceLock::new(),
             hub_ready: Notify::new(),
@@ -355,6 +358,7 @@ async fn publish_loop(
             _ = stop.wait_for(|s| *s) => return,
         }
         let n = batch.len() as u64;
+        wait_until_heard(&ctx, &batch).await;
         let conn: Conn = ctx.conn.borrow().clone();
         let Some((conn, sha, session)) = conn else {
             ctx.stats.publish_failed(n, "broker down");
@@ -427,6 +431,23 @@ async fn publish_loop(
     }
 }
 
+/// Hold `batch` back (whole: the node's order is kept) while one of its rooms is
+/// wanted here but not subscribed yet, while the broker is up and at most [`TIMEOUT`]:
+/// a publish that reached
+/// Redis before the node's `SUBSCRIBE` would never come back to the room's members
+/// here (the first member's own first message, sent right after the upgrade).
+async fn wait_until_heard(ctx: &Ctx, batch: &[Outbound]) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while ctx.stats.is_up() && batch.iter().any(|out| ctx.interest.waiting(&out.room)) {
+        if tokio::time::timeout_at(deadline, ctx.heard_changed.notified())
+            .await
+            .is_err()
+        {
+            return; // Redis slow or down: send (or fail) as is
+        }
+    }
+}
+
 /// An epoch no earlier run is likely to have used: wall-clock nanoseconds.
 fn epoch_seed() -> u64 {
     SystemTime::now()
@@ -478,6 +499,7 @@ async fn sessions(
                     number,
                 };
                 let why = session.run(stream, &mut fetches, &mut stop).await;
+                ctx.interest.heard_nothing();
                 let heard = std::mem::take(&mut session.subscribed);
                 session.mark_stale(heard.iter());
                 ctx.stats.set_up(false);
@@ -663,6 +685,8 @@ impl Session<'_> {
             for room in &changes.subscribe {
                 self.subscribed.insert(room.clone());
             }
+            self.ctx.interest.heard(&changes.subscribe, true);
+            self.ctx.heard_changed.notify_one();
             if self.ctx.history.is_some() {
                 for room in &changes.subscribe {
                     self.catch_up(room).await?;
@@ -683,6 +707,7 @@ impl Session<'_> {
                 self.subscribed.remove(room);
                 self.seen.remove(room);
             }
+            self.ctx.interest.heard(&changes.unsubscribe, false);
             self.mark_stale(changes.unsubscribe.iter());
         }
         Ok(())
