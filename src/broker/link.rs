@@ -85,7 +85,11 @@ struct Outbound {
 
 /// What the two tasks share.
 struct Ctx {
+    /// `--node-id`, for logs.
     node: Arc<str>,
+    /// This process's origin in envelopes ([`envelope::origin`]: the node id and a
+    /// random instance id), compared to tell our own messages from others'.
+    origin: Arc<str>,
     prefix: String,
     /// `Some(cap)`: numbered by the script, streams capped at `cap`.
     history: Option<usize>,
@@ -139,6 +143,7 @@ impl RedisBroker {
         let (stop, stop_rx) = watch::channel(false);
         let ctx = Arc::new(Ctx {
             node: Arc::from(node.as_str()),
+            origin: Arc::from(envelope::origin(&node, instance_id())),
             prefix: cfg.prefix.clone(),
             history,
             base: Instant::now(),
@@ -216,13 +221,13 @@ impl Broker for RedisBroker {
         let body = match ctx.history {
             None => envelope::encode(
                 publication.kind(),
-                &ctx.node,
+                &ctx.origin,
                 publication.exclude(),
                 t_ns,
                 publication.payload(),
             ),
             Some(_) => envelope::tail(
-                &ctx.node,
+                &ctx.origin,
                 publication.exclude(),
                 t_ns,
                 publication.payload(),
@@ -446,6 +451,16 @@ async fn wait_until_heard(ctx: &Ctx, batch: &[Outbound]) {
             return; // Redis slow or down: send (or fail) as is
         }
     }
+}
+
+/// A random 64-bit id for this process (std's randomly keyed hasher over the pid and
+/// the clock): the instance part of [`Ctx::origin`].
+fn instance_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u64(epoch_seed());
+    h.finish()
 }
 
 /// An epoch no earlier run is likely to have used: wall-clock nanoseconds.
@@ -919,7 +934,7 @@ impl Session<'_> {
             self.seen.insert(room.clone(), (env.epoch, env.seq));
         }
         let now = Instant::now();
-        let own = *env.node == *ctx.node;
+        let own = *env.node == *ctx.origin;
         let published_at = if own {
             let at = ctx.base + Duration::from_nanos(env.t_ns);
             ctx.stats.round_trip(now.saturating_duration_since(at));
