@@ -3,7 +3,8 @@
 //! in one identical order to every client; a node subscribes to a room only while it
 //! has members (plus the linger); a message on a room channel that ringcast did not
 //! write is counted and never delivered; a client that left node A resumes on node B
-//! with `?since=`; Redis killed and restarted while publishing is survived (see also
+//! with `?since=`, also on a node whose ring went stale when it unsubscribed; Redis
+//! killed and restarted while publishing is survived (see also
 //! `tests/cluster_faults.rs`).
 
 #![cfg(feature = "redis")]
@@ -342,5 +343,142 @@ fn resume_on_another_node(backend: BackendChoice, b_has_members: bool) {
         }
         a.shutdown().unwrap();
         b.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn a_resume_on_a_node_that_unsubscribed_after_the_linger_fetches_what_it_missed() {
+    for backend in BACKENDS {
+        let redis = RedisServer::start();
+        let a = node(backend, &redis, "a", Some(500));
+        let b = node(backend, &redis, "b", Some(500));
+        let mut watcher = connect(a.local_addr(), "/ws/r?seq=1");
+        let mut c = connect(b.local_addr(), "/ws/r?seq=1");
+        assert!(poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 2));
+        let publisher = a.publisher();
+        let publish = |i: usize| {
+            publisher
+                .publish("r", ringcast::Message::Text(&format!("m{i}")))
+                .unwrap()
+        };
+        for i in 0..5 {
+            publish(i);
+        }
+        let mut last = 0;
+        for i in 0..5 {
+            let (seq, body) = read_seq(&mut c);
+            assert_eq!(body, format!("m{i}").as_bytes());
+            last = seq;
+        }
+        // b's last member leaves; after the linger b unsubscribes, its ring stops at
+        // `last` but still "covers" it.
+        drop(c);
+        assert!(
+            poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 1),
+            "b unsubscribed"
+        );
+        assert_eq!(b.broker_stats().unwrap().1.unsubscribes, 1);
+        for i in 5..10 {
+            publish(i);
+        }
+        for _ in 0..10 {
+            read_seq(&mut watcher);
+        }
+        let mut c = connect(b.local_addr(), &format!("/ws/r?since={last}"));
+        for i in 5..10 {
+            let (seq, body) = read_seq(&mut c);
+            assert_eq!(seq, last + 1 + (i - 5) as u64, "no hole, no duplicate");
+            assert_eq!(body, format!("m{i}").as_bytes());
+        }
+        publish(10);
+        assert_eq!(read_seq(&mut c), (last + 6, b"m10".to_vec()), "then live");
+        a.shutdown().unwrap();
+        b.shutdown().unwrap();
+    }
+}
+
+/// The node's publish connection in `CLIENT LIST` (not subscribed, not redis-cli).
+fn publish_connection_id(redis: &RedisServer) -> Option<String> {
+    redis.cli(&["CLIENT", "LIST"]).lines().find_map(|line| {
+        let field = |name: &str| {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+        };
+        let subscriber = field("sub") != Some("0") || field("psub") != Some("0");
+        (!subscriber && field("cmd") != Some("client|list"))
+            .then(|| field("id").unwrap().to_owned())
+    })
+}
+
+#[test]
+fn a_killed_publish_connection_ends_the_session_and_publishes_work_again() {
+    for backend in BACKENDS {
+        let redis = RedisServer::start();
+        let a = node(backend, &redis, "a", None);
+        let mut member = connect(a.local_addr(), "/ws/r");
+        assert!(poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 1));
+        member.send(Message::text("one")).unwrap();
+        assert_eq!(read_text(&mut member), "one");
+        let id = publish_connection_id(&redis).expect("the publish connection");
+        redis.cli(&["CLIENT", "KILL", "ID", &id]);
+        // The next publish finds the connection gone: it fails (counted) and the node
+        // reconnects, subscribes again and publishes again.
+        member.send(Message::text("lost")).unwrap();
+        assert!(
+            poll_until(TIMEOUT, || {
+                let s = a.broker_stats().unwrap().1;
+                s.publish_failed >= 1 && s.reconnects == 1 && s.up && s.subscribes == 2
+            }),
+            "reconnected: {:?}",
+            a.broker_stats().unwrap().1
+        );
+        assert_ne!(publish_connection_id(&redis), Some(id), "a new connection");
+        member.send(Message::text("two")).unwrap();
+        assert_eq!(read_text(&mut member), "two");
+        a.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn a_room_s_first_member_gets_its_own_message_sent_with_the_upgrade() {
+    use std::io::{Read, Write};
+    for backend in BACKENDS {
+        let redis = RedisServer::start();
+        let a = node(backend, &redis, "a", None);
+        // Upgrade and one text frame in one write, each to a fresh room: the publish
+        // must not reach Redis before the node's SUBSCRIBE of the room.
+        let mut sockets: Vec<_> = (0..30)
+            .map(|i| {
+                let mut s = tcp_from(a.local_addr(), source_ip(0));
+                let text = format!("hello{i}");
+                let mut bytes = upgrade_request(&format!("/ws/fresh{i}"));
+                // FIN + text, masked with the all-zero key (RFC 6455 §5.3).
+                bytes.extend_from_slice(&[0x81, 0x80 | text.len() as u8, 0, 0, 0, 0]);
+                bytes.extend_from_slice(text.as_bytes());
+                s.write_all(&bytes).unwrap();
+                (s, text)
+            })
+            .collect();
+        for (s, text) in &mut sockets {
+            s.set_read_timeout(Some(TIMEOUT)).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Bounded: at most 100 reads of at most TIMEOUT each.
+            for _ in 0..100 {
+                if got.windows(text.len()).any(|w| w == text.as_bytes()) {
+                    break;
+                }
+                match s.read(&mut buf) {
+                    Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            assert!(
+                got.windows(text.len()).any(|w| w == text.as_bytes()),
+                "{text} came back to its sender: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+        a.shutdown().unwrap();
     }
 }

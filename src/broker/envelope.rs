@@ -12,7 +12,10 @@
 //! - `seq`, `epoch`: the room's number and the epoch of its stream (decimal u64) when
 //!   history is on (written by the publish script, see [`super::script`]), `0 0`
 //!   otherwise;
-//! - `node`: the publishing node's id (1..=64 bytes of `[A-Za-z0-9._:-]`);
+//! - `node`: the publishing process's origin: its `--node-id` (1..=64 bytes of
+//!   `[A-Za-z0-9._:-]`), `.`, and a random 64-bit instance id chosen at start (16 hex
+//!   digits), so two processes started with the same `--node-id` never take each
+//!   other's messages for their own (see [`origin`]); at most [`MAX_ORIGIN`] bytes;
 //! - `shard`, `key`: the connection that must not get the message back on its own node
 //!   (`--exclude-sender`), `- -` for none;
 //! - `t_ns`: publish time in nanoseconds since the node's clock base (meaningful to the
@@ -34,6 +37,15 @@ pub const MAX_HEADER: usize = 256;
 
 /// Longest node id (bytes).
 pub const MAX_NODE_ID: usize = 64;
+
+/// Longest origin in an envelope (bytes): a node id, `.`, 16 hex digits.
+pub const MAX_ORIGIN: usize = MAX_NODE_ID + 17;
+
+/// This process's origin for envelopes: `node`, `.`, and `instance` in 16 hex digits
+/// (`instance`: random, chosen once per process).
+pub fn origin(node: &str, instance: u64) -> String {
+    format!("{node}.{instance:016x}")
+}
 
 /// Why an envelope was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,9 +76,15 @@ pub struct Envelope {
 
 /// True when `id` may be a node id (see the module doc).
 pub fn valid_node_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_NODE_ID
-        && id
+    id.len() <= MAX_NODE_ID && valid_origin(id)
+}
+
+/// True when `node` may be an envelope's origin: 1..=[`MAX_ORIGIN`] bytes of
+/// `[A-Za-z0-9._:-]`.
+fn valid_origin(node: &str) -> bool {
+    !node.is_empty()
+        && node.len() <= MAX_ORIGIN
+        && node
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b))
 }
@@ -134,7 +152,7 @@ pub fn decode(msg: Bytes) -> Result<Envelope, DecodeError> {
     let seq = num(next()?)?;
     let epoch = num(next()?)?;
     let node = next()?;
-    if !valid_node_id(node) {
+    if !valid_origin(node) {
         return Err(DecodeError::Field);
     }
     let node = node.to_owned();
@@ -213,5 +231,15 @@ mod tests {
     fn node_ids() {
         assert!(valid_node_id("host-1.example:9001"));
         assert!(!valid_node_id("") && !valid_node_id("a b") && !valid_node_id(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn two_processes_with_one_node_id_have_different_origins_that_decode() {
+        let id = "x".repeat(MAX_NODE_ID);
+        let (a, b) = (origin(&id, 1), origin(&id, u64::MAX));
+        assert_ne!(a, b);
+        assert_eq!(a.len(), MAX_ORIGIN);
+        let env = encode(Kind::Text, &b, None, 0, b"hi");
+        assert_eq!(decode(Bytes::from(env)).unwrap().node, b);
     }
 }

@@ -5,7 +5,11 @@
 //! Shards write it ([`Interest::set`], from `Broker::interest`, never blocking for
 //! longer than a map update); the broker thread reads it ([`Interest::due`]) and makes
 //! Redis agree: subscribe what is wanted and not subscribed, unsubscribe what lingered
-//! out. Memory: one entry per room open here or lingering.
+//! out. It also records which rooms Redis acknowledged a subscription for in the
+//! current session ([`Interest::heard`]), so the publisher holds back a publish to a
+//! wanted room until the node hears the room ([`Interest::waiting`]): a room's first
+//! member always gets its own first message. Memory: one entry per room open here or
+//! lingering, and one per room subscribed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -17,6 +21,8 @@ pub struct Interest {
     linger: Duration,
     /// Room → `None` while it has members here, `Some(t)`: its last member left at `t`.
     rooms: Mutex<HashMap<Arc<str>, Option<Instant>>>,
+    /// Rooms whose subscription Redis acknowledged in the current session.
+    subscribed: Mutex<HashSet<Arc<str>>>,
 }
 
 /// What the broker thread must change in its subscriptions.
@@ -32,7 +38,41 @@ impl Interest {
         Interest {
             linger,
             rooms: Mutex::new(HashMap::new()),
+            subscribed: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// The broker thread: Redis acknowledged the subscription of `rooms` (`on`), or
+    /// they were unsubscribed (`!on`).
+    pub fn heard<'r>(&self, rooms: impl IntoIterator<Item = &'r Arc<str>>, on: bool) {
+        let mut subscribed = self.subscribed.lock().unwrap_or_else(|p| p.into_inner());
+        for room in rooms {
+            if on {
+                subscribed.insert(room.clone());
+            } else {
+                subscribed.remove(room);
+            }
+        }
+    }
+
+    /// The broker thread: the session ended, nothing is subscribed any more.
+    pub fn heard_nothing(&self) {
+        self.subscribed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// True when `room` is wanted here but its subscription is not acknowledged yet: a
+    /// publish to it must wait, or the node would not hear it come back.
+    pub fn waiting(&self, room: &str) -> bool {
+        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        rooms.contains_key(room)
+            && !self
+                .subscribed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(room)
     }
 
     /// The node's first member of `room` joined (`on`) or its last left (`!on`, the
@@ -117,5 +157,18 @@ mod tests {
         // After a reconnect nothing is subscribed: every wanted room comes back.
         i.set(&r, true, t0);
         assert_eq!(i.due(&HashSet::new(), t0).subscribe, vec![r]);
+    }
+
+    #[test]
+    fn a_publish_to_a_wanted_room_waits_until_its_subscription_is_acknowledged() {
+        let i = Interest::new(Duration::from_secs(2));
+        let r: Arc<str> = Arc::from("r");
+        assert!(!i.waiting("r"), "not wanted here: nothing to wait for");
+        i.set(&r, true, Instant::now());
+        assert!(i.waiting("r"));
+        i.heard([&r], true);
+        assert!(!i.waiting("r"));
+        i.heard_nothing();
+        assert!(i.waiting("r"), "the session ended");
     }
 }

@@ -6,15 +6,20 @@
 //!   [`BATCH`]), sends each batch as one pipeline on the multiplexed connection (one
 //!   `PUBLISH`, or one `EVALSHA` of the publish script with `--history`, per publish)
 //!   and waits for it before the next, so a node's publishes reach Redis in the order
-//!   the shards queued them. With no connection the batch fails at once (counted).
+//!   the shards queued them. With no connection the batch fails at once (counted); a
+//!   batch that fails on a lost connection (I/O error, dropped, timeout) also ends
+//!   the session, which reconnects as below.
 //! - **session**: connects (publish connection + pub/sub connection), loads the
-//!   script, then until the connection is lost: subscribes and unsubscribes as the
+//!   script, then until either connection is lost: subscribes and unsubscribes as the
 //!   [`Interest`] table says, decodes every message once and hands it to the hub
 //!   ([`HubShared::deliver_inbound`]). On loss it retries with exponential backoff
 //!   ([`BACKOFF_MIN`]..[`BACKOFF_MAX`]); on reconnect every wanted room is subscribed
 //!   again and, with `--history`, each room's missed numbers are fetched from its
 //!   stream (`XRANGE`) after subscribing, duplicates dropped by number; numbers the
-//!   stream no longer holds are counted as a gap.
+//!   stream no longer holds are counted as a gap. When the node stops hearing a room
+//!   (it unsubscribes, or the session ends) the room's local history is marked stale,
+//!   so the next resume of it fetches from the stream instead of trusting a ring that
+//!   stops where the node stopped listening.
 //!
 //! With `redis+cluster://…` ([`BrokerConfig::cluster_nodes`]) the same two tasks
 //! run over one Redis Cluster connection of the `redis` crate (RESP3, pushes on a
@@ -80,19 +85,29 @@ struct Outbound {
 
 /// What the two tasks share.
 struct Ctx {
+    /// `--node-id`, for logs.
     node: Arc<str>,
+    /// This process's origin in envelopes ([`envelope::origin`]: the node id and a
+    /// random instance id), compared to tell our own messages from others'.
+    origin: Arc<str>,
     prefix: String,
     /// `Some(cap)`: numbered by the script, streams capped at `cap`.
     history: Option<usize>,
     base: Instant,
     interest: Interest,
     interest_changed: Notify,
+    /// The session got a subscription acknowledged ([`Interest::heard`]).
+    heard_changed: Notify,
     stats: Arc<BrokerStats>,
     hub: OnceLock<Weak<HubShared>>,
     hub_ready: Notify,
-    /// The current publish connection and script hash (`None` while down): set by the
-    /// session, read by the publisher.
+    /// The current publish connection, script hash and session number (`None` while
+    /// down): set by the session, read by the publisher.
     conn: watch::Sender<Conn>,
+    /// The publisher lost session [`Ctx::lost_session`]'s connection (an I/O error, a
+    /// dropped connection, a timeout): that session ends and reconnects.
+    lost: Notify,
+    lost_session: AtomicU64,
 }
 
 /// The [`Broker`] behind the hub in cluster mode.
@@ -128,15 +143,19 @@ impl RedisBroker {
         let (stop, stop_rx) = watch::channel(false);
         let ctx = Arc::new(Ctx {
             node: Arc::from(node.as_str()),
+            origin: Arc::from(envelope::origin(&node, instance_id())),
             prefix: cfg.prefix.clone(),
             history,
             base: Instant::now(),
             interest: Interest::new(cfg.linger),
             interest_changed: Notify::new(),
+            heard_changed: Notify::new(),
             stats,
             hub: OnceLock::new(),
             hub_ready: Notify::new(),
             conn: watch::Sender::new(None),
+            lost: Notify::new(),
+            lost_session: AtomicU64::new(0),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -202,13 +221,13 @@ impl Broker for RedisBroker {
         let body = match ctx.history {
             None => envelope::encode(
                 publication.kind(),
-                &ctx.node,
+                &ctx.origin,
                 publication.exclude(),
                 t_ns,
                 publication.payload(),
             ),
             Some(_) => envelope::tail(
-                &ctx.node,
+                &ctx.origin,
                 publication.exclude(),
                 t_ns,
                 publication.payload(),
@@ -326,7 +345,8 @@ impl Subscriber {
 /// Messages from Redis; `Err`: the connection was lost.
 type Inbound = LocalBoxStream<'static, Result<Msg, String>>;
 
-type Conn = Option<(Link, String)>;
+/// The publish connection, the script's SHA1 and the session's number.
+type Conn = Option<(Link, String, u64)>;
 
 /// The publisher task (see the module doc).
 async fn publish_loop(
@@ -343,8 +363,9 @@ async fn publish_loop(
             _ = stop.wait_for(|s| *s) => return,
         }
         let n = batch.len() as u64;
+        wait_until_heard(&ctx, &batch).await;
         let conn: Conn = ctx.conn.borrow().clone();
-        let Some((conn, sha)) = conn else {
+        let Some((conn, sha, session)) = conn else {
             ctx.stats.publish_failed(n, "broker down");
             continue;
         };
@@ -389,12 +410,57 @@ async fn publish_loop(
             let mut conn = conn.clone();
             async move { pipe.query_async::<()>(&mut conn).await }
         }));
-        match tokio::time::timeout(TIMEOUT, sent).await {
-            Ok(Ok(_)) => ctx.stats.published(n),
-            Ok(Err(e)) => ctx.stats.publish_failed(n, &e.to_string()),
-            Err(_) => ctx.stats.publish_failed(n, "broker timeout"),
+        let lost = match tokio::time::timeout(TIMEOUT, sent).await {
+            Ok(Ok(_)) => {
+                ctx.stats.published(n);
+                false
+            }
+            Ok(Err(e)) => {
+                ctx.stats.publish_failed(n, &e.to_string());
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || e.is_unrecoverable_error()
+            }
+            Err(_) => {
+                ctx.stats.publish_failed(n, "broker timeout");
+                true
+            }
+        };
+        if lost {
+            // The session reconnects (broker_up 0 meanwhile), like a lost pub/sub
+            // connection; publishes fail at once until it is back.
+            ctx.lost_session.store(session, Ordering::Relaxed);
+            ctx.lost.notify_one();
         }
     }
+}
+
+/// Hold `batch` back (whole: the node's order is kept) while one of its rooms is
+/// wanted here but not subscribed yet, while the broker is up and at most [`TIMEOUT`]:
+/// a publish that reached
+/// Redis before the node's `SUBSCRIBE` would never come back to the room's members
+/// here (the first member's own first message, sent right after the upgrade).
+async fn wait_until_heard(ctx: &Ctx, batch: &[Outbound]) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while ctx.stats.is_up() && batch.iter().any(|out| ctx.interest.waiting(&out.room)) {
+        if tokio::time::timeout_at(deadline, ctx.heard_changed.notified())
+            .await
+            .is_err()
+        {
+            return; // Redis slow or down: send (or fail) as is
+        }
+    }
+}
+
+/// A random 64-bit id for this process (std's randomly keyed hasher over the pid and
+/// the clock): the instance part of [`Ctx::origin`].
+fn instance_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u64(epoch_seed());
+    h.finish()
 }
 
 /// An epoch no earlier run is likely to have used: wall-clock nanoseconds.
@@ -423,6 +489,7 @@ async fn sessions(
     let mut connected_before = false;
     let mut seen: HashMap<Arc<str>, (u64, u64)> = HashMap::new();
     let mut last_error_log: Option<Instant> = None;
+    let mut number = 0;
     loop {
         if *stop.borrow() {
             return;
@@ -434,7 +501,8 @@ async fn sessions(
                 }
                 connected_before = true;
                 backoff = BACKOFF_MIN;
-                ctx.conn.send_replace(Some((conn.clone(), sha)));
+                number += 1;
+                ctx.conn.send_replace(Some((conn.clone(), sha, number)));
                 ctx.stats.set_up(true);
                 tracing::info!(node = %ctx.node, "broker connected");
                 let mut session = Session {
@@ -443,8 +511,12 @@ async fn sessions(
                     sink,
                     subscribed: HashSet::new(),
                     seen: &mut seen,
+                    number,
                 };
                 let why = session.run(stream, &mut fetches, &mut stop).await;
+                ctx.interest.heard_nothing();
+                let heard = std::mem::take(&mut session.subscribed);
+                session.mark_stale(heard.iter());
                 ctx.stats.set_up(false);
                 ctx.conn.send_replace(None);
                 // Resumes still waiting are answered from the local history.
@@ -559,6 +631,8 @@ struct Session<'a> {
     subscribed: HashSet<Arc<str>>,
     /// Room → (epoch, last number delivered here), history on; kept across sessions.
     seen: &'a mut HashMap<Arc<str>, (u64, u64)>,
+    /// This session's number (1, 2, ...: see [`Ctx::lost_session`]).
+    number: u64,
 }
 
 impl Session<'_> {
@@ -600,6 +674,11 @@ impl Session<'_> {
                     }
                 },
                 _ = self.ctx.interest_changed.notified() => due = true,
+                _ = self.ctx.lost.notified() => {
+                    if self.ctx.lost_session.load(Ordering::Relaxed) == self.number {
+                        return "publish connection lost".into();
+                    }
+                }
                 _ = tokio::time::sleep_until(wake_at.into()) => due = true,
                 _ = stop.wait_for(|s| *s) => return "stopped".into(),
             }
@@ -621,6 +700,8 @@ impl Session<'_> {
             for room in &changes.subscribe {
                 self.subscribed.insert(room.clone());
             }
+            self.ctx.interest.heard(&changes.subscribe, true);
+            self.ctx.heard_changed.notify_one();
             if self.ctx.history.is_some() {
                 for room in &changes.subscribe {
                     self.catch_up(room).await?;
@@ -641,8 +722,24 @@ impl Session<'_> {
                 self.subscribed.remove(room);
                 self.seen.remove(room);
             }
+            self.ctx.interest.heard(&changes.unsubscribe, false);
+            self.mark_stale(changes.unsubscribe.iter());
         }
         Ok(())
+    }
+
+    /// The node no longer hears `rooms` (unsubscribed, or the session ended): their
+    /// local rings may miss what is published from now on, so the next resume of each
+    /// fetches from its stream (see [`crate::hub::RoomHistory::mark_stale`]).
+    fn mark_stale<'r>(&self, rooms: impl Iterator<Item = &'r Arc<str>>) {
+        let Some(hub) = self.ctx.hub.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        if let Some(history) = hub.history() {
+            for room in rooms {
+                history.with_room(room, |h| h.mark_stale());
+            }
+        }
     }
 
     /// After (re)subscribing `room`: deliver from its stream what came after the last
@@ -784,7 +881,10 @@ impl Session<'_> {
                 older.push((seq, p));
             }
         }
-        history.with_room(&room, |h| h.observe(counter, now));
+        history.with_room(&room, |h| {
+            h.refresh();
+            h.observe(counter, now);
+        });
         let kept = history.backfill(&room, &older);
         ctx.stats.recovered(kept as u64);
         Ok(())
@@ -834,7 +934,7 @@ impl Session<'_> {
             self.seen.insert(room.clone(), (env.epoch, env.seq));
         }
         let now = Instant::now();
-        let own = *env.node == *ctx.node;
+        let own = *env.node == *ctx.origin;
         let published_at = if own {
             let at = ctx.base + Duration::from_nanos(env.t_ns);
             ctx.stats.round_trip(now.saturating_duration_since(at));

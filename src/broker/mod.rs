@@ -42,7 +42,9 @@ pub struct BrokerConfig {
     /// Redis Cluster (`--broker`; see [`BrokerConfig::cluster_nodes`]).
     pub url: String,
     /// First part of every channel and key name (`--broker-prefix`, default
-    /// `ringcast`): nodes with the same prefix share rooms.
+    /// `ringcast`): nodes with the same prefix share rooms. 1..=64 printable characters
+    /// without `{`, `}`, `:` ([`BrokerConfig::problem`]), so different prefixes never
+    /// share a channel.
     pub prefix: String,
     /// This node's id in envelopes, logs and metrics (`--node-id`; `None`: hostname and
     /// port).
@@ -86,9 +88,13 @@ impl BrokerConfig {
             || !self
                 .prefix
                 .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'{' | b'}' | b':'))
         {
-            return Some("--broker-prefix must be 1..=64 printable characters without { }".into());
+            // No `:`: the channel is `{PREFIX:ROOM}` and rooms may hold `:`, so prefix
+            // `a:b` with room `c` and prefix `a` with room `b:c` would share a channel.
+            return Some(
+                "--broker-prefix must be 1..=64 printable characters without { } :".into(),
+            );
         }
         if let Some(id) = &self.node_id {
             if !envelope::valid_node_id(id) {
@@ -250,5 +256,30 @@ mod tests {
             assert!(BrokerConfig::new("redis+cluster://").problem().is_some());
             assert!(BrokerConfig::new("valkey://h:1").problem().is_some());
         }
+    }
+
+    #[test]
+    fn a_prefix_that_could_share_a_channel_with_another_is_refused() {
+        let with = |prefix: &str| BrokerConfig {
+            prefix: prefix.into(),
+            ..BrokerConfig::new("redis://h:1")
+        };
+        if cfg!(feature = "redis") {
+            assert_eq!(with("ringcast-staging").problem(), None);
+            for bad in ["ringcast:staging", "a{b", "a}b", ""] {
+                let problem = with(bad).problem().expect(bad);
+                assert!(problem.contains("--broker-prefix"), "{problem}");
+            }
+        }
+        // Without `:` in prefixes, the prefix is what comes before the first `:`.
+        assert_ne!(
+            script::channel("ringcast", "staging:x"),
+            script::channel("ringcast-staging", "x")
+        );
+        assert_eq!(
+            script::room_of("ringcast", "{ringcast:staging:x}"),
+            Some("staging:x")
+        );
+        assert_eq!(script::room_of("ringcast", "{ringcast-staging:x}"), None);
     }
 }

@@ -121,6 +121,9 @@ pub struct RoomHistory {
     bytes: usize,
     last_activity: Instant,
     dropped: bool,
+    /// The ring may miss numbers (cluster mode: the node stopped hearing the room, see
+    /// [`RoomHistory::mark_stale`]); a resume goes to the broker's store first.
+    stale: bool,
 }
 
 impl RoomHistory {
@@ -132,6 +135,7 @@ impl RoomHistory {
             bytes: 0,
             last_activity: now,
             dropped: false,
+            stale: false,
         }
     }
 
@@ -165,6 +169,31 @@ impl RoomHistory {
         self.ring.clear();
         self.bytes = 0;
         self.next_seq = 1;
+    }
+
+    /// Cluster mode: the node stopped hearing the room (it unsubscribed, or lost its
+    /// broker connection), so the ring may miss numbers published since; it is kept (a
+    /// resume while the broker is down is answered from it) until
+    /// [`RoomHistory::refresh`].
+    pub fn mark_stale(&mut self) {
+        self.stale = true;
+    }
+
+    /// Whether the ring may miss numbers (see [`RoomHistory::mark_stale`]): a resume
+    /// must fetch from the broker's store rather than trust it.
+    pub fn is_stale(&self) -> bool {
+        self.stale
+    }
+
+    /// The broker is about to refill the ring from its store (which holds everything
+    /// after the resume's `since`): a stale ring is emptied first, so no number the
+    /// node missed stays a hole between the old ring and the refill.
+    pub fn refresh(&mut self) {
+        if self.stale {
+            self.ring.clear();
+            self.bytes = 0;
+            self.stale = false;
+        }
     }
 
     /// Put `older` (numbered publications in ascending order, from a broker's store)

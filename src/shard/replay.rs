@@ -86,11 +86,12 @@ impl ShardState {
         let (replay, room_opened, fetching) = history.with_room(room, |h| {
             let replay = h.replay_after(since, now);
             let joined = self.hub.join(room, key);
-            // Cluster mode: not all here (or nothing of the room here): the broker
+            // Cluster mode: not all here (or nothing of the room here, or the ring is
+            // stale: the node stopped hearing the room for a while): the broker
             // fetches; live messages wait (skipped: they are in the history) until
             // the resume runs again.
             let fetching = offer
-                && (replay.start != ResumeStart::Full || h.retained().0 == 0)
+                && (replay.start != ResumeStart::Full || h.retained().0 == 0 || h.is_stale())
                 && shared.broker_fetch(FetchRequest {
                     room: h.name().clone(),
                     since,
