@@ -138,7 +138,7 @@ fn main() -> ExitCode {
     // printed as if it would.
     if let Err(e) = parsed.check() {
         eprintln!("ringcast: {e}");
-        return ExitCode::from(2);
+        return ExitCode::FAILURE;
     }
     if let Some(printed) = parsed
         .print_config()

@@ -136,7 +136,8 @@ fn a_bad_file_stops_the_server_before_it_starts_naming_file_and_key() {
     );
 }
 
-/// Run `serve --print-config` with `file` (when given) and `env`; expect exit 2 and a
+/// Run `serve --print-config` with `file` (when given) and `env`; expect a failure (2
+/// for a value the parser refuses, 1 for a check on the settings together) and a
 /// message holding every one of `expected`, and nothing printed on stdout.
 fn refused(file: Option<&TempFile>, flags: &[&str], env: &[(&str, &str)], expected: &[&str]) {
     let mut args = vec!["serve"];
@@ -147,7 +148,10 @@ fn refused(file: Option<&TempFile>, flags: &[&str], env: &[(&str, &str)], expect
     args.push("--print-config");
     let out = run(&args, env);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {out:?}");
+    assert!(
+        matches!(out.status.code(), Some(1 | 2)),
+        "{args:?} {env:?}: {out:?}"
+    );
     assert!(out.stdout.is_empty(), "nothing printed: {out:?}");
     for e in expected {
         assert!(err.contains(e), "{args:?} {env:?}: {e:?} missing in {err}");
