@@ -182,8 +182,8 @@ pub struct ServeArgs {
     /// Constant label `name=value` added to every metric (repeatable).
     #[arg(long = "metrics-label")]
     pub metrics_labels: Vec<String>,
-    /// listen(2) backlog per shard.
-    #[arg(long, default_value_t = 4096)]
+    /// listen(2) backlog per shard (1 or more; the kernel caps it at somaxconn).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(i32).range(1..))]
     pub backlog: i32,
     /// io_uring submission queue size per shard.
     #[arg(long, default_value_t = 4096)]
@@ -235,7 +235,7 @@ pub struct ServeArgs {
     /// `redis://HOST:PORT[/DB]`, or this Redis Cluster (sharded pub/sub, Redis 7),
     /// `redis+cluster://HOST:PORT[,HOST:PORT...]`. Needs the `redis` cargo feature
     /// (`make run` has it).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_broker_url)]
     pub broker: Option<String>,
     /// First part of every Redis channel and key name; nodes with the same prefix share
     /// rooms.
@@ -250,8 +250,9 @@ pub struct ServeArgs {
     /// Most publishes waiting for the broker thread; over it a publish fails at once.
     #[arg(long, default_value_t = 65536)]
     pub broker_queue: usize,
-    /// Log level filter (e.g. info, debug, ringcast=trace).
-    #[arg(long, default_value = "info")]
+    /// Log level filter: LEVEL or TARGET=LEVEL, comma-separated (e.g. info, debug,
+    /// warn,ringcast=trace); LEVEL is one of off, error, warn, info, debug, trace.
+    #[arg(long, default_value = "info", value_parser = parse_log_level)]
     pub log_level: String,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -328,7 +329,32 @@ impl ServeArgs {
         }
     }
 
-    /// The rooms app's token rules as these flags configure them.
+    /// The checks on these flags that [`Config::validate`] does not make, each error
+    /// naming its flag: `--metrics-addr` (see [`ServeArgs::metrics_socket_addr`]) and,
+    /// when metrics are on, `--metrics-prefix` and every `--metrics-label`.
+    pub fn check(&self) -> Result<(), String> {
+        if self.metrics_socket_addr()?.is_some() {
+            self.metrics_labels()?;
+        }
+        Ok(())
+    }
+
+    /// `--metrics-prefix` checked and the `--metrics-label` values parsed and checked
+    /// (Prometheus label names, no duplicates). Errors name the flag and the value.
+    pub fn metrics_labels(&self) -> Result<Vec<(String, String)>, String> {
+        use crate::metrics::prometheus::{validate_labels, validate_prefix};
+        validate_prefix(&self.metrics_prefix).map_err(|e| format!("--metrics-prefix: {e}"))?;
+        let labels = self
+            .metrics_labels
+            .iter()
+            .map(|l| {
+                crate::metrics::parse_label(l).map_err(|e| format!("--metrics-label {l:?}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        validate_labels(&labels).map_err(|e| format!("--metrics-label: {e}"))?;
+        Ok(labels)
+    }
+
     /// `--metrics-addr` as a socket address, `None` for `off` (or `none`). Errors: not an
     /// address, or one that overlaps `--addr` (see [`addrs_overlap`]), which the server's
     /// listeners and the metrics endpoint cannot both bind.
@@ -349,6 +375,7 @@ impl ServeArgs {
         Ok(Some(addr))
     }
 
+    /// The rooms app's token rules as these flags configure them.
     pub fn room_access(&self) -> RoomAccess {
         RoomAccess {
             publish_token: self
@@ -374,6 +401,97 @@ pub fn addrs_overlap(a: SocketAddr, b: SocketAddr) -> bool {
     let covers =
         |x: SocketAddr, y: SocketAddr| x.ip().is_unspecified() && (x.is_ipv6() || y.is_ipv4());
     a.ip() == b.ip() || covers(a, b) || covers(b, a)
+}
+
+/// The levels `--log-level` accepts, alone or after `TARGET=`.
+pub const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// Parse a `--log-level` value: comma-separated directives, each `LEVEL` or
+/// `TARGET=LEVEL` with LEVEL one of [`LOG_LEVELS`] (any case). A bare word that is not
+/// a level (`verbose`) is refused rather than read as a target, which would silently
+/// turn logging off.
+pub fn parse_log_level(s: &str) -> Result<String, String> {
+    let accepted = || {
+        format!(
+            "accepted: {}, or TARGET=LEVEL, comma-separated",
+            LOG_LEVELS.join(", ")
+        )
+    };
+    for directive in s.split(',') {
+        let (target, level) = match directive.rsplit_once('=') {
+            Some((target, level)) => (Some(target), level),
+            None => (None, directive),
+        };
+        if target.is_some_and(|t| t.trim().is_empty()) {
+            return Err(format!(
+                "{directive:?} has no target before '=' ({})",
+                accepted()
+            ));
+        }
+        if !LOG_LEVELS
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case(level.trim()))
+        {
+            return Err(format!("{level:?} is not a log level ({})", accepted()));
+        }
+    }
+    Ok(s.to_string())
+}
+
+/// Parse a `--broker` value: `redis://[USER][:PASSWORD@]HOST[:PORT][/DB]` or
+/// `redis+cluster://[..@]HOST[:PORT][,HOST[:PORT]...]`, each port 1..=65535 (the
+/// connection itself is made later, by the broker).
+pub fn parse_broker_url(s: &str) -> Result<String, String> {
+    let shape = "redis://HOST:PORT[/DB] or redis+cluster://HOST:PORT[,HOST:PORT...]";
+    let (rest, many) = match (
+        s.strip_prefix("redis://"),
+        s.strip_prefix("redis+cluster://"),
+    ) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => return Err(format!("must be {shape}")),
+    };
+    let hosts = rest.rsplit_once('@').map_or(rest, |(_, hosts)| hosts);
+    let (hosts, db) = hosts.split_once('/').unwrap_or((hosts, ""));
+    if !(db.is_empty() || (!many && db.parse::<u32>().is_ok())) {
+        return Err(format!("database {db:?} is not a number (must be {shape})"));
+    }
+    let hosts: Vec<&str> = hosts.split(',').collect();
+    if hosts.len() > 1 && !many {
+        return Err(format!(
+            "several hosts need redis+cluster:// (must be {shape})"
+        ));
+    }
+    for host in hosts {
+        let (name, port) = match host.rsplit_once(':') {
+            Some((name, port)) if !name.ends_with(':') => (name, Some(port)),
+            _ => (host, None),
+        };
+        if name.is_empty() {
+            return Err(format!("no host (must be {shape})"));
+        }
+        if let Some(port) = port {
+            if !matches!(port.parse::<u16>(), Ok(1..)) {
+                return Err(format!("port {port:?} is not 1..=65535"));
+            }
+        }
+    }
+    Ok(s.to_string())
+}
+
+/// A `--broker` URL fit to print: its password, if any, replaced by `***`
+/// (`redis://:s3cret@h:6379` → `redis://:***@h:6379`), and whether it had one.
+pub fn redact_broker_url(url: &str) -> (String, bool) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), false);
+    };
+    let Some((userinfo, hosts)) = rest.rsplit_once('@') else {
+        return (url.to_string(), false);
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => (format!("{scheme}://{user}:***@{hosts}"), true),
+        None => (url.to_string(), false),
+    }
 }
 
 /// Parse an `--allowed-origin` value.

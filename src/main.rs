@@ -8,10 +8,7 @@ use std::sync::Arc;
 
 use ringcast::app::{Builtin, Rooms};
 use ringcast::cli::{Command, LogFormat, ServeArgs};
-use ringcast::metrics::prometheus::{validate_labels, validate_prefix};
-use ringcast::metrics::{
-    parse_label, MetricsCollector, MetricsServer, NoopCollector, PrometheusCollector,
-};
+use ringcast::metrics::{MetricsCollector, MetricsServer, NoopCollector, PrometheusCollector};
 use ringcast::telemetry::Telemetry;
 use ringcast::{sys, Server};
 
@@ -76,13 +73,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let metrics_addr: Option<SocketAddr> = args.metrics_socket_addr()?;
     let prometheus = match metrics_addr {
         Some(_) => {
-            validate_prefix(&args.metrics_prefix).map_err(|e| format!("--metrics-prefix: {e}"))?;
-            let labels = args
-                .metrics_labels
-                .iter()
-                .map(|l| parse_label(l).map_err(|e| format!("--metrics-label {l:?}: {e}")))
-                .collect::<Result<Vec<_>, _>>()?;
-            validate_labels(&labels).map_err(|e| format!("--metrics-label: {e}"))?;
+            let labels = args.metrics_labels()?;
             Some(Arc::new(PrometheusCollector::new(
                 cfg.threads,
                 &args.metrics_prefix,
@@ -147,6 +138,12 @@ fn main() -> ExitCode {
         Ok(parsed) => parsed,
         Err(e) => e.exit(),
     };
+    // Checked before --print-config too: a configuration that would not start is not
+    // printed as if it would.
+    if let Err(e) = parsed.check() {
+        eprintln!("ringcast: {e}");
+        return ExitCode::FAILURE;
+    }
     if let Some(printed) = parsed
         .print_config()
         .filter(|_| parsed.wants_print_config())

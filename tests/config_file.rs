@@ -131,7 +131,170 @@ fn a_bad_file_stops_the_server_before_it_starts_naming_file_and_key() {
     );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("max-queue-bytes"),
+        String::from_utf8_lossy(&out.stderr).contains("RINGCAST_MAX_QUEUE_BYTES"),
         "{out:?}"
+    );
+}
+
+/// Run `serve --print-config` with `file` (when given) and `env`; expect a failure (2
+/// for a value the parser refuses, 1 for a check on the settings together) and a
+/// message holding every one of `expected`, and nothing printed on stdout.
+fn refused(file: Option<&TempFile>, flags: &[&str], env: &[(&str, &str)], expected: &[&str]) {
+    let mut args = vec!["serve"];
+    if let Some(file) = file {
+        args.extend(["--config", file.path()]);
+    }
+    args.extend(flags);
+    args.push("--print-config");
+    let out = run(&args, env);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(1 | 2)),
+        "{args:?} {env:?}: {out:?}"
+    );
+    assert!(out.stdout.is_empty(), "nothing printed: {out:?}");
+    for e in expected {
+        assert!(err.contains(e), "{args:?} {env:?}: {e:?} missing in {err}");
+    }
+}
+
+#[test]
+fn an_error_is_blamed_on_the_exact_key_not_one_it_starts_with() {
+    for (name, text, key, not) in [
+        (
+            "hb",
+            "[history]\nhistory = 10\nhistory-bytes = \"lots\"\n",
+            "[history] history-bytes:",
+            "[history] history:",
+        ),
+        (
+            "bq",
+            "[broker]\nbroker = \"redis://127.0.0.1:9\"\nbroker-queue = \"many\"\n",
+            "[broker] broker-queue:",
+            "[broker] broker:",
+        ),
+        (
+            "ptf",
+            "[access]\npublish-token-file = \"/nonexistent-token\"\n",
+            "[access] publish-token-file:",
+            "[access] publish-token:",
+        ),
+    ] {
+        let file = TempFile::new(name, text);
+        refused(Some(&file), &[], &[], &[file.path(), key]);
+        let out = run(&["serve", "--config", file.path(), "--print-config"], &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains(not), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn start_time_checks_name_the_file_and_key_or_the_variable_and_stop_print_config() {
+    let cases = [
+        ("[server]\nthreads = 0\n", "[server] threads:"),
+        (
+            "[metrics]\nmetrics-label = [\"bad label\"]\n",
+            "[metrics] metrics-label:",
+        ),
+        ("[tls]\ntls-cert = \"/nonexistent.pem\"\n", "[tls] tls-cert"),
+        ("[log]\nlog-level = \"verbose\"\n", "[log] log-level:"),
+        ("[server]\nbacklog = -5\n", "[server] backlog:"),
+    ];
+    for (i, (text, key)) in cases.iter().enumerate() {
+        let file = TempFile::new(&format!("check{i}"), text);
+        refused(Some(&file), &[], &[], &[file.path(), key]);
+    }
+    refused(
+        None,
+        &[],
+        &[("RINGCAST_THREADS", "0")],
+        &["RINGCAST_THREADS"],
+    );
+    refused(
+        None,
+        &[],
+        &[("RINGCAST_HISTORY_BYTES", "lots")],
+        &["RINGCAST_HISTORY_BYTES", "lots"],
+    );
+    refused(
+        None,
+        &[],
+        &[("RINGCAST_TLS_CERT", "/x.pem")],
+        &["RINGCAST_TLS_CERT"],
+    );
+    // A flag is named as the flag, even with a file or variable setting it too.
+    let file = TempFile::new("flag-wins", "[server]\nthreads = 2\n");
+    refused(
+        Some(&file),
+        &["--threads", "0"],
+        &[("RINGCAST_THREADS", "3")],
+        &["--threads must be"],
+    );
+}
+
+#[test]
+fn log_level_and_backlog_values_are_checked() {
+    refused(
+        None,
+        &["--log-level", "verbose"],
+        &[],
+        &[
+            "--log-level",
+            "verbose",
+            "off, error, warn, info, debug, trace",
+        ],
+    );
+    refused(None, &["--backlog=-5"], &[], &["--backlog", "-5"]);
+    let out = run(
+        &[
+            "serve",
+            "--log-level",
+            "warn,ringcast=DEBUG",
+            "--print-config",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn broker_urls_are_checked_by_the_flag_and_printed_without_the_password() {
+    refused(
+        None,
+        &["--broker", "redis://127.0.0.1:99999"],
+        &[],
+        &["--broker", "99999"],
+    );
+    refused(
+        None,
+        &[],
+        &[("RINGCAST_BROKER", "redis://127.0.0.1:0")],
+        &["RINGCAST_BROKER"],
+    );
+    if !cfg!(feature = "redis") {
+        refused(
+            None,
+            &["--broker", "redis://127.0.0.1:9650"],
+            &[],
+            &["`redis` cargo feature"],
+        );
+        return;
+    }
+    let printed = |url: &str| {
+        let out = run(&["serve", "--broker", url, "--print-config"], &[]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let plain = printed("redis://127.0.0.1:9650");
+    assert!(
+        plain.contains("\nbroker = \"redis://127.0.0.1:9650\"\n"),
+        "{plain}"
+    );
+    let secret = printed("redis://:s3cret@127.0.0.1:9650/1");
+    assert!(!secret.contains("s3cret"), "{secret}");
+    assert!(
+        secret.contains("password is not printed")
+            && secret.contains("\nbroker = \"redis://:***@127.0.0.1:9650/1\"\n"),
+        "{secret}"
     );
 }

@@ -13,8 +13,11 @@
 //! `toml` crate; an unknown section or key, a key in the wrong section, a value of the
 //! wrong shape or one the flag's parser refuses is an error naming the file and the key.
 //!
+//! Checks made on the settings together after parsing ([`Parsed::check`]) name the
+//! file and key, or the variable, too.
+//!
 //! `serve --print-config` prints the effective settings in the file's format (secrets
-//! are not printed), so `ringcast serve --print-config > ringcast.toml` starts a file.
+//! and the broker URL's password are not printed), so `ringcast serve --print-config > ringcast.toml` starts a file.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -95,9 +98,9 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Flags whose values are secrets: never printed by `--print-config` (a `--broker`
-/// URL may hold a password).
-const SECRETS: &[&str] = &["publish-token", "subscribe-token", "broker"];
+/// Flags whose values are secrets: never printed by `--print-config`. (A `--broker`
+/// URL is printed with its password, if any, replaced by `***`.)
+const SECRETS: &[&str] = &["publish-token", "subscribe-token"];
 
 /// Flags that are about reading the configuration, not part of it.
 const META: &[&str] = &["config", "print-config"];
@@ -155,37 +158,136 @@ where
     T: Into<OsString> + Clone,
 {
     let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
-    let matches = command().try_get_matches_from(&argv)?;
+    let matches = command()
+        .try_get_matches_from(&argv)
+        .map_err(|e| blame(e, &argv, None))?;
     let Some(("serve", serve)) = matches.subcommand() else {
-        return Parsed::new(matches);
+        return Parsed::new(matches, argv, None);
     };
     let Some(path) = serve.get_one::<std::path::PathBuf>("config").cloned() else {
-        return Parsed::new(matches);
+        return Parsed::new(matches, argv, None);
     };
     let file = FileSettings::load(&path).map_err(|e| invalid(&e))?;
     let (extra, origin) = file.as_flags(serve).map_err(|e| invalid(&e))?;
-    let mut argv = argv;
-    argv.extend(extra);
-    let matches = command().try_get_matches_from(&argv).map_err(|e| {
-        // Name the file and key when the value that failed came from the file.
-        let culprit = e
-            .get(clap::error::ContextKind::InvalidArg)
-            .map(|a| a.to_string())
-            .and_then(|a| {
-                origin
-                    .iter()
-                    .find(|(flag, _)| a.contains(&format!("--{flag}")))
-            });
-        match culprit {
-            Some((flag, key)) => invalid(&format!(
-                "{}: {key}: {}",
-                path.display(),
-                first_line(&e.to_string()).replace(&format!("--{flag}"), flag)
-            )),
-            None => e,
+    let from_file = FromFile { path, origin };
+    let mut all = argv.clone();
+    all.extend(extra);
+    let matches = command()
+        .try_get_matches_from(&all)
+        .map_err(|e| blame(e, &argv, Some(&from_file)))?;
+    Parsed::new(matches, argv, Some(from_file))
+}
+
+/// The settings a config file gave: its path, and (flag, `[section] key`) for each
+/// flag it added (only settings no flag or variable gave).
+#[derive(Debug)]
+struct FromFile {
+    path: std::path::PathBuf,
+    origin: Vec<(String, String)>,
+}
+
+/// Where the value of `flag` came from, as a user should be told: the file and key
+/// (`PATH: [section] key`), the variable (`RINGCAST_X`), or `None` for the command line.
+fn source_name(flag: &str, argv: &[OsString], file: Option<&FromFile>) -> Option<String> {
+    let on_command_line = argv.iter().any(|a| {
+        let a = a.to_string_lossy();
+        a == format!("--{flag}") || a.starts_with(&format!("--{flag}="))
+    });
+    if on_command_line {
+        return None;
+    }
+    if let Some((_, at)) = file.and_then(|f| f.origin.iter().find(|(k, _)| k == flag)) {
+        let path = &file.expect("found in it").path;
+        return Some(format!("{}: {at}", path.display()));
+    }
+    let var = env_name(flag);
+    std::env::var_os(&var).map(|_| var)
+}
+
+/// The first `--flag` a message names that is a `serve` key (matched whole, so
+/// `--history-bytes` is not `--history`).
+fn flag_in(message: &str) -> Option<&'static str> {
+    message.match_indices("--").find_map(|(i, _)| {
+        let name: String = message[i + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        SECTIONS
+            .iter()
+            .flat_map(|(_, keys)| keys.iter())
+            .find(|k| **k == name)
+            .copied()
+    })
+}
+
+/// Rewrite `message`, which names `--flag`, to name where the value came from: the
+/// file and key or the variable. Unchanged when the flag was on the command line.
+fn attribute(message: &str, argv: &[OsString], file: Option<&FromFile>) -> String {
+    let Some(flag) = flag_in(message) else {
+        return message.to_string();
+    };
+    match source_name(flag, argv, file) {
+        Some(var) if var.starts_with("RINGCAST_") => replace_flag(message, flag, &var),
+        Some(source) => format!("{source}: {}", replace_flag(message, flag, flag)),
+        None => message.to_string(),
+    }
+}
+
+/// `message` with every whole `--flag` (and clap's ` <VALUE>` after it) replaced by `to`.
+fn replace_flag(message: &str, flag: &str, to: &str) -> String {
+    let needle = format!("--{flag}");
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(i) = rest.find(&needle) {
+        let after = &rest[i + needle.len()..];
+        let whole = !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-');
+        out += &rest[..i];
+        if whole {
+            out += to;
+            rest = match after.strip_prefix(" <") {
+                Some(tail) => tail.split_once('>').map_or(after, |(_, t)| t),
+                None => after,
+            };
+        } else {
+            out += &needle;
+            rest = after;
         }
-    })?;
-    Parsed::new(matches)
+    }
+    out + rest
+}
+
+/// Flags that need one another (clap's `requires`): a file or variable giving one
+/// without the other is blamed on the one it gave.
+const PAIRS: &[(&str, &str)] = &[("tls-cert", "tls-key"), ("tls-key", "tls-cert")];
+
+/// A clap error about a value from a file or variable, reworded to name the file and
+/// key or the variable (clap names the flag only).
+fn blame(e: clap::Error, argv: &[OsString], file: Option<&FromFile>) -> clap::Error {
+    use clap::error::{ContextKind, ErrorKind};
+    let Some(arg) = e.get(ContextKind::InvalidArg).map(|a| a.to_string()) else {
+        return e;
+    };
+    let message = first_line(&e.to_string());
+    if e.kind() == ErrorKind::MissingRequiredArgument {
+        let culprit = PAIRS.iter().find(|(given, missing)| {
+            flag_in(&arg) == Some(*missing) && source_name(given, argv, file).is_some()
+        });
+        return match culprit {
+            Some((given, missing)) => {
+                let source = source_name(given, argv, file).expect("checked");
+                let at = match source.starts_with("RINGCAST_") {
+                    true => source,
+                    false => format!("{source}: {given}"),
+                };
+                invalid(&format!("{at} needs {missing} too (give both or neither)"))
+            }
+            None => e,
+        };
+    }
+    match flag_in(&arg).and_then(|flag| source_name(flag, argv, file)) {
+        Some(_) => invalid(&attribute(&message, argv, file)),
+        None => e,
+    }
 }
 
 /// A parsed command line: the command, and what it was parsed from (for
@@ -194,13 +296,41 @@ where
 pub struct Parsed {
     pub cli: Cli,
     matches: ArgMatches,
+    /// The command line as given (to tell a flag from a variable or the file).
+    argv: Vec<OsString>,
+    file: Option<FromFile>,
 }
 
 impl Parsed {
-    fn new(matches: ArgMatches) -> Result<Self, clap::Error> {
+    fn new(
+        matches: ArgMatches,
+        argv: Vec<OsString>,
+        file: Option<FromFile>,
+    ) -> Result<Self, clap::Error> {
         Ok(Parsed {
             cli: Cli::from_arg_matches(&matches)?,
             matches,
+            argv,
+            file,
+        })
+    }
+
+    /// The checks made on the settings together before the server starts
+    /// ([`crate::config::Config::validate`], [`ServeArgs::check`]), with the message
+    /// naming the file and key, or the variable, the faulty value came from (the flag
+    /// when it was given as one). `serve --print-config` runs them too.
+    pub fn check(&self) -> Result<(), String> {
+        let Command::Serve(args) = &self.cli.command;
+        let problem = args
+            .to_config()
+            .validate()
+            .map_err(|e| e.0)
+            .and_then(|()| args.check());
+        problem.map_err(|m| {
+            format!(
+                "invalid configuration: {}",
+                attribute(&m, &self.argv, self.file.as_ref())
+            )
         })
     }
 
@@ -380,6 +510,13 @@ fn render(args: &ServeArgs, matches: &ArgMatches) -> String {
                 out += &format!("# {key} = (unset)\n");
             } else if SECRETS.contains(key) {
                 out += &format!("# {key} = (set; not printed)\n");
+            } else if *key == "broker" {
+                let (url, redacted) = super::redact_broker_url(&raw[0]);
+                if redacted {
+                    out += "# the password is not printed: put it in place of *** \
+                            (or give --broker / RINGCAST_BROKER)\n";
+                }
+                out += &format!("{key} = {}\n", toml_scalar(&url));
             } else if matches!(arg.get_action(), ArgAction::Append) {
                 let items: Vec<String> = raw.iter().map(|v| toml_scalar(v)).collect();
                 out += &format!("{key} = [{}]\n", items.join(", "));
