@@ -15,55 +15,12 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::cluster::{node, read_text};
 use common::redis::RedisServer;
 use common::*;
-use ringcast::app::{Builtin, Rooms};
-use ringcast::config::{BrokerConfig, HistoryConfig};
 use ringcast::wire::sequence::parse_seq_payload;
-use ringcast::{BackendChoice, Config, RunningServer};
+use ringcast::{BackendChoice, RunningServer};
 use tungstenite::Message;
-
-/// A node of a cluster on `redis`: 2 shards, the rooms app.
-fn node(
-    backend: BackendChoice,
-    redis: &RedisServer,
-    id: &str,
-    history: Option<usize>,
-) -> RunningServer {
-    let cfg = Config {
-        broker: Some(BrokerConfig {
-            node_id: Some(id.into()),
-            linger: Duration::from_millis(200),
-            ..BrokerConfig::new(redis.url())
-        }),
-        history: history.map(HistoryConfig::frames),
-        ..config(backend, 2)
-    };
-    let server = start_with(
-        cfg,
-        Builtin {
-            rooms: Rooms {
-                exclude_sender: false,
-            },
-            ..Builtin::default()
-        },
-    );
-    assert!(
-        poll_until(TIMEOUT, || server.broker_stats().unwrap().1.up),
-        "node {id} connected to redis"
-    );
-    server
-}
-
-fn read_text(c: &mut Client) -> String {
-    loop {
-        match c.read().expect("read") {
-            Message::Text(t) => return t.to_string(),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
 
 /// Next sequence-framed message: (seq, payload).
 fn read_seq(c: &mut Client) -> (u64, Vec<u8>) {
@@ -87,7 +44,7 @@ fn three_nodes_every_client_gets_every_message_once_in_one_order() {
     for backend in BACKENDS {
         let redis = RedisServer::start();
         let nodes: Vec<RunningServer> = (0..3)
-            .map(|i| node(backend, &redis, &format!("n{i}"), None))
+            .map(|i| node(backend, redis.url(), &format!("n{i}"), None))
             .collect();
         let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.local_addr()).collect();
         // 100 clients per node, spread over source addresses (so over both shards).
@@ -179,8 +136,8 @@ impl NoMore for Client {
 fn a_node_subscribes_only_while_it_has_members_and_unsubscribes_after_the_linger() {
     for backend in BACKENDS {
         let redis = RedisServer::start();
-        let a = node(backend, &redis, "a", None);
-        let b = node(backend, &redis, "b", None);
+        let a = node(backend, redis.url(), "a", None);
+        let b = node(backend, redis.url(), "b", None);
         let mut member = connect(a.local_addr(), "/ws/r");
         assert!(poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 1));
         member.send(Message::text("hello")).unwrap();
@@ -225,7 +182,7 @@ fn a_node_subscribes_only_while_it_has_members_and_unsubscribes_after_the_linger
 fn a_message_ringcast_did_not_write_is_counted_and_dropped() {
     for backend in BACKENDS {
         let redis = RedisServer::start();
-        let a = node(backend, &redis, "a", None);
+        let a = node(backend, redis.url(), "a", None);
         let mut c = connect(a.local_addr(), "/ws/r");
         assert!(poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 1));
         // Another program's message, a truncated envelope, another version.
@@ -270,8 +227,8 @@ fn a_client_that_left_node_a_resumes_on_node_b_from_the_room_stream() {
 fn resume_on_another_node(backend: BackendChoice, b_has_members: bool) {
     {
         let redis = RedisServer::start();
-        let a = node(backend, &redis, "a", Some(500));
-        let b = node(backend, &redis, "b", Some(500));
+        let a = node(backend, redis.url(), "a", Some(500));
+        let b = node(backend, redis.url(), "b", Some(500));
         let watcher_node = if b_has_members { &b } else { &a };
         let mut watcher = connect(watcher_node.local_addr(), "/ws/r?seq=1");
         let mut c = connect(a.local_addr(), "/ws/r?seq=1");
@@ -350,8 +307,8 @@ fn resume_on_another_node(backend: BackendChoice, b_has_members: bool) {
 fn a_resume_on_a_node_that_unsubscribed_after_the_linger_fetches_what_it_missed() {
     for backend in BACKENDS {
         let redis = RedisServer::start();
-        let a = node(backend, &redis, "a", Some(500));
-        let b = node(backend, &redis, "b", Some(500));
+        let a = node(backend, redis.url(), "a", Some(500));
+        let b = node(backend, redis.url(), "b", Some(500));
         let mut watcher = connect(a.local_addr(), "/ws/r?seq=1");
         let mut c = connect(b.local_addr(), "/ws/r?seq=1");
         assert!(poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 2));
@@ -414,7 +371,7 @@ fn publish_connection_id(redis: &RedisServer) -> Option<String> {
 fn a_killed_publish_connection_ends_the_session_and_publishes_work_again() {
     for backend in BACKENDS {
         let redis = RedisServer::start();
-        let a = node(backend, &redis, "a", None);
+        let a = node(backend, redis.url(), "a", None);
         let mut member = connect(a.local_addr(), "/ws/r");
         assert!(poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 1));
         member.send(Message::text("one")).unwrap();
@@ -444,7 +401,7 @@ fn a_room_s_first_member_gets_its_own_message_sent_with_the_upgrade() {
     use std::io::{Read, Write};
     for backend in BACKENDS {
         let redis = RedisServer::start();
-        let a = node(backend, &redis, "a", None);
+        let a = node(backend, redis.url(), "a", None);
         // Upgrade and one text frame in one write, each to a fresh room: the publish
         // must not reach Redis before the node's SUBSCRIBE of the room.
         let mut sockets: Vec<_> = (0..30)

@@ -14,57 +14,14 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::cluster::{node, read_text};
 use common::redis::RedisCluster;
 use common::*;
-use ringcast::app::{Builtin, Rooms};
-use ringcast::config::{BrokerConfig, HistoryConfig};
-use ringcast::{BackendChoice, Config, RunningServer};
+use ringcast::{BackendChoice, RunningServer};
 use tungstenite::Message;
 
 /// The room's channel (hash tag `{ringcast:r}`).
 const CHANNEL: &str = "{ringcast:r}";
-
-/// A node on `cluster`: 2 shards, the rooms app.
-fn node(
-    backend: BackendChoice,
-    cluster: &RedisCluster,
-    id: &str,
-    history: Option<usize>,
-) -> RunningServer {
-    let cfg = Config {
-        broker: Some(BrokerConfig {
-            node_id: Some(id.into()),
-            linger: Duration::from_millis(200),
-            ..BrokerConfig::new(cluster.url())
-        }),
-        history: history.map(HistoryConfig::frames),
-        ..config(backend, 2)
-    };
-    let server = start_with(
-        cfg,
-        Builtin {
-            rooms: Rooms {
-                exclude_sender: false,
-            },
-            ..Builtin::default()
-        },
-    );
-    assert!(
-        poll_until(TIMEOUT, || server.broker_stats().unwrap().1.up),
-        "node {id} connected to the redis cluster"
-    );
-    server
-}
-
-fn read_text(c: &mut Client) -> String {
-    loop {
-        match c.read().expect("read") {
-            Message::Text(t) => return t.to_string(),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
 
 #[test]
 fn three_nodes_on_a_redis_cluster_every_client_gets_every_message_once_in_one_order() {
@@ -91,7 +48,7 @@ fn spread_room(backend: BackendChoice, history: Option<usize>) {
         .filter(|n| n.port != owner.port)
         .collect();
     let nodes: Vec<RunningServer> = (0..3)
-        .map(|i| node(backend, &cluster, &format!("n{i}"), history))
+        .map(|i| node(backend, cluster.url(), &format!("n{i}"), history))
         .collect();
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.local_addr()).collect();
     let mut clients: Vec<Client> = (0..60)
@@ -187,7 +144,7 @@ fn the_slot_s_master_killed_and_back_every_node_subscribes_again() {
             .position(|n| n.port == cluster.owner(CHANNEL).port)
             .unwrap();
         let nodes: Vec<RunningServer> = (0..3)
-            .map(|i| node(backend, &cluster, &format!("n{i}"), None))
+            .map(|i| node(backend, cluster.url(), &format!("n{i}"), None))
             .collect();
         let mut clients: Vec<Client> = nodes
             .iter()

@@ -1,0 +1,57 @@
+//! Cluster-mode nodes for the broker tests: a server in this process with the rooms app
+//! (2 shards, the sender included), joined to a broker URL and polled until its broker
+//! link is up; and reading a room's text messages past heartbeats.
+
+use std::time::Duration;
+
+use ringcast::app::{Builtin, Rooms};
+use ringcast::config::{BrokerConfig, HistoryConfig};
+use ringcast::{BackendChoice, Config, RunningServer};
+use tungstenite::Message;
+
+use super::{config, poll_until, start_with, Client, TIMEOUT};
+
+/// A node on the broker at `url` (`redis://…` or `redis+cluster://…`): 2 shards, the
+/// rooms app, `--node-id id`, a 200 ms linger, `--history N` when `history` is given.
+/// Returns once the node's broker link is up.
+pub fn node(
+    backend: BackendChoice,
+    url: String,
+    id: &str,
+    history: Option<usize>,
+) -> RunningServer {
+    let cfg = Config {
+        broker: Some(BrokerConfig {
+            node_id: Some(id.into()),
+            linger: Duration::from_millis(200),
+            ..BrokerConfig::new(url)
+        }),
+        history: history.map(HistoryConfig::frames),
+        ..config(backend, 2)
+    };
+    let server = start_with(
+        cfg,
+        Builtin {
+            rooms: Rooms {
+                exclude_sender: false,
+            },
+            ..Builtin::default()
+        },
+    );
+    assert!(
+        poll_until(TIMEOUT, || server.broker_stats().unwrap().1.up),
+        "node {id} connected to its broker"
+    );
+    server
+}
+
+/// The next text message on `c` (pings and pongs skipped; anything else panics).
+pub fn read_text(c: &mut Client) -> String {
+    loop {
+        match c.read().expect("read") {
+            Message::Text(t) => return t.to_string(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
