@@ -11,11 +11,10 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::cluster::{node, read_text};
+use common::cluster::{node, publish_from_three_and_check_one_order, read_text};
 use common::redis::RedisServer;
 use common::*;
 use ringcast::wire::sequence::parse_seq_payload;
@@ -58,37 +57,7 @@ fn three_nodes_every_client_gets_every_message_once_in_one_order() {
         let publishes_before = redis.calls("publish");
         // One publisher per node, all at once: 3 × 30 messages.
         const EACH: usize = 30;
-        std::thread::scope(|s| {
-            for (n, c) in clients.iter_mut().take(3).enumerate() {
-                s.spawn(move || {
-                    for i in 0..EACH {
-                        c.send(Message::text(format!("n{n}-{i}"))).unwrap();
-                    }
-                    c.flush().unwrap();
-                });
-            }
-        });
-        let mut orders: Vec<Vec<String>> = Vec::with_capacity(clients.len());
-        for c in clients.iter_mut() {
-            orders.push((0..3 * EACH).map(|_| read_text(c)).collect());
-        }
-        let first = &orders[0];
-        let distinct: HashSet<&String> = first.iter().collect();
-        assert_eq!(distinct.len(), 3 * EACH, "each message once: {first:?}");
-        for n in 0..3 {
-            let mine: Vec<&String> = first
-                .iter()
-                .filter(|m| m.starts_with(&format!("n{n}-")))
-                .collect();
-            let sent: Vec<String> = (0..EACH).map(|i| format!("n{n}-{i}")).collect();
-            assert!(
-                mine.iter().zip(&sent).all(|(a, b)| *a == b),
-                "a publisher's order kept"
-            );
-        }
-        for (i, o) in orders.iter().enumerate() {
-            assert_eq!(o, first, "client {i} saw another order");
-        }
+        publish_from_three_and_check_one_order(&mut clients, EACH);
         // One Redis command per publish, whatever the number of nodes and clients.
         assert_eq!(redis.calls("publish") - publishes_before, (3 * EACH) as u64);
         for c in clients.iter_mut() {

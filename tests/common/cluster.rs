@@ -2,6 +2,7 @@
 //! (2 shards, the sender included), joined to a broker URL and polled until its broker
 //! link is up; and reading a room's text messages past heartbeats.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use ringcast::app::{Builtin, Rooms};
@@ -53,5 +54,42 @@ pub fn read_text(c: &mut Client) -> String {
             Message::Ping(_) | Message::Pong(_) => {}
             other => panic!("unexpected {other:?}"),
         }
+    }
+}
+
+/// The first three of `clients` (one per node) each publish `each` texts `n{N}-{I}` at
+/// once; then every client must read all `3 × each`, each once, every publisher's in
+/// its order, and all clients in one identical order.
+pub fn publish_from_three_and_check_one_order(clients: &mut [Client], each: usize) {
+    std::thread::scope(|s| {
+        for (n, c) in clients.iter_mut().take(3).enumerate() {
+            s.spawn(move || {
+                for i in 0..each {
+                    c.send(Message::text(format!("n{n}-{i}"))).unwrap();
+                }
+                c.flush().unwrap();
+            });
+        }
+    });
+    let mut orders: Vec<Vec<String>> = Vec::with_capacity(clients.len());
+    for c in clients.iter_mut() {
+        orders.push((0..3 * each).map(|_| read_text(c)).collect());
+    }
+    let first = &orders[0];
+    let distinct: HashSet<&String> = first.iter().collect();
+    assert_eq!(distinct.len(), 3 * each, "each message once: {first:?}");
+    for n in 0..3 {
+        let mine: Vec<&String> = first
+            .iter()
+            .filter(|m| m.starts_with(&format!("n{n}-")))
+            .collect();
+        let sent: Vec<String> = (0..each).map(|i| format!("n{n}-{i}")).collect();
+        assert!(
+            mine.iter().zip(&sent).all(|(a, b)| *a == b),
+            "a publisher's order kept"
+        );
+    }
+    for (i, o) in orders.iter().enumerate() {
+        assert_eq!(o, first, "client {i} saw another order");
     }
 }
