@@ -114,19 +114,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; cleanup; exit 130' INT TERM
 
-# Stop the server gracefully (SIGINT), SIGKILL after 10 s.
-stop_server() {
-  [[ -n $SERVER_PID ]] || return 0
-  kill -INT "$SERVER_PID" 2>/dev/null || true
-  local i
-  for ((i = 0; i < 200; i++)); do
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -KILL "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=""
-}
+# stop_server: SIGINT, SIGKILL after 10 s (scripts/lib/stop-server.sh).
+# shellcheck source=lib/stop-server.sh
+source scripts/lib/stop-server.sh
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 

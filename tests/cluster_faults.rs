@@ -19,6 +19,18 @@ use tungstenite::Message;
 
 const CHANNEL: &str = "{ringcast:r}";
 
+/// Publish `p0`, `p1`, … on `client`, one a millisecond, until `stop` is set; bounded at
+/// 60,000 messages (60 s). Returns how many were sent.
+fn publish_until(stop: &AtomicBool, client: &mut Client) -> u64 {
+    let mut sent = 0u64;
+    while !stop.load(Ordering::Relaxed) && sent < 60_000 {
+        client.send(Message::text(format!("p{sent}"))).unwrap();
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    sent
+}
+
 fn spawn_node(redis: &RedisServer, backend: &str, id: &str) -> ServerProcess {
     spawn_node_with(redis, backend, id, &[])
 }
@@ -62,16 +74,7 @@ fn redis_killed_and_restarted_while_publishing_is_survived() {
 
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
-            let publishing = s.spawn(|| {
-                let mut sent = 0u64;
-                // Bounded: at most 60 s of publishing at one message per millisecond.
-                while !stop.load(Ordering::Relaxed) && sent < 60_000 {
-                    pub_client.send(Message::text(format!("p{sent}"))).unwrap();
-                    sent += 1;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                sent
-            });
+            let publishing = s.spawn(|| publish_until(&stop, &mut pub_client));
             redis.stop();
             assert!(poll_until(TIMEOUT, || a.counter("ringcast_broker_up") == 0.0));
             assert!(
@@ -134,14 +137,7 @@ fn a_sequenced_client_gets_every_number_or_a_reset_across_a_redis_restart() {
         assert!(poll_until(TIMEOUT, || redis.numsub(CHANNEL) == 2));
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
-            let publishing = s.spawn(|| {
-                let mut sent = 0u64;
-                while !stop.load(Ordering::Relaxed) && sent < 60_000 {
-                    pub_client.send(Message::text(format!("p{sent}"))).unwrap();
-                    sent += 1;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            });
+            let publishing = s.spawn(|| publish_until(&stop, &mut pub_client));
             assert!(poll_until(TIMEOUT, || b
                 .counter("ringcast_broker_received_total")
                 >= 50.0));
