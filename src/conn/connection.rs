@@ -7,9 +7,8 @@ use crate::proto::close::codes;
 use crate::proto::decoder::{Decoder, Event, ProtocolError};
 use crate::proto::deflate::Agreement;
 use crate::proto::frame::{encode_close_frame, encode_frame, Opcode};
-use crate::proto::handshake::{
-    parse_upgrade, reject_response, HeadParse, Rejection, UpgradeRequest,
-};
+use crate::proto::handshake::{reject_response, Rejection, UpgradeRequest};
+use crate::proto::request::{parse_request, PlainRequest, Request, RequestParse};
 use crate::wire::PreparedFrame;
 
 use super::queue::{Advanced, OutQueue};
@@ -86,6 +85,9 @@ pub enum Enqueue {
 pub enum ConnEvent {
     /// The request head is complete: the shard must call `accept` or `reject`.
     Upgrade(Box<UpgradeRequest>),
+    /// A complete plain (non-upgrade) request head: the shard routes it (answers it,
+    /// or `reject`s it).
+    Request(Box<PlainRequest>),
     /// The request head was invalid; the HTTP error response is queued.
     HandshakeRejected(Rejection),
     /// A complete text message (validated once, by the decoder).
@@ -228,11 +230,14 @@ impl Connection {
 
     fn feed_head(&mut self, input: &[u8], limits: ConnLimits) -> Option<ConnEvent> {
         self.head.extend_from_slice(input);
-        match parse_upgrade(&self.head, limits.max_head_bytes) {
-            Ok(HeadParse::Partial) => None,
-            Ok(HeadParse::Complete { request, head_len }) => {
+        match parse_request(&self.head, limits.max_head_bytes) {
+            Ok(RequestParse::Partial) => None,
+            Ok(RequestParse::Complete { request, head_len }) => {
                 self.head.drain(..head_len);
-                Some(ConnEvent::Upgrade(Box::new(request)))
+                Some(match request {
+                    Request::Upgrade(request) => ConnEvent::Upgrade(Box::new(request)),
+                    Request::Plain(request) => ConnEvent::Request(Box::new(request)),
+                })
             }
             Err(rejection) => {
                 self.reject(&rejection, &[]);
