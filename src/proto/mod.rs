@@ -13,6 +13,7 @@ pub mod handshake;
 pub mod head;
 pub mod mask;
 pub mod request;
+pub mod sse;
 pub mod utf8;
 
 pub use close::{encode_close_payload, is_valid_close_code, parse_close_payload};
