@@ -73,6 +73,9 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// Every transport, in declaration order (the metrics label's values).
+    pub const ALL: [Transport; 2] = [Transport::WebSocket, Transport::Sse];
+
     /// The metrics label: `ws` or `sse`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -99,6 +99,9 @@ impl Shard {
     /// `key` was accepted (its response head is queued): the heartbeat deadline, then
     /// the handler's `on_open`.
     pub(super) fn opened(&mut self, key: ConnKey, request: &UpgradeRequest, now: Instant) {
+        self.state
+            .metrics()
+            .connection_accepted(self.state.id, request.transport);
         // The handshake deadline is over: the heartbeat's (if any) replaces it.
         let ping = self.config().timeouts.ping_interval;
         if ping.is_zero() {
