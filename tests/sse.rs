@@ -491,3 +491,49 @@ fn the_handler_sees_the_transport_sends_events_and_publishes() {
         server.shutdown().unwrap();
     }
 }
+
+/// The TLS listener serves `https://…/sse/{room}` the same way: the 200, the events of a
+/// `wss://` publish, and the last chunk at shutdown, all inside TLS.
+#[cfg(feature = "tls")]
+#[test]
+fn sse_over_tls() {
+    use common::tls::*;
+    for backend in BACKENDS {
+        let (server_tls, cert) = self_signed();
+        let mut cfg = config(backend, 2);
+        cfg.driver.tls = Some(server_tls);
+        cfg.history = history(16);
+        let server = start_with(cfg, Builtin::default());
+        let addr = server.local_addr();
+        let client = client_config(&cert);
+        let mut subscribers: Vec<_> = (0..6)
+            .map(|i| {
+                let stream = tls_stream(addr, source_ip(i), &client);
+                let c = SseClient::open(stream, &sse_request("/sse/tls", ""));
+                assert_eq!(c.status, 200, "{backend:?}");
+                c
+            })
+            .collect();
+        let mut publisher = wss_connect(addr, "/ws/tls", source_ip(7), &client);
+        for i in 0..20 {
+            publisher.send(WsMessage::text(format!("t{i}"))).unwrap();
+        }
+        for c in &mut subscribers {
+            for i in 0..20u64 {
+                let e = c.next_event().unwrap();
+                assert_eq!(
+                    (e.id, e.data),
+                    (Some(i + 1), format!("t{i}")),
+                    "{backend:?}"
+                );
+            }
+        }
+        drop(publisher);
+        let stopper = std::thread::spawn(move || server.shutdown().unwrap());
+        for c in &mut subscribers {
+            while c.next_raw().is_some() {}
+            assert!(c.ended, "{backend:?}: the last chunk inside TLS");
+        }
+        stopper.join().unwrap();
+    }
+}
