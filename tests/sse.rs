@@ -537,3 +537,146 @@ fn sse_over_tls() {
         stopper.join().unwrap();
     }
 }
+
+/// A TCP proxy in front of `upstream` that can cut its first connection: forwards both
+/// ways, keeps each connection's sockets and the first bytes the client sent (its
+/// request head). Gives up accepting after `TIMEOUT`.
+struct CuttingProxy {
+    addr: std::net::SocketAddr,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<ProxiedConn>>>,
+}
+
+/// A proxied connection: the client's socket and what the client sent.
+type ProxiedConn = (std::net::TcpStream, Vec<u8>);
+
+impl CuttingProxy {
+    fn start(upstream: std::net::SocketAddr, connections: usize) -> CuttingProxy {
+        use std::io::Read;
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = conns.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + TIMEOUT;
+            let mut accepted = 0;
+            while accepted < connections && Instant::now() < deadline {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                accepted += 1;
+                client.set_nonblocking(false).unwrap();
+                let server = TcpStream::connect(upstream).unwrap();
+                let index = {
+                    let mut c = record.lock().unwrap();
+                    c.push((client.try_clone().unwrap(), Vec::new()));
+                    c.len() - 1
+                };
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let head = record.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = c_read.read(&mut buf) {
+                        if n == 0 || s_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        head.lock().unwrap()[index].1.extend_from_slice(&buf[..n]);
+                    }
+                    let _ = s_write.shutdown(std::net::Shutdown::Both);
+                });
+                let (mut s_read, mut c_write) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_read, &mut c_write);
+                    let _ = c_write.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        CuttingProxy { addr, conns }
+    }
+
+    /// Drop connection `i` (both directions, at once).
+    fn cut(&self, i: usize) {
+        let conns = self.conns.lock().unwrap();
+        conns[i].0.shutdown(std::net::Shutdown::Both).unwrap();
+    }
+
+    /// What the client of connection `i` sent so far.
+    fn request(&self, i: usize) -> String {
+        String::from_utf8_lossy(&self.conns.lock().unwrap()[i].1).into_owned()
+    }
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves none.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Headless Chromium's `EventSource` (the dashboard harness's playwright-core,
+/// `tests/dashboard/sse.mjs`), cross-origin from about:blank: it gets m1..m5 from a
+/// WebSocket publisher, the connection is cut (a proxy drops it), m6..m10 are published
+/// while it is away, and it reconnects by itself (after `retry:`) sending
+/// `Last-Event-ID: 5`, then gets m6..m10: every message once, in order.
+#[test]
+fn chromium_event_source_reconnects_and_resumes_without_loss() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let harness = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard");
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "{chromium} not found: install it with `apt-get install -y chromium` (.ci/run does)"
+    );
+    assert!(
+        harness.join("node_modules/playwright-core").is_dir(),
+        "playwright-core missing: run `npm ci --prefix tests/dashboard` (.ci/run does)"
+    );
+    for backend in BACKENDS {
+        let mut cfg = config(backend, 2);
+        cfg.history = history(64);
+        cfg.shard.sse_retry = Duration::from_millis(200);
+        let server = start_with(cfg, Builtin::default());
+        let addr = server.local_addr();
+        let proxy = CuttingProxy::start(addr, 2);
+        let room = format!("chromium-sse-{}", std::process::id());
+        let mut child = KillOnDrop(
+            Command::new("node")
+                .arg(harness.join("sse.mjs"))
+                .args(["--sse", &format!("http://{}/sse/{room}", proxy.addr)])
+                .args(["--ws", &format!("ws://{addr}/ws/{room}")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("node runs"),
+        );
+        let mut last = String::new();
+        // sse.mjs bounds itself (browser launch 30 s, the checks 20 s): stdout ends.
+        for line in std::io::BufReader::new(child.0.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if line == "cut" {
+                proxy.cut(0);
+            } else {
+                last = line;
+            }
+        }
+        let status = child.0.wait().unwrap();
+        println!("--- chromium against {backend:?} ---\n{last}");
+        assert!(status.success(), "{backend:?}: {last}");
+        let first = proxy.request(0);
+        let second = proxy.request(1);
+        assert!(first.contains("Origin: null"), "cross-origin: {first}");
+        assert!(
+            second.contains("Last-Event-ID: 5\r\n"),
+            "{backend:?}: the reconnect resumes after 5: {second}"
+        );
+        server.shutdown().unwrap();
+    }
+}
