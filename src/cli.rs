@@ -158,7 +158,8 @@ pub struct ServeArgs {
     /// before reconnecting after the stream ends.
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub sse_retry: Duration,
-    /// After a ping, close a connection that sends no frame at all within this.
+    /// After a ping, close a connection that sends no frame at all within this (an SSE
+    /// stream: whose heartbeat is still unwritten then).
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub pong_timeout: Duration,
     /// Cap on a connection's unsent bytes; over it --slow-policy applies.

@@ -38,7 +38,7 @@ pub trait Handler: Send + Sync + 'static {
     fn on_upgrade_from(&self, request: &UpgradeRequest, _peer: Peer) -> Upgrade {
         self.on_upgrade(request)
     }
-    /// The connection is open (the 101 is queued).
+    /// The connection is open (the 101, or an SSE stream's 200, is queued).
     fn on_open(&self, _cx: &mut Context<'_>, _request: &UpgradeRequest) {}
     /// A complete data message arrived.
     fn on_message(&self, _cx: &mut Context<'_>, _message: Message<'_>) {}

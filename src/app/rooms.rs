@@ -175,7 +175,13 @@ impl Rooms {
                 reason,
             });
         }
-        match room_name(&request.path) {
+        // Each prefix serves its own transport: no WebSocket on /sse/, no SSE on /ws/.
+        let prefix = match request.transport {
+            Transport::WebSocket => ROOM_PREFIX,
+            Transport::Sse => SSE_PREFIX,
+        };
+        let route = room_name(&request.path).filter(|_| request.path.starts_with(prefix));
+        match route {
             Some(Ok(_)) => match identity {
                 Some(identity) => Upgrade::AcceptAs(identity),
                 None => Upgrade::Accept,
@@ -186,7 +192,7 @@ impl Rooms {
             }),
             None => Upgrade::Reject(Rejection {
                 status: 404,
-                reason: "unknown path: use /ws/{room}",
+                reason: "unknown path: use /ws/{room} (WebSocket) or /sse/{room} (SSE)",
             }),
         }
     }
@@ -256,6 +262,28 @@ mod tests {
     use super::*;
 
     use crate::app::token::request_for_tests as request;
+
+    #[test]
+    fn each_prefix_serves_its_own_transport() {
+        let rooms = Rooms::default();
+        let mut ws = request(None, None);
+        assert_eq!(rooms.upgrade_as(&ws, None), Upgrade::Accept);
+        ws.path = "/sse/a".into();
+        assert!(matches!(rooms.upgrade_as(&ws, None), Upgrade::Reject(r) if r.status == 404));
+        let mut sse = request(Some("lastEventId=3"), None);
+        sse.transport = Transport::Sse;
+        assert!(matches!(rooms.upgrade_as(&sse, None), Upgrade::Reject(r) if r.status == 404));
+        sse.path = "/sse/a".into();
+        assert_eq!(rooms.upgrade_as(&sse, None), Upgrade::Accept);
+        sse.query = Some("lastEventId=x".into());
+        assert!(matches!(rooms.upgrade_as(&sse, None), Upgrade::Reject(r) if r.status == 400));
+        sse.headers = vec![("last-event-id".into(), "7".into())];
+        assert_eq!(
+            last_event_id(&sse),
+            Ok(Some(7)),
+            "the header wins over the query"
+        );
+    }
 
     #[test]
     fn access_by_token() {
