@@ -2,7 +2,7 @@
 //! rules every head obeys ([`super::head`]: size limits, syntax, CRLF line ends,
 //! versions, target forms, singletons, `Host`), and says what the request is — a
 //! WebSocket upgrade ([`Request::Upgrade`], checked further by
-//! [`super::handshake::check_upgrade`]) or a plain HTTP request ([`Request::Plain`]:
+//! `handshake::check_upgrade`) or a plain HTTP request ([`Request::Plain`]:
 //! method, target, headers and the framing of its body, RFC 9112 §6.3). Sans-IO.
 //!
 //! A request is an upgrade when its method is `GET` and an `Upgrade` field lists

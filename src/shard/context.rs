@@ -13,7 +13,6 @@ use super::api::{payload_of, prepare, Identity, Message};
 use super::publisher::Publisher;
 use super::replay::Resumed;
 use super::slot::ConnId;
-use super::sse::{sse_control, sse_message};
 use super::state::ShardState;
 
 /// Handle given to [`crate::Handler`] callbacks.
@@ -71,7 +70,8 @@ impl Context<'_> {
     /// with base64 data (see [`crate::proto::sse`]).
     pub fn send(&mut self, message: Message<'_>) -> bool {
         if self.transport() == Transport::Sse {
-            return self.send_prepared(sse_message(message));
+            let binary = matches!(message, Message::Binary(_));
+            return self.send_prepared(PreparedFrame::sse_message(binary, message.payload()));
         }
         let compresses = self
             .state
@@ -89,7 +89,7 @@ impl Context<'_> {
         if self.transport() != Transport::Sse || kind.is_empty() || kind.contains(['\r', '\n']) {
             return false;
         }
-        self.send_prepared(sse_control(kind, data))
+        self.send_prepared(PreparedFrame::sse_event(kind, data))
     }
 
     /// Send an already prepared frame to this connection.

@@ -28,7 +28,6 @@ use crate::proto::handshake::Transport;
 use crate::wire::sequence::{gap_message, reset_message};
 use crate::wire::{ConnKey, Encoding, PreparedFrame};
 
-use super::sse::sse_control;
 use super::state::ShardState;
 
 /// What a resume did (see [`crate::Context::resume`]).
@@ -140,7 +139,7 @@ impl ShardState {
         let sse = conn.transport() == Transport::Sse;
         // A WebSocket gets the control message as text, an SSE stream as its event type.
         let announce = |kind: &str, text: &str| match sse {
-            true => sse_control(kind, text),
+            true => PreparedFrame::sse_event(kind, text),
             false => text_frame(text),
         };
         if let Some((kind, text)) = control {

@@ -1,9 +1,10 @@
 //! Server-Sent Events on a shard: opening a `GET /sse/{room}` stream (the same policy
 //! as an upgrade — Origin, handler, admission — then the `200` head with the
-//! [`super::SHARD_HEADER`] and CORS headers, the `retry:` chunk, heartbeats, `on_open`)
-//! and the SSE forms of what the shard queues to such a connection: room messages
-//! ([`crate::wire::Encoding::Sse`], built once per publication), one-off messages
-//! ([`crate::Context::send`]) and the `gap` / `reset` announcements of a resume.
+//! [`super::SHARD_HEADER`] and CORS headers, the `retry:` chunk, heartbeats, `on_open`).
+//! What the shard queues to such a connection is SSE chunks: room messages
+//! ([`crate::wire::Encoding::Sse`], built once per publication, in `publish.rs`), one-off
+//! messages ([`crate::Context::send`], [`crate::wire::PreparedFrame::sse_message`]) and the `gap` /
+//! `reset` announcements of a resume (`replay.rs`, [`crate::wire::PreparedFrame::sse_event`]).
 //!
 //! An SSE connection is a slot like any other: the same queue, slow-consumer policy,
 //! timers, shutdown and metrics paths. Its request must be HTTP/1.1 or later (chunked
@@ -14,27 +15,13 @@ use std::time::Instant;
 
 use crate::proto::handshake::Rejection;
 use crate::proto::request::PlainRequest;
-use crate::proto::sse::{chunk, event, message_chunk, response_head};
-use crate::wire::{ConnKey, PreparedFrame};
+use crate::proto::sse::response_head;
+use crate::wire::ConnKey;
 
-use super::api::Message;
 use super::{Shard, SHARD_HEADER};
 
 /// Path prefix routed to SSE (`/sse/{room}`).
 pub const SSE_PREFIX: &str = "/sse/";
-
-/// One SSE event of type `kind` (`gap`, `reset`) with `json` as its data, as a chunk.
-pub(super) fn sse_control(kind: &str, json: &str) -> PreparedFrame {
-    PreparedFrame::from_wire(chunk(&event(None, Some(kind), json.as_bytes())))
-}
-
-/// An application message as one SSE event for one connection ([`crate::Context::send`]).
-pub(super) fn sse_message(message: Message<'_>) -> PreparedFrame {
-    PreparedFrame::from_wire(match message {
-        Message::Text(t) => message_chunk(None, false, t.as_bytes()),
-        Message::Binary(b) => message_chunk(None, true, b),
-    })
-}
 
 impl Shard {
     /// Open the SSE stream `request` asked for on `key` (see the module doc), or refuse
