@@ -20,6 +20,7 @@ use ringcast::metrics::http::{MetricsServerOptions, METRICS_CONTENT_TYPE};
 use ringcast::metrics::{
     DisconnectReason, DropReason, MetricsCollector, MetricsServer, PrometheusCollector,
 };
+use ringcast::Transport;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -57,6 +58,11 @@ fn scripted() -> Arc<PrometheusCollector> {
     c.history_refused(1, 300_000);
     c.frames_sent(0, 3, 3 * 7);
     c.frames_sent(1, 2, 2 * 7);
+    c.frames_sent_on(0, Transport::WebSocket, 3);
+    c.frames_sent_on(1, Transport::Sse, 2);
+    c.connection_accepted(0, Transport::WebSocket);
+    c.connection_accepted(1, Transport::Sse);
+    c.connection_ended(1, Transport::Sse);
     c.send_queue_bytes(0, 7);
     c.send_queue_bytes(1, 100_000);
     c.publish_to_write(0, Duration::from_micros(20));
@@ -241,6 +247,9 @@ fn metrics_endpoint_serves_exact_valid_exposition() {
         ("ringcast_connections_active", "gauge"),
         ("ringcast_connections_opened", "counter"),
         ("ringcast_connections_closed", "counter"),
+        ("ringcast_connections_accepted", "counter"),
+        ("ringcast_connections_ended", "counter"),
+        ("ringcast_frames_sent_by_transport", "counter"),
         ("ringcast_connection_duration_seconds", "histogram"),
         ("ringcast_handshake_rejected", "counter"),
         ("ringcast_rooms_active", "gauge"),
@@ -303,6 +312,13 @@ fn metrics_endpoint_serves_exact_valid_exposition() {
     assert_eq!(v("ringcast_messages_received_bytes_total", &[]), 36.0);
     assert_eq!(v("ringcast_messages_published_total", &[]), 2.0);
     assert_eq!(v("ringcast_frames_sent_total", &[]), 5.0);
+    let by = |name: &str, t: &str| v(name, &[&format!("transport='{t}'")]);
+    assert_eq!(by("ringcast_frames_sent_by_transport_total", "ws"), 3.0);
+    assert_eq!(by("ringcast_frames_sent_by_transport_total", "sse"), 2.0);
+    assert_eq!(by("ringcast_connections_accepted_total", "ws"), 1.0);
+    assert_eq!(by("ringcast_connections_accepted_total", "sse"), 1.0);
+    assert_eq!(by("ringcast_connections_ended_total", "sse"), 1.0);
+    assert_eq!(by("ringcast_connections_ended_total", "ws"), 0.0);
     assert_eq!(v("ringcast_bytes_sent_total", &[]), 35.0);
     assert_eq!(
         v("ringcast_frames_dropped_total", &["reason='drop_oldest'"]),

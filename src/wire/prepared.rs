@@ -7,7 +7,9 @@
 //! [`super::Publication::frame`]; control frames and HTTP responses are wrapped with
 //! [`PreparedFrame::from_wire`]; one-off data frames to a single connection
 //! (`Context::send`, `gap` messages) with [`PreparedFrame::encode`] (or, compressed
-//! for a client that negotiated permessage-deflate, [`PreparedFrame::encode_for`]).
+//! for a client that negotiated permessage-deflate, [`PreparedFrame::encode_for`]); on
+//! an SSE stream, one chunk each ([`PreparedFrame::sse_message`],
+//! [`PreparedFrame::sse_event`]).
 
 use std::time::Instant;
 
@@ -17,6 +19,7 @@ use crate::proto::deflate::compressed_frame;
 
 use super::compressions::count_compression;
 use crate::proto::frame::{encode_frame, Opcode};
+use crate::proto::sse::{chunk, event, message_chunk};
 
 /// One serialized server frame, cheap to clone and safe to share across shards.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +53,19 @@ impl PreparedFrame {
             },
             None => Self::encode(opcode, payload),
         }
+    }
+
+    /// One Server-Sent Events message for one connection, as a chunk
+    /// ([`crate::proto::sse::message_chunk`]: text as `data:` lines, binary as the
+    /// `binary` event with base64 data; no id).
+    pub fn sse_message(binary: bool, payload: &[u8]) -> Self {
+        Self::from_wire(message_chunk(None, binary, payload))
+    }
+
+    /// One Server-Sent Events event of type `kind` (one line, ours: `gap`, `reset`, or
+    /// checked by the caller) with `data` split into `data:` lines, as a chunk.
+    pub fn sse_event(kind: &str, data: &str) -> Self {
+        Self::from_wire(chunk(&event(None, Some(kind), data.as_bytes())))
     }
 
     /// A wire form of a publication published at `published_at` (`bytes` is a whole
