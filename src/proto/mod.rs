@@ -3,6 +3,7 @@
 //! handshake, frame encoding, masking, UTF-8 validation, close handling,
 //! permessage-deflate (RFC 7692) and the streaming message decoder. Nothing here panics on peer input.
 
+pub mod body;
 pub mod close;
 pub mod codes;
 pub mod decoder;
