@@ -7,6 +7,7 @@ use crate::proto::close::codes;
 use crate::proto::decoder::{Decoder, Event, ProtocolError};
 use crate::proto::deflate::Agreement;
 use crate::proto::frame::{encode_close_frame, encode_frame, Opcode};
+use crate::proto::body::BodyReader;
 use crate::proto::handshake::{
     parse_upgrade, reject_response, HeadParse, Rejection, UpgradeRequest,
 };
@@ -35,9 +36,12 @@ pub enum Phase {
 enum Stage {
     /// Collecting the request head.
     Handshaking,
+    /// Reading a routed plain request's body (see `http.rs`).
+    Body,
     /// The 101 was queued: the handler saw `on_open`.
     Upgraded,
-    /// The request was answered with an HTTP error (queued).
+    /// The request was answered with an HTTP error, or with the last response of a
+    /// plain request (queued): the connection ends once it is written.
     Refused,
     /// Released; `upgraded` says whether it had been upgraded.
     Closed { upgraded: bool },
@@ -92,6 +96,11 @@ pub enum ConnEvent {
     Text(String),
     /// A complete binary message.
     Binary(Vec<u8>),
+    /// The complete body of a routed plain request: the shard must `respond`.
+    Body(Vec<u8>),
+    /// A routed plain request's body broke its framing or the cap; the HTTP error
+    /// response is queued.
+    BodyRejected(Rejection),
     /// The peer sent a close frame; our reply is queued.
     PeerClose(Option<(u16, String)>),
     /// The peer broke the protocol; our close frame with `error.code` is queued.
@@ -129,6 +138,8 @@ pub struct Connection {
     input: Input,
     /// Request head while handshaking; bytes after the head until the upgrade is decided.
     head: Vec<u8>,
+    /// A routed plain request's body being read (stage `Body`).
+    body: Option<Box<BodyReader>>,
     decoder: Decoder,
     /// Frames to write, in order (the driver reads it through [`Connection::out`]).
     out: OutQueue,
@@ -158,6 +169,7 @@ impl Connection {
             output: Output::Open,
             input: Input::Open,
             head: Vec::new(),
+            body: None,
             decoder: Decoder::new(),
             out: OutQueue::default(),
             read_paused: false,
@@ -200,7 +212,7 @@ impl Connection {
     pub fn phase(&self) -> Phase {
         match (self.stage, self.output, self.input) {
             (Stage::Closed { .. }, _, _) => Phase::Closed,
-            (Stage::Handshaking, Output::Open, _) => Phase::Handshaking,
+            (Stage::Handshaking | Stage::Body, Output::Open, _) => Phase::Handshaking,
             (Stage::Upgraded, Output::Open, Input::Open | Input::Discarding) => Phase::Open,
             _ => Phase::Closing,
         }
@@ -220,6 +232,7 @@ impl Connection {
     /// after the request head) before any further input.
     pub fn feed(&mut self, input: &[u8], limits: ConnLimits) -> (usize, Option<ConnEvent>) {
         match self.phase() {
+            Phase::Handshaking if self.stage == Stage::Body => self.feed_body(input),
             Phase::Handshaking => (input.len(), self.feed_head(input, limits)),
             Phase::Open | Phase::Closing => self.feed_frames(input, limits),
             Phase::Closed => (input.len(), None),
@@ -471,9 +484,15 @@ impl Connection {
         // Without a completed close handshake this is an abnormal closure (1006).
         self.reason.get_or_insert(DisconnectReason::Reset);
         if was == Phase::Handshaking {
-            // An incomplete request head: there is nothing to answer.
+            // An incomplete request head or body: there is nothing to answer; only
+            // responses to earlier requests (keep-alive) may still be queued.
             self.head = Vec::new();
-            return Eof::Close;
+            self.body = None;
+            if self.out.is_empty() {
+                return Eof::Close;
+            }
+            self.output = Output::Closing;
+            return Eof::Flush;
         }
         if self.output == Output::Shut {
             return Eof::Close;
@@ -512,10 +531,12 @@ impl Connection {
             upgraded: self.was_upgraded(),
         };
         self.head = Vec::new();
+        self.body = None;
         self.decoder = Decoder::new();
         self.out.clear()
     }
 }
 
+mod http;
 #[cfg(test)]
 mod tests;

@@ -29,6 +29,7 @@
 //! | `slot.rs` | [`Slot`]: a connection plus the shard's bookkeeping about it; [`ConnId`] |
 //! | `input.rs` | bytes and EOF in, events out to the handler; read-side backpressure |
 //! | `upgrade.rs` | the upgrade policy: origin check, handler decision, admission, 101 |
+//! | `http_publish.rs` | `POST /publish/{room}`: checks, body, publish, 202, keep-alive |
 //! | `callback.rs` | handler callbacks with panic isolation |
 //! | `output.rs` | the write side: dirty list, written bytes, what follows a flush |
 //! | `lifecycle.rs` | open, finish, release; graceful shutdown |
@@ -50,6 +51,7 @@ mod cluster;
 pub mod config;
 pub mod context;
 pub mod deflate;
+pub mod http_publish;
 mod inbox;
 mod input;
 mod lifecycle;
