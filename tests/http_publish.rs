@@ -197,7 +197,10 @@ fn a_hundred_pipelined_publishes_on_one_connection() {
         s.write_all(&post("/publish/pipe", &["Connection: close"], b"last"))
             .unwrap();
         let last = read_response(&mut r);
-        assert_eq!((last.status, last.header("connection")), (202, Some("close")));
+        assert_eq!(
+            (last.status, last.header("connection")),
+            (202, Some("close"))
+        );
         let mut rest = Vec::new();
         r.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty());
@@ -235,7 +238,8 @@ fn oversized_bodies_are_413_declared_or_chunked() {
         let head = b"POST /publish/big HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n";
         assert_eq!(refused(addr, head).status, 413, "{backend:?}");
         // Chunked: refused at the size line that takes it past the cap.
-        let chunked = b"POST /publish/big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+        let chunked =
+            b"POST /publish/big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
                         1f4\r\n";
         let mut req = chunked.to_vec();
         req.extend_from_slice(&[b'a'; 500]);
@@ -261,15 +265,25 @@ fn bad_bodies_rooms_and_chunks_are_400() {
         let bad_utf8 = post("/publish/r", &[], &[0xff, 0xfe]);
         assert_eq!(refused(addr, &bad_utf8).status, 400, "{backend:?}");
         // The same bytes are a fine binary publication.
-        assert_eq!(exchange(addr, &post("/publish/r?binary=1", &[], &[0xff, 0xfe])).status, 202);
-        for room in ["%FF", "%00", "..", "a%2Fb"] {
+        assert_eq!(
+            exchange(addr, &post("/publish/r?binary=1", &[], &[0xff, 0xfe])).status,
+            202
+        );
+        for room in ["%FF", "%00", "a%0Ab", "a%2Fb"] {
             let response = refused(addr, &post(&format!("/publish/{room}"), &[], b"x"));
             assert_eq!(response.status, 400, "{room}");
         }
-        let bad_chunk = b"POST /publish/r HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        let bad_chunk =
+            b"POST /publish/r HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
         assert_eq!(refused(addr, bad_chunk).status, 400);
-        assert_eq!(refused(addr, &post("/publish/r?binary=2", &[], b"x")).status, 400);
-        assert_eq!(refused(addr, &post("/publish/r", &["Expect: teapot"], b"x")).status, 417);
+        assert_eq!(
+            refused(addr, &post("/publish/r?binary=2", &[], b"x")).status,
+            400
+        );
+        assert_eq!(
+            refused(addr, &post("/publish/r", &["Expect: teapot"], b"x")).status,
+            417
+        );
         assert_eq!(refused(addr, &post("/publish/", &[], b"x")).status, 404);
         server.shutdown().unwrap();
     }
@@ -310,10 +324,20 @@ fn the_publish_token_is_required_when_set() {
             .is_some_and(|v| v.starts_with("Bearer")));
         let wrong = post("/publish/t", &["Authorization: Bearer nope"], b"x");
         assert_eq!(refused(addr, &wrong).status, 403);
-        assert_eq!(refused(addr, &post("/publish/t?token=nope", &[], b"x")).status, 403);
-        let right = post("/publish/t", &["Authorization: Bearer s3cret"], b"by header");
+        assert_eq!(
+            refused(addr, &post("/publish/t?token=nope", &[], b"x")).status,
+            403
+        );
+        let right = post(
+            "/publish/t",
+            &["Authorization: Bearer s3cret"],
+            b"by header",
+        );
         assert_eq!(exchange(addr, &right).status, 202);
-        assert_eq!(exchange(addr, &post("/publish/t?token=s3cret", &[], b"by query")).status, 202);
+        assert_eq!(
+            exchange(addr, &post("/publish/t?token=s3cret", &[], b"by query")).status,
+            202
+        );
         assert_eq!(next_data(&mut sub), Message::text("by header"));
         assert_eq!(next_data(&mut sub), Message::text("by query"));
         assert_eq!(rec.get("http_publish:401"), 1);
@@ -335,6 +359,8 @@ fn expect_100_continue_with_curl() {
         let mut sub = connect(addr, "/ws/curl");
         let out = Command::new("curl")
             .args(["-sS", "-v", "--max-time", "10", "--expect100-timeout", "10"])
+            // curl 7.88 asks only for bodies over 1 MiB by itself (older ones: 1 KiB).
+            .args(["-H", "Expect: 100-continue"])
             .arg("--data-binary")
             .arg(format!("@{}", file.display()))
             .arg(format!("http://{addr}/publish/curl?binary=1"))
@@ -345,7 +371,10 @@ fn expect_100_continue_with_curl() {
         assert!(stderr.contains("Expect: 100-continue"), "{stderr}");
         assert!(stderr.contains("HTTP/1.1 100 Continue"), "{stderr}");
         assert!(stderr.contains("HTTP/1.1 202 Accepted"), "{stderr}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"room\":\"curl\"}\n");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "{\"room\":\"curl\"}\n"
+        );
         assert_eq!(next_data(&mut sub), Message::binary(body.clone()));
         server.shutdown().unwrap();
     }

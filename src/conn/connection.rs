@@ -3,14 +3,13 @@
 //! the peer's ([`Input`]) — and what it tells the shard and the driver ([`ConnEvent`],
 //! [`Enqueue`], [`Eof`], [`AfterFlush`]).
 
+use crate::proto::body::BodyReader;
 use crate::proto::close::codes;
 use crate::proto::decoder::{Decoder, Event, ProtocolError};
 use crate::proto::deflate::Agreement;
 use crate::proto::frame::{encode_close_frame, encode_frame, Opcode};
-use crate::proto::body::BodyReader;
-use crate::proto::handshake::{
-    parse_upgrade, reject_response, HeadParse, Rejection, UpgradeRequest,
-};
+use crate::proto::handshake::{reject_response, Rejection, UpgradeRequest};
+use crate::proto::request::{parse_request, PlainRequest, Request, RequestParse};
 use crate::wire::PreparedFrame;
 
 use super::queue::{Advanced, OutQueue};
@@ -90,6 +89,10 @@ pub enum Enqueue {
 pub enum ConnEvent {
     /// The request head is complete: the shard must call `accept` or `reject`.
     Upgrade(Box<UpgradeRequest>),
+    /// A complete plain (non-upgrade) request head: the shard routes it (answers it,
+    /// or `reject`s it). The bytes after the head are not consumed: they are fed next
+    /// (its body, or the next request).
+    Request(Box<PlainRequest>),
     /// The request head was invalid; the HTTP error response is queued.
     HandshakeRejected(Rejection),
     /// A complete text message (validated once, by the decoder).
@@ -233,25 +236,41 @@ impl Connection {
     pub fn feed(&mut self, input: &[u8], limits: ConnLimits) -> (usize, Option<ConnEvent>) {
         match self.phase() {
             Phase::Handshaking if self.stage == Stage::Body => self.feed_body(input),
-            Phase::Handshaking => (input.len(), self.feed_head(input, limits)),
+            Phase::Handshaking => self.feed_head(input, limits),
             Phase::Open | Phase::Closing => self.feed_frames(input, limits),
             Phase::Closed => (input.len(), None),
         }
     }
 
-    fn feed_head(&mut self, input: &[u8], limits: ConnLimits) -> Option<ConnEvent> {
+    /// A plain request's head consumes only its own bytes of `input` (what follows is
+    /// its body or the next request, fed next); an upgrade's keeps the rest as the
+    /// leftover.
+    fn feed_head(&mut self, input: &[u8], limits: ConnLimits) -> (usize, Option<ConnEvent>) {
+        let before = self.head.len();
         self.head.extend_from_slice(input);
-        match parse_upgrade(&self.head, limits.max_head_bytes) {
-            Ok(HeadParse::Partial) => None,
-            Ok(HeadParse::Complete { request, head_len }) => {
+        let event = match parse_request(&self.head, limits.max_head_bytes) {
+            Ok(RequestParse::Partial) => None,
+            Ok(RequestParse::Complete {
+                request: Request::Upgrade(request),
+                head_len,
+            }) => {
                 self.head.drain(..head_len);
                 Some(ConnEvent::Upgrade(Box::new(request)))
+            }
+            Ok(RequestParse::Complete {
+                request: Request::Plain(request),
+                head_len,
+            }) => {
+                self.head = Vec::new();
+                let used = head_len.saturating_sub(before).min(input.len());
+                return (used, Some(ConnEvent::Request(Box::new(request))));
             }
             Err(rejection) => {
                 self.reject(&rejection, &[]);
                 Some(ConnEvent::HandshakeRejected(rejection))
             }
-        }
+        };
+        (input.len(), event)
     }
 
     /// Accept the upgrade: queue the 101 response; the connection is open.

@@ -1,9 +1,9 @@
 //! Sans-IO reading of an HTTP/1.1 request body (RFC 9112 §6, §7.1): a
 //! `Content-Length` body, a chunked body, or none, collected under a size cap.
 //!
-//! - [`Framing::Length`]: exactly that many bytes (RFC 9112 §6.2). A declared length
+//! - [`BodyFraming::Length`]: exactly that many bytes (RFC 9112 §6.2). A declared length
 //!   over the cap is refused before any of the body is read (413).
-//! - [`Framing::Chunked`] (RFC 9112 §7.1): `chunk-size [chunk-ext] CRLF data CRLF`
+//! - [`BodyFraming::Chunked`] (RFC 9112 §7.1): `chunk-size [chunk-ext] CRLF data CRLF`
 //!   repeated, then the last chunk `0 [chunk-ext] CRLF`, the trailer section and CRLF.
 //!   The size line is read by [`httparse::parse_chunk_size`]; chunk extensions are
 //!   ignored (§7.1.1) and trailer fields discarded (§7.1.2, a server may). A size line
@@ -12,30 +12,20 @@
 //!   [`MAX_LINE`], or a trailer section over [`MAX_TRAILER`], → 431 (RFC 6585 §5). The
 //!   body is refused with 413 as soon as a chunk's declared size would take the
 //!   accumulated body past the cap, before its data is read.
-//! - [`Framing::Empty`]: neither field: the body is empty (RFC 9112 §6.3, item 7).
+//! - [`BodyFraming::None`]: neither field: the body is empty (RFC 9112 §6.3, item 7).
 //!
 //! Nothing past the cap is ever buffered: the reader holds the body (at most `max`
 //! bytes) and one line (at most [`MAX_LINE`] bytes). The outcome does not depend on
 //! how the bytes are split into reads. Bytes after the body (a pipelined request) are
 //! left to the caller: [`BodyReader::feed`] reports how many it consumed.
 
-use crate::proto::handshake::Rejection;
+use super::head::Rejection;
+use super::request::BodyFraming;
 
 /// Longest chunk-size line or trailer line, CRLF included (more → 431).
 pub const MAX_LINE: usize = 4096;
 /// Most bytes of a chunked body's trailer section (more → 431).
 pub const MAX_TRAILER: usize = 16 * 1024;
-
-/// How the request's body is delimited (RFC 9112 §6.1–§6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// No `Content-Length` and no `Transfer-Encoding`: no body.
-    Empty,
-    /// `Content-Length: n`: `n` bytes.
-    Length(u64),
-    /// `Transfer-Encoding: chunked`.
-    Chunked,
-}
 
 const fn refuse(status: u16, reason: &'static str) -> Rejection {
     Rejection { status, reason }
@@ -88,14 +78,14 @@ impl BodyReader {
     ///
     /// # Errors
     /// 413 when `framing` declares a length over `max` (nothing needs reading to know).
-    pub fn new(framing: Framing, max: usize) -> Result<Self, Rejection> {
+    pub fn new(framing: BodyFraming, max: usize) -> Result<Self, Rejection> {
         let state = match framing {
-            Framing::Empty | Framing::Length(0) => State::Done,
-            Framing::Length(n) if n > max as u64 => {
+            BodyFraming::None | BodyFraming::Length(0) => State::Done,
+            BodyFraming::Length(n) if n > max as u64 => {
                 return Err(refuse(413, "request body over --max-message-size"))
             }
-            Framing::Length(n) => State::Length(n),
-            Framing::Chunked => State::Chunked(Chunked::Size),
+            BodyFraming::Length(n) => State::Length(n),
+            BodyFraming::Chunked => State::Chunked(Chunked::Size),
         };
         Ok(BodyReader {
             state,

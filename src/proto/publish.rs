@@ -1,8 +1,37 @@
 //! The HTTP publish API's protocol rules (`POST /publish/{room}`), sans-IO: whether
 //! the connection persists after the response (RFC 9112 §9.3), what `Expect` asks
-//! (RFC 9110 §10.1.1), the `binary` query parameter, and the `202 Accepted` response.
+//! (RFC 9110 §10.1.1), the `binary` query parameter, the `202 Accepted` response, and
+//! the request as the handler's upgrade hook sees it ([`UpgradeRequest::publish_view`]).
 
+use super::handshake::UpgradeRequest;
 use super::request::PlainRequest;
+
+/// Path prefix of the HTTP publish API (`/publish/{room}`).
+pub const PUBLISH_PREFIX: &str = "/publish/";
+
+impl UpgradeRequest {
+    /// A publish request as the handler's upgrade hook
+    /// ([`crate::Handler::on_upgrade_from`]) sees it: its path, query, authority,
+    /// origin and headers, and an empty [`UpgradeRequest::key`] (no
+    /// `Sec-WebSocket-Key`: it is no upgrade).
+    pub fn publish_view(request: &PlainRequest) -> Self {
+        UpgradeRequest {
+            path: request.path.clone(),
+            query: request.query.clone(),
+            authority: request.authority.clone(),
+            key: String::new(),
+            origin: request.origin.clone(),
+            headers: request.headers.clone(),
+        }
+    }
+
+    /// True when this is an HTTP publish (`POST /publish/{room}`), not a WebSocket
+    /// upgrade: a hook tells them apart with this. (An upgrade always carries a
+    /// 24-character `Sec-WebSocket-Key`; a publish has none.)
+    pub fn is_publish(&self) -> bool {
+        self.key.is_empty() && self.path.starts_with(PUBLISH_PREFIX)
+    }
+}
 
 /// Whether the connection stays open for another request after this one's response
 /// (RFC 9112 §9.3): HTTP/1.1 unless the client sent the `close` connection option;

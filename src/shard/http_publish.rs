@@ -44,16 +44,15 @@ use std::time::Instant;
 use crate::conn::Timer;
 use crate::proto::body::BodyReader;
 use crate::proto::handshake::{Rejection, UpgradeRequest};
-use crate::proto::publish::{accepted_response, binary_param, expect, keep_alive, Expect};
+use crate::proto::publish::{
+    accepted_response, binary_param, expect, keep_alive, Expect, PUBLISH_PREFIX,
+};
 use crate::proto::request::PlainRequest;
 use crate::wire::room_name;
 use crate::wire::ConnKey;
 
 use super::api::{payload_of, Message, Peer, Upgrade};
 use super::Shard;
-
-/// Path prefix of the HTTP publish API.
-pub const PUBLISH_PREFIX: &str = "/publish/";
 
 /// A publish whose body is being read: where it goes and how its answer ends.
 #[derive(Debug)]
@@ -111,8 +110,15 @@ impl Shard {
         if segment.is_empty() || segment.contains('/') {
             return Err(refusal(404, "unknown path: use /publish/{room}"));
         }
-        let room = room_name::from_path_segment(&segment)
-            .map_err(|e| (Rejection { status: e.status(), reason: e.reason() }, None))?;
+        let room = room_name::from_path_segment(&segment).map_err(|e| {
+            (
+                Rejection {
+                    status: e.status(),
+                    reason: e.reason(),
+                },
+                None,
+            )
+        })?;
         let binary = binary_param(request.query.as_deref()).map_err(|r| refusal(400, r))?;
         let expectation = expect(request);
         if expectation == Expect::Unknown {
@@ -160,11 +166,13 @@ impl Shard {
 
     /// The handler's upgrade hook on a publish request (a panic answers 500, counted).
     fn publish_hook(&mut self, key: ConnKey, request: &PlainRequest) -> Upgrade {
-        let view = UpgradeRequest::publish(request);
+        let view = UpgradeRequest::publish_view(request);
         let peer = Peer {
             fd: self.state.slots[key].fd,
         };
-        let decision = catch_unwind(AssertUnwindSafe(|| self.handler.on_upgrade_from(&view, peer)));
+        let decision = catch_unwind(AssertUnwindSafe(|| {
+            self.handler.on_upgrade_from(&view, peer)
+        }));
         decision.unwrap_or_else(|panic| {
             self.report_panic(key, "on_upgrade", panic);
             Upgrade::Reject(Rejection {
@@ -190,17 +198,27 @@ impl Shard {
         } else {
             match std::str::from_utf8(&body) {
                 Ok(text) => payload_of(Message::Text(text)),
-                Err(_) => return self.refuse_publish(key, &Rejection {
-                    status: 400,
-                    reason: "text body is not utf-8 (use ?binary=1)",
-                }, None),
+                Err(_) => {
+                    return self.refuse_publish(
+                        key,
+                        &Rejection {
+                            status: 400,
+                            reason: "text body is not utf-8 (use ?binary=1)",
+                        },
+                        None,
+                    )
+                }
             }
         };
         let seq = self.state.publish_numbered(&pending.room, payload);
         let response = accepted_response(&pending.room, seq, pending.keep_alive, pending.http10);
-        self.state.slots[key].conn.respond(response, pending.keep_alive);
+        self.state.slots[key]
+            .conn
+            .respond(response, pending.keep_alive);
         self.state.mark_dirty(key);
-        self.state.metrics().http_publish_answered(self.state.id, 202);
+        self.state
+            .metrics()
+            .http_publish_answered(self.state.id, 202);
         if pending.keep_alive {
             // The next request's head and body must come within the handshake timeout.
             let timeout = self.config().timeouts.handshake;

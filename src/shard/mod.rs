@@ -61,6 +61,7 @@ pub mod publish;
 pub mod publisher;
 pub mod replay;
 mod rooms;
+mod route;
 pub mod slot;
 mod state;
 mod timers;

@@ -4,10 +4,11 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::proto::request::BodyFraming;
 
 /// Feed `input` in pieces cut at `cuts`; the outcome and the bytes consumed in all.
 fn read(
-    framing: Framing,
+    framing: BodyFraming,
     max: usize,
     input: &[u8],
     cuts: &[usize],
@@ -31,47 +32,47 @@ fn read(
     Err(0) // incomplete
 }
 
-fn whole(framing: Framing, max: usize, input: &[u8]) -> Result<(usize, Vec<u8>), u16> {
+fn whole(framing: BodyFraming, max: usize, input: &[u8]) -> Result<(usize, Vec<u8>), u16> {
     read(framing, max, input, &[])
 }
 
 #[test]
 fn content_length_bodies_stop_at_their_length() {
     assert_eq!(
-        whole(Framing::Length(3), 10, b"abcGET"),
+        whole(BodyFraming::Length(3), 10, b"abcGET"),
         Ok((3, b"abc".to_vec()))
     );
-    assert_eq!(whole(Framing::Length(3), 10, b"ab"), Err(0));
-    assert_eq!(whole(Framing::Length(0), 10, b"x"), Ok((0, Vec::new())));
-    assert_eq!(whole(Framing::Empty, 10, b"x"), Ok((0, Vec::new())));
+    assert_eq!(whole(BodyFraming::Length(3), 10, b"ab"), Err(0));
+    assert_eq!(whole(BodyFraming::Length(0), 10, b"x"), Ok((0, Vec::new())));
+    assert_eq!(whole(BodyFraming::None, 10, b"x"), Ok((0, Vec::new())));
     assert_eq!(
-        whole(Framing::Length(10), 10, &[7; 10]),
+        whole(BodyFraming::Length(10), 10, &[7; 10]),
         Ok((10, vec![7; 10]))
     );
-    assert!(BodyReader::new(Framing::Empty, 1).unwrap().is_complete());
+    assert!(BodyReader::new(BodyFraming::None, 1).unwrap().is_complete());
 }
 
 #[test]
 fn a_declared_length_over_the_cap_is_refused_before_reading() {
-    assert_eq!(whole(Framing::Length(11), 10, b""), Err(413));
-    assert_eq!(whole(Framing::Length(u64::MAX), 10, b""), Err(413));
+    assert_eq!(whole(BodyFraming::Length(11), 10, b""), Err(413));
+    assert_eq!(whole(BodyFraming::Length(u64::MAX), 10, b""), Err(413));
 }
 
 #[test]
 fn chunked_bodies_join_their_chunks() {
     let input = b"3\r\nabc\r\n2;name=value\r\nde\r\n0\r\n\r\nNEXT";
     assert_eq!(
-        whole(Framing::Chunked, 10, input),
+        whole(BodyFraming::Chunked, 10, input),
         Ok((input.len() - 4, b"abcde".to_vec()))
     );
     // Upper-case hex, extensions on the last chunk, trailers discarded.
     let input = b"A\r\n0123456789\r\n0;x\r\nX-Trailer: 1\r\nY: 2\r\n\r\n";
     assert_eq!(
-        whole(Framing::Chunked, 10, input),
+        whole(BodyFraming::Chunked, 10, input),
         Ok((input.len(), b"0123456789".to_vec()))
     );
     assert_eq!(
-        whole(Framing::Chunked, 10, b"0\r\n\r\n"),
+        whole(BodyFraming::Chunked, 10, b"0\r\n\r\n"),
         Ok((5, Vec::new()))
     );
 }
@@ -80,16 +81,16 @@ fn chunked_bodies_join_their_chunks() {
 fn chunked_bodies_over_the_cap_are_refused_at_the_size_line() {
     // The second chunk's size takes it over 10: refused before its data arrives.
     assert_eq!(
-        whole(Framing::Chunked, 10, b"8\r\n12345678\r\n3\r\n"),
+        whole(BodyFraming::Chunked, 10, b"8\r\n12345678\r\n3\r\n"),
         Err(413)
     );
     assert_eq!(
-        whole(Framing::Chunked, 10, b"ffffffffffffffff\r\n"),
+        whole(BodyFraming::Chunked, 10, b"ffffffffffffffff\r\n"),
         Err(413)
     );
     assert_eq!(
         whole(
-            Framing::Chunked,
+            BodyFraming::Chunked,
             10,
             b"5\r\n12345\r\n5\r\n12345\r\n0\r\n\r\n"
         )
@@ -114,7 +115,7 @@ fn malformed_chunk_syntax_is_400() {
         b"3\r\r\n",
     ] {
         assert_eq!(
-            whole(Framing::Chunked, 1 << 20, input),
+            whole(BodyFraming::Chunked, 1 << 20, input),
             Err(400),
             "{:?}",
             String::from_utf8_lossy(input)
@@ -126,12 +127,12 @@ fn malformed_chunk_syntax_is_400() {
 fn long_lines_and_trailer_sections_are_431() {
     let mut long = b"1;".to_vec();
     long.resize(MAX_LINE + 10, b'a');
-    assert_eq!(whole(Framing::Chunked, 1 << 20, &long), Err(431));
+    assert_eq!(whole(BodyFraming::Chunked, 1 << 20, &long), Err(431));
     let mut trailers = b"0\r\n".to_vec();
     for _ in 0..(MAX_TRAILER / 10 + 1) {
         trailers.extend_from_slice(b"X: 123456\r\n");
     }
-    assert_eq!(whole(Framing::Chunked, 1 << 20, &trailers), Err(431));
+    assert_eq!(whole(BodyFraming::Chunked, 1 << 20, &trailers), Err(431));
 }
 
 /// A chunked encoding of `body` cut into chunks of `sizes` (cycled), with an
@@ -168,9 +169,9 @@ proptest! {
         tail in proptest::collection::vec(any::<u8>(), 0..8),
     ) {
         let (framing, mut input) = if chunked_framing {
-            (Framing::Chunked, chunked(&body, &sizes))
+            (BodyFraming::Chunked, chunked(&body, &sizes))
         } else {
-            (Framing::Length(body.len() as u64), body.clone())
+            (BodyFraming::Length(body.len() as u64), body.clone())
         };
         if let Some((at, byte)) = corrupt {
             let at = at % (input.len() + 1);

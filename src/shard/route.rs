@@ -1,0 +1,30 @@
+//! Routing of plain (non-upgrade) HTTP requests ([`crate::proto::request`]): what a
+//! request head that is not a WebSocket upgrade gets. Today every plain request is
+//! answered as the upgrade path always answered it
+//! ([`crate::proto::request::PlainRequest::upgrade_refusal`]: 405 with `Allow: GET` for
+//! another method, 400 for a `GET` without `Upgrade: websocket`, …); routes that serve
+//! plain requests (`GET /sse/{room}`, `POST /publish/{room}`) are matched here first.
+
+use std::time::Instant;
+
+use crate::proto::publish::PUBLISH_PREFIX;
+use crate::proto::request::PlainRequest;
+use crate::wire::ConnKey;
+
+use super::Shard;
+
+impl Shard {
+    /// Route the plain request `request` that arrived on `key` and answer it.
+    pub(super) fn route(&mut self, key: ConnKey, request: &PlainRequest, now: Instant) {
+        if request.path.starts_with(PUBLISH_PREFIX) {
+            return self.publish_request(key, request, now);
+        }
+        let rejection = request.upgrade_refusal().clone();
+        let id = self.state.id;
+        self.state.slots[key].conn.reject(&rejection, &[]);
+        self.state
+            .metrics()
+            .handshake_rejected(id, rejection.status);
+        tracing::debug!(conn = %self.state.conn_id(key), status = rejection.status, reason = rejection.reason, method = %request.method, path = %request.path, "plain request refused");
+    }
+}
