@@ -25,6 +25,11 @@ pub trait Handler: Send + Sync + 'static {
     /// (`--allowed-origin`, `--require-origin`) and before the 101: it must be fast and
     /// must not block (no network or disk I/O; look tokens up in memory). A panic here
     /// answers 500 (counted).
+    ///
+    /// An HTTP publish (`POST /publish/{room}`, see [`crate::shard::http_publish`])
+    /// comes here too, before its body is read: [`UpgradeRequest::is_publish`] tells
+    /// it from an upgrade. Accepting it publishes the body; the default accepts every
+    /// request, so a handler that does not want HTTP publishes refuses them here.
     fn on_upgrade(&self, _request: &UpgradeRequest) -> Upgrade {
         Upgrade::Accept
     }

@@ -443,3 +443,33 @@ fn with_history_the_202_carries_seq_and_since_replays_it() {
         server.shutdown().unwrap();
     }
 }
+
+#[test]
+fn responses_count_toward_the_queue_cap_for_read_backpressure() {
+    for backend in BACKENDS {
+        let mut cfg = config(backend, 1);
+        cfg.shard.queue.max_bytes = 1024;
+        let (server, rec) = start_recorded(cfg, Builtin::default());
+        let addr = server.local_addr();
+        let (mut s, mut r) = http(addr);
+        let mut requests = Vec::new();
+        for i in 0..2000 {
+            requests.extend_from_slice(&post("/publish/bp", &[], format!("{i}").as_bytes()));
+        }
+        // One write of ~140 KB: each read of it queues more than 1 KiB of 202s, so
+        // reading pauses until they are written; every request is still answered.
+        // (No subscriber: 2000 publishes in a burst would overflow its 1 KiB queue.)
+        let writer = std::thread::spawn(move || s.write_all(&requests).map(|()| s));
+        for _ in 0..2000 {
+            assert_eq!(read_response(&mut r).status, 202, "{backend:?}");
+        }
+        writer.join().unwrap().unwrap();
+        assert_eq!(rec.get("http_publish:202"), 2000);
+        assert!(
+            rec.get("throttled:read_paused") >= 1,
+            "{:?}",
+            rec.snapshot()
+        );
+        server.shutdown().unwrap();
+    }
+}

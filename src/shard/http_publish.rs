@@ -235,15 +235,18 @@ impl Shard {
         rejection: &Rejection,
         header: Option<(&'static str, &'static str)>,
     ) {
-        let slot = &mut self.state.slots[key];
-        slot.publish = None;
-        slot.conn.refuse(rejection, header.as_slice());
+        self.state.slots[key]
+            .conn
+            .refuse(rejection, header.as_slice());
         self.state.mark_dirty(key);
         self.publish_refused(key, rejection);
     }
 
     /// Count and log a refused publish request (its response is queued).
     pub(super) fn publish_refused(&mut self, key: ConnKey, rejection: &Rejection) {
+        if let Some(slot) = self.state.slots.get_mut(key) {
+            slot.publish = None;
+        }
         self.state
             .metrics()
             .http_publish_answered(self.state.id, rejection.status);

@@ -76,3 +76,74 @@ impl Connection {
         self.reject(rejection, extra_headers);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::{AfterFlush, ConnLimits, Eof, Phase};
+    use crate::proto::body::BodyReader;
+    use crate::proto::request::BodyFraming;
+
+    const LIMITS: ConnLimits = ConnLimits {
+        max_head_bytes: 8192,
+        max_message_size: 16,
+    };
+    const POST: &[u8] = b"POST /publish/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+
+    /// Feed `input` as the shard does: the head, the body (read by a reader the shard
+    /// would start), a 202 with `keep_alive`; returns the bytes consumed and the body.
+    fn one_request(c: &mut Connection, input: &[u8], keep_alive: bool) -> (usize, Vec<u8>) {
+        let (head, Some(ConnEvent::Request(request))) = c.feed(input, LIMITS) else {
+            panic!("no request")
+        };
+        assert_eq!(request.body, BodyFraming::Length(5));
+        c.read_body(BodyReader::new(request.body, 16).unwrap(), false);
+        assert_eq!(c.phase(), Phase::Handshaking);
+        let (body_len, Some(ConnEvent::Body(body))) = c.feed(&input[head..], LIMITS) else {
+            panic!("no body")
+        };
+        c.respond(b"HTTP/1.1 202 Accepted\r\n\r\n".to_vec(), keep_alive);
+        (head + body_len, body)
+    }
+
+    #[test]
+    fn pipelined_requests_are_read_one_at_a_time() {
+        let mut c = Connection::new();
+        let input = [POST, POST].concat();
+        let (used, body) = one_request(&mut c, &input, true);
+        assert_eq!((used, body.as_slice()), (POST.len(), &b"hello"[..]));
+        let (used, _) = one_request(&mut c, &input[used..], true);
+        assert_eq!(used, POST.len());
+        assert_eq!(c.phase(), Phase::Handshaking, "reads the next head");
+        // The peer's EOF with answers queued: they are written, then it closes.
+        assert_eq!(c.on_eof(), Eof::Flush);
+        let n = c.out().bytes();
+        c.written(n);
+        assert_eq!(c.after_flush(), AfterFlush::Close);
+    }
+
+    #[test]
+    fn without_keep_alive_the_response_ends_it() {
+        let mut c = Connection::new();
+        one_request(&mut c, POST, false);
+        assert_eq!(c.phase(), Phase::Closing);
+        let n = c.out().bytes();
+        c.written(n);
+        assert_eq!(c.after_flush(), AfterFlush::ShutdownWrite);
+        assert_eq!(c.reason(), Some(DisconnectReason::Normal));
+    }
+
+    #[test]
+    fn continue_goes_first_and_a_bad_body_is_refused() {
+        let mut c = Connection::new();
+        let head = b"POST /p/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (_, Some(ConnEvent::Request(request))) = c.feed(head, LIMITS) else {
+            panic!("no request")
+        };
+        c.read_body(BodyReader::new(request.body, 16).unwrap(), true);
+        assert!(c.out().bytes() == CONTINUE.len());
+        let (_, event) = c.feed(b"11\r\n", LIMITS);
+        assert!(matches!(event, Some(ConnEvent::BodyRejected(r)) if r.status == 413));
+        assert_eq!(c.phase(), Phase::Closing);
+    }
+}
