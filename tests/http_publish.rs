@@ -473,3 +473,38 @@ fn responses_count_toward_the_queue_cap_for_read_backpressure() {
         server.shutdown().unwrap();
     }
 }
+
+/// Cluster mode over a real Redis: a POST on node A reaches subscribers of node B (and
+/// A's own), through the broker like any other publish; in order.
+#[cfg(feature = "redis")]
+#[test]
+fn a_post_on_one_node_reaches_subscribers_on_another() {
+    use common::cluster::{node, read_text};
+    use common::redis::RedisServer;
+    for backend in BACKENDS {
+        let redis = RedisServer::start();
+        let a = node(backend, redis.url(), "a", None);
+        let b = node(backend, redis.url(), "b", None);
+        let mut on_b = connect(b.local_addr(), "/ws/c");
+        let mut on_a = connect(a.local_addr(), "/ws/c");
+        assert!(
+            poll_until(TIMEOUT, || redis.numsub("{ringcast:c}") == 2),
+            "both nodes subscribed"
+        );
+        let (mut s, mut r) = http(a.local_addr());
+        for i in 0..10 {
+            s.write_all(&post("/publish/c", &[], format!("x{i}").as_bytes()))
+                .unwrap();
+            let response = read_response(&mut r);
+            assert_eq!(response.status, 202, "{backend:?}");
+            assert_eq!(response.text(), "{\"room\":\"c\"}\n");
+        }
+        for i in 0..10 {
+            assert_eq!(read_text(&mut on_b), format!("x{i}"));
+            assert_eq!(read_text(&mut on_a), format!("x{i}"));
+        }
+        drop((on_a, on_b));
+        a.shutdown().unwrap();
+        b.shutdown().unwrap();
+    }
+}
