@@ -52,20 +52,8 @@ use crate::wire::room_name;
 use crate::wire::ConnKey;
 
 use super::api::{payload_of, Message, Peer, Upgrade};
+use super::pending::PendingPublish;
 use super::Shard;
-
-/// A publish whose body is being read: where it goes and how its answer ends.
-#[derive(Debug)]
-pub struct PendingPublish {
-    /// The room, decoded by the room-name rule.
-    room: String,
-    /// `?binary=1`: a binary publication (else text, which must be UTF-8).
-    binary: bool,
-    /// The connection persists after the 202.
-    keep_alive: bool,
-    /// An HTTP/1.0 request (its keep-alive is announced in the 202).
-    http10: bool,
-}
 
 /// A refusal and the one extra header it carries, if any.
 type Refusal = (Rejection, Option<(&'static str, &'static str)>);

@@ -29,7 +29,7 @@
 //! | `slot.rs` | [`Slot`]: a connection plus the shard's bookkeeping about it; [`ConnId`] |
 //! | `input.rs` | bytes and EOF in, events out to the handler; read-side backpressure |
 //! | `upgrade.rs` | the upgrade policy: origin check, handler decision, admission, 101 |
-//! | `http_publish.rs` | `POST /publish/{room}`: checks, body, publish, 202, keep-alive |
+//! | `http_publish.rs`, `pending.rs` | `POST /publish/{room}`: checks, body, publish, 202, keep-alive |
 //! | `callback.rs` | handler callbacks with panic isolation |
 //! | `output.rs` | the write side: dirty list, written bytes, what follows a flush |
 //! | `lifecycle.rs` | open, finish, release; graceful shutdown |
@@ -57,6 +57,7 @@ mod input;
 mod lifecycle;
 pub mod origin;
 mod output;
+mod pending;
 pub mod publish;
 pub mod publisher;
 pub mod replay;

@@ -11,7 +11,7 @@ use crate::conn::{Connection, Timer};
 use crate::wire::RoomId;
 
 use super::api::Identity;
-use super::http_publish::PendingPublish;
+use super::pending::PendingPublish;
 
 /// A connection's identity: its shard, its slot and the slot's generation (so an id
 /// of a closed connection never matches the connection that reuses its slot).
