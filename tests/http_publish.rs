@@ -4,7 +4,8 @@
 //! (413 declared and chunked, 400 bad UTF-8 / room / chunk, 401/403 tokens, 405,
 //! 417); `Expect: 100-continue` with curl and a raw socket; a stalled body closed at
 //! the handshake timeout; with history on, the 202 carries `seq` and `?since=`
-//! replays it.
+//! replays it; read backpressure over queued answers; over TLS (feature `tls`); and in
+//! cluster mode over a real Redis (feature `redis`).
 
 mod common;
 
@@ -506,5 +507,43 @@ fn a_post_on_one_node_reaches_subscribers_on_another() {
         drop((on_a, on_b));
         a.shutdown().unwrap();
         b.shutdown().unwrap();
+    }
+}
+
+/// Over TLS (`https://`): keep-alive publishes, pipelined, reach a `wss://` subscriber.
+#[cfg(feature = "tls")]
+#[test]
+fn publishes_over_tls() {
+    use common::tls::{client_config, self_signed, tls_stream, wss_connect};
+    for backend in BACKENDS {
+        let (server_tls, cert) = self_signed();
+        let mut cfg = config(backend, 2);
+        cfg.driver.tls = Some(server_tls);
+        let server = start_with(cfg, Builtin::default());
+        let addr = server.local_addr();
+        let client = client_config(&cert);
+        let mut sub = wss_connect(addr, "/ws/tls", source_ip(1), &client);
+        let mut stream = tls_stream(addr, source_ip(2), &client);
+        let mut requests = Vec::new();
+        for i in 0..20 {
+            requests.extend_from_slice(&post("/publish/tls", &[], format!("s{i}").as_bytes()));
+        }
+        stream.write_all(&requests).unwrap();
+        let mut r = BufReader::new(stream);
+        for _ in 0..20 {
+            assert_eq!(read_response(&mut r).status, 202, "{backend:?}");
+        }
+        for i in 0..20 {
+            loop {
+                match sub.read().expect("read") {
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                    m => {
+                        assert_eq!(m, Message::text(format!("s{i}")));
+                        break;
+                    }
+                }
+            }
+        }
+        server.shutdown().unwrap();
     }
 }
