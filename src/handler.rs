@@ -12,7 +12,7 @@
 //! all re-exported here: the shard calls the trait, so none of them may import this
 //! file (nor this file `crate::shard` itself, whose `mod.rs` holds the caller).
 
-pub use crate::proto::handshake::{Rejection, UpgradeRequest};
+pub use crate::proto::handshake::{Rejection, Transport, UpgradeRequest};
 pub use crate::shard::api::{CloseInfo, Identity, Message, Peer, Upgrade};
 pub use crate::shard::context::Context;
 pub use crate::shard::slot::ConnId;
@@ -21,15 +21,21 @@ pub use crate::shard::slot::ConnId;
 pub trait Handler: Send + Sync + 'static {
     /// Inspect the upgrade request before the 101 is sent (route, authenticate).
     ///
+    /// An SSE request (`GET /sse/…`) comes here too, before its `200`: it has
+    /// `request.transport == Transport::Sse` (and an empty `key`); a rejection answers it
+    /// the same way. [`Context::transport`] tells the two apart in later callbacks.
+    ///
+    /// An HTTP publish (`POST /publish/{room}`, see [`crate::shard::http_publish`])
+    /// comes here too, before its body is read: [`UpgradeRequest::is_publish`] tells
+    /// it apart (its `key` is empty, its `transport` the default). Accepting it
+    /// publishes the body; the default accepts every request, so a handler that does
+    /// not want HTTP publishes refuses them here.
+    ///
     /// Runs on the shard thread, inside the event loop, after the server's Origin check
     /// (`--allowed-origin`, `--require-origin`) and before the 101: it must be fast and
     /// must not block (no network or disk I/O; look tokens up in memory). A panic here
     /// answers 500 (counted).
-    ///
-    /// An HTTP publish (`POST /publish/{room}`, see [`crate::shard::http_publish`])
-    /// comes here too, before its body is read: [`UpgradeRequest::is_publish`] tells
-    /// it from an upgrade. Accepting it publishes the body; the default accepts every
-    /// request, so a handler that does not want HTTP publishes refuses them here.
+
     fn on_upgrade(&self, _request: &UpgradeRequest) -> Upgrade {
         Upgrade::Accept
     }

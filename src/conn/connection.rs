@@ -1,5 +1,5 @@
-//! [`Connection`]: one connection's state machine (see the module doc of `conn`), its
-//! states as enums — how far the upgrade got ([`Stage`]), our direction ([`Output`]),
+//! [`Connection`]: one connection's state machine (see the module doc of `conn`; an SSE
+//! stream's differences are in `connection/sse.rs`), its states as enums — how far the upgrade got ([`Stage`]), our direction ([`Output`]),
 //! the peer's ([`Input`]) — and what it tells the shard and the driver ([`ConnEvent`],
 //! [`Enqueue`], [`Eof`], [`AfterFlush`]).
 
@@ -8,10 +8,11 @@ use crate::proto::close::codes;
 use crate::proto::decoder::{Decoder, Event, ProtocolError};
 use crate::proto::deflate::Agreement;
 use crate::proto::frame::{encode_close_frame, encode_frame, Opcode};
-use crate::proto::handshake::{reject_response, Rejection, UpgradeRequest};
+use crate::proto::handshake::{reject_response, Rejection, Transport, UpgradeRequest};
 use crate::proto::request::{parse_request, PlainRequest, Request, RequestParse};
 use crate::wire::PreparedFrame;
 
+use self::sse::{sse_end, sse_heartbeat};
 use super::queue::{Advanced, OutQueue};
 use super::{ConnLimits, DisconnectReason, QueueLimits, SlowPolicy};
 
@@ -156,6 +157,8 @@ pub struct Connection {
     /// permessage-deflate negotiated and our compressed output valid for the peer: data
     /// frames may go compressed (RSV1). Inbound decompression is the decoder's.
     compresses: bool,
+    /// WebSocket, or an SSE stream (see `sse.rs`): set when the request is accepted.
+    transport: Transport,
 }
 
 impl Default for Connection {
@@ -179,6 +182,7 @@ impl Connection {
             pongs_coalesced: 0,
             reason: None,
             compresses: false,
+            transport: Transport::WebSocket,
         }
     }
 
@@ -237,6 +241,9 @@ impl Connection {
         match self.phase() {
             Phase::Handshaking if self.stage == Stage::Body => self.feed_body(input),
             Phase::Handshaking => self.feed_head(input, limits),
+            Phase::Open | Phase::Closing if self.transport == Transport::Sse => {
+                (input.len(), self.feed_sse(input))
+            }
             Phase::Open | Phase::Closing => self.feed_frames(input, limits),
             Phase::Closed => (input.len(), None),
         }
@@ -382,8 +389,9 @@ impl Connection {
         }
     }
 
-    /// Queue a close frame (once) and enter `Closing`. Nothing is queued after the
-    /// peer's EOF: it can no longer answer.
+    /// Queue a close frame (once; on an SSE stream the last chunk, which ends the
+    /// response: `code` and `reason` are not sent) and enter `Closing`. Nothing is
+    /// queued after the peer's EOF: it can no longer answer.
     pub fn send_close(&mut self, code: u16, reason: &str) {
         if self.output != Output::Open
             || self.input == Input::Eof
@@ -396,18 +404,25 @@ impl Connection {
             // No WebSocket yet: nothing to say, just end.
             return;
         }
+        if self.transport == Transport::Sse {
+            self.out.push_control(sse_end());
+            return;
+        }
         self.out
             .push_control(PreparedFrame::from_wire(encode_close_frame(code, reason)));
     }
 
-    /// Queue a ping (heartbeat), unless the previous one is still unsent (a peer that
-    /// does not read must not make heartbeats pile up). Returns false when the
+    /// Queue a ping (heartbeat; on an SSE stream the comment chunk `:`), unless the
+    /// previous one is still unsent (a peer that does not read must not make
+    /// heartbeats pile up). Returns false when the
     /// connection is not open (nothing is sent, no answer is awaited).
     pub fn send_ping(&mut self) -> bool {
         if !self.is_open() {
             return false;
         }
-        if !self.out.ping_pending() {
+        if !self.out.ping_pending() && self.transport == Transport::Sse {
+            self.out.push_ping(sse_heartbeat());
+        } else if !self.out.ping_pending() {
             self.out.push_ping(PreparedFrame::from_wire(encode_frame(
                 true,
                 Opcode::Ping,
@@ -557,5 +572,6 @@ impl Connection {
 }
 
 mod http;
+mod sse;
 #[cfg(test)]
 mod tests;

@@ -21,6 +21,7 @@
 use std::time::Duration;
 
 pub use crate::conn::{DisconnectReason, DropReason, InputThrottle};
+pub use crate::proto::handshake::Transport;
 
 /// Typed hooks for every event the engine reports. `shard` is the index of the shard
 /// thread calling (0..threads).
@@ -57,6 +58,15 @@ pub trait MetricsCollector: Send + Sync + 'static {
     fn publish_fanned_out(&self, shard: usize, recipients: usize) {}
     /// The kernel accepted `frames` complete frames totalling `bytes` bytes in one send.
     fn frames_sent(&self, shard: usize, frames: usize, bytes: usize) {}
+    /// The same frames as the [`MetricsCollector::frames_sent`] call just before, by
+    /// the transport of their connection (for SSE a frame is one chunk: an event, a
+    /// heartbeat, the last chunk; or the response head).
+    fn frames_sent_on(&self, shard: usize, transport: Transport, frames: usize) {}
+    /// A connection was accepted: a WebSocket upgrade (101) or an SSE stream (200).
+    fn connection_accepted(&self, shard: usize, transport: Transport) {}
+    /// A connection reported by [`MetricsCollector::connection_accepted`] ended (before
+    /// its `connection_closed`).
+    fn connection_ended(&self, shard: usize, transport: Transport) {}
     /// A frame was dropped for `reason`.
     fn frame_dropped(&self, shard: usize, reason: DropReason) {}
     /// Per shard: after a shard queued a publish to its members (or a direct send to

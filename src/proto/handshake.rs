@@ -62,7 +62,32 @@ pub(crate) use super::head::hex_value;
 use super::head::{find_header, owned_headers, parse_target, reject, Fields};
 pub use super::head::{Rejection, MAX_HEADERS};
 
-/// A validated upgrade request.
+/// How a connection carries messages to its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Transport {
+    /// A WebSocket (RFC 6455): both directions.
+    #[default]
+    WebSocket,
+    /// Server-Sent Events (`GET /sse/{room}`, [`super::sse`]): server to client only.
+    Sse,
+}
+
+impl Transport {
+    /// Every transport, in declaration order (the metrics label's values).
+    pub const ALL: [Transport; 2] = [Transport::WebSocket, Transport::Sse];
+
+    /// The metrics label: `ws` or `sse`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::WebSocket => "ws",
+            Transport::Sse => "sse",
+        }
+    }
+}
+
+/// A request that opens a connection, as the handler sees it: a validated WebSocket
+/// upgrade, or (`transport` [`Transport::Sse`]) an event-stream `GET` routed to SSE,
+/// whose `key` is empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpgradeRequest {
     /// Path of the request target, without the query, normalized (RFC 3986 §6.2.2:
@@ -81,6 +106,8 @@ pub struct UpgradeRequest {
     /// All headers, names lower-cased, values as sent without surrounding whitespace
     /// (lossy UTF-8).
     pub headers: Vec<(String, String)>,
+    /// WebSocket, or SSE for a `GET /sse/…` event stream.
+    pub transport: Transport,
 }
 
 impl UpgradeRequest {
@@ -157,6 +184,7 @@ pub(crate) fn check_upgrade(
         key,
         origin,
         headers: owned_headers(req.headers),
+        transport: Transport::WebSocket,
     })
 }
 

@@ -15,6 +15,7 @@ pub mod head;
 pub mod mask;
 pub mod publish;
 pub mod request;
+pub mod sse;
 pub mod utf8;
 
 pub use close::{encode_close_payload, is_valid_close_code, parse_close_payload};
@@ -22,7 +23,9 @@ pub use decoder::{Decoded, Decoder, Event, ProtocolError};
 pub use frame::{
     encode_close_frame, encode_frame, encode_masked_frame, header_len, write_header, Opcode,
 };
-pub use handshake::{accept_response, reject_response, HeadParse, Rejection, UpgradeRequest};
+pub use handshake::{
+    accept_response, reject_response, HeadParse, Rejection, Transport, UpgradeRequest,
+};
 pub use mask::apply_mask;
 pub use request::{parse_request, parse_upgrade, BodyFraming, PlainRequest, Request, RequestParse};
 pub use utf8::{Utf8Invalid, Utf8Validator};

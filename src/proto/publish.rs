@@ -3,7 +3,7 @@
 //! (RFC 9110 §10.1.1), the `binary` query parameter, the `202 Accepted` response, and
 //! the request as the handler's upgrade hook sees it ([`UpgradeRequest::publish_view`]).
 
-use super::handshake::UpgradeRequest;
+use super::handshake::{Transport, UpgradeRequest};
 use super::request::PlainRequest;
 
 /// Path prefix of the HTTP publish API (`/publish/{room}`).
@@ -12,8 +12,9 @@ pub const PUBLISH_PREFIX: &str = "/publish/";
 impl UpgradeRequest {
     /// A publish request as the handler's upgrade hook
     /// ([`crate::Handler::on_upgrade_from`]) sees it: its path, query, authority,
-    /// origin and headers, and an empty [`UpgradeRequest::key`] (no
-    /// `Sec-WebSocket-Key`: it is no upgrade).
+    /// origin and headers, an empty [`UpgradeRequest::key`] (no `Sec-WebSocket-Key`:
+    /// it is no upgrade) and the default `transport`; [`UpgradeRequest::is_publish`]
+    /// is what tells it apart.
     pub fn publish_view(request: &PlainRequest) -> Self {
         UpgradeRequest {
             path: request.path.clone(),
@@ -22,6 +23,8 @@ impl UpgradeRequest {
             key: String::new(),
             origin: request.origin.clone(),
             headers: request.headers.clone(),
+            // No stream is opened: the field keeps its default; `is_publish` tells.
+            transport: Transport::default(),
         }
     }
 
@@ -29,7 +32,9 @@ impl UpgradeRequest {
     /// upgrade: a hook tells them apart with this. (An upgrade always carries a
     /// 24-character `Sec-WebSocket-Key`; a publish has none.)
     pub fn is_publish(&self) -> bool {
-        self.key.is_empty() && self.path.starts_with(PUBLISH_PREFIX)
+        self.key.is_empty()
+            && self.transport == Transport::WebSocket
+            && self.path.starts_with(PUBLISH_PREFIX)
     }
 }
 

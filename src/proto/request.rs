@@ -25,7 +25,7 @@
 //!   number → 400 (§6.3 item 5). No `Transfer-Encoding` or `Content-Length`: no body
 //!   (§6.3 item 7).
 
-use super::handshake::{check_upgrade, HeadParse, UpgradeRequest};
+use super::handshake::{check_upgrade, HeadParse, Transport, UpgradeRequest};
 use super::head::{
     find_header, has_bare_lf, owned_headers, parse_target, reject, request_line_end,
     unsupported_version, Fields, Rejection, MAX_HEADERS,
@@ -92,6 +92,20 @@ impl PlainRequest {
     /// method; 400 for HTTP/1.0, a body, or a missing `Upgrade: websocket`).
     pub fn upgrade_refusal(&self) -> &Rejection {
         &self.upgrade_refusal
+    }
+
+    /// This request as the opening of an SSE connection, for the handler: the same
+    /// target and headers, an empty `key`, transport [`Transport::Sse`].
+    pub fn to_sse(&self) -> UpgradeRequest {
+        UpgradeRequest {
+            path: self.path.clone(),
+            query: self.query.clone(),
+            authority: self.authority.clone(),
+            key: String::new(),
+            origin: self.origin.clone(),
+            headers: self.headers.clone(),
+            transport: Transport::Sse,
+        }
     }
 }
 

@@ -44,6 +44,7 @@ impl Shard {
             return;
         }
         let upgraded = slot.conn.was_upgraded();
+        let transport = slot.conn.transport();
         let dropped = slot.conn.mark_closed(reason);
         slot.deadline = None;
         let reason = slot.conn.reason().unwrap_or(reason);
@@ -59,6 +60,9 @@ impl Shard {
         let metrics = self.state.metrics();
         for _ in 0..dropped {
             metrics.frame_dropped(self.state.id, DropReason::ConnectionClosed);
+        }
+        if upgraded {
+            metrics.connection_ended(self.state.id, transport);
         }
         metrics.connection_closed(self.state.id, reason, duration);
         tracing::debug!(conn = %self.state.conn_id(key), reason = reason.as_str(), "connection closed");

@@ -44,6 +44,7 @@ impl Shard {
         let done = slot.conn.written(n);
         let metrics = &*self.state.shared.metrics;
         metrics.frames_sent(self.state.id, done.frames, n);
+        metrics.frames_sent_on(self.state.id, slot.conn.transport(), done.frames);
         if let Some(published) = done.oldest_publish {
             metrics.publish_to_write(self.state.id, published.elapsed());
         }

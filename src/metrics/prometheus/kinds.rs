@@ -119,6 +119,12 @@ impl<L: Label, const N: usize> CounterBy<L, N> {
         self.cells[value.index().min(N - 1)].fetch_add(1, Relaxed);
     }
 
+    /// Count `n` for `value`.
+    #[inline]
+    pub(super) fn add(&self, value: L, n: u64) {
+        self.cells[value.index().min(N - 1)].fetch_add(n, Relaxed);
+    }
+
     /// This shard's count over every value.
     #[inline]
     pub(super) fn get_all(&self) -> u64 {

@@ -32,7 +32,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::collector::{DisconnectReason, DropReason, InputThrottle, MetricsCollector};
+use super::collector::{DisconnectReason, DropReason, InputThrottle, MetricsCollector, Transport};
 use exposition::Exposition;
 use table::{ShardBlock, Totals};
 
@@ -244,6 +244,23 @@ impl MetricsCollector for PrometheusCollector {
         let s = self.shard(shard);
         s.frames_sent.add(frames as u64);
         s.bytes_sent.add(bytes as u64);
+    }
+
+    #[inline]
+    fn frames_sent_on(&self, shard: usize, transport: Transport, frames: usize) {
+        self.shard(shard)
+            .frames_sent_by_transport
+            .add(transport, frames as u64);
+    }
+
+    #[inline]
+    fn connection_accepted(&self, shard: usize, transport: Transport) {
+        self.shard(shard).connections_accepted.inc(transport);
+    }
+
+    #[inline]
+    fn connection_ended(&self, shard: usize, transport: Transport) {
+        self.shard(shard).connections_ended.inc(transport);
     }
 
     #[inline]

@@ -5,8 +5,17 @@
 /// Label names the collector uses itself (plus every name starting with `__`): a
 /// constant label may not take them, or a sample would carry the name twice.
 /// `quantile` is not used today but is the text format's own summary label.
-pub const RESERVED_LABELS: [&str; 9] = [
-    "shard", "reason", "status", "le", "quantile", "version", "backend", "result", "action",
+pub const RESERVED_LABELS: [&str; 10] = [
+    "shard",
+    "reason",
+    "status",
+    "le",
+    "quantile",
+    "version",
+    "backend",
+    "result",
+    "action",
+    "transport",
 ];
 
 /// Check a metric name prefix: `[a-zA-Z_:][a-zA-Z0-9_:]*`, or empty (no prefix).

@@ -7,7 +7,7 @@
 //! `mod.rs` that writes its field, the golden text in `tests.rs`.
 
 use super::declare::metric_table;
-use crate::metrics::collector::{DisconnectReason, DropReason, InputThrottle};
+use crate::metrics::collector::{DisconnectReason, DropReason, InputThrottle, Transport};
 
 /// Upper bounds (inclusive, nanoseconds) of `connection_duration_seconds`.
 pub const CONNECTION_DURATION_BOUNDS_NS: [u64; 14] = [
@@ -72,6 +72,11 @@ metric_table! {
     connection_duration_seconds: histogram(CONNECTION_DURATION_BOUNDS_NS, Seconds) {
         connection_duration
     }
+    /// Connections accepted, by transport: WebSocket upgrades (101, ws) and Server-Sent
+    /// Events streams (200, sse).
+    connections_accepted_total: counter_by(Transport) { connections_accepted }
+    /// Accepted connections that ended, by transport (open now: accepted minus ended).
+    connections_ended_total: counter_by(Transport) { connections_ended }
     /// Upgrade requests refused, by HTTP status.
     handshake_rejected_total: counter_by_status { handshake_rejected }
     /// HTTP publish requests (POST /publish/{room}) answered, by HTTP status (202:
@@ -89,6 +94,9 @@ metric_table! {
     broadcast_fanout: histogram(FANOUT_BOUNDS, Plain) { broadcast_fanout }
     /// Complete frames accepted by the kernel.
     frames_sent_total: counter { frames_sent }
+    /// Complete frames accepted by the kernel, by transport (an SSE frame is a chunk:
+    /// an event, a heartbeat, the last chunk; or the response head).
+    frames_sent_by_transport_total: counter_by(Transport) { frames_sent_by_transport }
     /// Bytes accepted by the kernel.
     bytes_sent_total: counter { bytes_sent }
     /// Queued frames dropped, by reason.

@@ -37,6 +37,12 @@ fn driven() -> PrometheusCollector {
     c.publish_fanned_out(1, 1);
     c.frames_sent(0, 4, 100);
     c.frames_sent(1, 2, 20);
+    c.frames_sent_on(0, Transport::WebSocket, 4);
+    c.frames_sent_on(1, Transport::Sse, 2);
+    c.connection_accepted(0, Transport::WebSocket);
+    c.connection_accepted(1, Transport::Sse);
+    c.connection_accepted(1, Transport::Sse);
+    c.connection_ended(1, Transport::Sse);
     c.frame_dropped(1, DropReason::QueueFullNewest);
     c.send_queue_bytes(0, 128);
     c.send_queue_bytes(1, 129);
@@ -100,6 +106,14 @@ ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="86400"} 1
 ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="+Inf"} 1
 ringcast_connection_duration_seconds_sum{env="a\"b\\c\nd"} 1.5
 ringcast_connection_duration_seconds_count{env="a\"b\\c\nd"} 1
+# HELP ringcast_connections_accepted_total Connections accepted, by transport: WebSocket upgrades (101, ws) and Server-Sent Events streams (200, sse).
+# TYPE ringcast_connections_accepted_total counter
+ringcast_connections_accepted_total{env="a\"b\\c\nd",transport="ws"} 1
+ringcast_connections_accepted_total{env="a\"b\\c\nd",transport="sse"} 2
+# HELP ringcast_connections_ended_total Accepted connections that ended, by transport (open now: accepted minus ended).
+# TYPE ringcast_connections_ended_total counter
+ringcast_connections_ended_total{env="a\"b\\c\nd",transport="ws"} 0
+ringcast_connections_ended_total{env="a\"b\\c\nd",transport="sse"} 1
 # HELP ringcast_handshake_rejected_total Upgrade requests refused, by HTTP status.
 # TYPE ringcast_handshake_rejected_total counter
 ringcast_handshake_rejected_total{env="a\"b\\c\nd",status="404"} 2
@@ -146,6 +160,10 @@ ringcast_broadcast_fanout_count{env="a\"b\\c\nd"} 2
 # HELP ringcast_frames_sent_total Complete frames accepted by the kernel.
 # TYPE ringcast_frames_sent_total counter
 ringcast_frames_sent_total{env="a\"b\\c\nd"} 6
+# HELP ringcast_frames_sent_by_transport_total Complete frames accepted by the kernel, by transport (an SSE frame is a chunk: an event, a heartbeat, the last chunk; or the response head).
+# TYPE ringcast_frames_sent_by_transport_total counter
+ringcast_frames_sent_by_transport_total{env="a\"b\\c\nd",transport="ws"} 4
+ringcast_frames_sent_by_transport_total{env="a\"b\\c\nd",transport="sse"} 2
 # HELP ringcast_bytes_sent_total Bytes accepted by the kernel.
 # TYPE ringcast_bytes_sent_total counter
 ringcast_bytes_sent_total{env="a\"b\\c\nd"} 120
@@ -432,7 +450,15 @@ fn own_label_names_cannot_be_constant_labels() {
         own.extend(names.into_iter().skip(1));
     }
     let expected = [
-        "action", "backend", "le", "reason", "result", "shard", "status", "version",
+        "action",
+        "backend",
+        "le",
+        "reason",
+        "result",
+        "shard",
+        "status",
+        "transport",
+        "version",
     ];
     assert_eq!(own.iter().map(String::as_str).collect::<Vec<_>>(), expected);
     for name in &own {
