@@ -35,7 +35,6 @@ pub trait Handler: Send + Sync + 'static {
     /// (`--allowed-origin`, `--require-origin`) and before the 101: it must be fast and
     /// must not block (no network or disk I/O; look tokens up in memory). A panic here
     /// answers 500 (counted).
-
     fn on_upgrade(&self, _request: &UpgradeRequest) -> Upgrade {
         Upgrade::Accept
     }
