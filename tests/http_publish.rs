@@ -547,3 +547,40 @@ fn publishes_over_tls() {
         server.shutdown().unwrap();
     }
 }
+
+#[test]
+fn origin_allow_list_and_admission_cap_apply() {
+    use ringcast::config::OriginPolicy;
+    for backend in BACKENDS {
+        let mut cfg = config(backend, 1);
+        cfg.shard.origins = OriginPolicy::new(&["https://app.example"], true).unwrap();
+        cfg.max_connections = 1;
+        let (server, rec) = start_recorded(cfg, Builtin::default());
+        let addr = server.local_addr();
+        let evil = post("/publish/o", &["Origin: https://evil.example"], b"x");
+        assert_eq!(refused(addr, &evil).status, 403, "{backend:?}");
+        // No Origin: a backend publisher, allowed although --require-origin is set.
+        let (mut s, mut r) = http(addr);
+        s.write_all(&post("/publish/o", &[], b"x")).unwrap();
+        assert_eq!(read_response(&mut r).status, 202);
+        // That keep-alive connection holds the only admission slot.
+        let full = refused(
+            addr,
+            &post("/publish/o", &["Origin: https://app.example"], b"y"),
+        );
+        assert_eq!((full.status, full.header("retry-after")), (503, Some("1")));
+        s.write_all(&post("/publish/o", &[], b"z")).unwrap();
+        assert_eq!(
+            read_response(&mut r).status,
+            202,
+            "its own next request passes"
+        );
+        drop((s, r));
+        assert!(poll_until(TIMEOUT, || {
+            exchange(addr, &post("/publish/o", &["Connection: close"], b"w")).status == 202
+        }));
+        // (A retry above may have met the slot before it was released: 503 again.)
+        assert!(rec.get("http_publish:503") >= 1);
+        server.shutdown().unwrap();
+    }
+}
