@@ -201,3 +201,61 @@ fn one_compression_per_publish_for_every_deflate_subscriber_on_every_shard() {
         server.shutdown().unwrap();
     }
 }
+
+/// SSE subscribers over 3 shards (history on, so the form carries `id:`): one SSE
+/// build per publish, whatever the number of SSE subscribers and shards; a resume
+/// after `Last-Event-ID` replays the very same chunks (no build); with no SSE
+/// subscriber in a room, none.
+#[test]
+fn one_sse_encoding_per_publish_over_every_shard_and_resume_builds_none() {
+    use common::sse::sse_connect;
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    for backend in BACKENDS {
+        let cfg = Config {
+            history: Some(HistoryConfig::frames(64)),
+            ..config(backend, 3)
+        };
+        let server = start_with(cfg, Builtin::default());
+        let addr = server.local_addr();
+        let mut sse: Vec<_> = (0..45)
+            .map(|i| sse_connect(addr, "/sse/e", "", i))
+            .collect();
+        let shards: std::collections::HashSet<_> = sse
+            .iter()
+            .map(|c| c.header("x-ringcast-shard").unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            shards.len(),
+            3,
+            "{backend:?}: SSE subscribers on every shard"
+        );
+        let mut ws = connect_from(addr, "/ws/e", source_ip(100)).0;
+        let (mut other, _) = connect_from(addr, "/ws/ws-only", source_ip(101));
+        let before = builds(Encoding::Sse);
+        let publishes = 7u64;
+        for i in 0..publishes {
+            ws.send(Message::text(format!("e{i}"))).unwrap();
+            other.send(Message::text("no sse here")).unwrap();
+        }
+        for c in &mut sse {
+            for i in 0..publishes {
+                assert_eq!(c.next_event().unwrap().id, Some(i + 1), "{backend:?}");
+            }
+        }
+        assert_eq!(
+            builds(Encoding::Sse) - before,
+            publishes,
+            "{backend:?}: one SSE chunk per publish for 45 subscribers on 3 shards"
+        );
+        let mut resumed = sse_connect(addr, "/sse/e", "Last-Event-ID: 0\r\n", 46);
+        for i in 0..publishes {
+            assert_eq!(resumed.next_event().unwrap().id, Some(i + 1));
+        }
+        assert_eq!(
+            builds(Encoding::Sse) - before,
+            publishes,
+            "{backend:?}: the replay reuses the retained chunks"
+        );
+        server.shutdown().unwrap();
+    }
+}

@@ -8,11 +8,14 @@
 //! clients offer the extension by default, so the checks above run compressed too); it
 //! prints what it checked and exits non-zero on a failure.
 //!
+//! Server-Sent Events: `httpx` streaming with `httpx-sse` (`tests/interop/python/sse.py`).
+//!
 //! Headless Chromium (the dashboard harness's playwright-core, `tests/dashboard/deflate.mjs`)
 //! checks permessage-deflate the same way, RSV1 seen by a frame-recording proxy.
 //!
 //! The clients must be installed (`.ci/run` installs both):
-//! `python3 -m pip install 'websockets>=13'` and `npm ci --prefix tests/interop/node`.
+//! `python3 -m pip install 'websockets>=13' httpx httpx-sse` and
+//! `npm ci --prefix tests/interop/node`.
 //! A missing client fails the test with that instruction; it never passes silently.
 
 mod common;
@@ -128,6 +131,42 @@ fn python_websockets_client_interoperates() {
                 .args(["--max-message-size", &MAX_MESSAGE_SIZE.to_string()]);
             cmd
         });
+    }
+}
+
+/// Server-Sent Events read by `httpx` streaming and parsed by `httpx-sse`
+/// (`tests/interop/python/sse.py`): 200 subscribers over 2 shards get 100 WebSocket
+/// publishes in order, a resume from an id, a `gap` event for an evicted range.
+#[test]
+fn python_httpx_sse_client_interoperates() {
+    let probe = Command::new("python3")
+        .args(["-c", "import httpx, httpx_sse, websockets.asyncio.client"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "the Python packages `httpx` and `httpx-sse` (and `websockets` >= 13) are not \
+             importable by python3 ({}): install them with \
+             `python3 -m pip install httpx httpx-sse` (.ci/run does)",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("import failed")
+        ),
+        Err(e) => panic!("python3 cannot be run ({e}): install Python 3 (.ci/run needs it)"),
+    }
+    let script = interop_dir().join("python/sse.py");
+    for backend in BACKENDS {
+        let mut cfg = config(backend, 2);
+        cfg.history = Some(ringcast::config::HistoryConfig::frames(50));
+        let server = start_with(cfg, ringcast::app::Builtin::default());
+        let what = format!("python httpx-sse against {backend:?}");
+        let mut cmd = Command::new("python3");
+        cmd.arg(&script).arg(server.local_addr().to_string());
+        let (ok, stdout, stderr) = run(cmd, &what);
+        println!("--- {what} ---\n{stdout}{stderr}");
+        server.shutdown().unwrap();
+        assert!(ok, "{what} failed:\n{stdout}{stderr}");
     }
 }
 

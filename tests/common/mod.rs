@@ -10,6 +10,7 @@ pub mod process;
 pub mod recorder;
 pub mod redis;
 pub mod spread;
+pub mod sse;
 #[cfg(feature = "tls")]
 pub mod tls;
 

@@ -59,6 +59,15 @@ impl MetricsCollector for Recorder {
         self.add("frames_sent", frames as u64);
         self.add("bytes_sent", bytes as u64);
     }
+    fn frames_sent_on(&self, _shard: usize, transport: ringcast::Transport, frames: usize) {
+        self.add(format!("frames_sent:{}", transport.as_str()), frames as u64);
+    }
+    fn connection_accepted(&self, _shard: usize, transport: ringcast::Transport) {
+        self.add(format!("accepted:{}", transport.as_str()), 1);
+    }
+    fn connection_ended(&self, _shard: usize, transport: ringcast::Transport) {
+        self.add(format!("ended:{}", transport.as_str()), 1);
+    }
     fn frame_dropped(&self, _shard: usize, reason: DropReason) {
         self.add(format!("dropped:{}", reason.as_str()), 1);
     }
