@@ -584,3 +584,36 @@ fn origin_allow_list_and_admission_cap_apply() {
         server.shutdown().unwrap();
     }
 }
+
+/// An application's upgrade hook sees every publish (`is_publish`) and may refuse it,
+/// while its WebSocket upgrades go on.
+#[test]
+fn the_upgrade_hook_tells_a_publish_and_may_refuse_it() {
+    use ringcast::{Rejection, Upgrade, UpgradeRequest};
+    struct NoHttpPublish(Builtin);
+    impl ringcast::Handler for NoHttpPublish {
+        fn on_upgrade(&self, request: &UpgradeRequest) -> Upgrade {
+            if request.is_publish() {
+                assert!(request.key.is_empty() && request.path == "/publish/h");
+                return Upgrade::Reject(Rejection {
+                    status: 429,
+                    reason: "publish through the websocket",
+                });
+            }
+            self.0.on_upgrade(request)
+        }
+        fn on_open(&self, cx: &mut ringcast::Context<'_>, request: &UpgradeRequest) {
+            self.0.on_open(cx, request);
+        }
+    }
+    for backend in BACKENDS {
+        let server = start_with(config(backend, 1), NoHttpPublish(Builtin::default()));
+        let addr = server.local_addr();
+        let response = refused(addr, &post("/publish/h", &[], b"x"));
+        assert_eq!(response.status, 429, "{backend:?}");
+        assert_eq!(response.text(), "publish through the websocket\n");
+        // Its WebSocket upgrades are not publishes: they pass.
+        let _ws = connect_from(addr, "/ws/h", source_ip(0));
+        server.shutdown().unwrap();
+    }
+}
