@@ -25,6 +25,12 @@ pub trait Handler: Send + Sync + 'static {
     /// `request.transport == Transport::Sse` (and an empty `key`); a rejection answers it
     /// the same way. [`Context::transport`] tells the two apart in later callbacks.
     ///
+    /// An HTTP publish (`POST /publish/{room}`, see [`crate::shard::http_publish`])
+    /// comes here too, before its body is read: [`UpgradeRequest::is_publish`] tells
+    /// it apart (its `key` is empty, its `transport` the default). Accepting it
+    /// publishes the body; the default accepts every request, so a handler that does
+    /// not want HTTP publishes refuses them here.
+    ///
     /// Runs on the shard thread, inside the event loop, after the server's Origin check
     /// (`--allowed-origin`, `--require-origin`) and before the 101: it must be fast and
     /// must not block (no network or disk I/O; look tokens up in memory). A panic here

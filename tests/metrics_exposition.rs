@@ -269,6 +269,7 @@ fn metrics_endpoint_serves_exact_valid_exposition() {
         ("ringcast_resumes", "counter"),
         ("ringcast_replayed_frames", "counter"),
         ("ringcast_history_refused", "counter"),
+        ("ringcast_http_publish_requests", "counter"),
         ("ringcast_publish_to_write_seconds", "histogram"),
         ("ringcast_input_throttled", "counter"),
         ("ringcast_deflate_compressions", "counter"),

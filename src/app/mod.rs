@@ -12,8 +12,13 @@
 //! its 400 (or 414 when too long). A connection is a room or an echo connection for its
 //! whole life, by the path it was opened on ([`Context::tag`]), not by the rooms it is
 //! in at the moment.
+//!
+//! `POST /publish/{room}` (the HTTP publish API, served by the shard) reaches the
+//! upgrade hook too ([`UpgradeRequest::is_publish`]): the tokens decide who may publish
+//! ([`publish`]).
 
 pub mod echo;
+pub mod publish;
 pub mod rooms;
 pub mod token;
 
@@ -42,6 +47,9 @@ pub struct Builtin {
 
 impl Handler for Builtin {
     fn on_upgrade(&self, request: &UpgradeRequest) -> Upgrade {
+        if request.is_publish() {
+            return self.access.publish_access(request);
+        }
         if request.path == ECHO_PATH {
             return Upgrade::Accept;
         }

@@ -3,6 +3,7 @@
 //! the peer's ([`Input`]) — and what it tells the shard and the driver ([`ConnEvent`],
 //! [`Enqueue`], [`Eof`], [`AfterFlush`]).
 
+use crate::proto::body::BodyReader;
 use crate::proto::close::codes;
 use crate::proto::decoder::{Decoder, Event, ProtocolError};
 use crate::proto::deflate::Agreement;
@@ -35,9 +36,12 @@ pub enum Phase {
 enum Stage {
     /// Collecting the request head.
     Handshaking,
+    /// Reading a routed plain request's body (see `http.rs`).
+    Body,
     /// The 101 was queued: the handler saw `on_open`.
     Upgraded,
-    /// The request was answered with an HTTP error (queued).
+    /// The request was answered with an HTTP error, or with the last response of a
+    /// plain request (queued): the connection ends once it is written.
     Refused,
     /// Released; `upgraded` says whether it had been upgraded.
     Closed { upgraded: bool },
@@ -87,7 +91,8 @@ pub enum ConnEvent {
     /// The request head is complete: the shard must call `accept` or `reject`.
     Upgrade(Box<UpgradeRequest>),
     /// A complete plain (non-upgrade) request head: the shard routes it (answers it,
-    /// or `reject`s it).
+    /// or `reject`s it). The bytes after the head are not consumed: they are fed next
+    /// (its body, or the next request).
     Request(Box<PlainRequest>),
     /// The request head was invalid; the HTTP error response is queued.
     HandshakeRejected(Rejection),
@@ -95,6 +100,11 @@ pub enum ConnEvent {
     Text(String),
     /// A complete binary message.
     Binary(Vec<u8>),
+    /// The complete body of a routed plain request: the shard must `respond`.
+    Body(Vec<u8>),
+    /// A routed plain request's body broke its framing or the cap; the HTTP error
+    /// response is queued.
+    BodyRejected(Rejection),
     /// The peer sent a close frame; our reply is queued.
     PeerClose(Option<(u16, String)>),
     /// The peer broke the protocol; our close frame with `error.code` is queued.
@@ -132,6 +142,8 @@ pub struct Connection {
     input: Input,
     /// Request head while handshaking; bytes after the head until the upgrade is decided.
     head: Vec<u8>,
+    /// A routed plain request's body being read (stage `Body`).
+    body: Option<Box<BodyReader>>,
     decoder: Decoder,
     /// Frames to write, in order (the driver reads it through [`Connection::out`]).
     out: OutQueue,
@@ -163,6 +175,7 @@ impl Connection {
             output: Output::Open,
             input: Input::Open,
             head: Vec::new(),
+            body: None,
             decoder: Decoder::new(),
             out: OutQueue::default(),
             read_paused: false,
@@ -206,7 +219,7 @@ impl Connection {
     pub fn phase(&self) -> Phase {
         match (self.stage, self.output, self.input) {
             (Stage::Closed { .. }, _, _) => Phase::Closed,
-            (Stage::Handshaking, Output::Open, _) => Phase::Handshaking,
+            (Stage::Handshaking | Stage::Body, Output::Open, _) => Phase::Handshaking,
             (Stage::Upgraded, Output::Open, Input::Open | Input::Discarding) => Phase::Open,
             _ => Phase::Closing,
         }
@@ -226,7 +239,8 @@ impl Connection {
     /// after the request head) before any further input.
     pub fn feed(&mut self, input: &[u8], limits: ConnLimits) -> (usize, Option<ConnEvent>) {
         match self.phase() {
-            Phase::Handshaking => (input.len(), self.feed_head(input, limits)),
+            Phase::Handshaking if self.stage == Stage::Body => self.feed_body(input),
+            Phase::Handshaking => self.feed_head(input, limits),
             Phase::Open | Phase::Closing if self.transport == Transport::Sse => {
                 (input.len(), self.feed_sse(input))
             }
@@ -235,22 +249,35 @@ impl Connection {
         }
     }
 
-    fn feed_head(&mut self, input: &[u8], limits: ConnLimits) -> Option<ConnEvent> {
+    /// A plain request's head consumes only its own bytes of `input` (what follows is
+    /// its body or the next request, fed next); an upgrade's keeps the rest as the
+    /// leftover.
+    fn feed_head(&mut self, input: &[u8], limits: ConnLimits) -> (usize, Option<ConnEvent>) {
+        let before = self.head.len();
         self.head.extend_from_slice(input);
-        match parse_request(&self.head, limits.max_head_bytes) {
+        let event = match parse_request(&self.head, limits.max_head_bytes) {
             Ok(RequestParse::Partial) => None,
-            Ok(RequestParse::Complete { request, head_len }) => {
+            Ok(RequestParse::Complete {
+                request: Request::Upgrade(request),
+                head_len,
+            }) => {
                 self.head.drain(..head_len);
-                Some(match request {
-                    Request::Upgrade(request) => ConnEvent::Upgrade(Box::new(request)),
-                    Request::Plain(request) => ConnEvent::Request(Box::new(request)),
-                })
+                Some(ConnEvent::Upgrade(Box::new(request)))
+            }
+            Ok(RequestParse::Complete {
+                request: Request::Plain(request),
+                head_len,
+            }) => {
+                self.head = Vec::new();
+                let used = head_len.saturating_sub(before).min(input.len());
+                return (used, Some(ConnEvent::Request(Box::new(request))));
             }
             Err(rejection) => {
                 self.reject(&rejection, &[]);
                 Some(ConnEvent::HandshakeRejected(rejection))
             }
-        }
+        };
+        (input.len(), event)
     }
 
     /// Accept the upgrade: queue the 101 response; the connection is open.
@@ -491,9 +518,15 @@ impl Connection {
         // Without a completed close handshake this is an abnormal closure (1006).
         self.reason.get_or_insert(DisconnectReason::Reset);
         if was == Phase::Handshaking {
-            // An incomplete request head: there is nothing to answer.
+            // An incomplete request head or body: there is nothing to answer; only
+            // responses to earlier requests (keep-alive) may still be queued.
             self.head = Vec::new();
-            return Eof::Close;
+            self.body = None;
+            if self.out.is_empty() {
+                return Eof::Close;
+            }
+            self.output = Output::Closing;
+            return Eof::Flush;
         }
         if self.output == Output::Shut {
             return Eof::Close;
@@ -532,11 +565,13 @@ impl Connection {
             upgraded: self.was_upgraded(),
         };
         self.head = Vec::new();
+        self.body = None;
         self.decoder = Decoder::new();
         self.out.clear()
     }
 }
 
+mod http;
 mod sse;
 #[cfg(test)]
 mod tests;

@@ -34,6 +34,9 @@ pub trait MetricsCollector: Send + Sync + 'static {
     fn connection_closed(&self, shard: usize, reason: DisconnectReason, duration: Duration) {}
     /// An upgrade request was refused with an HTTP `status` (400, 404, 426, 431, 503, …).
     fn handshake_rejected(&self, shard: usize, status: u16) {}
+    /// An HTTP publish request (`POST /publish/{room}`) was answered with `status`:
+    /// 202 when its body was published, else the refusal (400, 401, 403, 405, 413, …).
+    fn http_publish_answered(&self, shard: usize, status: u16) {}
     /// Per room: a room got its first member in the process (no shard had members of it
     /// before). Once per room lifetime, however many shards its members join on;
     /// `shard` is the one whose join opened it. Rooms open = opened − closed.

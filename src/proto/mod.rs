@@ -1,8 +1,11 @@
 //! The WebSocket protocol layer of ringcast: pure sans-IO code (bytes in,
 //! events/bytes out; no sockets, clocks or threads) for the HTTP/1.1 request head (classified as an
 //! upgrade or a plain request) and the upgrade handshake, frame encoding, masking, UTF-8 validation, close handling,
-//! permessage-deflate (RFC 7692) and the streaming message decoder. Nothing here panics on peer input.
+//! permessage-deflate (RFC 7692) and the streaming message decoder; for plain requests,
+//! request bodies ([`body`]) and the HTTP publish rules ([`publish`]). Nothing here
+//! panics on peer input.
 
+pub mod body;
 pub mod close;
 pub mod codes;
 pub mod decoder;
@@ -12,6 +15,7 @@ pub mod frame;
 pub mod handshake;
 pub mod head;
 pub mod mask;
+pub mod publish;
 pub mod request;
 pub mod sse;
 pub mod utf8;

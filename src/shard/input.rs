@@ -117,6 +117,8 @@ impl Shard {
                     .message_received(self.state.id, payload.len());
                 self.call(key, |h, cx| h.on_message(cx, Message::Binary(&payload)));
             }
+            ConnEvent::Body(body) => self.on_publish_body(key, body, now),
+            ConnEvent::BodyRejected(rejection) => self.publish_refused(key, &rejection),
             ConnEvent::PeerClose(status) => {
                 self.state.slots[key].peer_code = status.map(|(c, _)| c);
             }

@@ -31,6 +31,7 @@
 //! | `upgrade.rs` | the upgrade policy: origin check, handler decision, admission, 101 |
 //! | `route.rs` | plain (non-upgrade) requests: `GET /sse/…` to `sse.rs`, the rest refused |
 //! | `sse.rs` | SSE streams: opening one (200, CORS, `retry:`), their event forms |
+//! | `http_publish.rs`, `pending.rs` | `POST /publish/{room}`: checks, body, publish, 202, keep-alive |
 //! | `callback.rs` | handler callbacks with panic isolation |
 //! | `output.rs` | the write side: dirty list, written bytes, what follows a flush |
 //! | `lifecycle.rs` | open, finish, release; graceful shutdown |
@@ -52,11 +53,13 @@ mod cluster;
 pub mod config;
 pub mod context;
 pub mod deflate;
+pub mod http_publish;
 mod inbox;
 mod input;
 mod lifecycle;
 pub mod origin;
 mod output;
+mod pending;
 pub mod publish;
 pub mod publisher;
 pub mod replay;

@@ -61,6 +61,17 @@ impl ShardState {
         }
     }
 
+    /// [`ShardState::publish`] from no connection (the HTTP publish), returning the
+    /// number history gave it: `None` with history off, or when a broker took it (it
+    /// is numbered on its way back).
+    pub(super) fn publish_numbered(&mut self, room: &str, payload: Payload) -> Option<u64> {
+        let id = self.hub.rooms().lookup(room);
+        let name = id.map_or_else(|| Arc::from(room), |id| self.hub.rooms().name(id).clone());
+        let published = self.hub.publish(name, id.is_some(), payload, None);
+        self.after_publish(id, &published, None);
+        published.publication.seq()
+    }
+
     /// [`ShardState::publish`] to a room this shard has members of, known by id (no
     /// name lookup, no allocation).
     fn publish_room(&mut self, room: RoomId, payload: Payload, exclude: Option<ConnKey>) -> usize {

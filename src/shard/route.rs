@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use crate::proto::publish::PUBLISH_PREFIX;
 use crate::proto::request::PlainRequest;
 use crate::wire::ConnKey;
 
@@ -19,6 +20,9 @@ impl Shard {
     pub(super) fn route(&mut self, key: ConnKey, request: &PlainRequest, now: Instant) {
         if request.method == "GET" && request.path.starts_with(SSE_PREFIX) {
             return self.open_sse(key, request, now);
+        }
+        if request.path.starts_with(PUBLISH_PREFIX) {
+            return self.publish_request(key, request, now);
         }
         let rejection = request.upgrade_refusal().clone();
         let id = self.state.id;

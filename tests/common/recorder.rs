@@ -38,6 +38,9 @@ impl MetricsCollector for Recorder {
     fn handshake_rejected(&self, _shard: usize, status: u16) {
         self.add(format!("rejected:{status}"), 1);
     }
+    fn http_publish_answered(&self, _shard: usize, status: u16) {
+        self.add(format!("http_publish:{status}"), 1);
+    }
     fn room_opened(&self, _shard: usize) {
         self.add("room_opened", 1);
     }

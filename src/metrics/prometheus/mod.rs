@@ -211,6 +211,11 @@ impl MetricsCollector for PrometheusCollector {
     }
 
     #[inline]
+    fn http_publish_answered(&self, shard: usize, status: u16) {
+        self.shard(shard).http_publish_requests.inc(status);
+    }
+
+    #[inline]
     fn room_opened(&self, shard: usize) {
         self.shard(shard).rooms_active.inc();
     }

@@ -79,6 +79,9 @@ metric_table! {
     connections_ended_total: counter_by(Transport) { connections_ended }
     /// Upgrade requests refused, by HTTP status.
     handshake_rejected_total: counter_by_status { handshake_rejected }
+    /// HTTP publish requests (POST /publish/{room}) answered, by HTTP status (202:
+    /// published).
+    http_publish_requests_total: counter_by_status { http_publish_requests }
     /// Rooms with at least one member on any shard (each room once).
     rooms_active: gauge { rooms_active }
     /// Complete data messages received.

@@ -21,6 +21,9 @@ fn driven() -> PrometheusCollector {
     c.handshake_rejected(1, 404);
     c.handshake_rejected(1, 431);
     c.handshake_rejected(1, 7);
+    c.http_publish_answered(0, 202);
+    c.http_publish_answered(1, 202);
+    c.http_publish_answered(1, 413);
     // Rooms are opened and closed once per process, by whichever shard: one opened on
     // shard 0 and closed on shard 1 still leaves 3 - 2 = 1 open.
     c.room_opened(0);
@@ -116,6 +119,10 @@ ringcast_connections_ended_total{env="a\"b\\c\nd",transport="sse"} 1
 ringcast_handshake_rejected_total{env="a\"b\\c\nd",status="404"} 2
 ringcast_handshake_rejected_total{env="a\"b\\c\nd",status="431"} 1
 ringcast_handshake_rejected_total{env="a\"b\\c\nd",status="other"} 1
+# HELP ringcast_http_publish_requests_total HTTP publish requests (POST /publish/{room}) answered, by HTTP status (202: published).
+# TYPE ringcast_http_publish_requests_total counter
+ringcast_http_publish_requests_total{env="a\"b\\c\nd",status="202"} 2
+ringcast_http_publish_requests_total{env="a\"b\\c\nd",status="413"} 1
 # HELP ringcast_rooms_active Rooms with at least one member on any shard (each room once).
 # TYPE ringcast_rooms_active gauge
 ringcast_rooms_active{env="a\"b\\c\nd"} 1
