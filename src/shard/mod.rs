@@ -42,6 +42,7 @@
 //! | `publisher.rs` | [`Publisher`]: publishing from any thread |
 //! | `deflate.rs` | permessage-deflate settings and negotiation in the upgrade |
 //! | `admission.rs`, `origin.rs`, `config.rs` | connection cap, Origin policy, settings |
+//! | `session/` | sessions that survive a dropped connection: detach, buffer, resume, hand-over |
 
 pub mod admission;
 pub mod api;
@@ -59,6 +60,7 @@ pub mod publish;
 pub mod publisher;
 pub mod replay;
 mod rooms;
+pub mod session;
 pub mod slot;
 mod state;
 mod timers;

@@ -11,6 +11,7 @@ use crate::conn::{Connection, Timer};
 use crate::wire::RoomId;
 
 use super::api::Identity;
+use super::session::SessionLink;
 
 /// A connection's identity: its shard, its slot and the slot's generation (so an id
 /// of a closed connection never matches the connection that reuses its slot).
@@ -64,6 +65,9 @@ pub struct Slot {
     pub(super) identity: Option<Box<Identity>>,
     /// The application's tag ([`crate::Context::set_tag`]); 0 until set.
     pub(super) tag: u32,
+    /// Its session (`--session-grace`): held (attached, or detached after the socket
+    /// went away), or taken over by a newer connection.
+    pub(super) session: SessionLink,
 }
 
 impl Slot {
@@ -85,6 +89,7 @@ impl Slot {
             peer_code: None,
             identity: None,
             tag: 0,
+            session: SessionLink::None,
         }
     }
 

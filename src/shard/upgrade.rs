@@ -1,8 +1,10 @@
 //! The upgrade policy: what a complete request head gets. In order: the Origin check
 //! (`--allowed-origin`, `--require-origin`: 403), the handler's decision
 //! ([`crate::Handler::on_upgrade_from`]; a panic answers 500), the admission cap (503
-//! with `Retry-After: 1`); then the 101 with the [`super::SHARD_HEADER`], the first
-//! heartbeat deadline, and `on_open`.
+//! with `Retry-After: 1`); then the 101 with the [`super::SHARD_HEADER`] and the
+//! session headers, the first heartbeat deadline, and `on_open` — or `on_resume` after
+//! the session's take-over. A resume token naming another shard's session comes first:
+//! the socket is handed to that shard ([`super::session`]).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -17,6 +19,9 @@ use super::{Shard, SHARD_HEADER};
 impl Shard {
     /// Decide the upgrade of `key` (its request head is `request`) and answer it.
     pub(super) fn upgrade(&mut self, key: ConnKey, request: &UpgradeRequest, now: Instant) {
+        if let Some(shard) = self.state.session_elsewhere(request) {
+            return self.hand_over(key, request, shard);
+        }
         let decision = if self.config().origins.permits(request.origin.as_deref()) {
             let peer = Peer {
                 fd: self.state.slots[key].fd,
@@ -70,7 +75,10 @@ impl Shard {
         let shard = id.to_string();
         let deflate = self.state.shared.cfg.deflate.negotiate(request);
         let extensions = deflate.map(|a| a.response_value());
+        let session = self.state.start_session(key, request, now);
+        let slot = &mut self.state.slots[key];
         let mut headers = vec![(SHARD_HEADER, shard.as_str())];
+        headers.extend(session.headers.iter().map(|(n, v)| (*n, v.as_str())));
         headers.extend(
             extensions
                 .as_deref()
@@ -87,6 +95,12 @@ impl Shard {
         } else {
             self.state.arm(key, ping, Timer::Ping, now);
         }
-        self.call(key, |h, cx| h.on_open(cx, request));
+        match session.from {
+            Some((from, session)) => {
+                self.state.take_over(key, from, session);
+                self.call(key, |h, cx| h.on_resume(cx, request));
+            }
+            None => self.call(key, |h, cx| h.on_open(cx, request)),
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Label enums of the metric table: a labelled counter keeps one cell per value of its
 //! label, indexed by the value, and writes one sample per value in [`Label::ALL`] order.
 
-use crate::metrics::collector::{DisconnectReason, DropReason, InputThrottle};
+use crate::metrics::collector::{DisconnectReason, DropReason, InputThrottle, ResumeResult};
 
 /// A closed set of label values, one counter cell each.
 pub(super) trait Label: Copy + 'static {
@@ -36,6 +36,7 @@ macro_rules! label {
 label!(DisconnectReason, "reason");
 label!(DropReason, "reason");
 label!(InputThrottle, "action");
+label!(ResumeResult, "result");
 
 #[cfg(test)]
 mod tests {
@@ -52,5 +53,6 @@ mod tests {
         indexes_its_all_list::<DisconnectReason>();
         indexes_its_all_list::<DropReason>();
         indexes_its_all_list::<InputThrottle>();
+        indexes_its_all_list::<ResumeResult>();
     }
 }

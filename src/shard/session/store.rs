@@ -1,0 +1,95 @@
+//! [`Sessions`]: a shard's table of the sessions it holds (id → the slot holding it),
+//! the ids that expired recently (so a late resume is answered `expired`, not
+//! `unknown`), the gauges, and the sockets on their way to or from another shard.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::hub::Adoption;
+use crate::proto::handshake::UpgradeRequest;
+use crate::wire::ConnKey;
+
+/// A socket this shard is handing to `to`, waiting for the driver to let go of it.
+#[derive(Debug)]
+pub struct Handover {
+    /// The shard holding the session.
+    pub to: usize,
+    /// The request head this shard parsed.
+    pub request: UpgradeRequest,
+    /// Bytes read past the head.
+    pub rest: Vec<u8>,
+}
+
+/// The sessions of one shard.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    /// Session id bits → the slot holding it (attached or detached).
+    holders: HashMap<u128, ConnKey>,
+    /// Ids of sessions that expired, with when; kept for one grace period.
+    expired: HashMap<u128, Instant>,
+    expired_order: VecDeque<(Instant, u128)>,
+    /// Detached sessions held.
+    pub(crate) detached: usize,
+    /// Bytes buffered over all detached sessions.
+    pub(crate) buffered: usize,
+    /// Sockets waiting to be handed to another shard, by slot.
+    pub(crate) handovers: HashMap<ConnKey, Handover>,
+    /// Sockets handed here by other shards, for the driver to adopt.
+    pub(crate) adoptions: Vec<Adoption>,
+}
+
+impl Sessions {
+    /// Sessions held (attached or detached).
+    pub fn len(&self) -> usize {
+        self.holders.len()
+    }
+
+    /// No session held.
+    pub fn is_empty(&self) -> bool {
+        self.holders.is_empty()
+    }
+
+    /// The slot holding session `id`.
+    pub fn holder(&self, id: u128) -> Option<ConnKey> {
+        self.holders.get(&id).copied()
+    }
+
+    /// Session `id` is now held by `key`.
+    pub fn hold(&mut self, id: u128, key: ConnKey) {
+        self.holders.insert(id, key);
+    }
+
+    /// Session `id` ended by expiry at `now`: forget its holder, remember it as expired
+    /// for `grace`.
+    pub fn expire(&mut self, id: u128, now: Instant, grace: Duration) {
+        self.holders.remove(&id);
+        self.prune(now, grace);
+        self.expired.insert(id, now);
+        self.expired_order.push_back((now, id));
+    }
+
+    /// Session `id` ended otherwise (closed for good): forget it.
+    pub fn forget(&mut self, id: u128) {
+        self.holders.remove(&id);
+    }
+
+    /// Session `id` expired within the last grace period.
+    pub fn recently_expired(&mut self, id: u128, now: Instant, grace: Duration) -> bool {
+        self.prune(now, grace);
+        self.expired.contains_key(&id)
+    }
+
+    /// Drop expiry records older than `grace` (bounded: at most the sessions that
+    /// expired in one grace period are remembered).
+    fn prune(&mut self, now: Instant, grace: Duration) {
+        while let Some(&(at, id)) = self.expired_order.front() {
+            if now.duration_since(at) < grace {
+                break;
+            }
+            self.expired_order.pop_front();
+            if self.expired.get(&id) == Some(&at) {
+                self.expired.remove(&id);
+            }
+        }
+    }
+}
