@@ -170,7 +170,7 @@ impl Shard {
         sessions.buffered -= session.buffer.bytes();
         let grace = self.state.shared.cfg.sessions.grace;
         match reason {
-            DisconnectReason::GraceExpired => sessions.expire(session.token.id.bits, now, grace),
+            DisconnectReason::GraceExpired => sessions.expire(session.token, now, grace),
             _ => sessions.forget(session.token.id.bits),
         }
         self.state.leave_all(key);

@@ -124,7 +124,7 @@ impl ShardState {
                 (ResumeResult::Resumed, Some(holder))
             }
             Some(_) => (ResumeResult::Unknown, None),
-            None if self.sessions.recently_expired(token.id.bits, now, grace) => {
+            None if self.sessions.recently_expired(&token, now, grace) => {
                 (ResumeResult::Expired, None)
             }
             None => (ResumeResult::Unknown, None),

@@ -9,6 +9,8 @@ use crate::hub::Adoption;
 use crate::proto::handshake::UpgradeRequest;
 use crate::wire::ConnKey;
 
+use super::token::ResumeToken;
+
 /// A socket this shard is handing to `to`, waiting for the driver to let go of it.
 #[derive(Debug)]
 pub struct Handover {
@@ -25,8 +27,8 @@ pub struct Handover {
 pub struct Sessions {
     /// Session id bits → the slot holding it (attached or detached).
     holders: HashMap<u128, ConnKey>,
-    /// Ids of sessions that expired, with when; kept for one grace period.
-    expired: HashMap<u128, Instant>,
+    /// Sessions that expired (their tokens, with when), kept for one grace period.
+    expired: HashMap<u128, (Instant, ResumeToken)>,
     expired_order: VecDeque<(Instant, u128)>,
     /// Detached sessions held.
     pub(crate) detached: usize,
@@ -59,12 +61,13 @@ impl Sessions {
         self.holders.insert(id, key);
     }
 
-    /// Session `id` ended by expiry at `now`: forget its holder, remember it as expired
-    /// for `grace`.
-    pub fn expire(&mut self, id: u128, now: Instant, grace: Duration) {
+    /// The session of `token` ended by expiry at `now`: forget its holder, remember it
+    /// as expired for `grace`.
+    pub fn expire(&mut self, token: ResumeToken, now: Instant, grace: Duration) {
+        let id = token.id.bits;
         self.holders.remove(&id);
         self.prune(now, grace);
-        self.expired.insert(id, now);
+        self.expired.insert(id, (now, token));
         self.expired_order.push_back((now, id));
     }
 
@@ -73,10 +76,12 @@ impl Sessions {
         self.holders.remove(&id);
     }
 
-    /// Session `id` expired within the last grace period.
-    pub fn recently_expired(&mut self, id: u128, now: Instant, grace: Duration) -> bool {
+    /// The session of `token` (secret included) expired within the last grace period.
+    pub fn recently_expired(&mut self, token: &ResumeToken, now: Instant, grace: Duration) -> bool {
         self.prune(now, grace);
-        self.expired.contains_key(&id)
+        self.expired
+            .get(&token.id.bits)
+            .is_some_and(|(_, t)| t.matches(token))
     }
 
     /// Drop expiry records older than `grace` (bounded: at most the sessions that
@@ -87,7 +92,7 @@ impl Sessions {
                 break;
             }
             self.expired_order.pop_front();
-            if self.expired.get(&id) == Some(&at) {
+            if self.expired.get(&id).is_some_and(|(t, _)| *t == at) {
                 self.expired.remove(&id);
             }
         }
