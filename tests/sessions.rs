@@ -364,3 +364,79 @@ fn a_resume_accepted_by_the_other_shard_is_served_by_the_sessions_shard() {
         server.shutdown().unwrap();
     }
 }
+
+/// `wss://`: a resume accepted by the other shard moves the socket with its TLS
+/// session; the session's shard answers over the same TLS connection.
+#[cfg(feature = "tls")]
+#[test]
+fn a_tls_resume_accepted_by_the_other_shard_keeps_its_tls_session() {
+    use common::tls::{client_config, self_signed, tls_stream, TlsClient};
+
+    fn wss(
+        addr: SocketAddr,
+        tls: &Arc<rustls::ClientConfig>,
+        token: Option<&str>,
+    ) -> (TlsClient, Response) {
+        let mut request = format!("wss://{addr}/s").into_client_request().unwrap();
+        if let Some(token) = token {
+            request
+                .headers_mut()
+                .insert(TOKEN_HEADER, token.parse().unwrap());
+        }
+        tungstenite::client::client(request, tls_stream(addr, source_ip(0), tls))
+            .expect("websocket handshake over TLS")
+    }
+    fn read_text(c: &mut TlsClient) -> String {
+        loop {
+            match c.read().unwrap() {
+                Message::Text(t) => return t.to_string(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    for backend in BACKENDS {
+        let (server_tls, cert) = self_signed();
+        let mut cfg = session_config(backend, 2, Duration::from_secs(60));
+        cfg.driver.tls = Some(server_tls);
+        let (server, rec) = start_recorded(cfg, Sessions::default());
+        let (addr, tls) = (server.local_addr(), client_config(&cert));
+        let mut handed_over = false;
+        for round in 0..100 {
+            let (mut a, response) = wss(addr, &tls, None);
+            let (_, token) = session_of(&response);
+            let shard = shard_of(&response);
+            a.send(Message::text(format!("join r{round}"))).unwrap();
+            assert_eq!(read_text(&mut a), format!("joined r{round}"));
+            let stream = a.into_inner();
+            socket2::SockRef::from(&stream.sock)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(stream);
+            assert!(poll_until(TIMEOUT, || rec.level("detached") == 1));
+            let handed_before = rec.get("closed:handed_off");
+            let (mut a2, response) = wss(addr, &tls, Some(&token));
+            assert_eq!(header(&response, RESUME_HEADER), Some("resumed"));
+            assert_eq!(shard_of(&response), shard);
+            a2.send(Message::text("rooms")).unwrap();
+            assert_eq!(read_text(&mut a2), format!("rooms r{round}"));
+            a2.close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            }))
+            .unwrap();
+            while a2.read().is_ok() {}
+            assert!(poll_until(TIMEOUT, || rec.level("sessions") == 0));
+            if rec.get("closed:handed_off") > handed_before {
+                handed_over = true;
+                break;
+            }
+        }
+        assert!(
+            handed_over,
+            "{backend:?}: no resume landed on the other shard"
+        );
+        server.shutdown().unwrap();
+    }
+}

@@ -115,17 +115,16 @@ impl ShardState {
     /// The driver released `key`'s socket: false when a detached session keeps the slot
     /// (it is removed when the session is resumed or ends).
     pub(crate) fn keeps_released_slot(&mut self, key: ConnKey) -> bool {
-        match self
-            .slots
-            .get_mut(key)
-            .and_then(|s| s.session.detached_mut())
-        {
-            Some(s) => {
-                s.detached = Some(Released(true));
-                true
-            }
-            None => false,
-        }
+        let Some(slot) = self.slots.get_mut(key) else {
+            return false;
+        };
+        let Some(session) = slot.session.detached_mut() else {
+            return false;
+        };
+        session.detached = Some(Released(true));
+        // The number may name another socket from now on: nothing may use it.
+        slot.fd = -1;
+        true
     }
 
     /// A direct send to session `id` of this shard: queued to its open connection,
