@@ -38,7 +38,8 @@ pub trait Handler: Send + Sync + 'static {
     fn on_open(&self, _cx: &mut Context<'_>, _request: &UpgradeRequest) {}
     /// A connection resumed this connection's session (`--session-grace`, see
     /// [`crate::shard::session`]): the 101 is queued, the session's rooms are joined,
-    /// its buffered messages queued; called instead of [`Handler::on_open`].
+    /// its buffered messages queued; called instead of [`Handler::on_open`]. The
+    /// identity is the new request's (from its own `on_upgrade`), the tag the session's.
     fn on_resume(&self, _cx: &mut Context<'_>, _request: &UpgradeRequest) {}
     /// A complete data message arrived.
     fn on_message(&self, _cx: &mut Context<'_>, _message: Message<'_>) {}

@@ -1,8 +1,10 @@
 //! A connection's life on a shard, from the accepted socket to the released slot:
 //! [`Shard::open`], the two ways it ends ([`Shard::finish`] and the driver's
 //! `on_peer_gone` / `finish_flushed`), [`Shard::release`]; and the graceful shutdown
-//! (close 1001 to every open connection, drop handshakes, end the rest at the
-//! deadline).
+//! (close 1001 to every open connection, drop handshakes, end detached sessions, end the
+//! rest at the deadline). With `--session-grace`, a connection whose socket is lost
+//! detaches its session instead of leaving its rooms ([`super::session`]), and its slot
+//! outlives the socket until the session resumes or expires.
 
 use std::os::fd::RawFd;
 use std::time::Instant;
