@@ -98,3 +98,38 @@ impl Sessions {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_tokens_are_remembered_for_one_grace_period_with_their_secret() {
+        let grace = Duration::from_secs(1);
+        let t0 = Instant::now();
+        let (a, b) = (
+            ResumeToken::generate(0).unwrap(),
+            ResumeToken::generate(0).unwrap(),
+        );
+        let mut s = Sessions::default();
+        s.hold(a.id.bits, 7);
+        assert_eq!((s.holder(a.id.bits), s.len()), (Some(7), 1));
+        s.expire(a, t0, grace);
+        assert!(s.is_empty());
+        assert!(s.recently_expired(&a, t0 + grace / 2, grace));
+        assert!(
+            !s.recently_expired(&b, t0 + grace / 2, grace),
+            "another token"
+        );
+        let forged = ResumeToken::parse(&format!("{}.{}", a.id, "0".repeat(32))).unwrap();
+        assert!(
+            !s.recently_expired(&forged, t0, grace),
+            "the id without the secret"
+        );
+        assert!(
+            !s.recently_expired(&a, t0 + grace, grace),
+            "forgotten after grace"
+        );
+        assert!(s.expired.is_empty() && s.expired_order.is_empty());
+    }
+}
