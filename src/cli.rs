@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::app::{RoomAccess, Token};
 use crate::config::{
     BrokerConfig, Config, ConnLimits, DeflateConfig, DriverConfig, HistoryConfig, Origin,
-    OriginPolicy, QueueLimits, ShardConfig, Timeouts,
+    OriginPolicy, QueueLimits, SessionConfig, ShardConfig, Timeouts,
 };
 use crate::conn::SlowPolicy;
 use crate::driver::tls::TlsConfig;
@@ -208,6 +208,14 @@ pub struct ServeArgs {
     /// Drop a room's history after this long with no members and no publishes.
     #[arg(long, value_parser = parse_duration, default_value = "5m")]
     pub history_ttl: Duration,
+    /// Keep a session this long after its socket is lost, for the client to resume with
+    /// its token (0 = sessions off).
+    #[arg(long, value_parser = parse_duration, default_value = "0")]
+    pub session_grace: Duration,
+    /// Most bytes a detached session buffers; over it the oldest messages are dropped
+    /// and the resume reports how many.
+    #[arg(long, value_parser = parse_size, default_value = "256KiB")]
+    pub session_buffer_bytes: usize,
     /// Allow upgrades whose `Origin` is ORIGIN (`scheme://host[:port]`; repeatable).
     /// Default: any origin. Others get HTTP 403.
     #[arg(long = "allowed-origin", value_name = "ORIGIN", value_parser = parse_origin)]
@@ -303,6 +311,10 @@ impl ServeArgs {
                 deflate: DeflateConfig {
                     enabled: self.deflate == Switch::On,
                     min_size: self.deflate_min_size,
+                },
+                sessions: SessionConfig {
+                    grace: self.session_grace,
+                    buffer_bytes: self.session_buffer_bytes,
                 },
             },
             history: (self.history > 0).then_some(HistoryConfig {

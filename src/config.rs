@@ -19,6 +19,7 @@ pub use crate::driver::tls::TlsConfig;
 pub use crate::driver::DriverConfig;
 pub use crate::hub::directory::MAX_SHARDS;
 pub use crate::hub::HistoryConfig;
+pub use crate::shard::session::SessionConfig;
 pub use crate::shard::{DeflateConfig, Origin, OriginPolicy, ShardConfig};
 
 /// Everything a [`crate::Server`] needs to know before it starts.
@@ -111,6 +112,9 @@ impl Config {
         }
         if !shard.timeouts.ping_interval.is_zero() && shard.timeouts.pong.is_zero() {
             return fail("--pong-timeout must be > 0 when heartbeats are on".into());
+        }
+        if shard.sessions.enabled() && shard.sessions.buffer_bytes < 1024 {
+            return fail("--session-buffer-bytes must be at least 1 KiB".into());
         }
         if shard.limits.max_message_size == 0 {
             return fail("--max-message-size must be at least 1".into());

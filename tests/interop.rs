@@ -6,7 +6,9 @@
 //! a clean close handshake, and permessage-deflate (a room message compressed, RSV1 seen,
 //! for a client that negotiated it and plain for one that did not, in the same room; both
 //! clients offer the extension by default, so the checks above run compressed too); it
-//! prints what it checked and exits non-zero on a failure.
+//! prints what it checked and exits non-zero on a failure. `tests/interop/python/resume.py`
+//! runs a session resume cycle (`--session-grace`) in step with the test, which checks the
+//! server's state at each of the script's `WAIT` lines.
 //!
 //! Server-Sent Events: `httpx` streaming with `httpx-sse` (`tests/interop/python/sse.py`).
 //!
@@ -349,6 +351,76 @@ fn chromium_gets_room_messages_compressed() {
             !text.is_empty() && text.iter().all(|b| b & 0x40 != 0),
             "{what}: every text frame to Chromium compressed, first bytes {seen:x?}"
         );
+        server.shutdown().unwrap();
+    }
+}
+
+/// The session resume cycle (`--session-grace`) with the Python `websockets` client
+/// (`tests/interop/python/resume.py`): reset, messages buffered, `?resume=TOKEN`, the
+/// buffered messages in order then live, an unknown token. The script waits at each
+/// `WAIT <what>` line until this side has seen the server reach that state.
+#[test]
+fn python_websockets_client_resumes_a_session() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::mpsc;
+
+    require_python_websockets();
+    let script = interop_dir().join("python/resume.py");
+    for backend in BACKENDS {
+        let mut cfg = config(backend, 2);
+        cfg.shard.sessions.grace = Duration::from_secs(60);
+        let (server, rec) = start_recorded(cfg, ringcast::app::Builtin::default());
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg(format!("ws://{}", server.local_addr()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        let reader = thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut printed = String::new();
+        while let Ok(line) = lines.recv_timeout(SCRIPT_TIMEOUT) {
+            printed.push_str(&line);
+            printed.push('\n');
+            let reached = match line.as_str() {
+                "WAIT detached" => poll_until(TIMEOUT, || rec.level("detached") == 1),
+                "WAIT buffered" => poll_until(TIMEOUT, || rec.get("published") == 20),
+                _ => continue,
+            };
+            assert!(
+                reached,
+                "{backend:?}: server never reached `{line}`:\n{printed}"
+            );
+            writeln!(stdin, "go").unwrap();
+        }
+        // The loop ends when the script closed its stdout (it is exiting) or went silent.
+        if !poll_until(TIMEOUT, || child.try_wait().unwrap().is_some()) {
+            let _ = child.kill();
+        }
+        let status = child.wait().unwrap();
+        reader.join().unwrap();
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        println!("--- python resume against {backend:?} ---\n{printed}{stderr}");
+        assert!(
+            status.success(),
+            "{backend:?}: resume.py failed:\n{printed}{stderr}"
+        );
+        assert_eq!(rec.get("resume:resumed"), 1);
+        assert_eq!(rec.get("resume:unknown"), 1);
         server.shutdown().unwrap();
     }
 }

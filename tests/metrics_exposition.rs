@@ -273,6 +273,10 @@ fn metrics_endpoint_serves_exact_valid_exposition() {
         ("ringcast_publish_to_write_seconds", "histogram"),
         ("ringcast_input_throttled", "counter"),
         ("ringcast_deflate_compressions", "counter"),
+        ("ringcast_sessions_active", "gauge"),
+        ("ringcast_sessions_detached", "gauge"),
+        ("ringcast_session_buffer_bytes", "gauge"),
+        ("ringcast_session_resumes", "counter"),
         ("ringcast_build_info", "gauge"),
     ];
     let got: Vec<(&str, &str)> = p

@@ -66,6 +66,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("history", &["history", "history-bytes", "history-ttl"]),
     ("deflate", &["deflate", "deflate-min-size"]),
+    ("sessions", &["session-grace", "session-buffer-bytes"]),
     (
         "access",
         &[

@@ -27,10 +27,19 @@ pub enum DisconnectReason {
     /// TLS failed (handshake refused, not TLS at all, a corrupt record): the peer got
     /// the TLS alert, when there was one.
     Tls,
+    /// A newer connection presented this connection's session resume token and took
+    /// the session over (closed with 4409 "session taken over").
+    Duplicate,
+    /// A detached session was not resumed within `--session-grace` (counted when the
+    /// session ends, after its connection's own end was counted under its cause).
+    GraceExpired,
+    /// Its resume token named a session of another shard: the socket was handed to
+    /// that shard, which answers the upgrade (counted there as a new connection).
+    HandedOff,
 }
 
 impl DisconnectReason {
-    pub const ALL: [DisconnectReason; 10] = [
+    pub const ALL: [DisconnectReason; 13] = [
         DisconnectReason::Normal,
         DisconnectReason::ProtocolError,
         DisconnectReason::SlowConsumer,
@@ -41,6 +50,9 @@ impl DisconnectReason {
         DisconnectReason::Panic,
         DisconnectReason::Reset,
         DisconnectReason::Tls,
+        DisconnectReason::Duplicate,
+        DisconnectReason::GraceExpired,
+        DisconnectReason::HandedOff,
     ];
 
     /// The label value used in metrics and logs.
@@ -56,6 +68,9 @@ impl DisconnectReason {
             DisconnectReason::Panic => "panic",
             DisconnectReason::Reset => "reset",
             DisconnectReason::Tls => "tls_error",
+            DisconnectReason::Duplicate => "duplicate",
+            DisconnectReason::GraceExpired => "grace_expired",
+            DisconnectReason::HandedOff => "handed_off",
         }
     }
 }
@@ -105,6 +120,38 @@ impl InputThrottle {
         match self {
             InputThrottle::PongCoalesced => "pong_coalesced",
             InputThrottle::ReadPaused => "read_paused",
+        }
+    }
+}
+
+/// How a presented session resume token was answered (`x-ringcast-resume`), plus
+/// resumes whose buffer had overflowed (counted besides `resumed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResumeResult {
+    /// The session was detached or attached and is now this connection's.
+    Resumed,
+    /// The session ended (grace over) within the last grace period: a fresh session.
+    Expired,
+    /// No such session here (never, long gone, another node, malformed): a fresh session.
+    Unknown,
+    /// A resume whose buffer dropped messages (the client is told how many).
+    BufferOverflow,
+}
+
+impl ResumeResult {
+    pub const ALL: [ResumeResult; 4] = [
+        ResumeResult::Resumed,
+        ResumeResult::Expired,
+        ResumeResult::Unknown,
+        ResumeResult::BufferOverflow,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResumeResult::Resumed => "resumed",
+            ResumeResult::Expired => "expired",
+            ResumeResult::Unknown => "unknown",
+            ResumeResult::BufferOverflow => "buffer_overflow",
         }
     }
 }

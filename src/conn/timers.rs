@@ -50,6 +50,8 @@ pub enum Timer {
     Pong,
     /// The closing handshake must be done by then.
     Close,
+    /// A detached session ends then unless resumed (`--session-grace`).
+    SessionGrace,
 }
 
 /// One armed deadline in the heap: when, for which connection slot, and that slot's

@@ -42,6 +42,7 @@
 //! over two rounds (half the frames per send) for good. epoll reads until EAGAIN, so
 //! there is never more to re-check.
 
+use std::any::Any;
 use std::io;
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -228,6 +229,10 @@ pub(crate) trait IoBackend {
     /// Close `key`'s socket (it is [`idle`](Self::idle)) and forget the connection.
     fn release(&mut self, key: ConnKey, fd: RawFd);
 
+    /// Forget `key` (it is [`idle`](Self::idle)) without closing its socket, which goes
+    /// to another shard (a session resume): no longer registered here, returned owned.
+    fn hand_over(&mut self, key: ConnKey, fd: RawFd) -> OwnedFd;
+
     /// Stop accepting for a while (accept failed for lack of resources).
     fn pause_accept(&mut self) -> io::Result<()>;
 
@@ -339,6 +344,7 @@ impl<'s, B: IoBackend> EventLoop<'s, B> {
                 }
             }
             self.shard.drain_inbox(now);
+            self.adopt_handed_over(now);
             self.shard.expire_timers(now);
             if self.shard.is_shutting_down() {
                 self.backend.stop_accepting()?;
@@ -412,22 +418,64 @@ impl<'s, B: IoBackend> EventLoop<'s, B> {
             // Accepted as the listener was being closed: dropping it closes it.
             return;
         }
+        match new_session(&self.tls) {
+            Ok(tls) => {
+                self.serve(fd, tls, now);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS session setup failed");
+                let (key, _) = self.shard.open(fd.into_raw_fd(), now);
+                self.io_slot(key);
+                self.shard.finish(key, DisconnectReason::Tls);
+            }
+        }
+    }
+
+    /// Open a slot for socket `fd` with TLS session `tls` (`wss://`) and start reading
+    /// it. Returns its key, or `None` when the backend refused it (the slot finished).
+    fn serve(
+        &mut self,
+        fd: OwnedFd,
+        tls: Option<Box<TlsSession>>,
+        now: Instant,
+    ) -> Option<ConnKey> {
         let fd = fd.into_raw_fd();
         let (key, generation) = self.shard.open(fd, now);
+        self.io_slot(key);
+        self.io[key].tls = tls;
+        if let Err(e) = self.backend.register(key, fd, generation) {
+            tracing::warn!(error = %e, "could not start serving a connection");
+            self.shard.finish(key, DisconnectReason::Reset);
+            return None;
+        }
+        Some(key)
+    }
+
+    /// A fresh [`ConnIo`] at `key`.
+    fn io_slot(&mut self, key: ConnKey) {
         if self.io.len() <= key {
             self.io.resize_with(key + 1, ConnIo::default);
         }
         self.io[key] = ConnIo::default();
-        match new_session(&self.tls) {
-            Ok(tls) => self.io[key].tls = tls,
-            Err(e) => {
-                tracing::warn!(error = %e, "TLS session setup failed");
-                return self.shard.finish(key, DisconnectReason::Tls);
+    }
+
+    /// Serve the sockets other shards handed here (session resumes, see
+    /// [`crate::shard::session`]): registered like accepted ones, with the TLS session
+    /// they come with, then the shard answers their upgrade.
+    fn adopt_handed_over(&mut self, now: Instant) {
+        while let Some(adoption) = self.shard.take_adoption() {
+            if self.shard.is_shutting_down() {
+                continue; // dropping the adoption closes the socket
             }
-        }
-        if let Err(e) = self.backend.register(key, fd, generation) {
-            tracing::warn!(error = %e, "could not start serving an accepted connection");
-            self.shard.finish(key, DisconnectReason::Reset);
+            let tls = adoption.tls.and_then(|t| t.downcast::<TlsSession>().ok());
+            if tls.is_none() != self.tls.is_none() {
+                tracing::warn!("a handed-over socket without its TLS session: dropped");
+                continue;
+            }
+            if let Some(key) = self.serve(adoption.fd, tls, now) {
+                self.shard
+                    .adopted(key, &adoption.request, &adoption.rest, now);
+            }
         }
     }
 
@@ -652,7 +700,8 @@ impl<'s, B: IoBackend> EventLoop<'s, B> {
             let fd = slot.fd;
             let io = &mut self.io[key];
             io.closing = true;
-            if io.sending != Sending::InFlight {
+            // A socket handed to another shard keeps its TLS session going there.
+            if io.sending != Sending::InFlight && !self.shard.is_handing_over(key) {
                 if let Some(tls) = io.tls.as_deref_mut() {
                     let (_, bytes) = tls.next_send(slot.conn.out());
                     if !bytes.is_empty() {
@@ -677,8 +726,14 @@ impl<'s, B: IoBackend> EventLoop<'s, B> {
             if !self.backend.idle(key) {
                 return true;
             }
-            if let Some(slot) = self.shard.slot(key) {
-                self.backend.release(key, slot.fd);
+            if let Some(fd) = self.shard.slot(key).map(|s| s.fd) {
+                if self.shard.is_handing_over(key) {
+                    let owned = self.backend.hand_over(key, fd);
+                    let tls = self.io[key].tls.take().map(|t| t as Box<dyn Any + Send>);
+                    self.shard.send_handover(key, owned, tls);
+                } else {
+                    self.backend.release(key, fd);
+                }
             }
             self.io[key] = ConnIo::default();
             self.shard.release(key);
@@ -720,6 +775,7 @@ mod tests {
     //! socket-level behaviour of both real backends is what `tests/*.rs` check).
 
     use std::collections::{HashSet, VecDeque};
+    use std::os::fd::FromRawFd;
     use std::os::unix::net::UnixStream;
 
     use super::*;
@@ -813,6 +869,11 @@ mod tests {
             // loop releases it once.
             unsafe { libc::close(fd) };
             self.log.push(format!("release {key}"));
+        }
+        fn hand_over(&mut self, key: ConnKey, fd: RawFd) -> OwnedFd {
+            self.log.push(format!("hand over {key}"));
+            // SAFETY: as in `release`: the fd is the test's socket, given up once.
+            unsafe { OwnedFd::from_raw_fd(fd) }
         }
         fn pause_accept(&mut self) -> io::Result<()> {
             Ok(())

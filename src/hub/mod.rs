@@ -72,6 +72,37 @@ pub enum ShardMsg {
     Announce(Arc<str>, PreparedFrame),
     /// Begin a graceful shutdown.
     Shutdown,
+    /// A socket another shard accepted whose resume token names a session this shard
+    /// holds (see `crate::shard::session`): adopt it and answer its upgrade.
+    Adopt(Box<Adoption>),
+    /// A direct send to session `.0` (its id bits) held by this shard: queued to its
+    /// connection, or buffered while it is detached.
+    SessionSend(u128, PreparedFrame),
+}
+
+/// A socket handed from the shard that accepted it to the shard holding the session its
+/// resume token names (one inbox message; the receiving event loop registers the fd
+/// as if it had accepted it).
+pub struct Adoption {
+    /// The connected socket (no I/O of the first shard is in flight on it).
+    pub fd: std::os::fd::OwnedFd,
+    /// `wss://`: the driver's TLS session, past the handshake (opaque below the driver).
+    pub tls: Option<Box<dyn std::any::Any + Send>>,
+    /// The request head the first shard parsed.
+    pub request: crate::proto::handshake::UpgradeRequest,
+    /// Bytes the first shard read past the head (plaintext).
+    pub rest: Vec<u8>,
+}
+
+impl std::fmt::Debug for Adoption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Adoption")
+            .field("fd", &self.fd)
+            .field("tls", &self.tls.is_some())
+            .field("path", &self.request.path)
+            .field("rest", &self.rest.len())
+            .finish()
+    }
 }
 
 /// One shard's inbox as seen by everyone else.

@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-pub use crate::conn::{DisconnectReason, DropReason, InputThrottle};
+pub use crate::conn::{DisconnectReason, DropReason, InputThrottle, ResumeResult};
 pub use crate::proto::handshake::Transport;
 
 /// Typed hooks for every event the engine reports. `shard` is the index of the shard
@@ -106,6 +106,16 @@ pub trait MetricsCollector: Send + Sync + 'static {
     /// `--history-bytes` on its own; the history kept everything it had. `shard`: the
     /// publishing shard (0 for a `Publisher` outside the shards).
     fn history_refused(&self, shard: usize, bytes: usize) {}
+    /// Per shard, a gauge snapshot after any change to its sessions (`--session-grace`):
+    /// sessions `held` (attached or detached), of which `detached`, and the bytes their
+    /// buffers hold.
+    fn sessions(&self, shard: usize, held: usize, detached: usize, buffered_bytes: usize) {}
+    /// A presented resume token was answered with `result` (a resume whose buffer had
+    /// overflowed is reported twice: `Resumed`, then `BufferOverflow`).
+    fn session_resume(&self, shard: usize, result: ResumeResult) {}
+    /// A detached session ended without a resume: `GraceExpired`, or `ServerShutdown`.
+    /// (Its connection's end was reported by `connection_closed` when its socket went.)
+    fn session_ended(&self, shard: usize, reason: DisconnectReason) {}
 }
 
 /// The default collector: every hook is empty, so the calls compile to nothing that

@@ -8,6 +8,8 @@ pub mod collector;
 pub mod http;
 pub mod prometheus;
 
-pub use collector::{DisconnectReason, DropReason, InputThrottle, MetricsCollector, NoopCollector};
+pub use collector::{
+    DisconnectReason, DropReason, InputThrottle, MetricsCollector, NoopCollector, ResumeResult,
+};
 pub use http::{MetricsServer, MetricsServerOptions};
 pub use prometheus::{parse_label, HistogramSnapshot, PrometheusCollector, Snapshot};

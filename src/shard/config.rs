@@ -9,6 +9,7 @@ use crate::conn::{ConnLimits, QueueLimits, Timeouts};
 
 use super::deflate::DeflateConfig;
 use super::origin::OriginPolicy;
+use super::session::SessionConfig;
 
 /// A shard's settings (read-only while it runs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub struct ShardConfig {
     pub log_peer_addr: bool,
     /// permessage-deflate (RFC 7692): on by default, messages from 64 B compressed.
     pub deflate: DeflateConfig,
+    /// Sessions that survive a dropped connection (off by default).
+    pub sessions: SessionConfig,
 }
 
 impl Default for ShardConfig {
@@ -45,6 +48,7 @@ impl Default for ShardConfig {
             origins: OriginPolicy::default(),
             log_peer_addr: false,
             deflate: DeflateConfig::default(),
+            sessions: SessionConfig::default(),
         }
     }
 }

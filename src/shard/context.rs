@@ -12,6 +12,7 @@ use crate::wire::{ConnKey, PreparedFrame};
 use super::api::{payload_of, prepare, Identity, Message};
 use super::publisher::Publisher;
 use super::replay::Resumed;
+use super::session::SessionId;
 use super::slot::ConnId;
 use super::state::ShardState;
 
@@ -48,6 +49,17 @@ impl Context<'_> {
         if let Some(slot) = self.state.slots.get_mut(self.key) {
             slot.tag = tag;
         }
+    }
+
+    /// This connection's session id (`SHARD-HEX32`, also in the 101's
+    /// `x-ringcast-session` header) with `--session-grace` on, else `None`. A resumed
+    /// connection has the session's original id.
+    pub fn session_id(&self) -> Option<SessionId> {
+        self.state
+            .slots
+            .get(self.key)
+            .and_then(|s| s.session.session())
+            .map(|s| s.id())
     }
 
     /// The shard (thread) this connection lives on.

@@ -24,6 +24,10 @@ impl Shard {
                 ShardMsg::Resume(request) => self.state.resume_fetched(&request),
                 ShardMsg::Announce(room, frame) => self.state.announce(&room, &frame),
                 ShardMsg::Shutdown => self.begin_shutdown(now),
+                ShardMsg::Adopt(adoption) => self.state.sessions.adoptions.push(*adoption),
+                ShardMsg::SessionSend(id, frame) => {
+                    self.state.send_to_session(id, frame);
+                }
             }
         }
     }

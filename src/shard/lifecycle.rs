@@ -1,8 +1,10 @@
 //! A connection's life on a shard, from the accepted socket to the released slot:
 //! [`Shard::open`], the two ways it ends ([`Shard::finish`] and the driver's
 //! `on_peer_gone` / `finish_flushed`), [`Shard::release`]; and the graceful shutdown
-//! (close 1001 to every open connection, drop handshakes, end the rest at the
-//! deadline).
+//! (close 1001 to every open connection, drop handshakes, end detached sessions, end the
+//! rest at the deadline). With `--session-grace`, a connection whose socket is lost
+//! detaches its session instead of leaving its rooms ([`super::session`]), and its slot
+//! outlives the socket until the session resumes or expires.
 
 use std::os::fd::RawFd;
 use std::time::Instant;
@@ -12,6 +14,7 @@ use crate::proto::close::codes;
 use crate::wire::ConnKey;
 
 use super::api::CloseInfo;
+use super::session::SessionLink;
 use super::slot::Slot;
 use super::Shard;
 
@@ -56,7 +59,11 @@ impl Shard {
         if std::mem::take(&mut slot.admitted) {
             self.state.shared.admission.release();
         }
-        self.state.leave_all(key);
+        let taken_over = matches!(slot.session, SessionLink::TakenOver);
+        let detach = self.state.detaches(key, reason);
+        if !detach {
+            self.state.leave_all(key);
+        }
         let metrics = self.state.metrics();
         for _ in 0..dropped {
             metrics.frame_dropped(self.state.id, DropReason::ConnectionClosed);
@@ -66,7 +73,10 @@ impl Shard {
         }
         metrics.connection_closed(self.state.id, reason, duration);
         tracing::debug!(conn = %self.state.conn_id(key), reason = reason.as_str(), "connection closed");
-        if upgraded {
+        if detach {
+            self.state.detach(key, Instant::now());
+        } else if upgraded && !taken_over {
+            self.state.end_attached_session(key);
             self.call(key, |h, cx| h.on_close(cx, &info));
         }
         self.state.finished.push(key);
@@ -85,13 +95,15 @@ impl Shard {
         std::mem::swap(out, &mut self.state.finished);
     }
 
-    /// Free the slot of a finished connection (its socket is closed, no I/O in flight).
+    /// Free the slot of a finished connection (its socket is closed, no I/O in flight),
+    /// unless a detached session keeps it.
     pub fn release(&mut self, key: ConnKey) {
         if self
             .state
             .slots
             .get(key)
             .is_some_and(|s| s.conn.phase() == Phase::Closed)
+            && !self.state.keeps_released_slot(key)
         {
             self.state.slots.remove(key);
         }
@@ -104,6 +116,7 @@ impl Shard {
             return;
         }
         self.state.shutdown_deadline = Some(now + self.config().shutdown_timeout);
+        self.end_all_detached(now);
         let keys: Vec<ConnKey> = self.state.slots.iter().map(|(k, _)| k).collect();
         for key in keys {
             match self.state.slots[key].conn.phase() {

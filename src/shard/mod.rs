@@ -45,6 +45,7 @@
 //! | `publisher.rs` | [`Publisher`]: publishing from any thread |
 //! | `deflate.rs` | permessage-deflate settings and negotiation in the upgrade |
 //! | `admission.rs`, `origin.rs`, `config.rs` | connection cap, Origin policy, settings |
+//! | `session/` | sessions that survive a dropped connection: detach, buffer, resume, hand-over |
 
 pub mod admission;
 pub mod api;
@@ -65,6 +66,7 @@ pub mod publisher;
 pub mod replay;
 mod rooms;
 mod route;
+pub mod session;
 pub mod slot;
 mod sse;
 mod state;

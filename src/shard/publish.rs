@@ -23,6 +23,7 @@ use crate::metrics::MetricsCollector;
 use crate::proto::handshake::Transport;
 use crate::wire::{ConnKey, Encoding, Payload, PreparedFrame, Publication, RoomId};
 
+use super::session::{buffer_if_detached, Missed, MissedTally};
 use super::slot::Slot;
 use super::state::{report_enqueue, ShardState};
 
@@ -124,7 +125,7 @@ impl ShardState {
 
     /// A publication from the inbox: deliver it to the local members of its room and add
     /// this shard's part to its tally (0 when every member left since: still a part).
-    pub(super) fn deliver_inbox(&mut self, publication: &Publication) {
+    pub(super) fn deliver_inbox(&mut self, publication: &Arc<Publication>) {
         let queued = match self.hub.rooms().lookup(publication.room()) {
             Some(id) => self.deliver(id, publication),
             None => 0,
@@ -136,17 +137,24 @@ impl ShardState {
 
     /// Queue `publication` to every local member of `room` except its excluded sender:
     /// the plain form, or with history on the form each member asked for, skipping what
-    /// a resume already replayed. Returns how many got it (this shard's part).
-    fn deliver(&mut self, room: RoomId, publication: &Publication) -> usize {
+    /// a resume already replayed; detached sessions buffer it (by reference) instead.
+    /// Returns how many connections got it queued (this shard's part).
+    fn deliver(&mut self, room: RoomId, publication: &Arc<Publication>) -> usize {
         let exclude = publication
             .exclude()
             .filter(|(shard, _)| *shard == self.id)
             .map(|(_, key)| key);
         let deflate = self.shared.cfg.deflate;
-        match publication.seq() {
+        let cap = self.shared.cfg.sessions.buffer_bytes;
+        let mut missed = MissedTally::default();
+        let missed_room = || Missed::Room(publication.clone());
+        let queued = match publication.seq() {
             None => {
                 let frame = publication.frame(Encoding::WebSocket);
                 self.deliver_with(room, exclude, |slot| {
+                    if buffer_if_detached(slot, cap, &mut missed, missed_room) {
+                        return None;
+                    }
                     Some(match (slot.conn.compresses(), slot.conn.transport()) {
                         (_, Transport::Sse) => publication.frame(Encoding::Sse).clone(),
                         (false, _) => frame.clone(),
@@ -158,13 +166,18 @@ impl ShardState {
                 if !slot.replay_marks.is_empty() && slot.already_replayed(room, seq) {
                     return None;
                 }
+                if buffer_if_detached(slot, cap, &mut missed, missed_room) {
+                    return None;
+                }
                 if slot.conn.transport() == Transport::Sse {
                     return Some(publication.frame(Encoding::Sse).clone());
                 }
                 let min = deflate.min_size_for(slot.conn.compresses());
                 Some(publication.frame_for(slot.sequenced, min).clone())
             }),
-        }
+        };
+        self.buffered(missed);
+        queued
     }
 
     /// Queue to every local member of `room` except `exclude` the frame `pick` chooses

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use crate::hub::{HubShared, Source};
+use crate::hub::{HubShared, ShardMsg, Source};
 use crate::metrics::MetricsCollector;
 use crate::wire::room_name::{self, RoomNameError};
 
-use super::api::{payload_of, Message};
+use super::api::{payload_of, prepare, Message};
 use super::publish::report_published;
+use super::session::SessionId;
 
 /// Publishes into rooms from any thread (cloneable, `Send + Sync`).
 #[derive(Clone)]
@@ -42,6 +43,25 @@ impl Publisher {
             .publish(Arc::from(room), payload_of(message), Source::Thread);
         report_published(&*self.metrics, 0, &published);
         Ok(published.shards)
+    }
+
+    /// Send `message` to session `session` (its id, `SHARD-HEX32`, as
+    /// [`crate::Context::session_id`] shows it) on whichever connection holds it: queued
+    /// to it while attached, buffered while detached (`--session-grace`). Returns false
+    /// when the id names no shard of this server; a session that ended meanwhile drops
+    /// it silently.
+    pub fn send_to_session(&self, session: &str, message: Message<'_>) -> bool {
+        let Some(id) = SessionId::parse(session) else {
+            return false;
+        };
+        if id.shard >= self.shared.shard_count() {
+            return false;
+        }
+        let frame = prepare(message, None);
+        self.shared
+            .inbox(id.shard)
+            .send(ShardMsg::SessionSend(id.bits, frame));
+        true
     }
 
     /// Rooms with members on any shard.

@@ -12,6 +12,7 @@ use crate::wire::RoomId;
 
 use super::api::Identity;
 use super::pending::PendingPublish;
+use super::session::SessionLink;
 
 /// A connection's identity: its shard, its slot and the slot's generation (so an id
 /// of a closed connection never matches the connection that reuses its slot).
@@ -67,6 +68,9 @@ pub struct Slot {
     pub(super) tag: u32,
     /// An HTTP publish whose body is being read.
     pub(super) publish: Option<Box<PendingPublish>>,
+    /// Its session (`--session-grace`): held (attached, or detached after the socket
+    /// went away), or taken over by a newer connection.
+    pub(super) session: SessionLink,
 }
 
 impl Slot {
@@ -89,6 +93,7 @@ impl Slot {
             identity: None,
             tag: 0,
             publish: None,
+            session: SessionLink::None,
         }
     }
 

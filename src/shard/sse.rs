@@ -60,6 +60,6 @@ impl Shard {
         self.state.slots[key]
             .conn
             .accept_sse(response_head(&headers), retry);
-        self.opened(key, &request, now);
+        self.opened(key, &request, now, None);
     }
 }

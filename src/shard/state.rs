@@ -16,6 +16,7 @@ use crate::wire::{ConnKey, PreparedFrame};
 
 use super::admission::Admission;
 use super::config::ShardConfig;
+use super::session::Sessions;
 use super::slot::{ConnId, Slot};
 
 /// What every shard shares (read-mostly).
@@ -46,6 +47,8 @@ pub struct ShardState {
     pub(super) shutdown_deadline: Option<Instant>,
     /// Shard 0 with history on: when idle room histories are next swept.
     pub(super) history_sweep_at: Option<Instant>,
+    /// The sessions this shard holds (`--session-grace`).
+    pub(super) sessions: Sessions,
 }
 
 impl ShardState {
@@ -71,6 +74,7 @@ impl ShardState {
             next_generation: 0,
             shutdown_deadline: None,
             history_sweep_at,
+            sessions: Sessions::default(),
         }
     }
 
@@ -121,6 +125,7 @@ impl ShardState {
     /// Start the close handshake of `key` with `code` and `reason` (see
     /// [`crate::conn::Connection::send_close`]).
     pub(super) fn close(&mut self, key: ConnKey, code: u16, reason: &str) {
+        self.kick_session(key);
         if let Some(slot) = self.slots.get_mut(key) {
             slot.conn.send_close(code, reason);
             self.mark_dirty(key);

@@ -74,6 +74,7 @@ impl Shard {
                     self.finish(key, DisconnectReason::PongTimeout);
                 }
                 Timer::Close => self.finish(key, DisconnectReason::Reset),
+                Timer::SessionGrace => self.end_detached(key, DisconnectReason::GraceExpired, now),
             }
         }
         if self.state.shutdown_deadline.is_some_and(|d| now >= d) {

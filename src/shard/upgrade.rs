@@ -1,9 +1,12 @@
 //! The upgrade policy: what a complete request head gets. In order: the Origin check
 //! (`--allowed-origin`, `--require-origin`: 403), the handler's decision
 //! ([`crate::Handler::on_upgrade_from`]; a panic answers 500), the admission cap (503
-//! with `Retry-After: 1`); then the 101 with the [`super::SHARD_HEADER`], the first
-//! heartbeat deadline, and `on_open`. An SSE stream (`sse.rs`) goes through the same
-//! policy ([`Shard::admit`]) and opening ([`Shard::opened`]) with its own response.
+//! with `Retry-After: 1`); then the 101 with the [`super::SHARD_HEADER`] and the
+//! session headers, the first heartbeat deadline, and `on_open` — or `on_resume` after
+//! the session's take-over. A resume token naming another shard's session comes first:
+//! the socket is handed to that shard ([`super::session`]). An SSE stream (`sse.rs`)
+//! goes through the same policy ([`Shard::admit`]) and opening ([`Shard::opened`]) with
+//! its own response (and no session yet).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -13,19 +16,25 @@ use crate::proto::handshake::{accept_response, Rejection, UpgradeRequest};
 use crate::wire::ConnKey;
 
 use super::api::{Peer, Upgrade};
+use super::session::Session;
 use super::{Shard, SHARD_HEADER};
 
 impl Shard {
     /// Decide the upgrade of `key` (its request head is `request`) and answer it.
     pub(super) fn upgrade(&mut self, key: ConnKey, request: &UpgradeRequest, now: Instant) {
+        if let Some(shard) = self.state.session_elsewhere(request) {
+            return self.hand_over(key, request, shard);
+        }
         if !self.admit(key, request) {
             return;
         }
-        let slot = &mut self.state.slots[key];
         let shard = self.state.id.to_string();
         let deflate = self.state.shared.cfg.deflate.negotiate(request);
         let extensions = deflate.map(|a| a.response_value());
+        let session = self.state.start_session(key, request, now);
+        let slot = &mut self.state.slots[key];
         let mut headers = vec![(SHARD_HEADER, shard.as_str())];
+        headers.extend(session.headers.iter().map(|(n, v)| (*n, v.as_str())));
         headers.extend(
             extensions
                 .as_deref()
@@ -35,7 +44,7 @@ impl Shard {
         if let Some(agreement) = deflate {
             slot.conn.enable_deflate(agreement);
         }
-        self.opened(key, request, now);
+        self.opened(key, request, now, session.from);
     }
 
     /// The policy shared by every transport for the request opening `key` (WebSocket
@@ -97,8 +106,15 @@ impl Shard {
     }
 
     /// `key` was accepted (its response head is queued): the heartbeat deadline, then
-    /// the handler's `on_open`.
-    pub(super) fn opened(&mut self, key: ConnKey, request: &UpgradeRequest, now: Instant) {
+    /// the handler's `on_open` — or, when `resumed` names the slot that held the
+    /// session and the session, the take-over and `on_resume`.
+    pub(super) fn opened(
+        &mut self,
+        key: ConnKey,
+        request: &UpgradeRequest,
+        now: Instant,
+        resumed: Option<(ConnKey, Box<Session>)>,
+    ) {
         self.state
             .metrics()
             .connection_accepted(self.state.id, request.transport);
@@ -109,6 +125,12 @@ impl Shard {
         } else {
             self.state.arm(key, ping, Timer::Ping, now);
         }
-        self.call(key, |h, cx| h.on_open(cx, request));
+        match resumed {
+            Some((from, session)) => {
+                self.state.take_over(key, from, session);
+                self.call(key, |h, cx| h.on_resume(cx, request));
+            }
+            None => self.call(key, |h, cx| h.on_open(cx, request)),
+        }
     }
 }

@@ -5,11 +5,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ringcast::metrics::{DisconnectReason, DropReason, InputThrottle, MetricsCollector};
+use ringcast::metrics::{
+    DisconnectReason, DropReason, InputThrottle, MetricsCollector, ResumeResult,
+};
 
 #[derive(Default)]
 pub struct Recorder {
     counts: Mutex<HashMap<String, u64>>,
+    /// Per-shard levels (`sessions` hook): (name, shard) → the last value set.
+    levels: Mutex<HashMap<(&'static str, usize), u64>>,
 }
 
 impl Recorder {
@@ -20,6 +24,16 @@ impl Recorder {
     /// Count recorded under `key` (0 if never).
     pub fn get(&self, key: &str) -> u64 {
         self.counts.lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+
+    /// A level (`"sessions"`, `"detached"`, `"buffered"`) summed over shards.
+    pub fn level(&self, name: &str) -> u64 {
+        let levels = self.levels.lock().unwrap();
+        levels
+            .iter()
+            .filter(|((n, _), _)| *n == name)
+            .map(|(_, v)| v)
+            .sum()
     }
 
     pub fn snapshot(&self) -> HashMap<String, u64> {
@@ -110,5 +124,17 @@ impl MetricsCollector for Recorder {
     fn history_refused(&self, _shard: usize, bytes: usize) {
         self.add("history_refused", 1);
         self.add("history_refused_bytes", bytes as u64);
+    }
+    fn sessions(&self, shard: usize, held: usize, detached: usize, buffered_bytes: usize) {
+        let mut levels = self.levels.lock().unwrap();
+        levels.insert(("sessions", shard), held as u64);
+        levels.insert(("detached", shard), detached as u64);
+        levels.insert(("buffered", shard), buffered_bytes as u64);
+    }
+    fn session_resume(&self, _shard: usize, result: ResumeResult) {
+        self.add(format!("resume:{}", result.as_str()), 1);
+    }
+    fn session_ended(&self, _shard: usize, reason: DisconnectReason) {
+        self.add(format!("session_ended:{}", reason.as_str()), 1);
     }
 }

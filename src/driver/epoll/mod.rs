@@ -352,6 +352,20 @@ impl IoBackend for Epoll {
         }
     }
 
+    fn hand_over(&mut self, key: ConnKey, fd: RawFd) -> OwnedFd {
+        // Out of this epoll set first: another shard keeps the socket open, so closing
+        // would not remove it.
+        if let Err(e) = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0) {
+            tracing::warn!(error = %e, "epoll_ctl(DEL) of a handed-over socket failed");
+        }
+        if let Some(generation) = self.generations.get_mut(key) {
+            *generation = None;
+        }
+        // SAFETY: the fd belongs to this slot, which forgets it here; the returned owner
+        // is its only one from now on.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    }
+
     fn pause_accept(&mut self) -> io::Result<()> {
         // The listener is level-triggered: stop polling it instead of spinning on it.
         self.listen_for_accepts(false);

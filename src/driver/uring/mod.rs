@@ -640,6 +640,25 @@ impl IoBackend for Uring {
         }
     }
 
+    fn hand_over(&mut self, key: ConnKey, fd: RawFd) -> OwnedFd {
+        // Out of the fixed-file table, like `release`, but the socket stays open.
+        if self.ops.get(key).is_some_and(|ops| ops.fixed) {
+            if let Err(e) = self
+                .ring
+                .submitter()
+                .register_files_update(key as u32, &[-1])
+            {
+                tracing::warn!(error = %e, "could not clear a fixed-file slot");
+            }
+        }
+        if let Some(ops) = self.ops.get_mut(key) {
+            *ops = ConnOps::default();
+        }
+        // SAFETY: no op references this fd any more (idle) and the slot forgets it; the
+        // returned owner is its only one from now on.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    }
+
     fn pause_accept(&mut self) -> io::Result<()> {
         self.accept_paused = true;
         if self.accept_armed {

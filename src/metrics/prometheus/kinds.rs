@@ -125,6 +125,12 @@ impl<L: Label, const N: usize> CounterBy<L, N> {
         self.cells[value.index().min(N - 1)].fetch_add(n, Relaxed);
     }
 
+    /// This shard's count for `value`.
+    #[inline]
+    pub(super) fn get(&self, value: L) -> u64 {
+        self.cells[value.index().min(N - 1)].load(Relaxed)
+    }
+
     /// This shard's count over every value.
     #[inline]
     pub(super) fn get_all(&self) -> u64 {
@@ -224,6 +230,14 @@ impl Gauge {
     #[inline]
     pub(super) fn dec(&self) {
         self.downs.fetch_add(1, Relaxed);
+    }
+
+    /// Set this cell's contribution to `level` (ups − downs = `level`). Only for a
+    /// gauge whose cell one thread alone writes (a shard's own level).
+    #[inline]
+    pub(super) fn set_level(&self, level: u64) {
+        let downs = self.downs.load(Relaxed);
+        self.ups.store(downs.wrapping_add(level), Relaxed);
     }
 }
 

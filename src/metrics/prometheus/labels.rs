@@ -1,7 +1,9 @@
 //! Label enums of the metric table: a labelled counter keeps one cell per value of its
 //! label, indexed by the value, and writes one sample per value in [`Label::ALL`] order.
 
-use crate::metrics::collector::{DisconnectReason, DropReason, InputThrottle, Transport};
+use crate::metrics::collector::{
+    DisconnectReason, DropReason, InputThrottle, ResumeResult, Transport,
+};
 
 /// A closed set of label values, one counter cell each.
 pub(super) trait Label: Copy + 'static {
@@ -37,6 +39,7 @@ label!(DisconnectReason, "reason");
 label!(DropReason, "reason");
 label!(InputThrottle, "action");
 label!(Transport, "transport");
+label!(ResumeResult, "result");
 
 #[cfg(test)]
 mod tests {
@@ -54,5 +57,6 @@ mod tests {
         indexes_its_all_list::<DropReason>();
         indexes_its_all_list::<InputThrottle>();
         indexes_its_all_list::<Transport>();
+        indexes_its_all_list::<ResumeResult>();
     }
 }

@@ -32,7 +32,9 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::collector::{DisconnectReason, DropReason, InputThrottle, MetricsCollector, Transport};
+use super::collector::{
+    DisconnectReason, DropReason, InputThrottle, MetricsCollector, ResumeResult, Transport,
+};
 use exposition::Exposition;
 use table::{ShardBlock, Totals};
 
@@ -203,6 +205,23 @@ impl MetricsCollector for PrometheusCollector {
         let s = self.shard(shard);
         s.connections_closed.inc(reason);
         s.connection_duration.observe(nanos(duration));
+    }
+
+    fn sessions(&self, shard: usize, held: usize, detached: usize, buffered_bytes: usize) {
+        let s = self.shard(shard);
+        s.sessions_active.set_level(held as u64);
+        s.sessions_detached.set_level(detached as u64);
+        s.session_buffer_bytes.set_level(buffered_bytes as u64);
+    }
+
+    fn session_resume(&self, shard: usize, result: ResumeResult) {
+        self.shard(shard).session_resumes.inc(result);
+    }
+
+    fn session_ended(&self, shard: usize, reason: DisconnectReason) {
+        if reason == DisconnectReason::GraceExpired {
+            self.shard(shard).connections_closed.inc(reason);
+        }
     }
 
     #[inline]

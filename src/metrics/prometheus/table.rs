@@ -7,7 +7,9 @@
 //! `mod.rs` that writes its field, the golden text in `tests.rs`.
 
 use super::declare::metric_table;
-use crate::metrics::collector::{DisconnectReason, DropReason, InputThrottle, Transport};
+use crate::metrics::collector::{
+    DisconnectReason, DropReason, InputThrottle, ResumeResult, Transport,
+};
 
 /// Upper bounds (inclusive, nanoseconds) of `connection_duration_seconds`.
 pub const CONNECTION_DURATION_BOUNDS_NS: [u64; 14] = [
@@ -66,7 +68,8 @@ metric_table! {
     }
     /// TCP connections accepted.
     connections_opened_total: counter { connections_opened }
-    /// Connections ended, by reason.
+    /// Connections ended, by reason (grace_expired: a detached session ended unresumed,
+    /// its connection having been counted under its own cause when its socket went).
     connections_closed_total: counter_by(DisconnectReason) { connections_closed }
     /// Time from accept to close of each connection.
     connection_duration_seconds: histogram(CONNECTION_DURATION_BOUNDS_NS, Seconds) {
@@ -138,6 +141,15 @@ metric_table! {
     /// Messages compressed for permessage-deflate: at most once per publication form
     /// however many subscribers get it, once per direct send to such a client.
     deflate_compressions_total: counter { deflate_compressions }
+    /// Sessions held (attached or detached; --session-grace).
+    sessions_active: gauge { sessions_active }
+    /// Sessions whose connection is gone, waiting for a resume.
+    sessions_detached: gauge { sessions_detached }
+    /// Bytes held in detached sessions' buffers.
+    session_buffer_bytes: gauge { session_buffer_bytes }
+    /// Resume tokens presented, by result: resumed, expired, unknown; buffer_overflow
+    /// (also counted as resumed): the resumed session had dropped messages.
+    session_resumes_total: counter_by(ResumeResult) { session_resumes }
     /// Always 1: the version and backend.
     build_info: info {
         /// Backend label (as given to [`PrometheusCollector::new`] or `set_backend`).
@@ -151,7 +163,9 @@ impl ShardBlock {
     /// `connections_opened - connections_closed` on this shard. Reads `closed` first so
     /// a concurrent open/close pair cannot make it look negative (clamped at 0 anyway).
     fn active(&self) -> u64 {
-        let closed = self.connections_closed.get_all();
+        // A session's grace_expired follows its connection's own close: not a connection.
+        let closed = self.connections_closed.get_all()
+            - self.connections_closed.get(DisconnectReason::GraceExpired);
         self.connections_opened.get().saturating_sub(closed)
     }
 }

@@ -65,6 +65,16 @@ fn driven() -> PrometheusCollector {
     c.history_refused(1, 9);
     c.deflate_compressed(0, 2);
     c.deflate_compressed(1, 3);
+    // Session levels are per shard (set, not moved); a session's grace_expired is a
+    // disconnect reason but no connection: connections_active stays 1 and 1.
+    c.sessions(0, 3, 1, 100);
+    c.sessions(0, 2, 1, 60);
+    c.sessions(1, 1, 1, 9);
+    c.session_resume(0, ResumeResult::Resumed);
+    c.session_resume(0, ResumeResult::BufferOverflow);
+    c.session_resume(1, ResumeResult::Unknown);
+    c.session_ended(1, DisconnectReason::GraceExpired);
+    c.session_ended(1, DisconnectReason::ServerShutdown);
     c
 }
 
@@ -75,7 +85,7 @@ ringcast_connections_active{env="a\"b\\c\nd",shard="1"} 1
 # HELP ringcast_connections_opened_total TCP connections accepted.
 # TYPE ringcast_connections_opened_total counter
 ringcast_connections_opened_total{env="a\"b\\c\nd"} 3
-# HELP ringcast_connections_closed_total Connections ended, by reason.
+# HELP ringcast_connections_closed_total Connections ended, by reason (grace_expired: a detached session ended unresumed, its connection having been counted under its own cause when its socket went).
 # TYPE ringcast_connections_closed_total counter
 ringcast_connections_closed_total{env="a\"b\\c\nd",reason="normal"} 1
 ringcast_connections_closed_total{env="a\"b\\c\nd",reason="protocol_error"} 0
@@ -87,6 +97,9 @@ ringcast_connections_closed_total{env="a\"b\\c\nd",reason="admission_rejected"} 
 ringcast_connections_closed_total{env="a\"b\\c\nd",reason="panic"} 0
 ringcast_connections_closed_total{env="a\"b\\c\nd",reason="reset"} 0
 ringcast_connections_closed_total{env="a\"b\\c\nd",reason="tls_error"} 0
+ringcast_connections_closed_total{env="a\"b\\c\nd",reason="duplicate"} 0
+ringcast_connections_closed_total{env="a\"b\\c\nd",reason="grace_expired"} 1
+ringcast_connections_closed_total{env="a\"b\\c\nd",reason="handed_off"} 0
 # HELP ringcast_connection_duration_seconds Time from accept to close of each connection.
 # TYPE ringcast_connection_duration_seconds histogram
 ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="0.1"} 0
@@ -241,6 +254,21 @@ ringcast_input_throttled_total{env="a\"b\\c\nd",action="read_paused"} 0
 # HELP ringcast_deflate_compressions_total Messages compressed for permessage-deflate: at most once per publication form however many subscribers get it, once per direct send to such a client.
 # TYPE ringcast_deflate_compressions_total counter
 ringcast_deflate_compressions_total{env="a\"b\\c\nd"} 5
+# HELP ringcast_sessions_active Sessions held (attached or detached; --session-grace).
+# TYPE ringcast_sessions_active gauge
+ringcast_sessions_active{env="a\"b\\c\nd"} 3
+# HELP ringcast_sessions_detached Sessions whose connection is gone, waiting for a resume.
+# TYPE ringcast_sessions_detached gauge
+ringcast_sessions_detached{env="a\"b\\c\nd"} 2
+# HELP ringcast_session_buffer_bytes Bytes held in detached sessions' buffers.
+# TYPE ringcast_session_buffer_bytes gauge
+ringcast_session_buffer_bytes{env="a\"b\\c\nd"} 69
+# HELP ringcast_session_resumes_total Resume tokens presented, by result: resumed, expired, unknown; buffer_overflow (also counted as resumed): the resumed session had dropped messages.
+# TYPE ringcast_session_resumes_total counter
+ringcast_session_resumes_total{env="a\"b\\c\nd",result="resumed"} 1
+ringcast_session_resumes_total{env="a\"b\\c\nd",result="expired"} 0
+ringcast_session_resumes_total{env="a\"b\\c\nd",result="unknown"} 1
+ringcast_session_resumes_total{env="a\"b\\c\nd",result="buffer_overflow"} 1
 # HELP ringcast_build_info Always 1: the version and backend.
 # TYPE ringcast_build_info gauge
 ringcast_build_info{env="a\"b\\c\nd",version="0.1.0",backend="uring"} 1
@@ -265,8 +293,13 @@ fn snapshot_sums_shards() {
     assert_eq!(s.connections_active, vec![1, 1]);
     assert_eq!(s.connections_total(), 2);
     assert_eq!(s.connections_opened, 3);
-    assert_eq!(s.connections_closed, 1);
+    assert_eq!(
+        s.connections_closed, 2,
+        "normal, and one session's grace_expired"
+    );
     assert_eq!(s.handshake_rejected, 4);
+    assert_eq!((s.sessions_active, s.sessions_detached), (3, 2));
+    assert_eq!((s.session_buffer_bytes, s.session_resumes), (69, 3));
     assert_eq!(s.rooms_active, 1);
     assert_eq!(s.messages_received, 2);
     assert_eq!(s.messages_received_bytes, 15);

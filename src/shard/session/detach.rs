@@ -1,0 +1,200 @@
+//! A session's connection ends: detach (keep memberships, buffer what it misses, arm
+//! the grace deadline) or end the session with it; the grace deadline ends a detached
+//! session (rooms left, `on_close` once, `grace_expired`); direct sends to a session;
+//! what the gauges report.
+
+use std::mem;
+use std::time::Instant;
+
+use crate::conn::{DisconnectReason, Phase, Timer};
+use crate::wire::{ConnKey, PreparedFrame};
+
+use super::{Missed, Released, SessionLink};
+use crate::shard::api::CloseInfo;
+use crate::shard::slot::Slot;
+use crate::shard::state::ShardState;
+use crate::shard::Shard;
+
+/// What buffering into detached sessions changed during one delivery, applied to the
+/// shard's gauges once after it ([`ShardState::buffered`]).
+#[derive(Debug, Default)]
+pub(crate) struct MissedTally {
+    bytes: isize,
+    dropped: u64,
+}
+
+/// If `slot` holds a detached session, buffer `missed()` for it and return true (the
+/// caller queues nothing). `cap` is `--session-buffer-bytes`.
+#[inline]
+pub(crate) fn buffer_if_detached(
+    slot: &mut Slot,
+    cap: usize,
+    tally: &mut MissedTally,
+    missed: impl FnOnce() -> Missed,
+) -> bool {
+    let Some(session) = slot.session.detached_mut() else {
+        return false;
+    };
+    let (dropped, bytes) = session.buffer.push(missed(), cap);
+    tally.bytes += bytes;
+    tally.dropped += dropped;
+    true
+}
+
+impl ShardState {
+    /// Apply a delivery's [`MissedTally`] to the gauges.
+    pub(crate) fn buffered(&mut self, tally: MissedTally) {
+        if tally.bytes == 0 && tally.dropped == 0 {
+            return;
+        }
+        self.sessions.buffered = self.sessions.buffered.saturating_add_signed(tally.bytes);
+        self.report_sessions();
+    }
+
+    /// Report the session gauges (held, detached, buffered bytes).
+    pub(crate) fn report_sessions(&self) {
+        self.metrics().sessions(
+            self.id,
+            self.sessions.len(),
+            self.sessions.detached,
+            self.sessions.buffered,
+        );
+    }
+
+    /// The server starts closing `key`: its session will end with it, not detach.
+    pub(crate) fn kick_session(&mut self, key: ConnKey) {
+        if let Some(SessionLink::Held(s)) = self.slots.get_mut(key).map(|s| &mut s.session) {
+            s.kicked = true;
+        }
+    }
+
+    /// Does `key`'s session detach now that its connection ends with `reason`? Yes for
+    /// a lost socket (reset, pong timeout, TLS failure) and a close the peer started
+    /// with any code but 1000; no for a kick, a shutdown, or sessions off.
+    pub(crate) fn detaches(&self, key: ConnKey, reason: DisconnectReason) -> bool {
+        let slot = &self.slots[key];
+        let SessionLink::Held(session) = &slot.session else {
+            return false;
+        };
+        let lost = matches!(
+            reason,
+            DisconnectReason::Reset
+                | DisconnectReason::PongTimeout
+                | DisconnectReason::Tls
+                | DisconnectReason::Normal
+        );
+        lost && !session.kicked
+            && slot.peer_code != Some(1000)
+            && slot.conn.was_upgraded()
+            && self.shutdown_deadline.is_none()
+            && self.shared.cfg.sessions.enabled()
+    }
+
+    /// Detach `key`'s session (its connection just ended; it keeps its rooms): arm the
+    /// grace deadline.
+    pub(crate) fn detach(&mut self, key: ConnKey, now: Instant) {
+        if let SessionLink::Held(s) = &mut self.slots[key].session {
+            s.detached = Some(Released(false));
+        }
+        self.sessions.detached += 1;
+        let grace = self.shared.cfg.sessions.grace;
+        self.arm(key, grace, Timer::SessionGrace, now);
+        self.report_sessions();
+        tracing::debug!(conn = %self.conn_id(key), "session detached");
+    }
+
+    /// `key`'s connection ended for good: its session (if it held one) ends with it.
+    pub(crate) fn end_attached_session(&mut self, key: ConnKey) {
+        if let SessionLink::Held(s) = &self.slots[key].session {
+            self.sessions.forget(s.token.id.bits);
+            self.slots[key].session = SessionLink::None;
+            self.report_sessions();
+        }
+    }
+
+    /// The driver released `key`'s socket: false when a detached session keeps the slot
+    /// (it is removed when the session is resumed or ends).
+    pub(crate) fn keeps_released_slot(&mut self, key: ConnKey) -> bool {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return false;
+        };
+        let Some(session) = slot.session.detached_mut() else {
+            return false;
+        };
+        session.detached = Some(Released(true));
+        // The number may name another socket from now on: nothing may use it.
+        slot.fd = -1;
+        true
+    }
+
+    /// A direct send to session `id` of this shard: queued to its open connection,
+    /// buffered while detached, else dropped. True when queued or buffered.
+    pub(crate) fn send_to_session(&mut self, id: u128, frame: PreparedFrame) -> bool {
+        let Some(key) = self.sessions.holder(id) else {
+            return false;
+        };
+        let cap = self.shared.cfg.sessions.buffer_bytes;
+        let mut tally = MissedTally::default();
+        let slot = &mut self.slots[key];
+        if buffer_if_detached(slot, cap, &mut tally, || Missed::Direct(frame.clone())) {
+            self.buffered(tally);
+            return true;
+        }
+        self.queue_to(key, frame)
+    }
+}
+
+impl Shard {
+    /// `key`'s grace period is over (or the server shuts down, `reason`
+    /// `server_shutdown`): end its detached session — leave its rooms, call `on_close`
+    /// once, count `reason`, free the slot.
+    pub(crate) fn end_detached(&mut self, key: ConnKey, reason: DisconnectReason, now: Instant) {
+        let Some(slot) = self.state.slots.get_mut(key) else {
+            return;
+        };
+        if !slot.session.is_detached() {
+            return;
+        }
+        let SessionLink::Held(session) = mem::take(&mut slot.session) else {
+            return;
+        };
+        slot.deadline = None;
+        let released = session.detached == Some(Released(true));
+        let info = CloseInfo {
+            cause: reason,
+            peer_code: slot.peer_code,
+        };
+        let sessions = &mut self.state.sessions;
+        sessions.detached -= 1;
+        sessions.buffered -= session.buffer.bytes();
+        let grace = self.state.shared.cfg.sessions.grace;
+        match reason {
+            DisconnectReason::GraceExpired => sessions.expire(session.token, now, grace),
+            _ => sessions.forget(session.token.id.bits),
+        }
+        self.state.leave_all(key);
+        self.state.metrics().session_ended(self.state.id, reason);
+        self.state.report_sessions();
+        tracing::debug!(conn = %self.state.conn_id(key), reason = reason.as_str(), "session ended");
+        // The slot is kept for the callback's Context, then freed unless the driver
+        // still has to release its socket (it frees the slot then).
+        self.call(key, |h, cx| h.on_close(cx, &info));
+        if released {
+            self.state.slots.remove(key);
+        }
+    }
+
+    /// Shutdown: every detached session ends (`server_shutdown`).
+    pub(crate) fn end_all_detached(&mut self, now: Instant) {
+        let keys: Vec<ConnKey> = self
+            .state
+            .slots
+            .iter()
+            .filter(|(_, s)| s.conn.phase() == Phase::Closed && s.session.is_detached())
+            .map(|(k, _)| k)
+            .collect();
+        for key in keys {
+            self.end_detached(key, DisconnectReason::ServerShutdown, now);
+        }
+    }
+}

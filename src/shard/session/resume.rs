@@ -1,0 +1,206 @@
+//! The upgrade side of sessions: what a request's resume token gets (a fresh session,
+//! or the one it names: `resumed`, `expired`, `unknown`), the headers of the 101, and
+//! the take-over once the 101 is queued — memberships, tag, framing and replay marks
+//! move to the new slot, then the buffered messages are queued, the older connection
+//! (if still open) is closed with [`super::TAKEN_OVER_CODE`].
+
+use std::mem;
+use std::time::Instant;
+
+use crate::conn::{DisconnectReason, Phase, ResumeResult};
+use crate::proto::frame::Opcode;
+use crate::proto::handshake::UpgradeRequest;
+use crate::wire::{ConnKey, PreparedFrame};
+
+use crate::shard::state::ShardState;
+
+use super::{
+    presented, Missed, Released, ResumeToken, Session, SessionLink, RESUME_HEADER, SESSION_HEADER,
+    TAKEN_OVER_CODE, TAKEN_OVER_REASON, TOKEN_HEADER,
+};
+
+/// What [`ShardState::start_session`] decided for an upgrade.
+#[derive(Debug, Default)]
+pub(crate) struct Started {
+    /// Headers for the 101 (none with sessions off).
+    pub headers: Vec<(&'static str, String)>,
+    /// Resuming: the slot that held the session, and the session.
+    pub from: Option<(ConnKey, Box<Session>)>,
+}
+
+/// The control message telling a resumed client how many buffered messages were
+/// dropped (same shape as the `{"type":"gap",…}` messages of history resumes).
+pub fn lost_message(lost: u64) -> String {
+    format!(r#"{{"type":"session","lost":{lost}}}"#)
+}
+
+impl ShardState {
+    /// Route a presented token: `Some(shard)` when it names a session of another shard
+    /// of this server (the socket must be handed to it).
+    pub(crate) fn session_elsewhere(&self, request: &UpgradeRequest) -> Option<usize> {
+        if !self.shared.cfg.sessions.enabled() {
+            return None;
+        }
+        let shard = presented(request)??.id.shard;
+        (shard != self.id && shard < self.hub.shared().shard_count()).then_some(shard)
+    }
+
+    /// Decide the session of an upgrade that is being accepted (`key`, with `request`):
+    /// with sessions on, either the session its token names (taken from its slot) or a
+    /// fresh one. Counts the resume result.
+    pub(crate) fn start_session(
+        &mut self,
+        key: ConnKey,
+        request: &UpgradeRequest,
+        now: Instant,
+    ) -> Started {
+        let cfg = self.shared.cfg.sessions;
+        if !cfg.enabled() {
+            return Started::default();
+        }
+        let result = presented(request).map(|token| self.look_up(token, now));
+        let mut from = None;
+        let session = match result {
+            Some((ResumeResult::Resumed, Some(holder))) => {
+                let session = self.take_session(holder);
+                from = Some(holder);
+                session
+            }
+            _ => match ResumeToken::generate(self.id) {
+                Ok(token) => Box::new(Session::new(token)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no session: the OS RNG failed");
+                    return Started::default();
+                }
+            },
+        };
+        let mut headers = vec![
+            (SESSION_HEADER, session.id().to_string()),
+            (TOKEN_HEADER, session.token.to_string()),
+        ];
+        if let Some((result, _)) = result {
+            headers.push((RESUME_HEADER, result.as_str().to_string()));
+            self.metrics().session_resume(self.id, result);
+            if result == ResumeResult::Resumed && session.buffer.lost() > 0 {
+                self.metrics()
+                    .session_resume(self.id, ResumeResult::BufferOverflow);
+            }
+        }
+        self.sessions.hold(session.token.id.bits, key);
+        match from {
+            Some(holder) => Started {
+                headers,
+                from: Some((holder, session)),
+            },
+            None => {
+                self.slots[key].session = SessionLink::Held(session);
+                self.report_sessions();
+                Started {
+                    headers,
+                    from: None,
+                }
+            }
+        }
+    }
+
+    /// What `token` names here: `Resumed` with the slot holding it, `Expired` or
+    /// `Unknown`.
+    fn look_up(
+        &mut self,
+        token: Option<ResumeToken>,
+        now: Instant,
+    ) -> (ResumeResult, Option<ConnKey>) {
+        let Some(token) = token.filter(|t| t.id.shard == self.id) else {
+            return (ResumeResult::Unknown, None);
+        };
+        let grace = self.shared.cfg.sessions.grace;
+        match self.sessions.holder(token.id.bits) {
+            Some(holder)
+                if self.slots[holder]
+                    .session
+                    .session()
+                    .is_some_and(|s| s.token.matches(&token)) =>
+            {
+                (ResumeResult::Resumed, Some(holder))
+            }
+            Some(_) => (ResumeResult::Unknown, None),
+            None if self.sessions.recently_expired(&token, now, grace) => {
+                (ResumeResult::Expired, None)
+            }
+            None => (ResumeResult::Unknown, None),
+        }
+    }
+
+    /// Take the session out of `holder`: a detached one stops waiting (its slot goes
+    /// once the rooms moved); an attached one's connection is marked taken over.
+    fn take_session(&mut self, holder: ConnKey) -> Box<Session> {
+        let slot = &mut self.slots[holder];
+        let detached = slot.session.is_detached();
+        let link = if detached {
+            slot.deadline = None;
+            SessionLink::None
+        } else {
+            SessionLink::TakenOver
+        };
+        let SessionLink::Held(mut session) = mem::replace(&mut slot.session, link) else {
+            unreachable!("look_up found a held session");
+        };
+        if detached {
+            self.sessions.detached -= 1;
+            self.sessions.buffered -= session.buffer.bytes();
+        }
+        session.kicked = false;
+        session
+    }
+
+    /// The 101 of `to` is queued: move to it what `from` held (rooms — joined here
+    /// before they are left there —, tag, framing, replay marks), queue the lost-count
+    /// message and the buffered messages, and end `from` (close it with
+    /// [`TAKEN_OVER_CODE`] if still open, free it if detached and released).
+    pub(crate) fn take_over(&mut self, to: ConnKey, from: ConnKey, mut session: Box<Session>) {
+        for room in self.rooms_of(from) {
+            self.join(to, &room);
+        }
+        let marks = mem::take(&mut self.slots[from].replay_marks);
+        self.leave_all(from);
+        let (tag, sequenced) = (self.slots[from].tag, self.slots[from].sequenced);
+        let (missed, lost) = session.buffer.take();
+        let released = session.detached.take() == Some(Released(true));
+        let deflate = self.shared.cfg.deflate;
+        let slot = &mut self.slots[to];
+        slot.tag = tag;
+        slot.sequenced |= sequenced;
+        slot.replay_marks = marks;
+        if lost > 0 {
+            slot.conn.push_replay(PreparedFrame::encode(
+                Opcode::Text,
+                lost_message(lost).as_bytes(),
+            ));
+        }
+        let min = deflate.min_size_for(slot.conn.compresses());
+        for m in missed {
+            let frame = match m {
+                Missed::Room(p) => p.frame_for(slot.sequenced, min).clone(),
+                Missed::Direct(f) => f,
+            };
+            slot.conn.push_replay(frame);
+        }
+        slot.session = SessionLink::Held(session);
+        self.mark_dirty(to);
+        let old = &mut self.slots[from];
+        match old.conn.phase() {
+            // Detached: free the slot now if the driver released its socket, else
+            // the driver's release frees it (it holds no session any more).
+            Phase::Closed => {
+                if released {
+                    self.slots.remove(from);
+                }
+            }
+            _ => {
+                old.conn.record_reason(DisconnectReason::Duplicate);
+                self.close(from, TAKEN_OVER_CODE, TAKEN_OVER_REASON);
+            }
+        }
+        self.report_sessions();
+    }
+}
