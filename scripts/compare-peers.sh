@@ -10,6 +10,10 @@
 #   bun                 peers/bun/server.js (Bun.serve, server.publish), on /
 #   node-ws             peers/node-ws/server.js (Node ws, wss.clients.forEach send), on /
 #   tokio-tungstenite   peers/tokio-tungstenite (current-thread runtime, broadcast channel), on /
+#   uring-sse, epoll-sse  ringcast as uring / epoll, its subscribers Server-Sent Events
+#                       streams (`ringcast-load fanout --transport sse`: GET /sse/bench);
+#                       not in the default list (issue 17's SSE vs WebSocket comparison:
+#                       PEERS="uring epoll uring-sse epoll-sse" SUBSCRIBERS=10000 SIZES=64)
 # The peers broadcast every data message to every client, the publisher included; the
 # generator needs no special mode for that (its publisher drains its own echoes).
 # A peer that is not installed is skipped with a message and listed in the report:
@@ -33,13 +37,16 @@
 #   /proc/PID/stat (all threads) over a window of D − 1 s that starts 0.3 s after the
 #   generator's "[publish] start" line (every connection is up), divided by
 #   frames/s × window.
+# * Idle RSS per connection: the generator's `server.rss_per_connection_kib` (server RSS
+#   with every connection open, before the first publish, minus before any connection,
+#   ÷ connections).
 # * Every wait is a bounded loop; the generator runs under `timeout`; every process
 #   started here is stopped on exit (trap); SIGINT/SIGTERM still write the report.
 #
 # Usage: scripts/compare-peers.sh            (full run: 8 cells × 5 servers × 3 reps, ~20 min)
 #        QUICK=1 scripts/compare-peers.sh    (1k subscribers × 64 B, 1 and 16 in flight, 2 s runs, ~2 min)
 # Environment: QUICK, REPS, DURATION (s per run, default 5; QUICK 2), PEERS (space
-# list, default all five), PORT_BASE (default 9530; 20 ports from there), OUT_DIR
+# list, default the five above), SUBSCRIBERS, SIZES, IN_FLIGHT (space lists), PORT_BASE (default 9530; 20 ports from there), OUT_DIR
 # (default bench-results), CARGO_TARGET_DIR (binaries from $CARGO_TARGET_DIR/release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,9 +65,9 @@ TOKIO_PEER=$BIN/peer-tokio-tungstenite
 BUN=peers/bun/node_modules/.bin/bun
 PEERS=(${PEERS:-uring epoll bun node-ws tokio-tungstenite})
 
-SUBSCRIBERS=(1000 10000)
-SIZES=(64 1024)
-IN_FLIGHT=(1 16)
+SUBSCRIBERS=(${SUBSCRIBERS:-1000 10000})
+SIZES=(${SIZES:-64 1024})
+IN_FLIGHT=(${IN_FLIGHT:-1 16})
 if [[ $QUICK == 1 ]]; then
   SUBSCRIBERS=(1000)
   SIZES=(64)
@@ -74,7 +81,8 @@ ulimit -n "$(ulimit -Hn)"
 # installed NAME: 0 when the server can run here, else prints why not.
 installed() {
   case $1 in
-    uring | epoll) [[ -x $SERVER ]] || { echo "$SERVER missing (make release)"; return 1; } ;;
+    uring | epoll | uring-sse | epoll-sse)
+      [[ -x $SERVER ]] || { echo "$SERVER missing (make release)"; return 1; } ;;
     bun) [[ -x $BUN ]] || { echo "$BUN missing (make peers: npm ci --prefix peers/bun)"; return 1; } ;;
     node-ws)
       command -v node >/dev/null || { echo "node not on PATH"; return 1; }
@@ -101,7 +109,7 @@ REPORT=$OUT_DIR/compare-peers-$STAMP.md
 SVG=compare-peers-$STAMP.svg
 TSV=$RAW/runs.tsv
 mkdir -p "$RAW"
-printf 'subs\tsize\tinflight\tserver\trep\tframes_per_sec\tlost\tcpu_us_per_frame\tserver_cpu_pct\tgenerator_cpu_pct\tstatus\tload1\n' >"$TSV"
+printf 'subs\tsize\tinflight\tserver\trep\tframes_per_sec\tlost\tcpu_us_per_frame\tserver_cpu_pct\tgenerator_cpu_pct\tstatus\tload1\tidle_rss_kib_per_conn\n' >"$TSV"
 COMMAND_LINE="$0${*:+ $*}"
 if [[ $QUICK == 1 ]]; then COMMAND_LINE="QUICK=1 $COMMAND_LINE"; fi
 
@@ -142,12 +150,13 @@ run_one() {
   local srv=$1 subs=$2 size=$3 inflight=$4 rep=$5
   local port=$((PORT_BASE + RUN_INDEX % 20))
   RUN_INDEX=$((RUN_INDEX + 1))
-  local name=$srv-s$subs-b$size-k$inflight-r$rep url=ws://127.0.0.1:$port/ cmd
+  local name=$srv-s$subs-b$size-k$inflight-r$rep url=ws://127.0.0.1:$port/ cmd transport=()
   case $srv in
-    uring | epoll)
-      cmd=("$SERVER" serve --addr "127.0.0.1:$port" --backend "$srv" --threads 1
+    uring | epoll | uring-sse | epoll-sse)
+      cmd=("$SERVER" serve --addr "127.0.0.1:$port" --backend "${srv%-sse}" --threads 1
         --metrics-addr off --log-level warn)
       url=ws://127.0.0.1:$port/ws/bench
+      if [[ $srv == *-sse ]]; then transport=(--transport sse); fi
       ;;
     bun) cmd=("$BUN" peers/bun/server.js "$port") ;;
     node-ws) cmd=(node peers/node-ws/server.js "$port") ;;
@@ -166,13 +175,13 @@ run_one() {
   if [[ $ready == 0 ]]; then
     status="server did not start: $(tail -n1 "$RAW/$name.server.log" | tr '\t|' '  ' | cut -c1-80)"
     stop_server
-    printf '%s\t%s\t%s\t%s\t%s\tn/a\tn/a\tn/a\tn/a\tn/a\t%s\t%s\n' "$subs" "$size" "$inflight" \
+    printf '%s\t%s\t%s\t%s\t%s\tn/a\tn/a\tn/a\tn/a\tn/a\t%s\t%s\tn/a\n' "$subs" "$size" "$inflight" \
       "$srv" "$rep" "$status" "$load1" >>"$TSV"
     echo "  $name: $status" >&2
     return 0
   fi
   local limit=$((DURATION + 90))
-  timeout -k 5 "$limit" "$LOAD" fanout --url "$url" \
+  timeout -k 5 "$limit" "$LOAD" fanout --url "$url" "${transport[@]}" \
     --subscribers "$subs" --in-flight "$inflight" --rate 0 --duration "${DURATION}s" \
     --timeout "$((limit - 3))s" --size "$size" --src-ips "$SRC_IPS" --threads 1 --pin-cpu 1 \
     --server-pid "$SERVER_PID" --json "$RAW/$name.json" --no-progress >"$RAW/$name.txt" 2>&1 &
@@ -200,12 +209,12 @@ run_one() {
     124 | 137) status="generator timed out" ;;
     *) status="generator exit $rc" ;;
   esac
-  local fps lost gen cpu_pf=n/a cpu_pct=n/a
+  local fps lost gen rss cpu_pf=n/a cpu_pct=n/a
   if [[ -s $RAW/$name.json ]]; then
-    read -r fps lost gen < <(awk -v want="traffic.delivered_frames_per_sec traffic.lost_frames \
-generator.cpu_pct_of_one_core" -f "$HERE/json-get.awk" "$RAW/$name.json" | tr '\t' ' ')
+    read -r fps lost gen rss < <(awk -v want="traffic.delivered_frames_per_sec traffic.lost_frames \
+generator.cpu_pct_of_one_core server.rss_per_connection_kib" -f "$HERE/json-get.awk" "$RAW/$name.json" | tr '\t' ' ')
   else
-    fps=n/a lost=n/a gen=n/a
+    fps=n/a lost=n/a gen=n/a rss=n/a
     if [[ $status == ok ]]; then status="no report"; fi
   fi
   if [[ $c0 != n/a && $c1 != n/a ]]; then
@@ -216,8 +225,8 @@ generator.cpu_pct_of_one_core" -f "$HERE/json-get.awk" "$RAW/$name.json" | tr '\
         printf "%s %.0f\n", pf, 100 * s / secs }')
   fi
   if [[ $status == ok && $lost != 0 ]]; then status="lost $lost frames"; fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$subs" "$size" "$inflight" "$srv" \
-    "$rep" "$fps" "$lost" "$cpu_pf" "$cpu_pct" "$gen" "$status" "$load1" >>"$TSV"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$subs" "$size" "$inflight" "$srv" \
+    "$rep" "$fps" "$lost" "$cpu_pf" "$cpu_pct" "$gen" "$status" "$load1" "$rss" >>"$TSV"
   printf '  %-36s %10s frames/s  cpu %s µs/frame (%s%%)  lost %s  load %s  %s\n' "$name" \
     "${fps%.*}" "$cpu_pf" "$cpu_pct" "$lost" "$load1" "$status"
 }
@@ -237,7 +246,8 @@ write_report() {
     echo "  uring / epoll = \`ringcast serve --backend B --threads 1 --metrics-addr off --log-level warn\`;"
     echo "  bun = Bun $("$BUN" --version 2>/dev/null || echo "(not installed)") \`server.publish\` (peers/bun/server.js);"
     echo "  node-ws = Node $(node --version 2>/dev/null || echo "(not installed)") + ws $(awk -F'"' '/"version"/ { print $4; exit }' peers/node-ws/node_modules/ws/package.json 2>/dev/null || echo "?") broadcast loop (peers/node-ws/server.js);"
-    echo "  tokio-tungstenite = peers/tokio-tungstenite (current-thread tokio, \`tokio::sync::broadcast\`)"
+    echo "  tokio-tungstenite = peers/tokio-tungstenite (current-thread tokio, \`tokio::sync::broadcast\`);"
+    echo "  uring-sse / epoll-sse (when listed) = ringcast as uring / epoll with Server-Sent Events subscribers (generator \`--transport sse\`)"
     if ((${#SKIPPED[@]} > 0)); then
       echo "* skipped (not installed): $(printf '%s; ' "${SKIPPED[@]}")"
     fi
@@ -248,7 +258,8 @@ write_report() {
     echo "loss; min–max over those runs). ratio = median ÷ the fastest peer's median in the same"
     echo "cell (peers: bun, node-ws, tokio-tungstenite). CPU µs/frame = server utime+stime"
     echo "(/proc/PID/stat) over the steady window ÷ frames delivered in it (median); server and"
-    echo "generator CPU % of one core (generator near 100 %: the generator may be the limit). clean ="
+    echo "generator CPU % of one core (generator near 100 %: the generator may be the limit). idle"
+    echo "RSS = server RSS per connection with every connection open, before the first publish. clean ="
     echo "runs without loss or failure / runs; a run that lost frames or failed is listed under"
     echo "the table and not in the median."
     echo

@@ -68,7 +68,7 @@ END {
   printf "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", L, T, L, T + ph
   lx = L; ly = H - 36
   for (s = 1; s <= ns; s++) {
-    nm = (sname[s] == "uring" || sname[s] == "epoll") ? "ringcast " sname[s] : sname[s]
+    nm = sname[s]; if (nm ~ /^(uring|epoll)/) { sub(/-sse$/, " SSE", nm); nm = "ringcast " nm }
     printf "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"14\" fill=\"%s\"/>\n", lx, ly, palette[s]
     printf "<text x=\"%d\" y=\"%d\" font-size=\"12\">%s</text>\n", lx + 20, ly + 12, esc(nm)
     lx += 180
