@@ -154,6 +154,10 @@ pub struct ServeArgs {
     /// Send a ping after this long without one (0 disables heartbeats).
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub ping_interval: Duration,
+    /// SSE streams: the reconnection time sent first (`retry:`), for the client to wait
+    /// before reconnecting after the stream ends.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub sse_retry: Duration,
     /// After a ping, close a connection that sends no frame at all within this.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub pong_timeout: Duration,
@@ -289,6 +293,7 @@ impl ServeArgs {
                     pong: self.pong_timeout,
                 },
                 shutdown_timeout: self.shutdown_timeout,
+                sse_retry: self.sse_retry,
                 origins: OriginPolicy {
                     allowed: self.allowed_origins.clone(),
                     require: self.require_origin,

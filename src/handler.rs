@@ -12,7 +12,7 @@
 //! all re-exported here: the shard calls the trait, so none of them may import this
 //! file (nor this file `crate::shard` itself, whose `mod.rs` holds the caller).
 
-pub use crate::proto::handshake::{Rejection, UpgradeRequest};
+pub use crate::proto::handshake::{Rejection, Transport, UpgradeRequest};
 pub use crate::shard::api::{CloseInfo, Identity, Message, Peer, Upgrade};
 pub use crate::shard::context::Context;
 pub use crate::shard::slot::ConnId;
@@ -20,6 +20,10 @@ pub use crate::shard::slot::ConnId;
 /// Application callbacks. Every method has a default, so implement only what you need.
 pub trait Handler: Send + Sync + 'static {
     /// Inspect the upgrade request before the 101 is sent (route, authenticate).
+    ///
+    /// An SSE request (`GET /sse/…`) comes here too, before its `200`: it has
+    /// `request.transport == Transport::Sse` (and an empty `key`); a rejection answers it
+    /// the same way. [`Context::transport`] tells the two apart in later callbacks.
     ///
     /// Runs on the shard thread, inside the event loop, after the server's Origin check
     /// (`--allowed-origin`, `--require-origin`) and before the 101: it must be fast and

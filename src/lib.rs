@@ -59,7 +59,7 @@ pub use config::Config;
 pub use driver::tls::TlsConfig;
 pub use driver::{Backend, BackendChoice};
 pub use handler::{
-    CloseInfo, ConnId, Context, Handler, Identity, Message, Peer, Rejection, Upgrade,
+    CloseInfo, ConnId, Context, Handler, Identity, Message, Peer, Rejection, Transport, Upgrade,
     UpgradeRequest,
 };
 pub use server::{RunningServer, Server, StartError};

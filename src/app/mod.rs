@@ -1,6 +1,7 @@
 //! The binary's built-in applications, written on the public [`crate::Handler`] API.
 //!
 //! `/ws/{room}` joins the room and publishes every data message it receives to it
+//! (`/sse/{room}` joins it as a Server-Sent Events stream, which only receives)
 //! (the sender included unless `exclude_sender`); `/echo` echoes every message back (what
 //! conformance suites expect). Any other path is answered 404. Tokens ([`RoomAccess`])
 //! govern `/ws/{room}` only; `/echo` is open to anyone past the Origin check.
@@ -52,7 +53,7 @@ impl Handler for Builtin {
         }
         Upgrade::Reject(Rejection {
             status: 404,
-            reason: "unknown path: use /ws/{room} or /echo",
+            reason: "unknown path: use /ws/{room}, /sse/{room} or /echo",
         })
     }
 

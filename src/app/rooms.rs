@@ -1,6 +1,10 @@
 //! `/ws/{room}`: join the room named by the path; every data message received is
 //! published to the room, encoded once for all its members on all shards.
 //!
+//! `/sse/{room}` is the same room as a Server-Sent Events stream (receive only): it
+//! resumes after `Last-Event-ID` (or `?lastEventId=`) with history on (see
+//! [`last_event_id`]).
+//!
 //! With history on (`--history N`), `?seq=1` delivers room messages in the sequence
 //! framing and `?since=SEQ` resumes: the retained messages after `SEQ` first, then the
 //! live stream (see [`crate::Context::resume`]). With history off, either parameter
@@ -17,12 +21,18 @@ use crate::handler::{Context, Handler, Identity, Message, Rejection, Upgrade, Up
 use super::token::{self, Token};
 use super::ROOM_PREFIX;
 use crate::proto::close::codes;
+use crate::proto::handshake::Transport;
+use crate::shard::SSE_PREFIX;
 use crate::wire::room_name::{self, RoomNameError};
+use crate::wire::sequence::reset_message;
 
-/// The `{room}` segment of a `/ws/{room}` path, as spelled; `None` when the path is not
-/// one (another prefix, an empty segment, or more than one segment).
+/// The `{room}` segment of a `/ws/{room}` (or SSE `/sse/{room}`) path, as spelled;
+/// `None` when the path is not one (another prefix, an empty segment, or more than one
+/// segment).
 pub fn room_segment(path: &str) -> Option<&str> {
-    let segment = path.strip_prefix(ROOM_PREFIX)?;
+    let segment = path
+        .strip_prefix(ROOM_PREFIX)
+        .or_else(|| path.strip_prefix(SSE_PREFIX))?;
     (!segment.is_empty() && !segment.contains('/')).then_some(segment)
 }
 
@@ -63,6 +73,29 @@ impl HistoryQuery {
     fn wanted(&self) -> bool {
         self.seq || self.since.is_some()
     }
+}
+
+/// The event id an SSE request resumes after: the `Last-Event-ID` header (what an
+/// `EventSource` sends when it reconnects; empty counts as absent), else the
+/// `lastEventId` query parameter (for clients that cannot set headers). `Err` for a
+/// value that is not an unsigned integer (our ids are room sequence numbers).
+pub fn last_event_id(request: &UpgradeRequest) -> Result<Option<u64>, &'static str> {
+    let header = request.header("last-event-id").filter(|v| !v.is_empty());
+    let query = || {
+        request
+            .query
+            .as_deref()
+            .unwrap_or("")
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("lastEventId="))
+    };
+    header
+        .or_else(query)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| "last event id must be an unsigned integer")
+        })
+        .transpose()
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -132,7 +165,11 @@ impl Rooms {
     /// [`Handler::on_upgrade`] for a request [`RoomAccess::access`] let through with
     /// `identity`.
     pub fn upgrade_as(&self, request: &UpgradeRequest, identity: Option<Identity>) -> Upgrade {
-        if let Err(reason) = HistoryQuery::parse(request.query.as_deref()) {
+        let query = match request.transport {
+            Transport::WebSocket => HistoryQuery::parse(request.query.as_deref()).map(drop),
+            Transport::Sse => last_event_id(request).map(drop),
+        };
+        if let Err(reason) = query {
             return Upgrade::Reject(Rejection {
                 status: 400,
                 reason,
@@ -155,6 +192,25 @@ impl Rooms {
     }
 }
 
+/// [`Rooms::on_open`] for an SSE stream: join the room, or resume it after the
+/// [`last_event_id`] (missed events first, `event: gap` / `event: reset` when part of it
+/// is gone). With history off there are no ids to resume from: an id gets
+/// `event: reset` with `{"type":"reset","next":0}`, then the live stream.
+fn open_sse(cx: &mut Context<'_>, request: &UpgradeRequest, name: &str) {
+    let last = last_event_id(request).ok().flatten();
+    let joined = match last {
+        Some(last) if cx.history_enabled() => cx.resume(name, last).map(drop),
+        Some(_) => {
+            cx.send_event("reset", &reset_message(0));
+            cx.join(name)
+        }
+        None => cx.join(name),
+    };
+    if let Err(e) = joined {
+        cx.close(codes::POLICY, e.reason());
+    }
+}
+
 impl Handler for Rooms {
     fn on_upgrade(&self, request: &UpgradeRequest) -> Upgrade {
         self.upgrade_as(request, None)
@@ -165,6 +221,9 @@ impl Handler for Rooms {
         let Some(Ok(name)) = room_name(&request.path) else {
             return;
         };
+        if request.transport == Transport::Sse {
+            return open_sse(cx, request, &name);
+        }
         let query = HistoryQuery::parse(request.query.as_deref()).unwrap_or_default();
         if query.wanted() && !cx.history_enabled() {
             cx.close(codes::POLICY, "history is off (--history 0)");

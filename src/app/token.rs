@@ -81,6 +81,7 @@ pub(crate) fn request_for_tests(query: Option<&str>, auth: Option<&str>) -> Upgr
         headers: auth
             .map(|a| vec![("authorization".to_string(), a.to_string())])
             .unwrap_or_default(),
+        transport: Default::default(),
     }
 }
 

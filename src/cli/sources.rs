@@ -53,6 +53,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "close-timeout",
             "ping-interval",
             "pong-timeout",
+            "sse-retry",
         ],
     ),
     (

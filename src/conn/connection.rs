@@ -1,5 +1,5 @@
-//! [`Connection`]: one connection's state machine (see the module doc of `conn`), its
-//! states as enums — how far the upgrade got ([`Stage`]), our direction ([`Output`]),
+//! [`Connection`]: one connection's state machine (see the module doc of `conn`; an SSE
+//! stream's differences are in `connection/sse.rs`), its states as enums — how far the upgrade got ([`Stage`]), our direction ([`Output`]),
 //! the peer's ([`Input`]) — and what it tells the shard and the driver ([`ConnEvent`],
 //! [`Enqueue`], [`Eof`], [`AfterFlush`]).
 
@@ -7,11 +7,11 @@ use crate::proto::close::codes;
 use crate::proto::decoder::{Decoder, Event, ProtocolError};
 use crate::proto::deflate::Agreement;
 use crate::proto::frame::{encode_close_frame, encode_frame, Opcode};
-use crate::proto::handshake::{
-    parse_upgrade, reject_response, HeadParse, Rejection, UpgradeRequest,
-};
+use crate::proto::handshake::{reject_response, Rejection, Transport, UpgradeRequest};
+use crate::proto::request::{parse_request, PlainRequest, Request, RequestParse};
 use crate::wire::PreparedFrame;
 
+use self::sse::{sse_end, sse_heartbeat};
 use super::queue::{Advanced, OutQueue};
 use super::{ConnLimits, DisconnectReason, QueueLimits, SlowPolicy};
 
@@ -86,6 +86,9 @@ pub enum Enqueue {
 pub enum ConnEvent {
     /// The request head is complete: the shard must call `accept` or `reject`.
     Upgrade(Box<UpgradeRequest>),
+    /// A complete plain (non-upgrade) request head: the shard routes it (answers it,
+    /// or `reject`s it).
+    Request(Box<PlainRequest>),
     /// The request head was invalid; the HTTP error response is queued.
     HandshakeRejected(Rejection),
     /// A complete text message (validated once, by the decoder).
@@ -142,6 +145,8 @@ pub struct Connection {
     /// permessage-deflate negotiated and our compressed output valid for the peer: data
     /// frames may go compressed (RSV1). Inbound decompression is the decoder's.
     compresses: bool,
+    /// WebSocket, or an SSE stream (see `sse.rs`): set when the request is accepted.
+    transport: Transport,
 }
 
 impl Default for Connection {
@@ -164,6 +169,7 @@ impl Connection {
             pongs_coalesced: 0,
             reason: None,
             compresses: false,
+            transport: Transport::WebSocket,
         }
     }
 
@@ -221,6 +227,9 @@ impl Connection {
     pub fn feed(&mut self, input: &[u8], limits: ConnLimits) -> (usize, Option<ConnEvent>) {
         match self.phase() {
             Phase::Handshaking => (input.len(), self.feed_head(input, limits)),
+            Phase::Open | Phase::Closing if self.transport == Transport::Sse => {
+                (input.len(), self.feed_sse(input))
+            }
             Phase::Open | Phase::Closing => self.feed_frames(input, limits),
             Phase::Closed => (input.len(), None),
         }
@@ -228,11 +237,14 @@ impl Connection {
 
     fn feed_head(&mut self, input: &[u8], limits: ConnLimits) -> Option<ConnEvent> {
         self.head.extend_from_slice(input);
-        match parse_upgrade(&self.head, limits.max_head_bytes) {
-            Ok(HeadParse::Partial) => None,
-            Ok(HeadParse::Complete { request, head_len }) => {
+        match parse_request(&self.head, limits.max_head_bytes) {
+            Ok(RequestParse::Partial) => None,
+            Ok(RequestParse::Complete { request, head_len }) => {
                 self.head.drain(..head_len);
-                Some(ConnEvent::Upgrade(Box::new(request)))
+                Some(match request {
+                    Request::Upgrade(request) => ConnEvent::Upgrade(Box::new(request)),
+                    Request::Plain(request) => ConnEvent::Request(Box::new(request)),
+                })
             }
             Err(rejection) => {
                 self.reject(&rejection, &[]);
@@ -350,8 +362,9 @@ impl Connection {
         }
     }
 
-    /// Queue a close frame (once) and enter `Closing`. Nothing is queued after the
-    /// peer's EOF: it can no longer answer.
+    /// Queue a close frame (once; on an SSE stream the last chunk, which ends the
+    /// response: `code` and `reason` are not sent) and enter `Closing`. Nothing is
+    /// queued after the peer's EOF: it can no longer answer.
     pub fn send_close(&mut self, code: u16, reason: &str) {
         if self.output != Output::Open
             || self.input == Input::Eof
@@ -364,18 +377,25 @@ impl Connection {
             // No WebSocket yet: nothing to say, just end.
             return;
         }
+        if self.transport == Transport::Sse {
+            self.out.push_control(sse_end());
+            return;
+        }
         self.out
             .push_control(PreparedFrame::from_wire(encode_close_frame(code, reason)));
     }
 
-    /// Queue a ping (heartbeat), unless the previous one is still unsent (a peer that
-    /// does not read must not make heartbeats pile up). Returns false when the
+    /// Queue a ping (heartbeat; on an SSE stream the comment chunk `:`), unless the
+    /// previous one is still unsent (a peer that does not read must not make
+    /// heartbeats pile up). Returns false when the
     /// connection is not open (nothing is sent, no answer is awaited).
     pub fn send_ping(&mut self) -> bool {
         if !self.is_open() {
             return false;
         }
-        if !self.out.ping_pending() {
+        if !self.out.ping_pending() && self.transport == Transport::Sse {
+            self.out.push_ping(sse_heartbeat());
+        } else if !self.out.ping_pending() {
             self.out.push_ping(PreparedFrame::from_wire(encode_frame(
                 true,
                 Opcode::Ping,
@@ -517,5 +537,6 @@ impl Connection {
     }
 }
 
+mod sse;
 #[cfg(test)]
 mod tests;

@@ -22,6 +22,9 @@ pub struct ShardConfig {
     /// On shutdown, how long connections get to flush before they are dropped
     /// (default 5 s).
     pub shutdown_timeout: Duration,
+    /// SSE streams: the reconnection time (`retry:`) sent as their first chunk
+    /// (default 1 s; sent in whole milliseconds).
+    pub sse_retry: Duration,
     /// Which `Origin` headers an upgrade may carry; checked before the handler's upgrade
     /// hook, failure: HTTP 403.
     pub origins: OriginPolicy,
@@ -38,6 +41,7 @@ impl Default for ShardConfig {
             queue: QueueLimits::default(),
             timeouts: Timeouts::default(),
             shutdown_timeout: Duration::from_secs(5),
+            sse_retry: Duration::from_secs(1),
             origins: OriginPolicy::default(),
             log_peer_addr: false,
             deflate: DeflateConfig::default(),

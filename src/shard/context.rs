@@ -5,6 +5,7 @@
 //! state except through rooms.
 
 use crate::conn::Phase;
+use crate::proto::handshake::Transport;
 use crate::wire::room_name::{self, RoomNameError};
 use crate::wire::{ConnKey, PreparedFrame};
 
@@ -12,6 +13,7 @@ use super::api::{payload_of, prepare, Identity, Message};
 use super::publisher::Publisher;
 use super::replay::Resumed;
 use super::slot::ConnId;
+use super::sse::{sse_control, sse_message};
 use super::state::ShardState;
 
 /// Handle given to [`crate::Handler`] callbacks.
@@ -54,8 +56,23 @@ impl Context<'_> {
         self.state.id
     }
 
-    /// Send a message to this connection only. Returns false if it is not open.
+    /// The transport of this connection: [`Transport::WebSocket`], or
+    /// [`Transport::Sse`] for a `GET /sse/…` event stream (which receives only: it sends
+    /// no messages, so `on_message` is never called for it).
+    pub fn transport(&self) -> Transport {
+        self.state
+            .slots
+            .get(self.key)
+            .map_or(Transport::WebSocket, |s| s.conn.transport())
+    }
+
+    /// Send a message to this connection only. Returns false if it is not open. On an
+    /// SSE stream it is one event: text as `data:` lines, binary as the `binary` event
+    /// with base64 data (see [`crate::proto::sse`]).
     pub fn send(&mut self, message: Message<'_>) -> bool {
+        if self.transport() == Transport::Sse {
+            return self.send_prepared(sse_message(message));
+        }
         let compresses = self
             .state
             .slots
@@ -63,6 +80,16 @@ impl Context<'_> {
             .is_some_and(|s| s.conn.compresses());
         let min = self.state.shared.cfg.deflate.min_size_for(compresses);
         self.send_prepared(prepare(message, min))
+    }
+
+    /// SSE streams only: send one event of type `kind` (the `event:` field; one line,
+    /// non-empty, no CR or LF) with `data` (split into `data:` lines). Returns false on a
+    /// WebSocket, for an invalid `kind`, or when the connection is not open.
+    pub fn send_event(&mut self, kind: &str, data: &str) -> bool {
+        if self.transport() != Transport::Sse || kind.is_empty() || kind.contains(['\r', '\n']) {
+            return false;
+        }
+        self.send_prepared(sse_control(kind, data))
     }
 
     /// Send an already prepared frame to this connection.

@@ -54,7 +54,8 @@ impl DeflateConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::handshake::{parse_upgrade, HeadParse};
+    use crate::proto::handshake::HeadParse;
+    use crate::proto::request::parse_upgrade;
 
     fn request(extensions: &[&str]) -> UpgradeRequest {
         let mut head = String::from(

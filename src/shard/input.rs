@@ -103,6 +103,7 @@ impl Shard {
                     self.on_data(key, &rest, now);
                 }
             }
+            ConnEvent::Request(request) => self.route(key, &request, now),
             // Text arrives as a `String`: the decoder validated it (once) while it came in.
             ConnEvent::Text(text) => {
                 self.state

@@ -29,6 +29,8 @@
 //! | `slot.rs` | [`Slot`]: a connection plus the shard's bookkeeping about it; [`ConnId`] |
 //! | `input.rs` | bytes and EOF in, events out to the handler; read-side backpressure |
 //! | `upgrade.rs` | the upgrade policy: origin check, handler decision, admission, 101 |
+//! | `route.rs` | plain (non-upgrade) requests: `GET /sse/…` to `sse.rs`, the rest refused |
+//! | `sse.rs` | SSE streams: opening one (200, CORS, `retry:`), their event forms |
 //! | `callback.rs` | handler callbacks with panic isolation |
 //! | `output.rs` | the write side: dirty list, written bytes, what follows a flush |
 //! | `lifecycle.rs` | open, finish, release; graceful shutdown |
@@ -59,7 +61,9 @@ pub mod publish;
 pub mod publisher;
 pub mod replay;
 mod rooms;
+mod route;
 pub mod slot;
+mod sse;
 mod state;
 mod timers;
 mod upgrade;
@@ -81,6 +85,7 @@ pub use origin::{Origin, OriginPolicy};
 pub use publisher::Publisher;
 pub use replay::Resumed;
 pub use slot::{ConnId, Slot};
+pub use sse::SSE_PREFIX;
 pub use state::{ShardState, Shared};
 
 /// Response header naming the shard that accepted the connection.

@@ -8,7 +8,8 @@
 //! room's lock and sends it to every member shard, this one included, so it is
 //! delivered here from the inbox, in number order. Either way a member gets the
 //! publication's form for it ([`crate::wire::Publication::frame_for`]: sequenced when
-//! it asked for numbers), built once for every shard.
+//! it asked for numbers; for an SSE stream its SSE chunk, with the `id:` line when
+//! numbered), built once for every shard.
 //!
 //! Every publish is reported once ([`MetricsCollector::publish_fanned_out`]) with its
 //! recipients on every shard: here when it stays on this shard (or reaches no one),
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use crate::conn::Enqueue;
 use crate::hub::Published;
 use crate::metrics::MetricsCollector;
+use crate::proto::handshake::Transport;
 use crate::wire::{ConnKey, Encoding, Payload, PreparedFrame, Publication, RoomId};
 
 use super::slot::Slot;
@@ -134,15 +136,19 @@ impl ShardState {
             None => {
                 let frame = publication.frame(Encoding::WebSocket);
                 self.deliver_with(room, exclude, |slot| {
-                    Some(match slot.conn.compresses() {
-                        false => frame.clone(),
-                        true => publication.frame_for(false, Some(deflate.min_size)).clone(),
+                    Some(match (slot.conn.compresses(), slot.conn.transport()) {
+                        (_, Transport::Sse) => publication.frame(Encoding::Sse).clone(),
+                        (false, _) => frame.clone(),
+                        (true, _) => publication.frame_for(false, Some(deflate.min_size)).clone(),
                     })
                 })
             }
             Some(seq) => self.deliver_with(room, exclude, |slot| {
                 if !slot.replay_marks.is_empty() && slot.already_replayed(room, seq) {
                     return None;
+                }
+                if slot.conn.transport() == Transport::Sse {
+                    return Some(publication.frame(Encoding::Sse).clone());
                 }
                 let min = deflate.min_size_for(slot.conn.compresses());
                 Some(publication.frame_for(slot.sequenced, min).clone())

@@ -14,15 +14,21 @@
 //! that connection (its slot's replay mark: `Slot::already_replayed` in `slot.rs`).
 //! A number the history refused to keep (a message larger than `--history-bytes`) is
 //! replayed as a `gap` message in its place, so a resume never skips silently.
+//!
+//! An SSE stream resumes the same way (its `Last-Event-ID`): it gets the publications'
+//! SSE chunks (with their `id:` lines) and the announcements as `event: gap` /
+//! `event: reset` with the same JSON as data.
 
 use std::time::{Duration, Instant};
 
 use crate::conn::Phase;
 use crate::hub::{FetchRequest, ResumeStart};
 use crate::proto::frame::Opcode;
+use crate::proto::handshake::Transport;
 use crate::wire::sequence::{gap_message, reset_message};
-use crate::wire::{ConnKey, PreparedFrame};
+use crate::wire::{ConnKey, Encoding, PreparedFrame};
 
+use super::sse::sse_control;
 use super::state::ShardState;
 
 /// What a resume did (see [`crate::Context::resume`]).
@@ -122,8 +128,8 @@ impl ShardState {
         }
         let control = match replay.start {
             ResumeStart::Full => None,
-            ResumeStart::Gap { from, to } => Some(gap_message(from, to)),
-            ResumeStart::Reset { next } => Some(reset_message(next)),
+            ResumeStart::Gap { from, to } => Some(("gap", gap_message(from, to))),
+            ResumeStart::Reset { next } => Some(("reset", reset_message(next))),
         };
         let holes = replay.holes(replay.first(since));
         let deflate = self.shared.cfg.deflate;
@@ -131,18 +137,27 @@ impl ShardState {
         slot.sequenced = true;
         let conn = &mut slot.conn;
         let min = deflate.min_size_for(conn.compresses());
-        if let Some(text) = control {
-            conn.push_replay(text_frame(&text));
+        let sse = conn.transport() == Transport::Sse;
+        // A WebSocket gets the control message as text, an SSE stream as its event type.
+        let announce = |kind: &str, text: &str| match sse {
+            true => sse_control(kind, text),
+            false => text_frame(text),
+        };
+        if let Some((kind, text)) = control {
+            conn.push_replay(announce(kind, &text));
         }
         let mut next_hole = holes.iter().peekable();
         for (i, (_, publication)) in replay.frames.iter().enumerate() {
             while let Some((_, from, to)) = next_hole.next_if(|(at, ..)| *at == i) {
-                conn.push_replay(text_frame(&gap_message(*from, *to)));
+                conn.push_replay(announce("gap", &gap_message(*from, *to)));
             }
-            conn.push_replay(publication.frame_for(true, min).clone());
+            conn.push_replay(match sse {
+                true => publication.frame(Encoding::Sse).clone(),
+                false => publication.frame_for(true, min).clone(),
+            });
         }
         for (_, from, to) in next_hole {
-            conn.push_replay(text_frame(&gap_message(*from, *to)));
+            conn.push_replay(announce("gap", &gap_message(*from, *to)));
         }
         let resumed = Resumed {
             start: replay.start,

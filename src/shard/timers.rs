@@ -1,11 +1,13 @@
 //! Deadlines on a shard: firing due entries of the [`crate::conn::TimerHeap`] (the
-//! handshake timeout, the heartbeat's ping then pong, the close timeout), starting the
+//! handshake timeout, the heartbeat's ping then pong — for an SSE stream, the heartbeat
+//! comment then whether it was written —, the close timeout), starting the
 //! close deadline of connections closed as slow consumers, the history sweep, the
 //! shutdown deadline, and when the driver must wake up at the latest.
 
 use std::time::Instant;
 
 use crate::conn::{DisconnectReason, Phase, Timer};
+use crate::proto::handshake::Transport;
 use crate::wire::ConnKey;
 
 use super::Shard;
@@ -58,7 +60,12 @@ impl Shard {
                     self.state.arm(key, timeout, Timer::Pong, now);
                     self.state.mark_dirty(key);
                 }
-                Timer::Pong if slot.heard_since_ping => {
+                // An SSE client answers nothing: alive means the heartbeat was written.
+                Timer::Pong
+                    if slot.heard_since_ping
+                        || (slot.conn.transport() == Transport::Sse
+                            && !slot.conn.out().ping_pending()) =>
+                {
                     let interval = self.config().timeouts.ping_interval;
                     self.state.arm(key, interval, Timer::Ping, now);
                 }

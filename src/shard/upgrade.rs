@@ -2,7 +2,8 @@
 //! (`--allowed-origin`, `--require-origin`: 403), the handler's decision
 //! ([`crate::Handler::on_upgrade_from`]; a panic answers 500), the admission cap (503
 //! with `Retry-After: 1`); then the 101 with the [`super::SHARD_HEADER`], the first
-//! heartbeat deadline, and `on_open`.
+//! heartbeat deadline, and `on_open`. An SSE stream (`sse.rs`) goes through the same
+//! policy ([`Shard::admit`]) and opening ([`Shard::opened`]) with its own response.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -17,6 +18,31 @@ use super::{Shard, SHARD_HEADER};
 impl Shard {
     /// Decide the upgrade of `key` (its request head is `request`) and answer it.
     pub(super) fn upgrade(&mut self, key: ConnKey, request: &UpgradeRequest, now: Instant) {
+        if !self.admit(key, request) {
+            return;
+        }
+        let slot = &mut self.state.slots[key];
+        let shard = self.state.id.to_string();
+        let deflate = self.state.shared.cfg.deflate.negotiate(request);
+        let extensions = deflate.map(|a| a.response_value());
+        let mut headers = vec![(SHARD_HEADER, shard.as_str())];
+        headers.extend(
+            extensions
+                .as_deref()
+                .map(|v| ("Sec-WebSocket-Extensions", v)),
+        );
+        slot.conn.accept(accept_response(&request.key, &headers));
+        if let Some(agreement) = deflate {
+            slot.conn.enable_deflate(agreement);
+        }
+        self.opened(key, request, now);
+    }
+
+    /// The policy shared by every transport for the request opening `key` (WebSocket
+    /// or SSE): the Origin check, the handler's decision, the admission cap. True when
+    /// admitted (the identity is attached, the admission slot held); false when refused
+    /// (the error response is queued and counted).
+    pub(super) fn admit(&mut self, key: ConnKey, request: &UpgradeRequest) -> bool {
         let decision = if self.config().origins.permits(request.origin.as_deref()) {
             let peer = Peer {
                 fd: self.state.slots[key].fd,
@@ -62,24 +88,17 @@ impl Shard {
             self.state
                 .metrics()
                 .handshake_rejected(id, rejection.status);
-            tracing::debug!(conn = %self.state.conn_id(key), status = rejection.status, reason = rejection.reason, "upgrade refused");
-            return;
+            tracing::debug!(conn = %self.state.conn_id(key), status = rejection.status, reason = rejection.reason, transport = request.transport.as_str(), "upgrade refused");
+            return false;
         }
         slot.identity = identity;
         slot.admitted = self.state.shared.admission.is_limited();
-        let shard = id.to_string();
-        let deflate = self.state.shared.cfg.deflate.negotiate(request);
-        let extensions = deflate.map(|a| a.response_value());
-        let mut headers = vec![(SHARD_HEADER, shard.as_str())];
-        headers.extend(
-            extensions
-                .as_deref()
-                .map(|v| ("Sec-WebSocket-Extensions", v)),
-        );
-        slot.conn.accept(accept_response(&request.key, &headers));
-        if let Some(agreement) = deflate {
-            slot.conn.enable_deflate(agreement);
-        }
+        true
+    }
+
+    /// `key` was accepted (its response head is queued): the heartbeat deadline, then
+    /// the handler's `on_open`.
+    pub(super) fn opened(&mut self, key: ConnKey, request: &UpgradeRequest, now: Instant) {
         // The handshake deadline is over: the heartbeat's (if any) replaces it.
         let ping = self.config().timeouts.ping_interval;
         if ping.is_zero() {

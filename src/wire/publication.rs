@@ -23,6 +23,12 @@
 //! payload and number, outside any lock, by whichever shard first delivers to a
 //! sequenced subscriber (or replays the message).
 //!
+//! The Server-Sent Events form ([`Encoding::Sse`]: one chunk of a `text/event-stream`
+//! body, with the `id:` line when numbered) is built the same lazy way, by the first
+//! shard that delivers to (or replays for) an SSE subscriber; a numbered copy
+//! ([`Publication::numbered`]) never inherits it, since its `id:` line depends on the
+//! number.
+//!
 //! **Compressed forms** (permessage-deflate, RFC 7692): [`Encoding::WebSocketDeflate`]
 //! and [`Encoding::WebSocketSequencedDeflate`] are built the same way — lazily, at most
 //! once per publication, by the first shard that delivers to (or replays for) a client
@@ -42,6 +48,7 @@ use bytes::Bytes;
 
 use crate::proto::deflate::compressed_frame;
 use crate::proto::frame::{encode_frame, header_len, write_header, Opcode};
+use crate::proto::sse::message_chunk;
 
 use super::compressions::count_compression;
 use super::ids::ConnKey;
@@ -78,10 +85,14 @@ pub enum Encoding {
     WebSocketDeflate,
     /// [`Encoding::WebSocketSequenced`] compressed, when smaller.
     WebSocketSequencedDeflate,
+    /// One Server-Sent Events chunk ([`crate::proto::sse::message_chunk`]): the event
+    /// with `id: <seq>` when the publication is numbered (history on), `event: binary`
+    /// and base64 data for a binary payload, inside its chunk framing.
+    Sse,
 }
 
 impl Encoding {
-    const COUNT: usize = 4;
+    const COUNT: usize = 5;
 
     fn index(self) -> usize {
         match self {
@@ -89,11 +100,13 @@ impl Encoding {
             Encoding::WebSocketSequenced => 1,
             Encoding::WebSocketDeflate => 2,
             Encoding::WebSocketSequencedDeflate => 3,
+            Encoding::Sse => 4,
         }
     }
 }
 
 static BUILDS: [AtomicU64; Encoding::COUNT] = [
+    AtomicU64::new(0),
     AtomicU64::new(0),
     AtomicU64::new(0),
     AtomicU64::new(0),
@@ -107,7 +120,8 @@ fn count_build(encoding: Encoding) {
 /// Wire forms of publications built in this process for `encoding` (payload bytes
 /// copied into a form: once per publish for [`Encoding::WebSocket`], once per
 /// publication delivered or replayed to a sequenced client for the sequenced form;
-/// compressions for the deflate encodings: at most once per publication each).
+/// compressions for the deflate encodings: at most once per publication each; for
+/// [`Encoding::Sse`], once per publication delivered or replayed to an SSE client).
 pub fn builds(encoding: Encoding) -> u64 {
     BUILDS[encoding.index()].load(Ordering::Relaxed)
 }
@@ -298,6 +312,11 @@ impl Publication {
                 (Encoding::WebSocketSequenced, Some(seq)) => {
                     count_build(encoding);
                     Bytes::from(encode_sequenced(seq, self.kind, self.payload()))
+                }
+                (Encoding::Sse, seq) => {
+                    count_build(encoding);
+                    let binary = self.kind == Kind::Binary;
+                    Bytes::from(message_chunk(seq, binary, self.payload()))
                 }
                 _ => {
                     count_build(encoding);

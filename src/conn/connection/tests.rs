@@ -132,10 +132,18 @@ fn protocol_error_queues_close_with_its_code_and_stops_decoding() {
 #[test]
 fn bad_request_head_gets_http_error_and_no_upgrade() {
     let mut c = Connection::new();
-    let ev = feed_all(&mut c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let ev = feed_all(&mut c, b"GET / HTTP/1.1\r\n\r\n");
     assert!(matches!(&ev[0], ConnEvent::HandshakeRejected(r) if r.status == 400));
     assert!(queued(&c).starts_with(b"HTTP/1.1 400"));
     assert_eq!(c.phase(), Phase::Closing);
+}
+
+#[test]
+fn a_plain_request_goes_to_the_shard_to_route() {
+    let mut c = Connection::new();
+    let ev = feed_all(&mut c, b"GET /sse/a HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(matches!(&ev[0], ConnEvent::Request(r) if r.path == "/sse/a"));
+    assert_eq!(c.phase(), Phase::Handshaking, "the route decides");
 }
 
 const QL: QueueLimits = QueueLimits {
@@ -302,7 +310,7 @@ fn eof_mid_head_closes_at_once_and_after_a_rejection_flushes_the_response() {
     feed_all(&mut c, b"GET /ws/a HTTP/1.1\r\nHost");
     assert_eq!(c.on_eof(), Eof::Close);
     let mut c = Connection::new();
-    feed_all(&mut c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    feed_all(&mut c, b"GET / HTTP/1.1\r\n\r\n");
     assert_eq!(c.on_eof(), Eof::Flush);
     assert!(queued(&c).starts_with(b"HTTP/1.1 400"));
     let n = c.out.bytes();

@@ -3,6 +3,7 @@
 //! independence from how the bytes were split, and the response builders.
 
 use super::*;
+use crate::proto::request::parse_upgrade;
 use crate::proto::DEFAULT_MAX_HEAD_BYTES;
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
