@@ -607,8 +607,8 @@ impl EventLoop {
 }
 
 /// The body bytes `body` of SSE connection `slot`: decoded by its [`sse::SseStream`],
-/// each event handed to `h` as the frame it stands for ([`sse::event_frame`], binary
-/// data decoded into `buf`). The stream's last chunk ends the connection as
+/// each message event handed to `h` as the frame it stands for ([`sse::event_frame`],
+/// binary data decoded into `buf`; `gap` / `reset` announcements are skipped). The stream's last chunk ends the connection as
 /// [`Closed::StreamEnd`], broken framing or a binary event that is not base64 of at most
 /// `buf.len()` bytes as [`Closed::Protocol`]. Returns `false` if the connection is gone.
 fn process_sse<H: Handler>(
@@ -633,8 +633,9 @@ fn process_sse<H: Handler>(
             return;
         }
         match sse::event_frame(&ev, buf) {
-            Some(f) => h.on_frame(conns, slot, tag, f, now),
-            None => bad = true,
+            sse::Meaning::Frame(f) => h.on_frame(conns, slot, tag, f, now),
+            sse::Meaning::Announcement => {}
+            sse::Meaning::BadBinary => bad = true,
         }
     });
     let Some(c) = conns.get_gen(slot, gen) else {

@@ -4,8 +4,8 @@
 //! the event loop feeds it what the socket delivers after the head and turns each event
 //! into a [`crate::codec::Frame`] for the workload ([`event_frame`]): a `binary` event's
 //! base64 data is decoded into a binary frame (the benchmark payload, header included),
-//! any other event's data is a text frame, so SSE subscribers share the WebSocket
-//! subscribers' accounting.
+//! `gap` / `reset` announcements are not messages, any other event's data is a text
+//! frame, so SSE subscribers share the WebSocket subscribers' accounting.
 //!
 //! The wire format (ringcast's `/sse/{room}`): `200`, `Content-Type:
 //! text/event-stream`, `Transfer-Encoding: chunked`, each event one chunk, first chunk
@@ -94,20 +94,30 @@ pub fn max_event_len(size: usize) -> usize {
     size.div_ceil(3) * 4 + 128
 }
 
-/// The frame an event stands for: `event: binary` → a binary frame of the decoded
-/// base64 (into `buf`, which must hold the decoded length); anything else → a text
-/// frame of the data. `None` when a binary event's data is not valid base64 or does not
-/// fit `buf`.
-pub fn event_frame<'a>(ev: &Event<'a>, buf: &'a mut [u8]) -> Option<Frame<'a>> {
-    let (opcode, payload) = if ev.event == b"binary" {
-        let n = base64::engine::general_purpose::STANDARD
-            .decode_slice(ev.data, buf)
-            .ok()?;
-        (OP_BINARY, &buf[..n])
-    } else {
-        (OP_TEXT, ev.data)
+/// What an event stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meaning<'a> {
+    /// A message, as the frame it would be over WebSocket.
+    Frame(Frame<'a>),
+    /// `event: gap` or `event: reset` (the server's resume announcements): not a message.
+    Announcement,
+    /// `event: binary` whose data is not base64 of at most the buffer's length.
+    BadBinary,
+}
+
+/// The meaning of an event: `event: binary` → a binary frame of the decoded base64
+/// (into `buf`, which must hold the decoded length); `gap` / `reset` → an announcement;
+/// anything else → a text frame of the data.
+pub fn event_frame<'a>(ev: &Event<'a>, buf: &'a mut [u8]) -> Meaning<'a> {
+    let (opcode, payload) = match ev.event {
+        b"binary" => match base64::engine::general_purpose::STANDARD.decode_slice(ev.data, buf) {
+            Ok(n) => (OP_BINARY, &buf[..n]),
+            Err(_) => return Meaning::BadBinary,
+        },
+        b"gap" | b"reset" => return Meaning::Announcement,
+        _ => (OP_TEXT, ev.data),
     };
-    Some(Frame {
+    Meaning::Frame(Frame {
         fin: true,
         opcode,
         payload,

@@ -58,7 +58,9 @@ fn decode(body: &[u8], cuts: &[usize]) -> (Vec<Payload>, Vec<String>, u64, bool)
         ended = s
             .feed(&body[at..c], |ev| {
                 ids.push(String::from_utf8(ev.id.unwrap().to_vec()).unwrap());
-                let f = event_frame(&ev, &mut buf).expect("valid event");
+                let Meaning::Frame(f) = event_frame(&ev, &mut buf) else {
+                    panic!("not a message: {ev:?}");
+                };
                 got.push((f.opcode == OP_BINARY, f.payload.to_vec()));
             })
             .unwrap();
@@ -107,13 +109,35 @@ fn bytes_after_the_last_chunk_are_an_error() {
 }
 
 #[test]
-fn bad_base64_gives_no_frame() {
+fn bad_base64_is_no_frame() {
     let ev = Event {
         event: b"binary",
         data: b"!!!",
         id: None,
     };
-    assert!(event_frame(&ev, &mut [0u8; 16]).is_none());
+    assert_eq!(event_frame(&ev, &mut [0u8; 16]), Meaning::BadBinary);
+    let ev = Event {
+        event: b"binary",
+        data: b"AAAAAAAA",
+        id: None,
+    };
+    assert_eq!(
+        event_frame(&ev, &mut [0u8; 5]),
+        Meaning::BadBinary,
+        "6 bytes > 5"
+    );
+}
+
+#[test]
+fn gap_and_reset_are_announcements() {
+    for name in [&b"gap"[..], b"reset"] {
+        let ev = Event {
+            event: name,
+            data: br#"{"next":0}"#,
+            id: None,
+        };
+        assert_eq!(event_frame(&ev, &mut [0u8; 16]), Meaning::Announcement);
+    }
 }
 
 fn payload() -> impl Strategy<Value = Payload> {
