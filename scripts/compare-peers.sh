@@ -43,8 +43,8 @@
 # * Every wait is a bounded loop; the generator runs under `timeout`; every process
 #   started here is stopped on exit (trap); SIGINT/SIGTERM still write the report.
 #
-# Usage: scripts/compare-peers.sh            (full run: 8 cells × 5 servers × 3 reps, ~20 min)
-#        QUICK=1 scripts/compare-peers.sh    (1k subscribers × 64 B, 1 and 16 in flight, 2 s runs, ~2 min)
+# Usage: scripts/compare-peers.sh            (full run: 8 cells × 5 servers × 3 reps, ~22 min)
+#        QUICK=1 scripts/compare-peers.sh    (1k subscribers × 64 B, 1 and 16 in flight, 2 s runs, ~3 min)
 # Environment: QUICK, REPS, DURATION (s per run, default 5; QUICK 2), PEERS (space
 # list, default the five above), SUBSCRIBERS, SIZES, IN_FLIGHT (space lists), PORT_BASE (default 9530; 20 ports from there), OUT_DIR
 # (default bench-results), CARGO_TARGET_DIR (binaries from $CARGO_TARGET_DIR/release).
