@@ -89,7 +89,8 @@ echo-cpu: release
 autobahn: release
 	scripts/autobahn.sh
 
-## RSS per idle connection at N connections on each backend (uses ringcast-load).
+## RSS per idle connection at N connections on each backend (uses ringcast-load; TLS=1:
+## wss://, TRANSPORT=sse: Server-Sent Events streams on /sse/idle).
 idle-rss: release
 	scripts/idle-rss.sh $(ARGS)
 
