@@ -9,7 +9,8 @@
 //! [`CHANNEL_CAPACITY`] messages behind skips what it missed (`RecvError::Lagged`), as
 //! such servers usually do; the load generator reports that as loss.
 //!
-//! Usage: `peer-tokio-tungstenite PORT` (listens on 127.0.0.1:PORT).
+//! Usage: `peer-tokio-tungstenite PORT` (listens on 127.0.0.1:PORT; 0 = any free port;
+//! the first line printed names the address).
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,7 +29,10 @@ async fn main() -> std::io::Result<()> {
         None => 9001,
     };
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("tokio-tungstenite peer listening on 127.0.0.1:{port}");
+    println!(
+        "tokio-tungstenite peer listening on {}",
+        listener.local_addr()?
+    );
     let (tx, _) = broadcast::channel::<Message>(CHANNEL_CAPACITY);
     loop {
         let (stream, _) = listener.accept().await?;
