@@ -66,7 +66,7 @@ compare: release
 
 ## ringcast (both backends) vs peer servers: Bun server.publish, Node ws, tokio-tungstenite
 ## (peers/), 1 and 16 in flight × 64 B and 1 KiB × 1k and 10k subscribers, every server
-## pinned to core 0, 3 interleaved repetitions, median (~22 min; QUICK=1: ~3 min check).
+## pinned to core 0, 3 interleaved repetitions, median (~22 min; QUICK=1: ~2 min check, 1k × 64 B, 2 repetitions).
 ## Needs `make peers` first for Bun and Node ws (node + npm on PATH); the Rust peer is
 ## built by `release`. A peer that is not installed is skipped with a message.
 ## Report and SVG in bench-results/compare-peers-<date>*.

@@ -44,8 +44,9 @@
 #   started here is stopped on exit (trap); SIGINT/SIGTERM still write the report.
 #
 # Usage: scripts/compare-peers.sh            (full run: 8 cells × 5 servers × 3 reps, ~22 min)
-#        QUICK=1 scripts/compare-peers.sh    (1k subscribers × 64 B, 1 and 16 in flight, 2 s runs, ~3 min)
-# Environment: QUICK, REPS, DURATION (s per run, default 5; QUICK 2), PEERS (space
+#        QUICK=1 scripts/compare-peers.sh    (1k subscribers × 64 B, 1 and 16 in flight, 2 reps of 2 s runs, ~2 min)
+# Environment: QUICK, REPS (default 3; QUICK 2), DURATION (s per run, default 5; QUICK 2),
+# PEERS (space
 # list, default the five above), SUBSCRIBERS, SIZES, IN_FLIGHT (space lists), PORT_BASE (default 9530; 20 ports from there), OUT_DIR
 # (default bench-results), CARGO_TARGET_DIR (binaries from $CARGO_TARGET_DIR/release).
 set -euo pipefail
@@ -53,7 +54,7 @@ cd "$(dirname "$0")/.."
 HERE=scripts/compare
 
 QUICK=${QUICK:-0}
-REPS=${REPS:-3}
+REPS=${REPS:-}
 DURATION=${DURATION:-5}
 PORT_BASE=${PORT_BASE:-9530}
 OUT_DIR=${OUT_DIR:-bench-results}
@@ -72,7 +73,9 @@ if [[ $QUICK == 1 ]]; then
   SUBSCRIBERS=(1000)
   SIZES=(64)
   DURATION=${QUICK_DURATION:-2}
+  REPS=${REPS:-2}
 fi
+REPS=${REPS:-3}
 
 [[ -x $LOAD ]] || { echo "missing $LOAD: run 'make release' first" >&2; exit 2; }
 # 10k subscribers need 10k descriptors in every server (the peers do not raise it).
