@@ -45,10 +45,10 @@
 #
 # Usage: scripts/compare-peers.sh            (full run: 8 cells × 5 servers × 3 reps, ~22 min)
 #        QUICK=1 scripts/compare-peers.sh    (1k subscribers × 64 B, 1 and 16 in flight, 2 reps of 2 s runs, ~2 min)
-# Environment: QUICK, REPS (default 3; QUICK 2), DURATION (s per run, default 5; QUICK 2),
-# PEERS (space
-# list, default the five above), SUBSCRIBERS, SIZES, IN_FLIGHT (space lists), PORT_BASE (default 9530; 20 ports from there), OUT_DIR
-# (default bench-results), CARGO_TARGET_DIR (binaries from $CARGO_TARGET_DIR/release).
+# Environment: QUICK, REPS (default 3; QUICK 2), DURATION (s per run, default 5; QUICK
+# 2), PEERS (space list, default the five above), SUBSCRIBERS, SIZES, IN_FLIGHT (space
+# lists), PORT_BASE (default 9530; 20 ports from there), OUT_DIR (default bench-results),
+# CARGO_TARGET_DIR (binaries from $CARGO_TARGET_DIR/release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HERE=scripts/compare
