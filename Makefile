@@ -9,7 +9,7 @@ QUICK   ?= 0
 # redis: cluster mode with --broker redis://HOST:PORT, tests/cluster*.rs need redis-server).
 FEATURES ?= ringcast/tls,ringcast/redis
 
-.PHONY: run cluster test fmt-check clippy test-features test-otel build release bench compare echo-cpu autobahn idle-rss soak dashboard-shot fuzz clean
+.PHONY: run cluster test fmt-check clippy test-features test-otel build release bench compare compare-peers peers echo-cpu autobahn idle-rss soak dashboard-shot fuzz clean
 
 ## Start the server (release build) on $(ADDR); Ctrl-C stops it.
 run:
@@ -64,6 +64,21 @@ bench:
 compare: release
 	QUICK=$(QUICK) scripts/compare-backends.sh
 
+## ringcast (both backends) vs peer servers: Bun server.publish, Node ws, tokio-tungstenite
+## (peers/), 1 and 16 in flight × 64 B and 1 KiB × 1k and 10k subscribers, every server
+## pinned to core 0, 3 interleaved repetitions, median (~22 min; QUICK=1: ~2 min check, 1k × 64 B, 2 repetitions).
+## Needs `make peers` first for Bun and Node ws (node + npm on PATH); the Rust peer is
+## built by `release`. A peer that is not installed is skipped with a message.
+## Report and SVG in bench-results/compare-peers-<date>*.
+compare-peers: release
+	QUICK=$(QUICK) scripts/compare-peers.sh
+
+## Installs the npm peers of compare-peers at their pinned versions (package-lock.json):
+## Bun from the npm package `bun` (ships the linux-x64 binary) and Node's `ws`.
+peers:
+	npm ci --prefix peers/bun --no-audit --no-fund
+	npm ci --prefix peers/node-ws --no-audit --no-fund
+
 ## Server CPU, syscalls and SQEs per echoed message, 1k active clients, io_uring vs epoll
 ## (~1 min); table in bench-results/echo-cpu-<date>.md.
 echo-cpu: release
@@ -74,7 +89,8 @@ echo-cpu: release
 autobahn: release
 	scripts/autobahn.sh
 
-## RSS per idle connection at N connections on each backend (uses ringcast-load).
+## RSS per idle connection at N connections on each backend (uses ringcast-load; TLS=1:
+## wss://, TRANSPORT=sse: Server-Sent Events streams on /sse/idle).
 idle-rss: release
 	scripts/idle-rss.sh $(ARGS)
 

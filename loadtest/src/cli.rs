@@ -161,6 +161,37 @@ pub struct FanoutArgs {
     /// the maximum after it.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub rss_warmup: Duration,
+    /// How subscribers receive the room. `ws`: WebSocket upgrade on the --url path.
+    /// `sse`: Server-Sent Events — each subscriber sends `GET /sse/{room}` where --url is
+    /// ws://HOST:PORT/ws/{room} (query kept; wss:// gives SSE over TLS) and reads the
+    /// chunked event stream; a binary message arrives as `event: binary` with base64 data,
+    /// which is decoded before the usual order, loss and latency checks. Publishers stay
+    /// WebSocket clients on --url. Not with --deflate or --churn.
+    #[arg(long, value_enum, default_value_t = Transport::Ws)]
+    pub transport: Transport,
+}
+
+/// How `fanout` subscribers receive (`--transport`).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// WebSocket (the --url as given).
+    Ws,
+    /// Server-Sent Events on /sse/{room} (the --url path /ws/{room} mapped).
+    Sse,
+}
+
+/// The SSE path for a WebSocket room path: `/ws/{room}[?query]` → `/sse/{room}[?query]`;
+/// an error naming the path when it is not `/ws/` followed by a room name.
+pub fn sse_path(ws_path: &str) -> Result<String, String> {
+    match ws_path.strip_prefix("/ws/") {
+        Some(rest) if !rest.is_empty() && !rest.starts_with(['?', '#', '/']) => {
+            Ok(format!("/sse/{rest}"))
+        }
+        _ => Err(format!(
+            "--transport sse: the --url path must be /ws/{{room}} (subscribers then use \
+             /sse/{{room}}), not {ws_path}"
+        )),
+    }
 }
 
 /// How slow subscribers (`--slow-fraction`) consume.
@@ -474,6 +505,15 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sse_paths_map_from_ws_room_paths() {
+        assert_eq!(sse_path("/ws/bench").unwrap(), "/sse/bench");
+        assert_eq!(sse_path("/ws/a%20b?token=t").unwrap(), "/sse/a%20b?token=t");
+        for bad in ["/", "/ws/", "/ws/?x=1", "/echo", "/wsroom"] {
+            assert!(sse_path(bad).unwrap_err().contains("/ws/{room}"), "{bad}");
+        }
+    }
 
     #[test]
     fn src_ip_range() {

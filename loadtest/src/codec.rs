@@ -98,6 +98,9 @@ pub enum HandshakeError {
     BadAccept,
     /// The response was not parseable HTTP.
     Malformed,
+    /// SSE (`fanout --transport sse`): a `200` that is not a chunked event stream; names
+    /// the header at fault (`Content-Type` or `Transfer-Encoding`).
+    NotEventStream(&'static str),
 }
 
 impl std::fmt::Display for HandshakeError {
@@ -107,6 +110,9 @@ impl std::fmt::Display for HandshakeError {
             HandshakeError::BadStatus(s) => write!(f, "upgrade refused: {s}"),
             HandshakeError::BadAccept => write!(f, "wrong or missing Sec-WebSocket-Accept"),
             HandshakeError::Malformed => write!(f, "malformed upgrade response"),
+            HandshakeError::NotEventStream(h) => {
+                write!(f, "not a chunked text/event-stream response (check {h})")
+            }
         }
     }
 }
@@ -155,15 +161,15 @@ pub fn parse_upgrade_response(
     Ok(Some(end))
 }
 
-fn find_head_end(buf: &[u8]) -> Option<usize> {
+pub(crate) fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
-fn trim_cr(line: &[u8]) -> &[u8] {
+pub(crate) fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-fn trim_ws(mut s: &[u8]) -> &[u8] {
+pub(crate) fn trim_ws(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
     }

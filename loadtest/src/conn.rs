@@ -1,4 +1,5 @@
-//! One client WebSocket connection and the per-thread table that owns them.
+//! One client WebSocket (or SSE subscriber) connection and the per-thread table that
+//! owns them.
 //!
 //! A [`Conn`] is a non-blocking TCP socket plus the little state the client needs: its
 //! lifecycle [`State`], the expected `Sec-WebSocket-Accept`, a small carry-over buffer
@@ -16,6 +17,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::codec::{self, HandshakeError, HandshakeKey};
+use crate::sse::{self, SseStream};
 use crate::sys::Rng;
 use crate::tls::{Session, TlsClient};
 
@@ -24,7 +26,8 @@ use crate::tls::{Session, TlsClient};
 pub enum State {
     /// TCP connect in progress.
     Connecting,
-    /// TLS handshake (wss://) and upgrade request sent (or queued), waiting for `101`.
+    /// TLS handshake (wss://) and upgrade request sent (or queued), waiting for `101`
+    /// (SSE: the request sent, waiting for the `200` event-stream head).
     Handshaking,
     /// Upgraded; frames flow.
     Open,
@@ -80,6 +83,8 @@ pub enum Closed {
     Protocol(String),
     /// Our close handshake was not answered in time.
     CloseTimeout,
+    /// SSE: the server ended the event stream (the last chunk of the chunked body).
+    StreamEnd,
 }
 
 impl Closed {
@@ -109,7 +114,7 @@ pub struct Conn {
     pub gen: u32,
     /// Workload-defined tag (role, index...).
     pub tag: u32,
-    /// Expected `Sec-WebSocket-Accept`.
+    /// Expected `Sec-WebSocket-Accept` (unused by an SSE connection).
     pub accept: [u8; 28],
     /// Partial frame (or partial response head) left over from the previous read.
     pub carry: Vec<u8>,
@@ -128,6 +133,8 @@ pub struct Conn {
     /// the event loop ignores its readability and only reports errors and hang-ups
     /// (a slow subscriber that stalls or trickles).
     pub throttled: bool,
+    /// An SSE subscriber ([`Conns::open_sse`]): its body decoder; `None` for WebSocket.
+    pub sse: Option<Box<SseStream>>,
 }
 
 impl Conn {
@@ -246,6 +253,46 @@ impl Conns {
         if self.deflate {
             crate::deflate::add_offer(&mut wbuf);
         }
+        let accept = key.expected_accept();
+        self.open_with(epfd, dst, src, wbuf, accept, None, tag, now, timeout_ns)
+    }
+
+    /// Like [`Conns::open`], but an SSE subscriber: the request is `GET path` for an
+    /// event stream (`path` is the `/sse/{room}` one) and the body is decoded by an
+    /// [`SseStream`] whose events are at most `max_event` bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_sse(
+        &mut self,
+        epfd: RawFd,
+        dst: SocketAddr,
+        src: Option<Ipv4Addr>,
+        host: &str,
+        path: &str,
+        tag: u32,
+        now: u64,
+        timeout_ns: u64,
+        max_event: usize,
+    ) -> Result<usize, Failure> {
+        let mut wbuf = Vec::with_capacity(160);
+        sse::head::write_request(&mut wbuf, host, path);
+        let stream = Some(Box::new(SseStream::new(max_event)));
+        self.open_with(epfd, dst, src, wbuf, [0; 28], stream, tag, now, timeout_ns)
+    }
+
+    /// Opens a connection whose request head is `wbuf` (see [`Conns::open`]).
+    #[allow(clippy::too_many_arguments)]
+    fn open_with(
+        &mut self,
+        epfd: RawFd,
+        dst: SocketAddr,
+        src: Option<Ipv4Addr>,
+        mut wbuf: Vec<u8>,
+        accept: [u8; 28],
+        sse: Option<Box<SseStream>>,
+        tag: u32,
+        now: u64,
+        timeout_ns: u64,
+    ) -> Result<usize, Failure> {
         let tls = match &self.tls {
             None => None,
             Some(t) => {
@@ -287,7 +334,7 @@ impl Conns {
             },
             gen,
             tag,
-            accept: key.expected_accept(),
+            accept,
             carry: Vec::new(),
             wbuf,
             wpos: 0,
@@ -295,6 +342,7 @@ impl Conns {
             deadline_ns: now + timeout_ns,
             tls,
             throttled: false,
+            sse,
         });
         self.pending += 1;
         if connected {

@@ -14,6 +14,8 @@
 //! no per-frame allocation. A `wss://` connection reads into a second per-thread buffer
 //! instead, its TLS session decrypts, and the plaintext lands in the scratch buffer at
 //! the same place a plain read would have put it; from there on both paths are one.
+//! An SSE subscriber's body goes through its [`sse::SseStream`] instead of the frame
+//! parser; each event reaches the workload as a frame ([`sse::event_frame`]).
 //! Workloads plug in through [`Handler`]. A workload may *throttle* an open connection
 //! (a slow consumer): readiness no longer reads it, [`EventLoop::read_some`] does, one
 //! bounded read at a time.
@@ -23,6 +25,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::codec::{self, Frame};
 use crate::conn::{self, Closed, Conns, Failure, State};
+use crate::sse;
 use crate::tls::{self, TlsClient};
 
 /// Token reserved for the thread's wake-up eventfd.
@@ -170,6 +173,8 @@ pub struct EventLoop {
     /// wss://: ciphertext read from a socket (empty for ws://).
     cipher: Vec<u8>,
     max_payload: usize,
+    /// SSE: where a binary event's base64 data is decoded ([`EventLoop::max_payload`] long).
+    sse_buf: Vec<u8>,
     /// Read-side counters.
     pub stats: LoopStats,
 }
@@ -213,6 +218,7 @@ impl EventLoop {
             scratch: vec![0u8; scratch_len],
             cipher,
             max_payload: max_payload.max(125),
+            sse_buf: vec![0u8; max_payload.max(125)],
             stats: LoopStats::default(),
         })
     }
@@ -490,6 +496,7 @@ impl EventLoop {
             conns,
             scratch,
             max_payload,
+            sse_buf,
             ..
         } = self;
         let buf = &scratch[..avail];
@@ -499,7 +506,11 @@ impl EventLoop {
             return false;
         };
         if c.state == State::Handshaking {
-            match codec::parse_upgrade_response(buf, &c.accept) {
+            let head = match c.sse {
+                Some(_) => sse::head::parse_response(buf),
+                None => codec::parse_upgrade_response(buf, &c.accept),
+            };
+            match head {
                 Ok(None) => {
                     c.carry.extend_from_slice(buf);
                     return true;
@@ -520,6 +531,9 @@ impl EventLoop {
                     return false;
                 }
             }
+        }
+        if conns.get_gen(slot, gen).is_some_and(|c| c.sse.is_some()) {
+            return process_sse(conns, h, sse_buf, slot, gen, &buf[pos..], now);
         }
         loop {
             let Some(c) = conns.get_gen(slot, gen) else {
@@ -590,4 +604,56 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// The body bytes `body` of SSE connection `slot`: decoded by its [`sse::SseStream`],
+/// each message event handed to `h` as the frame it stands for ([`sse::event_frame`],
+/// binary data decoded into `buf`; `gap` / `reset` announcements are skipped). The stream's last chunk ends the connection as
+/// [`Closed::StreamEnd`], broken framing or a binary event that is not base64 of at most
+/// `buf.len()` bytes as [`Closed::Protocol`]. Returns `false` if the connection is gone.
+fn process_sse<H: Handler>(
+    conns: &mut Conns,
+    h: &mut H,
+    buf: &mut [u8],
+    slot: usize,
+    gen: u32,
+    body: &[u8],
+    now: u64,
+) -> bool {
+    let Some(c) = conns.get_gen(slot, gen) else {
+        return false;
+    };
+    let tag = c.tag;
+    let Some(mut stream) = c.sse.take() else {
+        return true;
+    };
+    let mut bad = false;
+    let fed = stream.feed(body, |ev| {
+        if bad {
+            return;
+        }
+        match sse::event_frame(&ev, buf) {
+            sse::Meaning::Frame(f) => h.on_frame(conns, slot, tag, f, now),
+            sse::Meaning::Announcement => {}
+            sse::Meaning::BadBinary => bad = true,
+        }
+    });
+    let Some(c) = conns.get_gen(slot, gen) else {
+        return false;
+    };
+    let why = match fed {
+        Ok(false) if !bad => {
+            c.sse = Some(stream);
+            return true;
+        }
+        Ok(_) if bad => Closed::Protocol(format!(
+            "event stream: binary event data is not base64 of at most {} bytes",
+            buf.len()
+        )),
+        Ok(_) => Closed::StreamEnd,
+        Err(e) => Closed::Protocol(e.to_string()),
+    };
+    conns.remove(slot, conn::CloseHow::Vanish);
+    h.on_closed(slot, tag, why, now);
+    false
 }

@@ -2,7 +2,7 @@
 //!
 //! A thread-per-core WebSocket client (one edge-triggered epoll loop per thread, no async
 //! runtime) with three workloads — `fanout`, `connect` and `echo` — over `ws://` or
-//! `wss://` (rustls), and a report that says not only how the server did but also
+//! `wss://` (rustls; `fanout` subscribers may also be Server-Sent Events streams), and a report that says not only how the server did but also
 //! whether the generator itself was the bottleneck (its own CPU use per thread).
 
 pub mod cert;
@@ -22,6 +22,7 @@ pub mod prom;
 pub mod report;
 pub mod runner;
 pub mod slow;
+pub mod sse;
 pub mod sys;
 pub mod tls;
 pub mod watch;

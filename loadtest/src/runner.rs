@@ -241,6 +241,19 @@ pub struct Dialer<'a> {
     pub common: &'a CommonArgs,
     /// Per-thread connection pacer.
     pub pacer: Pacer,
+    /// `fanout --transport sse`: which connections are SSE subscribers, and where.
+    pub sse: Option<SseRoute>,
+}
+
+/// Connections opened as SSE subscribers ([`Conns::open_sse`](crate::conn::Conns::open_sse))
+/// instead of WebSocket upgrades.
+pub struct SseRoute {
+    /// Per node (index into `--url`): the `/sse/{room}` path.
+    pub paths: Vec<String>,
+    /// Longest event accepted (bytes of event stream, see [`crate::sse::max_event_len`]).
+    pub max_event: usize,
+    /// Whether the connection with this workload tag is an SSE subscriber.
+    pub is_sse: fn(u32) -> bool,
 }
 
 impl<'a> Dialer<'a> {
@@ -249,6 +262,7 @@ impl<'a> Dialer<'a> {
         Dialer {
             common,
             pacer: Pacer::new(common.connect_rate as f64 / threads as f64, now),
+            sse: None,
         }
     }
 
@@ -280,17 +294,32 @@ impl<'a> Dialer<'a> {
             }
             plan.pop_front();
             let epfd = el.poller.raw();
-            let url = &self.common.urls[self.node_of(i)];
-            if let Err(f) = el.conns.open(
-                epfd,
-                url.addr,
-                self.src_for(i),
-                &url.host,
-                &url.path,
-                tag,
-                now,
-                timeout,
-            ) {
+            let node = self.node_of(i);
+            let url = &self.common.urls[node];
+            let opened = match &self.sse {
+                Some(r) if (r.is_sse)(tag) => el.conns.open_sse(
+                    epfd,
+                    url.addr,
+                    self.src_for(i),
+                    &url.host,
+                    &r.paths[node],
+                    tag,
+                    now,
+                    timeout,
+                    r.max_event,
+                ),
+                _ => el.conns.open(
+                    epfd,
+                    url.addr,
+                    self.src_for(i),
+                    &url.host,
+                    &url.path,
+                    tag,
+                    now,
+                    timeout,
+                ),
+            };
+            if let Err(f) = opened {
                 on_fail(tag, f);
             }
         }

@@ -92,6 +92,7 @@ pub fn ended_reason(why: &Closed) -> String {
         Closed::Reset(e) => format!("reset: {}", io::Error::from_raw_os_error(*e)),
         Closed::Protocol(p) => format!("protocol: {p}"),
         Closed::CloseTimeout => "close timeout".into(),
+        Closed::StreamEnd => "event stream ended by server".into(),
     }
 }
 

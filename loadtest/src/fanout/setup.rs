@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize};
 use std::time::Duration;
 
 use super::churn::with_query;
-use crate::cli::FanoutArgs;
+use crate::cli::{self, FanoutArgs, Transport};
 use crate::message;
 use crate::report::Report;
 use crate::runner::{self, Wakers};
@@ -35,6 +35,8 @@ pub(super) struct Cfg {
     pub(super) ring: u64,
     /// Each `--url`'s path and query as given (resumes append `since=N` to it).
     pub(super) base_paths: Vec<String>,
+    /// `--transport sse`: each node's `/sse/{room}` path for subscribers.
+    pub(super) sse_paths: Option<Vec<String>>,
     /// Number of `--url`s (nodes); connection i goes to node i mod `nodes`.
     pub(super) nodes: usize,
     /// Subscribers churned per second over all threads (0 = churn off).
@@ -153,6 +155,16 @@ pub(super) fn prepare(args: &mut FanoutArgs, rep: &mut Report, t0: u64) -> Optio
         deadline_ns: t0 + timeout.as_nanos() as u64,
         ring,
         base_paths,
+        sse_paths: match args.transport {
+            Transport::Ws => None,
+            Transport::Sse => args
+                .common
+                .urls
+                .iter()
+                .map(|u| cli::sse_path(&u.path))
+                .collect::<Result<_, _>>()
+                .ok(),
+        },
         nodes,
         churn_per_tick,
         tls,
@@ -195,6 +207,25 @@ fn validate(a: &FanoutArgs) -> Result<(), String> {
     }
     if n_slow >= a.subscribers as u64 && a.slow_fraction > 0.0 {
         return Err("--slow-fraction must leave at least one fast subscriber".into());
+    }
+    if a.transport == Transport::Sse {
+        if a.deflate {
+            return Err(
+                "--transport sse: --deflate is WebSocket compression; an event \
+                        stream has none (drop --deflate)"
+                    .into(),
+            );
+        }
+        if a.churn > 0.0 {
+            return Err(
+                "--transport sse: --churn resumes WebSocket subscribers with \
+                        ?since=; SSE resume (Last-Event-ID) is not driven by the generator"
+                    .into(),
+            );
+        }
+        for u in &a.common.urls {
+            cli::sse_path(&u.path)?;
+        }
     }
     if a.slow_read_bytes == 0 {
         return Err("--slow-read-bytes must be at least 1".into());

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use super::churn::churn_share;
 use super::merge::ThreadResult;
 use super::setup::{Cfg, Shared, PH_DRAIN, PH_PUBLISH, PH_STOP};
-use super::worker::Worker;
+use super::worker::{self, Worker};
 use crate::event_loop::EventLoop;
 use crate::message;
-use crate::runner::{self, Dialer};
+use crate::runner::{self, Dialer, SseRoute};
+use crate::sse;
 use crate::sys;
 
 const SEC_NS: u64 = 1_000_000_000;
@@ -47,6 +48,11 @@ pub(super) fn run(cfg: Arc<Cfg>, sh: Arc<Shared>, thread: usize) -> ThreadResult
     }
     let start = sys::now_ns();
     let mut dialer = Dialer::new(&a.common, cfg.threads, start);
+    dialer.sse = cfg.sse_paths.clone().map(|paths| SseRoute {
+        paths,
+        max_event: sse::max_event_len(max_payload),
+        is_sse: worker::is_subscriber,
+    });
     let mut connected_reported = false;
     let mut drain_acked = false;
     let local_pubs = w.local_pubs() as f64;

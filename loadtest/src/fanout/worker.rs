@@ -21,6 +21,11 @@ use crate::sys;
 /// Tag bit marking a publisher connection.
 const PUB_BIT: u32 = 1 << 31;
 
+/// Whether the connection with workload tag `tag` is a subscriber (not a publisher).
+pub(super) fn is_subscriber(tag: u32) -> bool {
+    tag & PUB_BIT == 0
+}
+
 /// Delay before retrying a failed resume.
 const RETRY_NS: u64 = 200_000_000;
 /// Resume attempts per churn before a subscriber is given up (its messages then count
