@@ -4,7 +4,9 @@
 //! `Handshaking` (collecting the request head) → `Open` (exchanging frames) →
 //! `Closing` (our close frame or HTTP error is queued, or the peer's EOF arrived; what
 //! is queued drains, and we still read, to see the peer's close or EOF, until the close
-//! deadline) → `Closed` (the shard has released it).
+//! deadline) → `Closed` (the shard has released it). A Server-Sent Events stream
+//! (`GET /sse/…`, [`Connection::accept_sse`]) goes through the same phases, output only:
+//! events are chunks in the same queue, its close is the last chunk.
 //!
 //! **End of file from the peer is not an error** ([`Connection::on_eof`]): a TCP FIN
 //! (or TLS `close_notify`) ends only the peer's write side, and a half-closed peer can
