@@ -32,7 +32,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve `/ws/{room}` (publish to the room) and `/echo`.
+    /// Serve `/ws/{room}` (WebSocket: join and publish), `/sse/{room}` (Server-Sent
+    /// Events: receive), `POST /publish/{room}` (HTTP publish) and `/echo`.
     Serve(ServeArgs),
 }
 

@@ -1,7 +1,8 @@
 //! [`Connection`]: one connection's state machine (see the module doc of `conn`; an SSE
-//! stream's differences are in `connection/sse.rs`), its states as enums — how far the upgrade got ([`Stage`]), our direction ([`Output`]),
-//! the peer's ([`Input`]) — and what it tells the shard and the driver ([`ConnEvent`],
-//! [`Enqueue`], [`Eof`], [`AfterFlush`]).
+//! stream's differences are in `connection/sse.rs`), its states as enums — how far the
+//! upgrade got ([`Stage`]), our direction ([`Output`]), the peer's ([`Input`]) — and what
+//! it tells the shard and the driver ([`ConnEvent`], [`Enqueue`], [`Eof`],
+//! [`AfterFlush`]).
 
 use crate::proto::body::BodyReader;
 use crate::proto::close::codes;
@@ -413,9 +414,9 @@ impl Connection {
     }
 
     /// Queue a ping (heartbeat; on an SSE stream the comment chunk `:`), unless the
-    /// previous one is still unsent (a peer that does not read must not make
-    /// heartbeats pile up). Returns false when the
-    /// connection is not open (nothing is sent, no answer is awaited).
+    /// previous one is still unsent (a peer that does not read must not make heartbeats
+    /// pile up). Returns false when the connection is not open (nothing is sent, no
+    /// answer is awaited).
     pub fn send_ping(&mut self) -> bool {
         if !self.is_open() {
             return false;

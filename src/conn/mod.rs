@@ -6,7 +6,9 @@
 //! is queued drains, and we still read, to see the peer's close or EOF, until the close
 //! deadline) → `Closed` (the shard has released it). A plain HTTP request routed by
 //! the shard (the HTTP publish) stays `Handshaking` while its body is read, and a
-//! keep-alive response returns it there for the next request head.
+//! keep-alive response returns it there for the next request head. A Server-Sent Events
+//! stream (`GET /sse/…`, [`Connection::accept_sse`]) goes through the same phases,
+//! output only: events are chunks in the same queue, its close is the last chunk.
 //!
 //! **End of file from the peer is not an error** ([`Connection::on_eof`]): a TCP FIN
 //! (or TLS `close_notify`) ends only the peer's write side, and a half-closed peer can

@@ -339,3 +339,32 @@ fn reading_pauses_while_unsent_bytes_are_over_the_cap() {
     c.written(5);
     assert_eq!(c.may_read(10, 3), (true, false), "resumed");
 }
+
+#[test]
+fn an_sse_stream_heartbeats_ends_with_the_last_chunk_and_refuses_client_bytes() {
+    use crate::proto::handshake::Transport;
+    let mut c = Connection::new();
+    let ev = feed_all(&mut c, b"GET /sse/a HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(matches!(&ev[0], ConnEvent::Request(_)));
+    c.accept_sse(b"HTTP/1.1 200 OK\r\n\r\n".to_vec(), 1000);
+    assert_eq!((c.phase(), c.transport()), (Phase::Open, Transport::Sse));
+    assert!(queued(&c).ends_with(b"\r\n\r\nd\r\nretry: 1000\n\n\r\n"));
+    let n = c.out.bytes();
+    c.written(n);
+    assert!(c.send_ping());
+    assert_eq!(
+        queued(&c),
+        b"3\r\n:\n\n\r\n",
+        "the heartbeat is a comment chunk"
+    );
+    let n = c.out.bytes();
+    c.written(n);
+    // A pipelined request: the stream ends with the last chunk, once, and nothing is read.
+    let (used, ev) = c.feed(b"GET /sse/b HTTP/1.1\r\n", LIMITS);
+    assert_eq!(used, 21);
+    assert!(matches!(ev, Some(ConnEvent::ProtocolError(_))));
+    assert_eq!(c.feed(b"more", LIMITS), (4, None));
+    assert_eq!(queued(&c), b"0\r\n\r\n");
+    assert_eq!(c.phase(), Phase::Closing);
+    assert_eq!(c.reason, Some(DisconnectReason::ProtocolError));
+}
