@@ -440,3 +440,48 @@ fn a_tls_resume_accepted_by_the_other_shard_keeps_its_tls_session() {
         server.shutdown().unwrap();
     }
 }
+
+/// Frames still queued to the socket when it is reset cannot be resent (they were
+/// framed for the old connection): the resume reports them in `lost`, never silently.
+#[test]
+fn frames_queued_to_a_reset_socket_are_reported_as_lost_on_resume() {
+    for backend in BACKENDS {
+        let mut cfg = session_config(backend, 1, Duration::from_secs(60));
+        cfg.driver.socket_send_buffer = Some(16 * 1024);
+        cfg.shard.queue.max_bytes = 4 << 20;
+        let (server, rec) = start_recorded(cfg, Sessions::default());
+        let addr = server.local_addr();
+        let (mut a, response) = connect_with(addr, None);
+        let (_, token) = session_of(&response);
+        assert_eq!(command(&mut a, "join news"), "joined news");
+        // `a` reads no more: 100 × 10 KiB is far more than the socket buffers hold.
+        let publisher = server.publisher();
+        let big = "b".repeat(10 * 1024);
+        for _ in 0..100 {
+            publisher.publish("news", AppMessage::Text(&big)).unwrap();
+        }
+        assert!(poll_until(TIMEOUT, || rec.get("published") == 100));
+        reset(a);
+        assert!(poll_until(TIMEOUT, || rec.level("detached") == 1));
+        let unsent = rec.get("dropped:connection_closed");
+        assert!(unsent > 0, "{backend:?}: some frames were still queued");
+        for i in 0..5 {
+            publisher
+                .publish("news", AppMessage::Text(&format!("after{i}")))
+                .unwrap();
+        }
+        assert!(poll_until(TIMEOUT, || rec.get("published") == 105));
+
+        let (mut a2, response) = connect_with(addr, Some(&token));
+        assert_eq!(header(&response, RESUME_HEADER), Some("resumed"));
+        assert_eq!(
+            text(&mut a2),
+            format!(r#"{{"type":"session","lost":{unsent}}}"#),
+            "{backend:?}"
+        );
+        let after: Vec<String> = (0..5).map(|_| text(&mut a2)).collect();
+        let want: Vec<String> = (0..5).map(|i| format!("after{i}")).collect();
+        assert_eq!(after, want, "{backend:?}");
+        server.shutdown().unwrap();
+    }
+}

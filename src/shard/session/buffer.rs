@@ -59,6 +59,12 @@ impl SessionBuffer {
         (dropped, self.bytes as isize - before)
     }
 
+    /// Count `n` messages lost outside the buffer (frames still queued to the socket
+    /// when it went away): reported with the buffer's own losses on resume.
+    pub fn count_lost(&mut self, n: u64) {
+        self.lost += n;
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes

@@ -91,10 +91,12 @@ impl ShardState {
     }
 
     /// Detach `key`'s session (its connection just ended; it keeps its rooms): arm the
-    /// grace deadline.
-    pub(crate) fn detach(&mut self, key: ConnKey, now: Instant) {
+    /// grace deadline. `unsent` data frames were still queued to the lost socket (not
+    /// written, or written in part): they count as lost, so the resume reports them.
+    pub(crate) fn detach(&mut self, key: ConnKey, unsent: u64, now: Instant) {
         if let SessionLink::Held(s) = &mut self.slots[key].session {
             s.detached = Some(Released(false));
+            s.buffer.count_lost(unsent);
         }
         self.sessions.detached += 1;
         let grace = self.shared.cfg.sessions.grace;
