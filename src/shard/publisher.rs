@@ -6,8 +6,9 @@ use std::sync::Arc;
 use crate::hub::{HubShared, ShardMsg, Source};
 use crate::metrics::MetricsCollector;
 use crate::wire::room_name::{self, RoomNameError};
+use crate::wire::Direct;
 
-use super::api::{payload_of, prepare, Message};
+use super::api::{payload_of, Message};
 use super::publish::report_published;
 use super::session::SessionId;
 
@@ -57,10 +58,13 @@ impl Publisher {
         if id.shard >= self.shared.shard_count() {
             return false;
         }
-        let frame = prepare(message, None);
+        let direct = match message {
+            Message::Text(t) => Direct::text(t),
+            Message::Binary(b) => Direct::binary(b),
+        };
         self.shared
             .inbox(id.shard)
-            .send(ShardMsg::SessionSend(id.bits, frame));
+            .send(ShardMsg::SessionSend(id.bits, direct));
         true
     }
 
