@@ -40,7 +40,12 @@ impl Started {
     /// `session` with data `{"type":"session","id":ID,"token":TOKEN}`, plus
     /// `"resume":RESULT` when a token was presented and `"lost":N` when it resumed.
     pub fn sse_event(&self) -> Option<PreparedFrame> {
-        let value = |name| self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+        let value = |name| {
+            self.headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v)
+        };
         let (id, token) = (value(SESSION_HEADER)?, value(TOKEN_HEADER)?);
         // Ids and tokens are hex digits, `-` and `.`: nothing to escape.
         let mut json = format!(r#"{{"type":"session","id":"{id}","token":"{token}""#);
