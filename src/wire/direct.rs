@@ -9,7 +9,7 @@ use bytes::Bytes;
 use crate::proto::frame::Opcode;
 use crate::proto::handshake::Transport;
 
-use super::PreparedFrame;
+use super::prepared::PreparedFrame;
 
 /// A direct message: its kind and payload, not yet framed.
 #[derive(Debug, Clone)]
