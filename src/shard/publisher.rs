@@ -48,7 +48,9 @@ impl Publisher {
 
     /// Send `message` to session `session` (its id, `SHARD-HEX32`, as
     /// [`crate::Context::session_id`] shows it) on whichever connection holds it: queued
-    /// to it while attached, buffered while detached (`--session-grace`). Returns false
+    /// to it while attached (a WebSocket frame, or one event on an SSE stream),
+    /// buffered while detached (`--session-grace`) and framed at resume for the
+    /// resuming connection's transport. Returns false
     /// when the id names no shard of this server; a session that ended meanwhile drops
     /// it silently.
     pub fn send_to_session(&self, session: &str, message: Message<'_>) -> bool {
