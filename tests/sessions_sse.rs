@@ -3,7 +3,8 @@
 //! announces them as its first event after `retry:`; an SSE client reset (RST) while
 //! room messages and direct sends go to it resumes with `?resume=` and gets exactly
 //! those, in order, as SSE events, then the live stream, memberships intact; an expired
-//! or unknown token gets a fresh session and says so; an overflowing buffer is reported
+//! or unknown token gets a fresh session and says so; a second stream with the token
+//! takes the session over (the first ends with the last chunk); an overflowing buffer is reported
 //! in the `session` event; a session resumes over the other transport (WebSocket ↔
 //! SSE) with its buffer in the new transport's wire form; a resume accepted by the
 //! other shard is handed to the session's shard.
@@ -228,6 +229,33 @@ fn an_expired_or_unknown_token_gets_a_fresh_session_and_says_so() {
             (rec.get("resume:expired"), rec.get("resume:unknown")),
             (1, 2)
         );
+        server.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn a_second_stream_with_the_token_takes_the_session_over() {
+    for backend in BACKENDS {
+        let (server, rec) = start_recorded(
+            session_config(backend, 1, Duration::from_secs(60)),
+            Sessions::default(),
+        );
+        let addr = server.local_addr();
+        let (mut a, id, token) = open_sse(addr, "/sse/news", "", "");
+        let path = format!("/sse/news?resume={token}");
+        let (mut a2, id2, _) = open_sse(addr, &path, "", r#","resume":"resumed","lost":0"#);
+        assert_eq!(id2, id);
+        assert!(
+            a.read_to_end(),
+            "{backend:?}: the older stream ends with the last chunk"
+        );
+        assert!(poll_until(TIMEOUT, || rec.get("closed:duplicate") == 1));
+        server
+            .publisher()
+            .publish("side", AppMessage::Text("after"))
+            .unwrap();
+        assert_eq!(data(&mut a2), "after");
+        assert_eq!(rec.level("detached"), 0, "the session goes on, attached");
         server.shutdown().unwrap();
     }
 }
