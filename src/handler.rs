@@ -47,7 +47,7 @@ pub trait Handler: Send + Sync + 'static {
     /// The connection is open (the 101, or an SSE stream's 200, is queued).
     fn on_open(&self, _cx: &mut Context<'_>, _request: &UpgradeRequest) {}
     /// A connection resumed this connection's session (`--session-grace`, see
-    /// [`crate::shard::session`]): the 101 is queued, the session's rooms are joined,
+    /// [`crate::shard::session`]): the 101 (or SSE `200`) is queued, the session's rooms are joined,
     /// its buffered messages queued; called instead of [`Handler::on_open`]. The
     /// identity is the new request's (from its own `on_upgrade`), the tag the session's.
     fn on_resume(&self, _cx: &mut Context<'_>, _request: &UpgradeRequest) {}

@@ -76,8 +76,8 @@ pub enum ShardMsg {
     /// holds (see `crate::shard::session`): adopt it and answer its upgrade.
     Adopt(Box<Adoption>),
     /// A direct send to session `.0` (its id bits) held by this shard: queued to its
-    /// connection, or buffered while it is detached.
-    SessionSend(u128, PreparedFrame),
+    /// connection (framed for its transport), or buffered while it is detached.
+    SessionSend(u128, crate::wire::Direct),
 }
 
 /// A socket handed from the shard that accepted it to the shard holding the session its

@@ -25,8 +25,8 @@ impl Shard {
                 ShardMsg::Announce(room, frame) => self.state.announce(&room, &frame),
                 ShardMsg::Shutdown => self.begin_shutdown(now),
                 ShardMsg::Adopt(adoption) => self.state.sessions.adoptions.push(*adoption),
-                ShardMsg::SessionSend(id, frame) => {
-                    self.state.send_to_session(id, frame);
+                ShardMsg::SessionSend(id, direct) => {
+                    self.state.send_to_session(id, direct);
                 }
             }
         }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use crate::hub::{HubShared, ShardMsg, Source};
 use crate::metrics::MetricsCollector;
 use crate::wire::room_name::{self, RoomNameError};
+use crate::wire::Direct;
 
-use super::api::{payload_of, prepare, Message};
+use super::api::{payload_of, Message};
 use super::publish::report_published;
 use super::session::SessionId;
 
@@ -47,7 +48,9 @@ impl Publisher {
 
     /// Send `message` to session `session` (its id, `SHARD-HEX32`, as
     /// [`crate::Context::session_id`] shows it) on whichever connection holds it: queued
-    /// to it while attached, buffered while detached (`--session-grace`). Returns false
+    /// to it while attached (a WebSocket frame, or one event on an SSE stream),
+    /// buffered while detached (`--session-grace`) and framed at resume for the
+    /// resuming connection's transport. Returns false
     /// when the id names no shard of this server; a session that ended meanwhile drops
     /// it silently.
     pub fn send_to_session(&self, session: &str, message: Message<'_>) -> bool {
@@ -57,10 +60,13 @@ impl Publisher {
         if id.shard >= self.shared.shard_count() {
             return false;
         }
-        let frame = prepare(message, None);
+        let direct = match message {
+            Message::Text(t) => Direct::text(t),
+            Message::Binary(b) => Direct::binary(b),
+        };
         self.shared
             .inbox(id.shard)
-            .send(ShardMsg::SessionSend(id.bits, frame));
+            .send(ShardMsg::SessionSend(id.bits, direct));
         true
     }
 

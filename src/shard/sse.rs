@@ -6,6 +6,13 @@
 //! messages ([`crate::Context::send`], [`crate::wire::PreparedFrame::sse_message`]) and the `gap` /
 //! `reset` announcements of a resume (`replay.rs`, [`crate::wire::PreparedFrame::sse_event`]).
 //!
+//! With sessions on (`--session-grace`), the stream opens or resumes a session as an
+//! upgrade does (`super::session`): the `200` carries the session headers, and the
+//! first event after `retry:` is `event: session` with the same facts as JSON (an
+//! `EventSource` cannot read response headers). A resume token naming another shard's
+//! session hands the socket to that shard, which opens the stream
+//! ([`Shard::sse_stream`]).
+//!
 //! An SSE connection is a slot like any other: the same queue, slow-consumer policy,
 //! timers, shutdown and metrics paths. Its request must be HTTP/1.1 or later (chunked
 //! responses are HTTP/1.1, RFC 9112 §7.1) and carry no body (RFC 9110 §9.3.1: a body on
@@ -13,7 +20,7 @@
 
 use std::time::Instant;
 
-use crate::proto::handshake::Rejection;
+use crate::proto::handshake::{Rejection, UpgradeRequest};
 use crate::proto::request::PlainRequest;
 use crate::proto::sse::response_head;
 use crate::wire::ConnKey;
@@ -44,12 +51,24 @@ impl Shard {
             self.state.metrics().handshake_rejected(id, 400);
             return;
         }
-        let request = request.to_sse();
-        if !self.admit(key, &request) {
+        self.sse_stream(key, &request.to_sse(), now);
+    }
+
+    /// Open the SSE stream of `request` (transport SSE, its request checked) on `key`:
+    /// hand the socket over when its resume token names another shard's session, else
+    /// the upgrade policy, the session, the `200`, `retry:`, the `session` event, and
+    /// `on_open` or `on_resume`. Also the entry of a socket handed over to this shard.
+    pub(crate) fn sse_stream(&mut self, key: ConnKey, request: &UpgradeRequest, now: Instant) {
+        if let Some(shard) = self.state.session_elsewhere(request) {
+            return self.hand_over(key, request, shard);
+        }
+        if !self.admit(key, request) {
             return;
         }
+        let session = self.state.start_session(key, request, now);
         let shard = self.state.id.to_string();
         let mut headers = vec![(SHARD_HEADER, shard.as_str())];
+        headers.extend(session.headers.iter().map(|(n, v)| (*n, v.as_str())));
         // The Origin passed the allow-list in `admit`: a cross-origin EventSource may read.
         if let Some(origin) = request.origin.as_deref() {
             headers.push(("Access-Control-Allow-Origin", origin));
@@ -57,9 +76,11 @@ impl Shard {
         }
         let retry = self.config().sse_retry.as_millis();
         let retry = u64::try_from(retry).unwrap_or(u64::MAX);
-        self.state.slots[key]
-            .conn
-            .accept_sse(response_head(&headers), retry);
-        self.opened(key, &request, now, None);
+        let conn = &mut self.state.slots[key].conn;
+        conn.accept_sse(response_head(&headers), retry);
+        if let Some(event) = session.sse_event() {
+            conn.push_replay(event);
+        }
+        self.opened(key, request, now, session.from);
     }
 }

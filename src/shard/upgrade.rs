@@ -6,7 +6,7 @@
 //! the session's take-over. A resume token naming another shard's session comes first:
 //! the socket is handed to that shard ([`super::session`]). An SSE stream (`sse.rs`)
 //! goes through the same policy ([`Shard::admit`]) and opening ([`Shard::opened`]) with
-//! its own response (and no session yet).
+//! its own response and the same sessions.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;

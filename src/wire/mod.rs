@@ -9,6 +9,7 @@
 //! ([`room_name`]) and the per-publish recipient tally ([`tally`]).
 
 pub mod compressions;
+pub mod direct;
 pub mod ids;
 pub mod prepared;
 pub mod publication;
@@ -17,6 +18,7 @@ pub mod sequence;
 pub mod tally;
 
 pub use compressions::take_thread_compressions;
+pub use direct::Direct;
 pub use ids::{ConnKey, RoomId};
 pub use prepared::PreparedFrame;
 pub use publication::{builds, Encoding, Kind, Payload, Publication};

@@ -2,22 +2,23 @@
 //!
 //! Room messages are kept as the shared [`Publication`] (one reference per detached
 //! session, no copy; the wire form is picked at resume for the new connection's
-//! framing and compression); direct sends as the frame built for them. Over the cap
+//! framing, compression or transport); direct sends as [`Direct`] messages, framed at
+//! resume for the new connection's transport too. Over the cap
 //! the oldest entries go and are counted ([`SessionBuffer::lost`]); the resume tells
 //! the client how many.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::wire::{PreparedFrame, Publication};
+use crate::wire::{Direct, Publication};
 
 /// One message a detached session missed.
 #[derive(Debug, Clone)]
 pub enum Missed {
     /// A room message (the publication every member shares).
     Room(Arc<Publication>),
-    /// A direct send ([`crate::Publisher::send_to_session`]): an uncompressed frame.
-    Direct(PreparedFrame),
+    /// A direct send ([`crate::Publisher::send_to_session`]), not yet framed.
+    Direct(Direct),
 }
 
 impl Missed {
@@ -25,7 +26,7 @@ impl Missed {
     pub fn cost(&self) -> usize {
         match self {
             Missed::Room(p) => p.sequenced_len(),
-            Missed::Direct(f) => f.len(),
+            Missed::Direct(d) => d.cost(),
         }
     }
 }
@@ -88,10 +89,8 @@ impl SessionBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::frame::Opcode;
-
     fn direct(n: usize) -> Missed {
-        Missed::Direct(PreparedFrame::encode(Opcode::Text, &vec![b'x'; n]))
+        Missed::Direct(Direct::binary(&vec![b'x'; n]))
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::mem;
 use std::time::Instant;
 
 use crate::conn::{DisconnectReason, Phase, Timer};
-use crate::wire::{ConnKey, PreparedFrame};
+use crate::wire::{ConnKey, Direct};
 
 use super::{Missed, Released, SessionLink};
 use crate::shard::api::CloseInfo;
@@ -70,7 +70,9 @@ impl ShardState {
 
     /// Does `key`'s session detach now that its connection ends with `reason`? Yes for
     /// a lost socket (reset, pong timeout, TLS failure) and a close the peer started
-    /// with any code but 1000; no for a kick, a shutdown, or sessions off.
+    /// with any code but 1000; no for a kick, a shutdown, or sessions off. An SSE client
+    /// has no close of its own (an `EventSource` closing, a dropped socket and an EOF
+    /// look alike), so every socket loss of an SSE stream detaches.
     pub(crate) fn detaches(&self, key: ConnKey, reason: DisconnectReason) -> bool {
         let slot = &self.slots[key];
         let SessionLink::Held(session) = &slot.session else {
@@ -129,20 +131,22 @@ impl ShardState {
         true
     }
 
-    /// A direct send to session `id` of this shard: queued to its open connection,
-    /// buffered while detached, else dropped. True when queued or buffered.
-    pub(crate) fn send_to_session(&mut self, id: u128, frame: PreparedFrame) -> bool {
+    /// A direct send to session `id` of this shard: queued to its open connection
+    /// (a WebSocket frame or an SSE event, by its transport), buffered while detached,
+    /// else dropped. True when queued or buffered.
+    pub(crate) fn send_to_session(&mut self, id: u128, direct: Direct) -> bool {
         let Some(key) = self.sessions.holder(id) else {
             return false;
         };
         let cap = self.shared.cfg.sessions.buffer_bytes;
         let mut tally = MissedTally::default();
         let slot = &mut self.slots[key];
-        if buffer_if_detached(slot, cap, &mut tally, || Missed::Direct(frame.clone())) {
+        let transport = slot.conn.transport();
+        if buffer_if_detached(slot, cap, &mut tally, || Missed::Direct(direct.clone())) {
             self.buffered(tally);
             return true;
         }
-        self.queue_to(key, frame)
+        self.queue_to(key, direct.frame_for(transport))
     }
 }
 

@@ -4,7 +4,7 @@
 //! takes the fd (and TLS session) back from its backend without closing it and calls
 //! [`Shard::send_handover`]; the holder's inbox gets an [`Adoption`], its driver
 //! registers the fd as if accepted ([`Shard::take_adoption`]) and calls
-//! [`Shard::adopted`], which answers the upgrade here.
+//! [`Shard::adopted`], which answers the upgrade (or opens the SSE stream) here.
 
 use std::any::Any;
 use std::os::fd::OwnedFd;
@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use crate::conn::DisconnectReason;
 use crate::hub::{Adoption, ShardMsg};
-use crate::proto::handshake::UpgradeRequest;
+use crate::proto::handshake::{Transport, UpgradeRequest};
 use crate::wire::ConnKey;
 
 use crate::shard::Shard;
@@ -72,7 +72,10 @@ impl Shard {
     /// An adopted socket is registered at `key` (from [`Shard::open`]): answer its
     /// upgrade as if this shard had parsed `request`, then feed the bytes read past it.
     pub fn adopted(&mut self, key: ConnKey, request: &UpgradeRequest, rest: &[u8], now: Instant) {
-        self.upgrade(key, request, now);
+        match request.transport {
+            Transport::Sse => self.sse_stream(key, request, now),
+            Transport::WebSocket => self.upgrade(key, request, now),
+        }
         self.state.mark_dirty(key);
         if !rest.is_empty() {
             self.on_data(key, rest, now);

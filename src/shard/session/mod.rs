@@ -1,6 +1,7 @@
 //! Sessions that survive a dropped connection (`--session-grace`).
 //!
-//! With a grace period set, every WebSocket upgrade opens a **session**: the 101
+//! With a grace period set, every WebSocket upgrade (and SSE stream) opens a
+//! **session**: the 101
 //! carries [`SESSION_HEADER`] (its id, `SHARD-HEX32`) and [`TOKEN_HEADER`] (its resume
 //! token, `ID.HEX32`; 128 random bits each from the OS RNG, see [`token`]). When the
 //! socket goes away for any cause but a client close with 1000 or a close the server
@@ -38,10 +39,13 @@
 //! before sending frames, so no input is in flight while the socket changes hands
 //! (what the first shard had read past the head goes along).
 //!
-//! Server-Sent Events can carry a session later the same way: the SSE response gets the
-//! same headers, detach/resume/expiry work on the slot whatever its framing, and the
-//! buffer already keeps room messages as publications, whose wire form is picked for
-//! the resuming connection.
+//! **Server-Sent Events** streams carry sessions the same way (`crate::shard::sse`):
+//! the `200` gets the same headers and the stream's first event after `retry:` is
+//! `event: session` with them as JSON (plus the resume answer and `lost`); an SSE
+//! client cannot close with 1000, so every socket loss of a stream detaches. The
+//! buffer keeps publications and unframed direct messages ([`crate::wire::Direct`]),
+//! so a session resumes over either transport whatever it started on: its messages
+//! are framed for the resuming connection.
 //!
 //! Sessions are node-local: in cluster mode a resume that reaches another node gets
 //! `unknown`; the client falls back to room history (`?since=`).

@@ -2,15 +2,19 @@
 //! or the one it names: `resumed`, `expired`, `unknown`), the headers of the 101, and
 //! the take-over once the 101 is queued — memberships, tag, framing and replay marks
 //! move to the new slot, then the buffered messages are queued, the older connection
-//! (if still open) is closed with [`super::TAKEN_OVER_CODE`].
+//! (if still open) is closed with [`super::TAKEN_OVER_CODE`]. An SSE stream gets the
+//! same headers on its `200` and, since an `EventSource` cannot read them, the same
+//! facts as its first event after `retry:` ([`Started::sse_event`]). A session may be
+//! resumed over either transport whatever transport it started on: the buffer keeps
+//! publications and unframed direct messages, framed at resume for the new connection.
 
 use std::mem;
 use std::time::Instant;
 
 use crate::conn::{DisconnectReason, Phase, ResumeResult};
 use crate::proto::frame::Opcode;
-use crate::proto::handshake::UpgradeRequest;
-use crate::wire::{ConnKey, PreparedFrame};
+use crate::proto::handshake::{Transport, UpgradeRequest};
+use crate::wire::{ConnKey, Encoding, PreparedFrame};
 
 use crate::shard::state::ShardState;
 
@@ -26,7 +30,39 @@ pub(crate) struct Started {
     pub headers: Vec<(&'static str, String)>,
     /// Resuming: the slot that held the session, and the session.
     pub from: Option<(ConnKey, Box<Session>)>,
+    /// The answer to a presented token, and (resumed) how many buffered messages the
+    /// session lost.
+    pub answer: Option<(ResumeResult, u64)>,
 }
+
+impl Started {
+    /// The session announcement for an SSE stream (`None` with no session): the event
+    /// `session` with data `{"type":"session","id":ID,"token":TOKEN}`, plus
+    /// `"resume":RESULT` when a token was presented and `"lost":N` when it resumed.
+    pub fn sse_event(&self) -> Option<PreparedFrame> {
+        let value = |name| {
+            self.headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v)
+        };
+        let (id, token) = (value(SESSION_HEADER)?, value(TOKEN_HEADER)?);
+        // Ids and tokens are hex digits, `-` and `.`: nothing to escape.
+        let mut json = format!(r#"{{"type":"session","id":"{id}","token":"{token}""#);
+        match self.answer {
+            Some((ResumeResult::Resumed, lost)) => {
+                json.push_str(&format!(r#","resume":"resumed","lost":{lost}"#));
+            }
+            Some((result, _)) => json.push_str(&format!(r#","resume":"{}""#, result.as_str())),
+            None => {}
+        }
+        json.push('}');
+        Some(PreparedFrame::sse_event(SESSION_EVENT, &json))
+    }
+}
+
+/// The SSE event type announcing the session ([`Started::sse_event`]).
+pub const SESSION_EVENT: &str = "session";
 
 /// The control message telling a resumed client how many buffered messages were
 /// dropped (same shape as the `{"type":"gap",…}` messages of history resumes).
@@ -78,7 +114,9 @@ impl ShardState {
             (SESSION_HEADER, session.id().to_string()),
             (TOKEN_HEADER, session.token.to_string()),
         ];
+        let mut answer = None;
         if let Some((result, _)) = result {
+            answer = Some((result, session.buffer.lost()));
             headers.push((RESUME_HEADER, result.as_str().to_string()));
             self.metrics().session_resume(self.id, result);
             if result == ResumeResult::Resumed && session.buffer.lost() > 0 {
@@ -91,6 +129,7 @@ impl ShardState {
             Some(holder) => Started {
                 headers,
                 from: Some((holder, session)),
+                answer,
             },
             None => {
                 self.slots[key].session = SessionLink::Held(session);
@@ -98,6 +137,7 @@ impl ShardState {
                 Started {
                     headers,
                     from: None,
+                    answer,
                 }
             }
         }
@@ -155,7 +195,8 @@ impl ShardState {
 
     /// The 101 of `to` is queued: move to it what `from` held (rooms — joined here
     /// before they are left there —, tag, framing, replay marks), queue the lost-count
-    /// message and the buffered messages, and end `from` (close it with
+    /// message (WebSocket; an SSE stream had it in its `session` event) and the buffered
+    /// messages, each in the new connection's wire form, and end `from` (close it with
     /// [`TAKEN_OVER_CODE`] if still open, free it if detached and released).
     pub(crate) fn take_over(&mut self, to: ConnKey, from: ConnKey, mut session: Box<Session>) {
         for room in self.rooms_of(from) {
@@ -171,7 +212,8 @@ impl ShardState {
         slot.tag = tag;
         slot.sequenced |= sequenced;
         slot.replay_marks = marks;
-        if lost > 0 {
+        let transport = slot.conn.transport();
+        if lost > 0 && transport == Transport::WebSocket {
             slot.conn.push_replay(PreparedFrame::encode(
                 Opcode::Text,
                 lost_message(lost).as_bytes(),
@@ -180,8 +222,9 @@ impl ShardState {
         let min = deflate.min_size_for(slot.conn.compresses());
         for m in missed {
             let frame = match m {
+                Missed::Room(p) if transport == Transport::Sse => p.frame(Encoding::Sse).clone(),
                 Missed::Room(p) => p.frame_for(slot.sequenced, min).clone(),
-                Missed::Direct(f) => f,
+                Missed::Direct(d) => d.frame_for(transport),
             };
             slot.conn.push_replay(frame);
         }
