@@ -217,6 +217,10 @@ pub struct ServeArgs {
     /// and the resume reports how many.
     #[arg(long, value_parser = parse_size, default_value = "256KiB")]
     pub session_buffer_bytes: usize,
+    /// Most detached sessions the server holds (each shard its share, rounded up); over
+    /// it a shard ends its oldest detached session early (`session_evicted`).
+    #[arg(long, default_value_t = 10_000)]
+    pub session_max_detached: usize,
     /// Allow upgrades whose `Origin` is ORIGIN (`scheme://host[:port]`; repeatable).
     /// Default: any origin. Others get HTTP 403.
     #[arg(long = "allowed-origin", value_name = "ORIGIN", value_parser = parse_origin)]
@@ -316,6 +320,7 @@ impl ServeArgs {
                 sessions: SessionConfig {
                     grace: self.session_grace,
                     buffer_bytes: self.session_buffer_bytes,
+                    max_detached: self.session_max_detached,
                 },
             },
             history: (self.history > 0).then_some(HistoryConfig {

@@ -116,6 +116,9 @@ impl Config {
         if shard.sessions.enabled() && shard.sessions.buffer_bytes < 1024 {
             return fail("--session-buffer-bytes must be at least 1 KiB".into());
         }
+        if shard.sessions.enabled() && shard.sessions.max_detached == 0 {
+            return fail("--session-max-detached must be at least 1".into());
+        }
         if shard.limits.max_message_size == 0 {
             return fail("--max-message-size must be at least 1".into());
         }
@@ -168,5 +171,21 @@ mod tests {
         let mut c = Config::default();
         c.driver.recv_buffers = 1000;
         assert!(c.validate().unwrap_err().0.contains("--recv-buffers"));
+    }
+
+    #[test]
+    fn session_max_detached_is_at_least_one_and_shared_rounding_up() {
+        let mut c = Config::default();
+        c.shard.sessions.grace = std::time::Duration::from_secs(1);
+        c.shard.sessions.max_detached = 0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .0
+            .contains("--session-max-detached"));
+        c.shard.sessions.max_detached = 10;
+        c.validate().unwrap();
+        let share = |n| c.shard.sessions.shard_share(n);
+        assert_eq!((share(1), share(3), share(4), share(16)), (10, 4, 3, 1));
     }
 }

@@ -66,7 +66,14 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("history", &["history", "history-bytes", "history-ttl"]),
     ("deflate", &["deflate", "deflate-min-size"]),
-    ("sessions", &["session-grace", "session-buffer-bytes"]),
+    (
+        "sessions",
+        &[
+            "session-grace",
+            "session-buffer-bytes",
+            "session-max-detached",
+        ],
+    ),
     (
         "access",
         &[
@@ -621,6 +628,25 @@ mod tests {
             "the flag's list replaces the file's"
         );
         assert_eq!(cfg.shard.queue.policy, crate::conn::SlowPolicy::DropOldest);
+        std::fs::remove_file(path).ok();
+    }
+
+    #[test]
+    fn session_max_detached_is_a_sessions_key_a_flag_and_printed() {
+        let path = write("sessions", "[sessions]\nsession-max-detached = 3\n");
+        let p = path.to_str().unwrap();
+        let args = parse_args(&["ringcast", "serve", "--config", p]).unwrap();
+        assert_eq!(args.to_config().shard.sessions.max_detached, 3);
+        let printed = printed(&["ringcast", "serve", "--config", p]);
+        assert!(printed.contains("session-max-detached = 3\n"), "{printed}");
+        let args = parse_args(&["ringcast", "serve", "--session-max-detached", "7"]).unwrap();
+        assert_eq!(args.to_config().shard.sessions.max_detached, 7);
+        let default = parse_args(&["ringcast", "serve"]).unwrap().to_config();
+        assert_eq!(default.shard.sessions.max_detached, 10_000);
+        assert_eq!(
+            env_name("session-max-detached"),
+            "RINGCAST_SESSION_MAX_DETACHED"
+        );
         std::fs::remove_file(path).ok();
     }
 

@@ -36,10 +36,14 @@ pub enum DisconnectReason {
     /// Its resume token named a session of another shard: the socket was handed to
     /// that shard, which answers the upgrade (counted there as a new connection).
     HandedOff,
+    /// A detached session was ended before its grace period was over because its shard
+    /// held its share of `--session-max-detached` and another session detached (the
+    /// oldest detached goes first; counted when the session ends, like `GraceExpired`).
+    SessionEvicted,
 }
 
 impl DisconnectReason {
-    pub const ALL: [DisconnectReason; 13] = [
+    pub const ALL: [DisconnectReason; 14] = [
         DisconnectReason::Normal,
         DisconnectReason::ProtocolError,
         DisconnectReason::SlowConsumer,
@@ -53,7 +57,18 @@ impl DisconnectReason {
         DisconnectReason::Duplicate,
         DisconnectReason::GraceExpired,
         DisconnectReason::HandedOff,
+        DisconnectReason::SessionEvicted,
     ];
+
+    /// A reason counted when a detached **session** ends, its connection having been
+    /// counted under its own cause already (`GraceExpired`, `SessionEvicted`): not a
+    /// connection's end.
+    pub fn ends_session_only(self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::GraceExpired | DisconnectReason::SessionEvicted
+        )
+    }
 
     /// The label value used in metrics and logs.
     pub fn as_str(self) -> &'static str {
@@ -71,6 +86,7 @@ impl DisconnectReason {
             DisconnectReason::Duplicate => "duplicate",
             DisconnectReason::GraceExpired => "grace_expired",
             DisconnectReason::HandedOff => "handed_off",
+            DisconnectReason::SessionEvicted => "session_evicted",
         }
     }
 }

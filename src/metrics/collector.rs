@@ -113,7 +113,8 @@ pub trait MetricsCollector: Send + Sync + 'static {
     /// A presented resume token was answered with `result` (a resume whose buffer had
     /// overflowed is reported twice: `Resumed`, then `BufferOverflow`).
     fn session_resume(&self, shard: usize, result: ResumeResult) {}
-    /// A detached session ended without a resume: `GraceExpired`, or `ServerShutdown`.
+    /// A detached session ended without a resume: `GraceExpired`, `SessionEvicted`
+    /// (over `--session-max-detached`), or `ServerShutdown`.
     /// (Its connection's end was reported by `connection_closed` when its socket went.)
     fn session_ended(&self, shard: usize, reason: DisconnectReason) {}
 }

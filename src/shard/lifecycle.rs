@@ -74,7 +74,9 @@ impl Shard {
         metrics.connection_closed(self.state.id, reason, duration);
         tracing::debug!(conn = %self.state.conn_id(key), reason = reason.as_str(), "connection closed");
         if detach {
-            self.state.detach(key, dropped as u64, Instant::now());
+            let now = Instant::now();
+            self.state.detach(key, dropped as u64, now);
+            self.evict_detached(now);
         } else if upgraded && !taken_over {
             self.state.end_attached_session(key);
             self.call(key, |h, cx| h.on_close(cx, &info));

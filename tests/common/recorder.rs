@@ -14,6 +14,8 @@ pub struct Recorder {
     counts: Mutex<HashMap<String, u64>>,
     /// Per-shard levels (`sessions` hook): (name, shard) → the last value set.
     levels: Mutex<HashMap<(&'static str, usize), u64>>,
+    /// Per-shard levels: (name, shard) → the highest value ever set.
+    peaks: Mutex<HashMap<(&'static str, usize), u64>>,
 }
 
 impl Recorder {
@@ -30,6 +32,17 @@ impl Recorder {
     pub fn level(&self, name: &str) -> u64 {
         let levels = self.levels.lock().unwrap();
         levels
+            .iter()
+            .filter(|((n, _), _)| *n == name)
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// The highest value a level (`"sessions"`, `"detached"`, `"buffered"`) was ever
+    /// set to, the shards' highs summed.
+    pub fn peak(&self, name: &str) -> u64 {
+        let peaks = self.peaks.lock().unwrap();
+        peaks
             .iter()
             .filter(|((n, _), _)| *n == name)
             .map(|(_, v)| v)
@@ -127,9 +140,16 @@ impl MetricsCollector for Recorder {
     }
     fn sessions(&self, shard: usize, held: usize, detached: usize, buffered_bytes: usize) {
         let mut levels = self.levels.lock().unwrap();
-        levels.insert(("sessions", shard), held as u64);
-        levels.insert(("detached", shard), detached as u64);
-        levels.insert(("buffered", shard), buffered_bytes as u64);
+        let mut peaks = self.peaks.lock().unwrap();
+        for (name, value) in [
+            ("sessions", held),
+            ("detached", detached),
+            ("buffered", buffered_bytes),
+        ] {
+            levels.insert((name, shard), value as u64);
+            let peak = peaks.entry((name, shard)).or_default();
+            *peak = (*peak).max(value as u64);
+        }
     }
     fn session_resume(&self, _shard: usize, result: ResumeResult) {
         self.add(format!("resume:{}", result.as_str()), 1);

@@ -219,7 +219,7 @@ impl MetricsCollector for PrometheusCollector {
     }
 
     fn session_ended(&self, shard: usize, reason: DisconnectReason) {
-        if reason == DisconnectReason::GraceExpired {
+        if reason.ends_session_only() {
             self.shard(shard).connections_closed.inc(reason);
         }
     }

@@ -69,7 +69,8 @@ metric_table! {
     /// TCP connections accepted.
     connections_opened_total: counter { connections_opened }
     /// Connections ended, by reason (grace_expired: a detached session ended unresumed,
-    /// its connection having been counted under its own cause when its socket went).
+    /// session_evicted: one ended early over --session-max-detached; either's connection
+    /// was counted under its own cause when its socket went).
     connections_closed_total: counter_by(DisconnectReason) { connections_closed }
     /// Time from accept to close of each connection.
     connection_duration_seconds: histogram(CONNECTION_DURATION_BOUNDS_NS, Seconds) {
@@ -163,9 +164,13 @@ impl ShardBlock {
     /// `connections_opened - connections_closed` on this shard. Reads `closed` first so
     /// a concurrent open/close pair cannot make it look negative (clamped at 0 anyway).
     fn active(&self) -> u64 {
-        // A session's grace_expired follows its connection's own close: not a connection.
+        // A session's grace_expired or session_evicted follows its connection's own
+        // close: not a connection.
         let closed = self.connections_closed.get_all()
-            - self.connections_closed.get(DisconnectReason::GraceExpired);
+            - self.connections_closed.get(DisconnectReason::GraceExpired)
+            - self
+                .connections_closed
+                .get(DisconnectReason::SessionEvicted);
         self.connections_opened.get().saturating_sub(closed)
     }
 }

@@ -65,8 +65,9 @@ fn driven() -> PrometheusCollector {
     c.history_refused(1, 9);
     c.deflate_compressed(0, 2);
     c.deflate_compressed(1, 3);
-    // Session levels are per shard (set, not moved); a session's grace_expired is a
-    // disconnect reason but no connection: connections_active stays 1 and 1.
+    // Session levels are per shard (set, not moved); a session's grace_expired or
+    // session_evicted is a disconnect reason but no connection: connections_active
+    // stays 1 and 1.
     c.sessions(0, 3, 1, 100);
     c.sessions(0, 2, 1, 60);
     c.sessions(1, 1, 1, 9);
@@ -75,6 +76,7 @@ fn driven() -> PrometheusCollector {
     c.session_resume(1, ResumeResult::Unknown);
     c.session_ended(1, DisconnectReason::GraceExpired);
     c.session_ended(1, DisconnectReason::ServerShutdown);
+    c.session_ended(0, DisconnectReason::SessionEvicted);
     c
 }
 
@@ -85,7 +87,7 @@ ringcast_connections_active{env="a\"b\\c\nd",shard="1"} 1
 # HELP ringcast_connections_opened_total TCP connections accepted.
 # TYPE ringcast_connections_opened_total counter
 ringcast_connections_opened_total{env="a\"b\\c\nd"} 3
-# HELP ringcast_connections_closed_total Connections ended, by reason (grace_expired: a detached session ended unresumed, its connection having been counted under its own cause when its socket went).
+# HELP ringcast_connections_closed_total Connections ended, by reason (grace_expired: a detached session ended unresumed, session_evicted: one ended early over --session-max-detached; either's connection was counted under its own cause when its socket went).
 # TYPE ringcast_connections_closed_total counter
 ringcast_connections_closed_total{env="a\"b\\c\nd",reason="normal"} 1
 ringcast_connections_closed_total{env="a\"b\\c\nd",reason="protocol_error"} 0
@@ -100,6 +102,7 @@ ringcast_connections_closed_total{env="a\"b\\c\nd",reason="tls_error"} 0
 ringcast_connections_closed_total{env="a\"b\\c\nd",reason="duplicate"} 0
 ringcast_connections_closed_total{env="a\"b\\c\nd",reason="grace_expired"} 1
 ringcast_connections_closed_total{env="a\"b\\c\nd",reason="handed_off"} 0
+ringcast_connections_closed_total{env="a\"b\\c\nd",reason="session_evicted"} 1
 # HELP ringcast_connection_duration_seconds Time from accept to close of each connection.
 # TYPE ringcast_connection_duration_seconds histogram
 ringcast_connection_duration_seconds_bucket{env="a\"b\\c\nd",le="0.1"} 0
@@ -294,8 +297,8 @@ fn snapshot_sums_shards() {
     assert_eq!(s.connections_total(), 2);
     assert_eq!(s.connections_opened, 3);
     assert_eq!(
-        s.connections_closed, 2,
-        "normal, and one session's grace_expired"
+        s.connections_closed, 3,
+        "normal, one session's grace_expired and one's session_evicted"
     );
     assert_eq!(s.handshake_rejected, 4);
     assert_eq!((s.sessions_active, s.sessions_detached), (3, 2));

@@ -1,7 +1,8 @@
 //! A session's connection ends: detach (keep memberships, buffer what it misses, arm
 //! the grace deadline) or end the session with it; the grace deadline ends a detached
-//! session (rooms left, `on_close` once, `grace_expired`); direct sends to a session;
-//! what the gauges report.
+//! session (rooms left, `on_close` once, `grace_expired`), and so does a detach over the
+//! shard's share of `--session-max-detached`, to the oldest detached session
+//! (`session_evicted`); direct sends to a session; what the gauges report.
 
 use std::mem;
 use std::time::Instant;
@@ -61,6 +62,13 @@ impl ShardState {
         );
     }
 
+    /// The detached sessions this shard may hold: its share of
+    /// `--session-max-detached`.
+    pub(crate) fn detached_share(&self) -> usize {
+        let shards = self.hub.shared().shard_count();
+        self.shared.cfg.sessions.shard_share(shards)
+    }
+
     /// The server starts closing `key`: its session will end with it, not detach.
     pub(crate) fn kick_session(&mut self, key: ConnKey) {
         if let Some(SessionLink::Held(s)) = self.slots.get_mut(key).map(|s| &mut s.session) {
@@ -95,15 +103,16 @@ impl ShardState {
     /// Detach `key`'s session (its connection just ended; it keeps its rooms): arm the
     /// grace deadline. `unsent` data frames were still queued to the lost socket (not
     /// written, or written in part): they count as lost, so the resume reports them.
+    /// The gauges are not reported here: [`Shard::evict_detached`] must follow (so they
+    /// never show the shard over its share).
     pub(crate) fn detach(&mut self, key: ConnKey, unsent: u64, now: Instant) {
         if let SessionLink::Held(s) = &mut self.slots[key].session {
             s.detached = Some(Released(false));
             s.buffer.count_lost(unsent);
+            s.detach_seq = self.sessions.push_detached(s.token.id.bits);
         }
-        self.sessions.detached += 1;
         let grace = self.shared.cfg.sessions.grace;
         self.arm(key, grace, Timer::SessionGrace, now);
-        self.report_sessions();
         tracing::debug!(conn = %self.conn_id(key), "session detached");
     }
 
@@ -152,8 +161,10 @@ impl ShardState {
 
 impl Shard {
     /// `key`'s grace period is over (or the server shuts down, `reason`
-    /// `server_shutdown`): end its detached session — leave its rooms, call `on_close`
-    /// once, count `reason`, free the slot.
+    /// `server_shutdown`, or its shard holds too many detached sessions, `reason`
+    /// `session_evicted`): end its detached session — leave its rooms, call `on_close`
+    /// once, count `reason`, free the slot. An expired or evicted session's token is
+    /// answered `expired` for one grace period.
     pub(crate) fn end_detached(&mut self, key: ConnKey, reason: DisconnectReason, now: Instant) {
         let Some(slot) = self.state.slots.get_mut(key) else {
             return;
@@ -170,13 +181,14 @@ impl Shard {
             cause: reason,
             peer_code: slot.peer_code,
         };
+        let share = self.state.detached_share();
         let sessions = &mut self.state.sessions;
-        sessions.detached -= 1;
-        sessions.buffered -= session.buffer.bytes();
+        sessions.remove_detached(session.detach_seq, session.buffer.bytes());
         let grace = self.state.shared.cfg.sessions.grace;
-        match reason {
-            DisconnectReason::GraceExpired => sessions.expire(session.token, now, grace),
-            _ => sessions.forget(session.token.id.bits),
+        if reason.ends_session_only() {
+            sessions.expire(session.token, now, grace, share);
+        } else {
+            sessions.forget(session.token.id.bits);
         }
         self.state.leave_all(key);
         self.state.metrics().session_ended(self.state.id, reason);
@@ -188,6 +200,25 @@ impl Shard {
         if released {
             self.state.slots.remove(key);
         }
+    }
+
+    /// A session just detached ([`ShardState::detach`]): while the shard holds more
+    /// detached sessions than its share of `--session-max-detached`, end the oldest
+    /// (`session_evicted`); then report the gauges.
+    pub(crate) fn evict_detached(&mut self, now: Instant) {
+        let share = self.state.detached_share();
+        while self.state.sessions.detached > share {
+            let Some(oldest) = self.state.sessions.oldest_detached() else {
+                break;
+            };
+            let before = self.state.sessions.detached;
+            self.end_detached(oldest, DisconnectReason::SessionEvicted, now);
+            if self.state.sessions.detached >= before {
+                debug_assert!(false, "the oldest detached session did not end");
+                break;
+            }
+        }
+        self.state.report_sessions();
     }
 
     /// Shutdown: every detached session ends (`server_shutdown`).

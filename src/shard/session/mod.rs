@@ -24,6 +24,15 @@
 //! `duplicate`. A session not resumed in time ends ([`detach`]): rooms left,
 //! `on_close` called once, `grace_expired` counted.
 //!
+//! **Detached sessions are capped** (`--session-max-detached`, default 10,000 for the
+//! server; each shard holds at most its share, `ceil(N / shards)`): the admission slot
+//! and the fd go at detach, so without it a peer that connects and resets in a loop
+//! would leave one session (and up to `--session-buffer-bytes`) per connection for a
+//! whole grace period. A detach over the share ends the shard's **oldest** detached
+//! session early, exactly as grace expiry does but counted `session_evicted`; its token
+//! then answers `expired`. The order is [`Sessions`]' detach order (a `BTreeMap` from a
+//! per-shard detach sequence number, holding exactly the detached sessions).
+//!
 //! **A resume may land on another shard** (SO_REUSEPORT spreads connections). The
 //! session never moves: the socket does ([`handover`]). The shard that parsed the
 //! head sees from the token's `SHARD-` prefix that another shard holds the session,
@@ -86,6 +95,11 @@ pub struct SessionConfig {
     /// Most bytes a detached session buffers (default 256 KiB); over it the oldest
     /// messages are dropped and the resume reports how many.
     pub buffer_bytes: usize,
+    /// Most detached sessions the whole server holds (default 10,000; at least 1), each
+    /// shard its share, `ceil(max_detached / shards)` ([`Self::shard_share`]). A detach
+    /// over its shard's share ends that shard's oldest detached session early
+    /// (`session_evicted`).
+    pub max_detached: usize,
 }
 
 impl Default for SessionConfig {
@@ -93,6 +107,7 @@ impl Default for SessionConfig {
         SessionConfig {
             grace: Duration::ZERO,
             buffer_bytes: 256 << 10,
+            max_detached: 10_000,
         }
     }
 }
@@ -101,6 +116,12 @@ impl SessionConfig {
     /// Sessions are on (a grace period is set).
     pub fn enabled(&self) -> bool {
         !self.grace.is_zero()
+    }
+
+    /// The detached sessions one of `shards` shards may hold: its share of
+    /// [`Self::max_detached`], rounded up (at least 1).
+    pub fn shard_share(&self, shards: usize) -> usize {
+        self.max_detached.div_ceil(shards.max(1)).max(1)
     }
 }
 
@@ -128,6 +149,8 @@ pub struct Session {
     pub(crate) kicked: bool,
     /// `Some` while detached: whether the driver released the old socket yet.
     pub(crate) detached: Option<Released>,
+    /// While detached: its place in the shard's detach order ([`Sessions`]).
+    pub(crate) detach_seq: u64,
 }
 
 /// Whether a detached slot's socket was released by the driver (then the slot may be
@@ -142,6 +165,7 @@ impl Session {
             buffer: SessionBuffer::default(),
             kicked: false,
             detached: None,
+            detach_seq: 0,
         }
     }
 

@@ -186,8 +186,8 @@ impl ShardState {
             unreachable!("look_up found a held session");
         };
         if detached {
-            self.sessions.detached -= 1;
-            self.sessions.buffered -= session.buffer.bytes();
+            self.sessions
+                .remove_detached(session.detach_seq, session.buffer.bytes());
         }
         session.kicked = false;
         session
