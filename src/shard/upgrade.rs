@@ -79,7 +79,8 @@ impl Shard {
         let rejection = match decision {
             Upgrade::Reject(rejection) => Some((rejection, None)),
             Upgrade::Accept | Upgrade::AcceptAs(_)
-                if !self.state.shared.admission.try_acquire() =>
+                if !self.state.take_detached_admission(request)
+                    && !self.state.shared.admission.try_acquire() =>
             {
                 self.state.metrics().admission_rejected(self.state.id);
                 let rejection = Rejection {

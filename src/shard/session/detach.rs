@@ -159,6 +159,9 @@ impl Shard {
             return;
         };
         slot.deadline = None;
+        if mem::take(&mut slot.admitted) {
+            self.state.shared.admission.release();
+        }
         let released = session.detached == Some(Released(true));
         let info = CloseInfo {
             cause: reason,

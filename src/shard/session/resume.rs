@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::conn::{DisconnectReason, Phase, ResumeResult};
 use crate::proto::frame::Opcode;
-use crate::proto::handshake::UpgradeRequest;
+use crate::proto::handshake::{Transport, UpgradeRequest};
 use crate::wire::{ConnKey, PreparedFrame};
 
 use crate::shard::state::ShardState;
@@ -43,6 +43,33 @@ impl ShardState {
         }
         let shard = presented(request)??.id.shard;
         (shard != self.id && shard < self.hub.shared().shard_count()).then_some(shard)
+    }
+
+    /// An upgrade resuming a detached session of this shard takes over the admission
+    /// slot the session kept (true: it needs none of its own). Only a WebSocket
+    /// upgrade, the transport that resumes sessions; called once the upgrade is
+    /// otherwise accepted, right before [`ShardState::start_session`] takes the session.
+    pub(crate) fn take_detached_admission(&mut self, request: &UpgradeRequest) -> bool {
+        if !self.shared.cfg.sessions.enabled() || request.transport != Transport::WebSocket {
+            return false;
+        }
+        let Some(Some(token)) = presented(request) else {
+            return false;
+        };
+        let Some(holder) = self
+            .sessions
+            .holder(token.id.bits)
+            .filter(|_| token.id.shard == self.id)
+        else {
+            return false;
+        };
+        let slot = &mut self.slots[holder];
+        let resumes = slot.session.is_detached()
+            && slot
+                .session
+                .session()
+                .is_some_and(|s| s.token.matches(&token));
+        resumes && mem::take(&mut slot.admitted)
     }
 
     /// Decide the session of an upgrade that is being accepted (`key`, with `request`):
@@ -146,6 +173,10 @@ impl ShardState {
             unreachable!("look_up found a held session");
         };
         if detached {
+            // The resuming connection holds its own admission slot.
+            if mem::take(&mut slot.admitted) {
+                self.shared.admission.release();
+            }
             self.sessions.detached -= 1;
             self.sessions.buffered -= session.buffer.bytes();
         }
