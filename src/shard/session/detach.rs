@@ -63,8 +63,8 @@ impl ShardState {
 
     /// The server starts closing `key`: its session will end with it, not detach.
     pub(crate) fn kick_session(&mut self, key: ConnKey) {
-        if let Some(SessionLink::Held(s)) = self.slots.get_mut(key).map(|s| &mut s.session) {
-            s.kicked = true;
+        if let Some(slot) = self.slots.get_mut(key) {
+            slot.session.kick();
         }
     }
 

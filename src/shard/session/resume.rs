@@ -142,11 +142,14 @@ impl ShardState {
         };
         let grace = self.shared.cfg.sessions.grace;
         match self.sessions.holder(token.id.bits) {
+            // A session whose connection the server is closing (a kick, a slow-consumer
+            // close: `kicked`) ends with it: what was dropped from its queue and what
+            // its rooms published since were never buffered, so it cannot resume.
             Some(holder)
                 if self.slots[holder]
                     .session
                     .session()
-                    .is_some_and(|s| s.token.matches(&token)) =>
+                    .is_some_and(|s| s.token.matches(&token) && !s.kicked) =>
             {
                 (ResumeResult::Resumed, Some(holder))
             }
