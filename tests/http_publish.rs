@@ -224,6 +224,11 @@ fn http_10_closes_unless_it_asks_for_keep_alive() {
             assert_eq!(response.status, 202);
             assert_eq!(response.header("connection"), Some("keep-alive"));
         }
+        // Host is required of HTTP/1.1 only (RFC 9112 §3.2): a 1.0 client may omit it.
+        let hostless = b"POST /publish/old HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi";
+        assert_eq!(refused(addr, hostless).status, 202, "{backend:?}");
+        let hostless = b"POST /publish/old HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
+        assert_eq!(refused(addr, hostless).status, 400, "{backend:?}");
         server.shutdown().unwrap();
     }
 }
