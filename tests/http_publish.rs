@@ -282,6 +282,10 @@ fn bad_bodies_rooms_and_chunks_are_400() {
         let bad_chunk =
             b"POST /publish/r HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
         assert_eq!(refused(addr, bad_chunk).status, 400);
+        // Whitespace after a chunk size is BWS before a `;` extension only (§7.1).
+        let spaced = b"POST /publish/r HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+                       3 \r\nabc\r\n0\r\n\r\n";
+        assert_eq!(refused(addr, spaced).status, 400, "{backend:?}");
         assert_eq!(
             refused(addr, &post("/publish/r?binary=2", &[], b"x")).status,
             400
