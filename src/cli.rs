@@ -173,7 +173,7 @@ pub struct ServeArgs {
     /// memory a slow consumer can hold beyond --max-queue-bytes.
     #[arg(long, value_parser = parse_size)]
     pub socket_send_buffer: Option<usize>,
-    /// Most connections at once across all shards (0 = unlimited); over it: HTTP 503.
+    /// Most connections (and detached sessions) at once across all shards (0 = unlimited); over it: HTTP 503.
     #[arg(long, default_value_t = 0)]
     pub max_connections: usize,
     /// Include peer addresses in logs (off: they are personal data).

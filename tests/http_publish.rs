@@ -224,6 +224,11 @@ fn http_10_closes_unless_it_asks_for_keep_alive() {
             assert_eq!(response.status, 202);
             assert_eq!(response.header("connection"), Some("keep-alive"));
         }
+        // Host is required of HTTP/1.1 only (RFC 9112 §3.2): a 1.0 client may omit it.
+        let hostless = b"POST /publish/old HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi";
+        assert_eq!(refused(addr, hostless).status, 202, "{backend:?}");
+        let hostless = b"POST /publish/old HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
+        assert_eq!(refused(addr, hostless).status, 400, "{backend:?}");
         server.shutdown().unwrap();
     }
 }
@@ -277,6 +282,10 @@ fn bad_bodies_rooms_and_chunks_are_400() {
         let bad_chunk =
             b"POST /publish/r HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
         assert_eq!(refused(addr, bad_chunk).status, 400);
+        // Whitespace after a chunk size is BWS before a `;` extension only (§7.1).
+        let spaced = b"POST /publish/r HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+                       3 \r\nabc\r\n0\r\n\r\n";
+        assert_eq!(refused(addr, spaced).status, 400, "{backend:?}");
         assert_eq!(
             refused(addr, &post("/publish/r?binary=2", &[], b"x")).status,
             400

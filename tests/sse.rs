@@ -156,6 +156,18 @@ fn last_event_id_resumes_without_gap_or_duplicate() {
         // A malformed id is refused like a malformed ?since=.
         let bad = sse_connect(addr, "/sse/res", "Last-Event-ID: x\r\n", 4);
         assert_eq!(bad.status, 400);
+        // So are a sign (`u64::from_str` takes `+`) and a number over u64::MAX.
+        for bad in ["+3", "-1", "18446744073709551616"] {
+            let header = format!("Last-Event-ID: {bad}\r\n");
+            let refused = sse_connect(addr, "/sse/res", &header, 4);
+            assert_eq!(refused.status, 400, "{backend:?} {bad}");
+            let path = format!("/sse/res?lastEventId={bad}");
+            assert_eq!(
+                sse_connect(addr, &path, "", 4).status,
+                400,
+                "{backend:?} {bad}"
+            );
+        }
         server.shutdown().unwrap();
     }
 }

@@ -62,7 +62,7 @@ impl HistoryQuery {
                 ("seq", "0" | "false") => q.seq = false,
                 ("seq", _) => return Err("seq must be 1 or 0"),
                 ("since", n) => {
-                    q.since = Some(n.parse().map_err(|_| "since must be an unsigned integer")?)
+                    q.since = Some(decimal(n).ok_or("since must be an unsigned integer")?)
                 }
                 _ => {}
             }
@@ -91,11 +91,17 @@ pub fn last_event_id(request: &UpgradeRequest) -> Result<Option<u64>, &'static s
     };
     header
         .or_else(query)
-        .map(|v| {
-            v.parse()
-                .map_err(|_| "last event id must be an unsigned integer")
-        })
+        .map(|v| decimal(v).ok_or("last event id must be an unsigned integer"))
         .transpose()
+}
+
+/// A sequence number: ASCII digits only (`u64::from_str` also takes a leading `+`,
+/// which no id we issue has), at most `u64::MAX`.
+fn decimal(s: &str) -> Option<u64> {
+    s.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -392,6 +398,7 @@ mod tests {
             })
         );
         assert!(q("since=-1").is_err() && q("seq=2").is_err());
+        assert!(q("since=+1").is_err() && q("since=18446744073709551616").is_err());
         assert_eq!(HistoryQuery::parse(None), Ok(HistoryQuery::default()));
     }
 }

@@ -7,7 +7,8 @@
 //!   repeated, then the last chunk `0 [chunk-ext] CRLF`, the trailer section and CRLF.
 //!   The size line is read by [`httparse::parse_chunk_size`]; chunk extensions are
 //!   ignored (§7.1.1) and trailer fields discarded (§7.1.2, a server may). A size line
-//!   must start with a hex digit and end in CRLF, the data must be followed by CRLF,
+//!   must start with a hex digit and end in CRLF (whitespace after the size only before
+//!   a `;` extension), the data must be followed by CRLF,
 //!   a trailer line must end in CRLF: else 400. A size line or trailer line longer than
 //!   [`MAX_LINE`], or a trailer section over [`MAX_TRAILER`], → 431 (RFC 6585 §5). The
 //!   body is refused with 413 as soon as a chunk's declared size would take the
@@ -174,6 +175,15 @@ impl BodyReader {
     /// The state after the chunk-size line `line` (CRLF included).
     fn chunk_size(&self, line: &[u8]) -> Result<State, Rejection> {
         if !line.first().is_some_and(u8::is_ascii_hexdigit) {
+            return Err(refuse(400, "malformed chunk size"));
+        }
+        // `chunk-size [chunk-ext] CRLF`: after the digits only a chunk extension, which
+        // starts (after optional whitespace, BWS) with `;`. httparse also takes
+        // whitespace with nothing after it (`3 \r\n`), which §7.1 does not allow.
+        let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        let rest = &line[digits..line.len() - 2];
+        let ext = rest.iter().position(|b| !matches!(b, b' ' | b'\t'));
+        if !ext.map_or(rest.is_empty(), |i| rest[i] == b';') {
             return Err(refuse(400, "malformed chunk size"));
         }
         let size = match httparse::parse_chunk_size(line) {

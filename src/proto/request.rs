@@ -16,7 +16,7 @@
 //!   doc: 414/431 over `max_head`, 400 for syntax and bare LF, 505 for a major version
 //!   other than 1, 400 for a bad request-target);
 //! - `Host`, `Origin` and `Authorization` are singletons (→ 400), and `Host` is present
-//!   and valid (→ 400; RFC 9112 §3.2);
+//!   (on HTTP/1.1: a 1.0 request may omit it) and valid (→ 400; RFC 9112 §3.2);
 //! - body framing (RFC 9112 §6.1–§6.3): `Transfer-Encoding` together with
 //!   `Content-Length` → 400 (§6.1 lets a server reject it; it is how requests are
 //!   smuggled); `Transfer-Encoding` on HTTP/1.0 → 400 (§6.1); a final coding other than
@@ -196,8 +196,13 @@ fn plain(req: &httparse::Request<'_, '_>, fields: &Fields<'_>) -> Result<PlainRe
             return Err(reject(400, reason));
         }
     }
-    let host = fields.checked_host()?;
     let minor_version = req.version.unwrap_or(1);
+    // Host is required of HTTP/1.1 (RFC 9112 §3.2); an HTTP/1.0 request may omit it
+    // (a publish; SSE and upgrades need 1.1 anyway).
+    let host = match fields.host.first {
+        None if minor_version == 0 => "",
+        _ => fields.checked_host()?,
+    };
     let body = body_framing(fields, minor_version)?;
     let method = req.method.unwrap_or("").to_owned();
     let upgrade_refusal = if method != "GET" {

@@ -1,7 +1,9 @@
 //! The admission cap: connections held across all shards, reserved atomically.
 //!
 //! A slot is taken before the 101 is sent and given back when the connection ends,
-//! however it ends (close, reset, timeout, shutdown). Over the cap the upgrade is
+//! however it ends (close, reset, timeout, shutdown) — unless its session detaches:
+//! a detached session keeps the slot until it expires, or hands it to the connection
+//! that resumes it (`shard/session`), so the cap bounds detached sessions too. Over the cap the upgrade is
 //! answered with HTTP 503 and `Retry-After`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -56,12 +56,14 @@ impl Shard {
             cause: reason,
             peer_code: slot.peer_code,
         };
-        if std::mem::take(&mut slot.admitted) {
-            self.state.shared.admission.release();
-        }
         let taken_over = matches!(slot.session, SessionLink::TakenOver);
         let detach = self.state.detaches(key, reason);
+        // A detached session keeps its admission slot until it is resumed or ends, so
+        // `--max-connections` bounds connections and detached sessions together.
         if !detach {
+            if std::mem::take(&mut self.state.slots[key].admitted) {
+                self.state.shared.admission.release();
+            }
             self.state.leave_all(key);
         }
         let metrics = self.state.metrics();

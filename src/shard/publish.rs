@@ -217,7 +217,10 @@ impl ShardState {
             let outcome = slot.conn.send_frame(frame, *queue);
             match outcome {
                 Enqueue::NotOpen => continue,
-                Enqueue::ClosedSlow { .. } => slow_closed.push(member),
+                Enqueue::ClosedSlow { .. } => {
+                    slot.session.kick();
+                    slow_closed.push(member);
+                }
                 _ => {}
             }
             if !slot.dirty {

@@ -109,6 +109,7 @@ impl ShardState {
         let outcome = slot.conn.send_frame(frame, self.queue);
         let queued_bytes = slot.conn.out().bytes();
         if matches!(outcome, Enqueue::ClosedSlow { .. }) {
+            slot.session.kick();
             self.slow_closed.push(key);
         }
         if outcome != Enqueue::NotOpen && !slot.dirty {

@@ -72,6 +72,9 @@ impl Shard {
                 reason: "origin not allowed",
             })
         };
+        // A keep-alive connection that published (`POST /publish`) before this request
+        // already holds its slot.
+        let holds_slot = self.state.slots[key].admitted;
         let (decision, identity) = match decision {
             Upgrade::AcceptAs(identity) => (Upgrade::Accept, Some(Box::new(identity))),
             other => (other, None),
@@ -79,7 +82,9 @@ impl Shard {
         let rejection = match decision {
             Upgrade::Reject(rejection) => Some((rejection, None)),
             Upgrade::Accept | Upgrade::AcceptAs(_)
-                if !self.state.shared.admission.try_acquire() =>
+                if !holds_slot
+                    && !self.state.take_detached_admission(request)
+                    && !self.state.shared.admission.try_acquire() =>
             {
                 self.state.metrics().admission_rejected(self.state.id);
                 let rejection = Rejection {

@@ -60,7 +60,7 @@ fn a_declared_length_over_the_cap_is_refused_before_reading() {
 
 #[test]
 fn chunked_bodies_join_their_chunks() {
-    let input = b"3\r\nabc\r\n2;name=value\r\nde\r\n0\r\n\r\nNEXT";
+    let input = b"3\r\nabc\r\n2 ;name=value\r\nde\r\n0\r\n\r\nNEXT";
     assert_eq!(
         whole(BodyFraming::Chunked, 10, input),
         Ok((input.len() - 4, b"abcde".to_vec()))
@@ -113,6 +113,8 @@ fn malformed_chunk_syntax_is_400() {
         b"10000000000000000\r\n",
         b"3 4\r\n",
         b"3\r\r\n",
+        b"3 \r\nabc\r\n0\r\n\r\n",
+        b"3\t\r\nabc\r\n0\r\n\r\n",
     ] {
         assert_eq!(
             whole(BodyFraming::Chunked, 1 << 20, input),

@@ -71,8 +71,8 @@ impl ShardState {
 
     /// The server starts closing `key`: its session will end with it, not detach.
     pub(crate) fn kick_session(&mut self, key: ConnKey) {
-        if let Some(SessionLink::Held(s)) = self.slots.get_mut(key).map(|s| &mut s.session) {
-            s.kicked = true;
+        if let Some(slot) = self.slots.get_mut(key) {
+            slot.session.kick();
         }
     }
 
@@ -176,6 +176,9 @@ impl Shard {
             return;
         };
         slot.deadline = None;
+        if mem::take(&mut slot.admitted) {
+            self.state.shared.admission.release();
+        }
         let released = session.detached == Some(Released(true));
         let info = CloseInfo {
             cause: reason,

@@ -197,6 +197,15 @@ impl SessionLink {
     pub fn is_detached(&self) -> bool {
         matches!(self, SessionLink::Held(s) if s.detached.is_some())
     }
+
+    /// The server started closing the connection holding this session (a kick, a
+    /// slow-consumer close): the session ends with it, and cannot be resumed meanwhile.
+    #[inline]
+    pub(crate) fn kick(&mut self) {
+        if let SessionLink::Held(s) = self {
+            s.kicked = true;
+        }
+    }
 }
 
 /// The token a request presents: [`TOKEN_HEADER`], else `?resume=`. `Some(None)`: one

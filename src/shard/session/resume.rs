@@ -81,6 +81,33 @@ impl ShardState {
         (shard != self.id && shard < self.hub.shared().shard_count()).then_some(shard)
     }
 
+    /// An upgrade resuming a detached session of this shard takes over the admission
+    /// slot the session kept (true: it needs none of its own). Only a WebSocket
+    /// upgrade, the transport that resumes sessions; called once the upgrade is
+    /// otherwise accepted, right before [`ShardState::start_session`] takes the session.
+    pub(crate) fn take_detached_admission(&mut self, request: &UpgradeRequest) -> bool {
+        if !self.shared.cfg.sessions.enabled() || request.transport != Transport::WebSocket {
+            return false;
+        }
+        let Some(Some(token)) = presented(request) else {
+            return false;
+        };
+        let Some(holder) = self
+            .sessions
+            .holder(token.id.bits)
+            .filter(|_| token.id.shard == self.id)
+        else {
+            return false;
+        };
+        let slot = &mut self.slots[holder];
+        let resumes = slot.session.is_detached()
+            && slot
+                .session
+                .session()
+                .is_some_and(|s| s.token.matches(&token));
+        resumes && mem::take(&mut slot.admitted)
+    }
+
     /// Decide the session of an upgrade that is being accepted (`key`, with `request`):
     /// with sessions on, either the session its token names (taken from its slot) or a
     /// fresh one. Counts the resume result.
@@ -155,11 +182,14 @@ impl ShardState {
         };
         let grace = self.shared.cfg.sessions.grace;
         match self.sessions.holder(token.id.bits) {
+            // A session whose connection the server is closing (a kick, a slow-consumer
+            // close: `kicked`) ends with it: what was dropped from its queue and what
+            // its rooms published since were never buffered, so it cannot resume.
             Some(holder)
                 if self.slots[holder]
                     .session
                     .session()
-                    .is_some_and(|s| s.token.matches(&token)) =>
+                    .is_some_and(|s| s.token.matches(&token) && !s.kicked) =>
             {
                 (ResumeResult::Resumed, Some(holder))
             }
@@ -186,6 +216,10 @@ impl ShardState {
             unreachable!("look_up found a held session");
         };
         if detached {
+            // The resuming connection holds its own admission slot.
+            if mem::take(&mut slot.admitted) {
+                self.shared.admission.release();
+            }
             self.sessions
                 .remove_detached(session.detach_seq, session.buffer.bytes());
         }
