@@ -168,7 +168,8 @@ pub struct ServeArgs {
     /// Do not send a publisher its own messages (rooms app).
     #[arg(long)]
     pub exclude_sender: bool,
-    /// Close a connection whose handshake is not done within this (at most 24 h).
+    /// Close a connection whose request (head, or a publish's body) is not in within
+    /// this; one that sent part of a request gets HTTP 408 first. At most 24 h.
     #[arg(long, value_parser = duration_up_to(MAX_DURATION_MINUTES), default_value = "5s")]
     pub handshake_timeout: Duration,
     /// After our close frame, wait this long for the peer to finish closing (at most
