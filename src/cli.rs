@@ -66,6 +66,31 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
+/// The longest value of a timeout, interval, grace period, linger or TTL flag: 24 hours
+/// (longer is a mistake, not a setting; a value near `Duration::MAX` would overflow the
+/// deadline it sets).
+pub const MAX_DURATION_MINUTES: u64 = 24 * 60;
+
+/// The longest `--sse-retry`: 1 hour (the time a client waits before reconnecting).
+pub const MAX_SSE_RETRY_MINUTES: u64 = 60;
+
+/// A value parser for a duration flag ([`parse_duration`]) of at most `max_minutes`
+/// minutes; a longer value is refused with the maximum named.
+pub fn duration_up_to(
+    max_minutes: u64,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        let d = parse_duration(s)?;
+        if d > Duration::from_secs(max_minutes * 60) {
+            return Err(format!(
+                "{s:?} is longer than the maximum, {max_minutes}m ({} h)",
+                max_minutes / 60
+            ));
+        }
+        Ok(d)
+    }
+}
+
 /// A value parser for a flag that takes one of `all`, by name, each listed in `--help`
 /// with its one-line description. (The core's enums stay free of clap: the CLI names
 /// their values here.)
@@ -143,25 +168,27 @@ pub struct ServeArgs {
     /// Do not send a publisher its own messages (rooms app).
     #[arg(long)]
     pub exclude_sender: bool,
-    /// Close a connection whose handshake is not done within this.
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    /// Close a connection whose request (head, or a publish's body) is not in within
+    /// this; one that sent part of a request gets HTTP 408 first. At most 24 h.
+    #[arg(long, value_parser = duration_up_to(MAX_DURATION_MINUTES), default_value = "5s")]
     pub handshake_timeout: Duration,
-    /// After our close frame, wait this long for the peer to finish closing.
-    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    /// After our close frame, wait this long for the peer to finish closing (at most
+    /// 24 h).
+    #[arg(long, value_parser = duration_up_to(MAX_DURATION_MINUTES), default_value = "2s")]
     pub close_timeout: Duration,
-    /// On SIGINT/SIGTERM, give connections this long to flush.
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    /// On SIGINT/SIGTERM, give connections this long to flush (at most 24 h).
+    #[arg(long, value_parser = duration_up_to(MAX_DURATION_MINUTES), default_value = "5s")]
     pub shutdown_timeout: Duration,
-    /// Send a ping after this long without one (0 disables heartbeats).
-    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    /// Send a ping after this long without one (0 disables heartbeats; at most 24 h).
+    #[arg(long, value_parser = duration_up_to(MAX_DURATION_MINUTES), default_value = "30s")]
     pub ping_interval: Duration,
     /// SSE streams: the reconnection time sent first (`retry:`), for the client to wait
-    /// before reconnecting after the stream ends.
-    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    /// before reconnecting after the stream ends. At most 1 h.
+    #[arg(long, value_parser = duration_up_to(MAX_SSE_RETRY_MINUTES), default_value = "1s")]
     pub sse_retry: Duration,
     /// After a ping, close a connection that sends no frame at all within this (an SSE
-    /// stream: whose heartbeat is still unwritten then).
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    /// stream: whose heartbeat is still unwritten then). At most 24 h.
+    #[arg(long, value_parser = duration_up_to(MAX_DURATION_MINUTES), default_value = "10s")]
     pub pong_timeout: Duration,
     /// Cap on a connection's unsent bytes; over it --slow-policy applies.
     #[arg(long, value_parser = parse_size, default_value = "1MiB")]
@@ -206,12 +233,13 @@ pub struct ServeArgs {
     /// Most bytes kept per room's history.
     #[arg(long, value_parser = parse_size, default_value = "256KiB")]
     pub history_bytes: usize,
-    /// Drop a room's history after this long with no members and no publishes.
-    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    /// Drop a room's history after this long with no members and no publishes (at most
+    /// 24 h).
+    #[arg(long, value_parser = duration_up_to(MAX_DURATION_MINUTES), default_value = "5m")]
     pub history_ttl: Duration,
     /// Keep a session this long after its socket is lost, for the client to resume with
-    /// its token (0 = sessions off).
-    #[arg(long, value_parser = parse_duration, default_value = "0")]
+    /// its token (0 = sessions off; at most 24 h).
+    #[arg(long, value_parser = duration_up_to(MAX_DURATION_MINUTES), default_value = "0")]
     pub session_grace: Duration,
     /// Most bytes a detached session buffers; over it the oldest messages are dropped
     /// and the resume reports how many.
@@ -262,8 +290,9 @@ pub struct ServeArgs {
     /// This node's id in logs, metrics and messages (default: hostname:port).
     #[arg(long)]
     pub node_id: Option<String>,
-    /// Keep a room subscribed this long after this node's last member left.
-    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    /// Keep a room subscribed this long after this node's last member left (at most
+    /// 24 h).
+    #[arg(long, value_parser = duration_up_to(MAX_DURATION_MINUTES), default_value = "2s")]
     pub broker_linger: Duration,
     /// Most publishes waiting for the broker thread; over it a publish fails at once.
     #[arg(long, default_value_t = 65536)]
@@ -535,6 +564,18 @@ mod tests {
         assert_eq!(parse_size("16MiB"), Ok(16 << 20));
         assert_eq!(parse_size("8KiB"), Ok(8192));
         assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn durations_have_a_maximum() {
+        let day = duration_up_to(MAX_DURATION_MINUTES);
+        assert_eq!(day("1440m"), Ok(Duration::from_secs(86_400)));
+        let err = day("86401s").unwrap_err();
+        assert!(err.contains("1440m (24 h)"), "{err}");
+        assert!(day("99999999999999999m").is_err());
+        let retry = duration_up_to(MAX_SSE_RETRY_MINUTES);
+        assert_eq!(retry("1000ms"), Ok(Duration::from_secs(1)));
+        assert!(retry("61m").unwrap_err().contains("60m (1 h)"));
     }
 
     #[test]

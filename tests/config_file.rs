@@ -298,3 +298,51 @@ fn broker_urls_are_checked_by_the_flag_and_printed_without_the_password() {
         "{secret}"
     );
 }
+
+#[test]
+fn durations_over_their_maximum_are_refused_naming_the_source_and_the_maximum() {
+    let huge = "99999999999999999m";
+    for (flag, section, max) in [
+        ("session-grace", "sessions", "1440m (24 h)"),
+        ("sse-retry", "conn", "60m (1 h)"),
+        ("ping-interval", "conn", "1440m (24 h)"),
+        ("pong-timeout", "conn", "1440m (24 h)"),
+        ("handshake-timeout", "conn", "1440m (24 h)"),
+        ("close-timeout", "conn", "1440m (24 h)"),
+        ("shutdown-timeout", "server", "1440m (24 h)"),
+        ("history-ttl", "history", "1440m (24 h)"),
+        ("broker-linger", "broker", "1440m (24 h)"),
+    ] {
+        let long_flag = format!("--{flag}");
+        refused(None, &[&long_flag, huge], &[], &[&long_flag, huge, max]);
+        let var = format!("RINGCAST_{}", flag.to_uppercase().replace('-', "_"));
+        refused(None, &[], &[(&var, huge)], &[&var, huge, max]);
+        let file = TempFile::new(
+            &format!("max-{flag}"),
+            &format!("[{section}]\n{flag} = \"{huge}\"\n"),
+        );
+        let key = format!("[{section}] {flag}");
+        refused(Some(&file), &[], &[], &[file.path(), &key, huge, max]);
+    }
+    // The maximum itself is accepted (just over it is not).
+    let out = run(
+        &[
+            "serve",
+            "--session-grace",
+            "24m",
+            "--sse-retry",
+            "60m",
+            "--handshake-timeout",
+            "1440m",
+            "--print-config",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{out:?}");
+    refused(
+        None,
+        &["--sse-retry", "3601s"],
+        &[],
+        &["--sse-retry", "60m (1 h)"],
+    );
+}

@@ -2,9 +2,9 @@
 //! real sockets: a POST reaches WebSocket subscribers on both shards in order (text
 //! and binary); 100 pipelined publishes on one keep-alive connection; the refusals
 //! (413 declared and chunked, 400 bad UTF-8 / room / chunk, 401/403 tokens, 405,
-//! 417); `Expect: 100-continue` with curl and a raw socket; a stalled body closed at
-//! the handshake timeout; with history on, the 202 carries `seq` and `?since=`
-//! replays it; read backpressure over queued answers; over TLS (feature `tls`); and in
+//! 417); `Expect: 100-continue` with curl and a raw socket; a stalled body or head
+//! answered 408 at the handshake timeout, an idle connection closed without a word;
+//! with history on, the 202 carries `seq` and `?since=` replays it; read backpressure over queued answers; over TLS (feature `tls`); and in
 //! cluster mode over a real Redis (feature `redis`).
 
 mod common;
@@ -412,19 +412,63 @@ fn expect_100_continue_on_a_raw_socket() {
     }
 }
 
+/// Read one response from `s`, then to EOF: the response and what followed it.
+fn response_then_close(s: TcpStream) -> (Response, Vec<u8>) {
+    let mut r = BufReader::new(s);
+    let response = read_response(&mut r);
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).expect("closed after the response");
+    (response, rest)
+}
+
 #[test]
-fn a_stalled_body_is_closed_at_the_handshake_timeout() {
+fn a_stalled_request_gets_408_at_the_handshake_timeout_an_idle_connection_just_closes() {
     for backend in BACKENDS {
         let mut cfg = config(backend, 1);
         cfg.shard.timeouts.handshake = Duration::from_millis(300);
         let (server, rec) = start_recorded(cfg, Builtin::default());
         let addr = server.local_addr();
+
+        // A body stalled after 4 of its 10 bytes: 408, Connection: close, then EOF.
         let mut s = tcp_from(addr, source_ip(0));
         s.write_all(b"POST /publish/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf")
             .unwrap();
-        // Nothing is answered; the server closes the connection (read: EOF).
+        let (response, rest) = response_then_close(s);
+        assert_eq!(response.status, 408, "{backend:?}");
+        assert_eq!(response.header("connection"), Some("close"));
+        assert!(rest.is_empty(), "{backend:?}: {rest:?}");
+        assert!(poll_until(TIMEOUT, || rec.get("http_publish:408") == 1));
+
+        // Half a request head (a publish's, then an upgrade's): 408 too.
+        for (i, half) in [
+            &b"POST /publish/slow HTTP/1.1\r\nHost: x\r\nContent-Le"[..],
+            &b"GET /ws/slow HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"[..],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut s = tcp_from(addr, source_ip(0));
+            s.write_all(half).unwrap();
+            let (response, rest) = response_then_close(s);
+            assert_eq!(response.status, 408, "{backend:?} {i}");
+            assert_eq!(response.header("connection"), Some("close"));
+            assert!(rest.is_empty(), "{backend:?} {i}: {rest:?}");
+            assert!(poll_until(TIMEOUT, || rec.get("rejected:408") == i as u64 + 1));
+        }
+
+        // A keep-alive connection idle after its answered request, and one that never
+        // sent a byte: closed without a response.
+        let (mut s, mut r) = http(addr);
+        s.write_all(&post("/publish/idle", &[], b"hi")).unwrap();
+        assert_eq!(read_response(&mut r).status, 202, "{backend:?}");
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).expect("closed");
+        assert!(rest.is_empty(), "{backend:?}: {rest:?}");
+        let mut s = tcp_from(addr, source_ip(0));
         assert!(read_to_close(&mut s).is_empty(), "{backend:?}");
-        assert!(poll_until(TIMEOUT, || rec.get("closed:handshake_timeout") == 1));
+
+        assert!(poll_until(TIMEOUT, || rec.get("closed:handshake_timeout") == 5));
+        assert_eq!(rec.get("rejected:408") + rec.get("http_publish:408"), 3);
         server.shutdown().unwrap();
     }
 }

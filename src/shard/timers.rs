@@ -1,5 +1,5 @@
 //! Deadlines on a shard: firing due entries of the [`crate::conn::TimerHeap`] (the
-//! handshake timeout, the heartbeat's ping then pong — for an SSE stream, the heartbeat
+//! handshake timeout — a 408 for a request partly in, else a plain close —, the heartbeat's ping then pong — for an SSE stream, the heartbeat
 //! comment then whether it was written —, the close timeout), starting the
 //! close deadline of connections closed as slow consumers, the history sweep, the
 //! shutdown deadline, and when the driver must wake up at the latest.
@@ -50,7 +50,7 @@ impl Shard {
             slot.deadline = None;
             let key = entry.conn;
             match timer {
-                Timer::Handshake => self.finish(key, DisconnectReason::HandshakeTimeout),
+                Timer::Handshake => self.request_timed_out(key),
                 Timer::Ping => {
                     slot.conn.shrink_idle();
                     if slot.conn.send_ping() {
@@ -82,6 +82,25 @@ impl Shard {
             for key in keys {
                 self.finish(key, DisconnectReason::ServerShutdown);
             }
+        }
+    }
+
+    /// The handshake timeout of `key` fired: a request partly in is answered 408 (counted
+    /// as a refused upgrade or publish; the connection ends once it is written, as after
+    /// any refusal), a connection between requests is closed at once.
+    fn request_timed_out(&mut self, key: ConnKey) {
+        let timed_out = self.state.slots[key].conn.time_out_request();
+        let Some((rejection, in_body)) = timed_out else {
+            return self.finish(key, DisconnectReason::HandshakeTimeout);
+        };
+        self.state.mark_dirty(key);
+        if in_body {
+            self.publish_refused(key, &rejection);
+        } else {
+            self.state
+                .metrics()
+                .handshake_rejected(self.state.id, rejection.status);
+            tracing::debug!(conn = %self.state.conn_id(key), "request head timed out: 408");
         }
     }
 

@@ -13,7 +13,7 @@ use crate::proto::body::{BodyProgress, BodyReader};
 use crate::proto::handshake::Rejection;
 use crate::wire::PreparedFrame;
 
-use super::{ConnEvent, Connection, Output, Stage};
+use super::{ConnEvent, Connection, Input, Output, Stage};
 use crate::conn::DisconnectReason;
 
 /// The interim response to `Expect: 100-continue` (RFC 9110 §15.2.1).
@@ -67,6 +67,32 @@ impl Connection {
             self.output = Output::Closing;
             self.reason.get_or_insert(DisconnectReason::Normal);
         }
+    }
+
+    /// The handshake timeout fired (see `shard/timers.rs`). A request that is partly in
+    /// — some of its head, or a routed request's body not yet complete — and got no
+    /// final response is answered `408 Request Timeout` (RFC 9110 §15.5.9), which
+    /// closes the connection; returns the rejection queued and whether it was a routed
+    /// request's body. A connection between requests (nothing of one sent yet, on a
+    /// new or a keep-alive connection) gets `None`: it is closed without a response
+    /// (RFC 9112 §9.5).
+    pub fn time_out_request(&mut self) -> Option<(Rejection, bool)> {
+        if self.output != Output::Open || self.input == Input::Eof {
+            return None;
+        }
+        let in_body = match self.stage {
+            Stage::Body => true,
+            Stage::Handshaking if !self.head.is_empty() => false,
+            _ => return None,
+        };
+        let rejection = Rejection {
+            status: 408,
+            reason: "request timeout",
+        };
+        self.reason
+            .get_or_insert(DisconnectReason::HandshakeTimeout);
+        self.refuse(&rejection, &[]);
+        Some((rejection, in_body))
     }
 
     /// Refuse a routed plain request (see [`Connection::reject`]): the response closes
@@ -145,5 +171,31 @@ mod tests {
         let (_, event) = c.feed(b"11\r\n", LIMITS);
         assert!(matches!(event, Some(ConnEvent::BodyRejected(r)) if r.status == 413));
         assert_eq!(c.phase(), Phase::Closing);
+    }
+
+    #[test]
+    fn a_timeout_answers_408_only_to_a_request_partly_in() {
+        let status = |c: &mut Connection| c.time_out_request().map(|(r, body)| (r.status, body));
+        // Nothing sent yet, and between keep-alive requests: no response.
+        let mut c = Connection::new();
+        assert_eq!(status(&mut c), None);
+        one_request(&mut c, POST, true);
+        assert_eq!(status(&mut c), None);
+        assert_eq!(c.out().bytes(), b"HTTP/1.1 202 Accepted\r\n\r\n".len());
+        // Half a head, then half a body: 408, and the connection closes after it.
+        let mut c = Connection::new();
+        c.feed(&POST[..10], LIMITS);
+        assert_eq!(status(&mut c), Some((408, false)));
+        assert_eq!(c.phase(), Phase::Closing);
+        assert_eq!(c.reason(), Some(DisconnectReason::HandshakeTimeout));
+        let mut c = Connection::new();
+        let (head, Some(ConnEvent::Request(request))) = c.feed(POST, LIMITS) else {
+            panic!("no request")
+        };
+        c.read_body(BodyReader::new(request.body, 16).unwrap(), false);
+        c.feed(&POST[head..head + 2], LIMITS);
+        assert_eq!(status(&mut c), Some((408, true)));
+        assert_eq!(c.phase(), Phase::Closing);
+        assert_eq!(status(&mut c), None, "answered once");
     }
 }
