@@ -8,16 +8,15 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::session::*;
 use common::*;
-use ringcast::shard::session::{
-    RESUME_HEADER, SESSION_HEADER, TAKEN_OVER_CODE, TAKEN_OVER_REASON, TOKEN_HEADER,
-};
-use ringcast::{CloseInfo, Config, Context, Handler, Message as AppMessage, UpgradeRequest};
+use ringcast::shard::session::{RESUME_HEADER, TAKEN_OVER_CODE, TAKEN_OVER_REASON, TOKEN_HEADER};
+use ringcast::{CloseInfo, Context, Handler, Message as AppMessage, UpgradeRequest};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::Response;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -77,61 +76,9 @@ impl Handler for Sessions {
     }
 }
 
-fn session_config(backend: ringcast::BackendChoice, threads: usize, grace: Duration) -> Config {
-    let mut cfg = config(backend, threads);
-    cfg.shard.sessions.grace = grace;
-    cfg
-}
-
-/// Connect to `/s`, presenting `token` (as the request header) if given.
-fn connect_with(addr: SocketAddr, token: Option<&str>) -> (Client, Response) {
-    let stream = tcp_from(addr, source_ip(0));
-    let mut request = format!("ws://{addr}/s").into_client_request().unwrap();
-    if let Some(token) = token {
-        request
-            .headers_mut()
-            .insert(TOKEN_HEADER, token.parse().unwrap());
-    }
-    tungstenite::client::client(request, stream).expect("websocket handshake")
-}
-
-fn header<'r>(response: &'r Response, name: &str) -> Option<&'r str> {
-    response.headers().get(name).map(|v| v.to_str().unwrap())
-}
-
-/// (session id, resume token) of a 101.
-fn session_of(response: &Response) -> (String, String) {
-    (
-        header(response, SESSION_HEADER)
-            .expect("session id")
-            .to_string(),
-        header(response, TOKEN_HEADER)
-            .expect("resume token")
-            .to_string(),
-    )
-}
-
-fn text(c: &mut Client) -> String {
-    loop {
-        match c.read().unwrap() {
-            Message::Text(t) => return t.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
 fn command(c: &mut Client, line: &str) -> String {
     c.send(Message::text(line)).unwrap();
     text(c)
-}
-
-/// Drop the client's TCP connection with a reset (SO_LINGER 0), no close frame.
-fn reset(c: Client) {
-    let stream: TcpStream = c.into_inner();
-    socket2::SockRef::from(&stream)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
 }
 
 #[test]
@@ -142,7 +89,7 @@ fn a_reset_client_resumes_with_every_buffered_message_in_order_then_live() {
         let (server, rec) =
             start_recorded(session_config(backend, 1, Duration::from_secs(60)), handler);
         let addr = server.local_addr();
-        let (mut a, response) = connect_with(addr, None);
+        let (mut a, response) = connect_with(addr, "/s", None);
         let (id, token) = session_of(&response);
         assert!(id.starts_with("0-") && token.starts_with(&format!("{id}.")));
         assert_eq!(header(&response, RESUME_HEADER), None, "no token presented");
@@ -164,7 +111,7 @@ fn a_reset_client_resumes_with_every_buffered_message_in_order_then_live() {
         assert!(poll_until(TIMEOUT, || rec.get("published") == 50));
         assert_eq!(closed.load(Ordering::SeqCst), 0, "no on_close on detach");
 
-        let (mut a2, response) = connect_with(addr, Some(&token));
+        let (mut a2, response) = connect_with(addr, "/s", Some(&token));
         assert_eq!(header(&response, RESUME_HEADER), Some("resumed"));
         assert_eq!(session_of(&response), (id.clone(), token.clone()));
         let got: Vec<String> = (0..100).map(|_| text(&mut a2)).collect();
@@ -198,7 +145,7 @@ fn a_resume_after_the_grace_period_gets_a_fresh_session() {
             handler,
         );
         let addr = server.local_addr();
-        let (mut a, response) = connect_with(addr, None);
+        let (mut a, response) = connect_with(addr, "/s", None);
         let (id, token) = session_of(&response);
         assert_eq!(command(&mut a, "join news"), "joined news");
         reset(a);
@@ -208,17 +155,17 @@ fn a_resume_after_the_grace_period_gets_a_fresh_session() {
         assert_eq!(closed.load(Ordering::SeqCst), 1, "on_close once, at expiry");
         assert_eq!(server.publisher().room_count(), 0, "memberships released");
 
-        let (mut a2, response) = connect_with(addr, Some(&token));
+        let (mut a2, response) = connect_with(addr, "/s", Some(&token));
         assert_eq!(header(&response, RESUME_HEADER), Some("expired"));
         let (id2, token2) = session_of(&response);
         assert_ne!((&id2, &token2), (&id, &token), "a fresh session");
         assert_eq!(command(&mut a2, "rooms"), "rooms ");
         // A token never issued (or malformed): unknown, fresh session too.
         let forged = format!("{id}.{}", "0".repeat(32));
-        let (_a3, response) = connect_with(addr, Some(&forged));
+        let (_a3, response) = connect_with(addr, "/s", Some(&forged));
         assert_eq!(header(&response, RESUME_HEADER), Some("unknown"));
         assert_ne!(session_of(&response).0, id);
-        let (_a4, response) = connect_with(addr, Some("garbage"));
+        let (_a4, response) = connect_with(addr, "/s", Some("garbage"));
         assert_eq!(header(&response, RESUME_HEADER), Some("unknown"));
         assert_eq!(
             (rec.get("resume:expired"), rec.get("resume:unknown")),
@@ -236,11 +183,11 @@ fn a_second_connection_with_the_token_takes_the_session_over() {
         let (server, rec) =
             start_recorded(session_config(backend, 1, Duration::from_secs(60)), handler);
         let addr = server.local_addr();
-        let (mut a, response) = connect_with(addr, None);
+        let (mut a, response) = connect_with(addr, "/s", None);
         let (_, token) = session_of(&response);
         assert_eq!(command(&mut a, "join news"), "joined news");
 
-        let (mut a2, response) = connect_with(addr, Some(&token));
+        let (mut a2, response) = connect_with(addr, "/s", Some(&token));
         assert_eq!(header(&response, RESUME_HEADER), Some("resumed"));
         match a.read().unwrap() {
             Message::Close(Some(frame)) => {
@@ -267,7 +214,7 @@ fn a_resume_reports_what_the_buffer_dropped() {
         cfg.shard.sessions.buffer_bytes = 1024;
         let (server, rec) = start_recorded(cfg, Sessions::default());
         let addr = server.local_addr();
-        let (mut a, response) = connect_with(addr, None);
+        let (mut a, response) = connect_with(addr, "/s", None);
         let (_, token) = session_of(&response);
         assert_eq!(command(&mut a, "join news"), "joined news");
         reset(a);
@@ -281,7 +228,7 @@ fn a_resume_reports_what_the_buffer_dropped() {
         }
         assert!(poll_until(TIMEOUT, || rec.get("published") == 100));
 
-        let (mut a2, response) = connect_with(addr, Some(&token));
+        let (mut a2, response) = connect_with(addr, "/s", Some(&token));
         assert_eq!(header(&response, RESUME_HEADER), Some("resumed"));
         let first = text(&mut a2);
         let lost: usize = first
@@ -313,7 +260,7 @@ fn a_resume_accepted_by_the_other_shard_is_served_by_the_sessions_shard() {
             if same > 0 && other > 0 {
                 break;
             }
-            let (mut a, response) = connect_with(addr, None);
+            let (mut a, response) = connect_with(addr, "/s", None);
             let (id, token) = session_of(&response);
             let shard = shard_of(&response);
             let room = format!("room{round}");
@@ -329,7 +276,7 @@ fn a_resume_accepted_by_the_other_shard_is_served_by_the_sessions_shard() {
             b.send(Message::text(format!("pub {room} room{round}")))
                 .unwrap();
             let handed_before = rec.get("closed:handed_off");
-            let (mut a2, response) = connect_with(addr, Some(&token));
+            let (mut a2, response) = connect_with(addr, "/s", Some(&token));
             assert_eq!(header(&response, RESUME_HEADER), Some("resumed"));
             assert_eq!(
                 shard_of(&response),
@@ -451,7 +398,7 @@ fn frames_queued_to_a_reset_socket_are_reported_as_lost_on_resume() {
         cfg.shard.queue.max_bytes = 4 << 20;
         let (server, rec) = start_recorded(cfg, Sessions::default());
         let addr = server.local_addr();
-        let (mut a, response) = connect_with(addr, None);
+        let (mut a, response) = connect_with(addr, "/s", None);
         let (_, token) = session_of(&response);
         assert_eq!(command(&mut a, "join news"), "joined news");
         // `a` reads no more: 100 × 10 KiB is far more than the socket buffers hold.
@@ -472,7 +419,7 @@ fn frames_queued_to_a_reset_socket_are_reported_as_lost_on_resume() {
         }
         assert!(poll_until(TIMEOUT, || rec.get("published") == 105));
 
-        let (mut a2, response) = connect_with(addr, Some(&token));
+        let (mut a2, response) = connect_with(addr, "/s", Some(&token));
         assert_eq!(header(&response, RESUME_HEADER), Some("resumed"));
         assert_eq!(
             text(&mut a2),

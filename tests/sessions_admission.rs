@@ -7,21 +7,20 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::session::*;
 use common::*;
-use ringcast::shard::session::{RESUME_HEADER, TOKEN_HEADER};
+use ringcast::shard::session::RESUME_HEADER;
 use ringcast::{Config, Handler};
-use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::Response;
 
 struct Plain;
 impl Handler for Plain {}
 
 fn capped(backend: ringcast::BackendChoice, grace: Duration) -> Config {
-    let mut cfg = config(backend, 1);
-    cfg.shard.sessions.grace = grace;
+    let mut cfg = session_config(backend, 1, grace);
     cfg.max_connections = 2;
     cfg
 }
@@ -30,32 +29,13 @@ fn capped(backend: ringcast::BackendChoice, grace: Duration) -> Config {
 /// refusal's status.
 fn try_connect(addr: SocketAddr, token: Option<&str>) -> Result<(Client, Response), u16> {
     let stream = tcp_from(addr, source_ip(0));
-    let mut request = format!("ws://{addr}/s").into_client_request().unwrap();
-    if let Some(token) = token {
-        request
-            .headers_mut()
-            .insert(TOKEN_HEADER, token.parse().unwrap());
-    }
-    match tungstenite::client::client(request, stream) {
+    match tungstenite::client::client(resume_request(addr, "/s", token), stream) {
         Ok(pair) => Ok(pair),
         Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
             Err(r.status().as_u16())
         }
         Err(e) => panic!("handshake: {e}"),
     }
-}
-
-fn token_of(response: &Response) -> String {
-    let token = response.headers().get(TOKEN_HEADER).expect("resume token");
-    token.to_str().unwrap().to_string()
-}
-
-/// Drop the client's TCP connection with a reset (SO_LINGER 0), no close frame.
-fn reset(c: Client) {
-    let stream: TcpStream = c.into_inner();
-    socket2::SockRef::from(&stream)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
 }
 
 #[test]

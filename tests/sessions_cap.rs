@@ -7,17 +7,14 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::session::*;
 use common::*;
-use ringcast::shard::session::{RESUME_HEADER, TOKEN_HEADER};
+use ringcast::shard::session::RESUME_HEADER;
 use ringcast::{CloseInfo, Config, Context, Handler, Message as AppMessage, UpgradeRequest};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::handshake::client::Response;
-use tungstenite::Message;
 
 /// Joins `news` on open; counts `on_close` calls.
 #[derive(Default)]
@@ -39,56 +36,9 @@ impl Handler for JoinNews {
 
 /// Sessions on (a long grace: nothing expires during a test), at most `max_detached`.
 fn capped(backend: ringcast::BackendChoice, max_detached: usize) -> Config {
-    let mut cfg = config(backend, 1);
-    cfg.shard.sessions.grace = Duration::from_secs(60);
+    let mut cfg = session_config(backend, 1, Duration::from_secs(60));
     cfg.shard.sessions.max_detached = max_detached;
     cfg
-}
-
-/// Connect to `/s`, presenting `token` if given.
-fn connect_with(addr: SocketAddr, token: Option<&str>) -> (Client, Response) {
-    let stream = tcp_from(addr, source_ip(0));
-    let mut request = format!("ws://{addr}/s").into_client_request().unwrap();
-    if let Some(token) = token {
-        request
-            .headers_mut()
-            .insert(TOKEN_HEADER, token.parse().unwrap());
-    }
-    tungstenite::client::client(request, stream).expect("websocket handshake")
-}
-
-/// The `x-ringcast-resume` answer of a 101.
-fn resume_answer(response: &Response) -> Option<&str> {
-    response
-        .headers()
-        .get(RESUME_HEADER)
-        .map(|v| v.to_str().unwrap())
-}
-
-/// The resume token of a 101.
-fn token_of(response: &Response) -> String {
-    response.headers()[TOKEN_HEADER]
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
-/// Drop the client's TCP connection with a reset (SO_LINGER 0), no close frame.
-fn reset(c: Client) {
-    let stream: TcpStream = c.into_inner();
-    socket2::SockRef::from(&stream)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-}
-
-fn text(c: &mut Client) -> String {
-    loop {
-        match c.read().unwrap() {
-            Message::Text(t) => return t.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
 }
 
 #[test]
@@ -100,7 +50,7 @@ fn over_the_cap_the_oldest_detached_sessions_end_and_the_newest_resume() {
         let addr = server.local_addr();
         let mut tokens = Vec::new();
         for i in 0..5 {
-            let (c, response) = connect_with(addr, None);
+            let (c, response) = connect_with(addr, "/s", None);
             tokens.push(token_of(&response));
             reset(c);
             // One at a time, so they detach in this order.
@@ -127,14 +77,22 @@ fn over_the_cap_the_oldest_detached_sessions_end_and_the_newest_resume() {
         // Kept open to the end: a dropped client would detach again.
         let mut open = Vec::new();
         for token in &tokens[..2] {
-            let (c, response) = connect_with(addr, Some(token));
-            assert_eq!(resume_answer(&response), Some("expired"), "{backend:?}");
+            let (c, response) = connect_with(addr, "/s", Some(token));
+            assert_eq!(
+                header(&response, RESUME_HEADER),
+                Some("expired"),
+                "{backend:?}"
+            );
             assert_ne!(&token_of(&response), token, "a fresh session");
             open.push(c);
         }
         for token in &tokens[2..] {
-            let (mut c, response) = connect_with(addr, Some(token));
-            assert_eq!(resume_answer(&response), Some("resumed"), "{backend:?}");
+            let (mut c, response) = connect_with(addr, "/s", Some(token));
+            assert_eq!(
+                header(&response, RESUME_HEADER),
+                Some("resumed"),
+                "{backend:?}"
+            );
             assert_eq!(text(&mut c), "while away", "{backend:?}: still in news");
             open.push(c);
         }
@@ -157,7 +115,7 @@ fn a_connect_and_reset_loop_never_holds_more_detached_sessions_than_the_cap() {
         let addr = server.local_addr();
         let mut tokens = Vec::new();
         for _ in 0..CYCLES {
-            let (c, response) = connect_with(addr, None);
+            let (c, response) = connect_with(addr, "/s", None);
             tokens.push(token_of(&response));
             reset(c);
         }
@@ -177,10 +135,18 @@ fn a_connect_and_reset_loop_never_holds_more_detached_sessions_than_the_cap() {
         // Expiry records are capped at the share too: the most recent evictions answer
         // `expired`, the oldest ones were forgotten (`unknown`).
         let newest_evicted = &tokens[(CYCLES - CAP - 1) as usize];
-        let (_c, response) = connect_with(addr, Some(newest_evicted));
-        assert_eq!(resume_answer(&response), Some("expired"), "{backend:?}");
-        let (_c, response) = connect_with(addr, Some(&tokens[0]));
-        assert_eq!(resume_answer(&response), Some("unknown"), "{backend:?}");
+        let (_c, response) = connect_with(addr, "/s", Some(newest_evicted));
+        assert_eq!(
+            header(&response, RESUME_HEADER),
+            Some("expired"),
+            "{backend:?}"
+        );
+        let (_c, response) = connect_with(addr, "/s", Some(&tokens[0]));
+        assert_eq!(
+            header(&response, RESUME_HEADER),
+            Some("unknown"),
+            "{backend:?}"
+        );
         server.shutdown().unwrap();
     }
 }

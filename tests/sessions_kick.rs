@@ -13,6 +13,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use common::session::session_config;
 use common::*;
 use ringcast::shard::session::{RESUME_HEADER, TOKEN_HEADER};
 use ringcast::{Context, Handler, Message as AppMessage};
@@ -38,12 +39,7 @@ fn upgrade(addr: SocketAddr, extra: &str) -> (TcpStream, String) {
     let request = String::from_utf8(upgrade_request("/ws/k")).unwrap();
     let request = request.replacen("\r\n\r\n", &format!("\r\n{extra}\r\n"), 1);
     s.write_all(request.as_bytes()).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut byte).unwrap(), 1, "closed during handshake");
-        head.push(byte[0]);
-    }
+    let head = read_head(&mut s);
     (s, String::from_utf8(head).unwrap())
 }
 
@@ -55,8 +51,7 @@ fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
 #[test]
 fn a_session_the_server_is_closing_is_not_resumed() {
     for backend in BACKENDS {
-        let mut cfg = config(backend, 1);
-        cfg.shard.sessions.grace = Duration::from_secs(60);
+        let cfg = session_config(backend, 1, Duration::from_secs(60));
         let (server, rec) = start_recorded(cfg, Kicker);
         let addr = server.local_addr();
         let (mut a, head) = upgrade(addr, "");
@@ -88,8 +83,7 @@ fn a_session_the_server_is_closing_is_not_resumed() {
 fn a_session_closed_as_a_slow_consumer_is_not_resumed() {
     use ringcast::config::SlowPolicy;
     for backend in BACKENDS {
-        let mut cfg = config(backend, 1);
-        cfg.shard.sessions.grace = Duration::from_secs(60);
+        let mut cfg = session_config(backend, 1, Duration::from_secs(60));
         cfg.shard.queue.max_bytes = 16 * 1024;
         cfg.shard.queue.policy = SlowPolicy::Close;
         cfg.driver.socket_send_buffer = Some(16 * 1024);

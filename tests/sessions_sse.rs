@@ -16,12 +16,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::session::*;
 use common::sse::*;
 use common::*;
 use ringcast::shard::session::{RESUME_HEADER, SESSION_HEADER, TOKEN_HEADER};
-use ringcast::{Config, Context, Handler, Message as AppMessage, Transport, UpgradeRequest};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::handshake::client::Response;
+use ringcast::{Context, Handler, Message as AppMessage, Transport, UpgradeRequest};
 use tungstenite::Message;
 
 /// SSE streams `/sse/R` join `R` and `side`; WebSockets `/ws/R` join `R`. Text messages
@@ -69,12 +68,6 @@ impl Handler for Sessions {
     }
 }
 
-fn session_config(backend: ringcast::BackendChoice, threads: usize, grace: Duration) -> Config {
-    let mut cfg = config(backend, threads);
-    cfg.shard.sessions.grace = grace;
-    cfg
-}
-
 type Sse = SseClient<TcpStream>;
 
 /// The `session` event's JSON for `id`, `token` and the rest (`,"resume":…`).
@@ -104,39 +97,6 @@ fn data(c: &mut Sse) -> String {
     e.data
 }
 
-/// Drop the SSE client's TCP connection with a reset (SO_LINGER 0).
-fn reset_sse(c: Sse) {
-    socket2::SockRef::from(&c.stream)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-}
-
-/// A WebSocket to `path`, presenting `token` (as the request header) if given.
-fn ws_with(addr: SocketAddr, path: &str, token: Option<&str>) -> (Client, Response) {
-    let stream = tcp_from(addr, source_ip(0));
-    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
-    if let Some(token) = token {
-        request
-            .headers_mut()
-            .insert(TOKEN_HEADER, token.parse().unwrap());
-    }
-    tungstenite::client::client(request, stream).expect("websocket handshake")
-}
-
-fn ws_header<'r>(response: &'r Response, name: &str) -> Option<&'r str> {
-    response.headers().get(name).map(|v| v.to_str().unwrap())
-}
-
-fn ws_text(c: &mut Client) -> String {
-    loop {
-        match c.read().unwrap() {
-            Message::Text(t) => return t.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
 #[test]
 fn a_reset_sse_client_resumes_with_every_buffered_message_in_order_then_live() {
     for backend in BACKENDS {
@@ -148,7 +108,7 @@ fn a_reset_sse_client_resumes_with_every_buffered_message_in_order_then_live() {
         let (a, id, token) = open_sse(addr, "/sse/news", "", "");
         assert!(id.starts_with("0-") && token.starts_with(&format!("{id}.")));
         assert_eq!(a.header(RESUME_HEADER), None, "no token presented");
-        let (mut b, _) = ws_with(addr, "/control", None);
+        let (mut b, _) = connect_with(addr, "/control", None);
 
         reset_sse(a);
         assert!(poll_until(TIMEOUT, || rec.level("detached") == 1));
@@ -307,12 +267,11 @@ fn a_session_resumes_over_the_other_transport() {
             Sessions::default(),
         );
         let addr = server.local_addr();
-        let (mut b, _) = ws_with(addr, "/control", None);
+        let (mut b, _) = connect_with(addr, "/control", None);
 
         // A WebSocket session resumed as an SSE stream: its buffer as SSE events.
-        let (ws, response) = ws_with(addr, "/ws/news", None);
-        let id = ws_header(&response, SESSION_HEADER).unwrap().to_string();
-        let token = ws_header(&response, TOKEN_HEADER).unwrap().to_string();
+        let (ws, response) = connect_with(addr, "/ws/news", None);
+        let (id, token) = session_of(&response);
         let stream: TcpStream = ws.into_inner();
         socket2::SockRef::from(&stream)
             .set_linger(Some(Duration::ZERO))
@@ -338,12 +297,12 @@ fn a_session_resumes_over_the_other_transport() {
         assert!(poll_until(TIMEOUT, || rec.level("buffered") > 0));
         b.send(Message::text("pub news room2")).unwrap();
         assert!(poll_until(TIMEOUT, || rec.get("published") == 3));
-        let (mut ws2, response) = ws_with(addr, "/ws/news", Some(&token));
-        assert_eq!(ws_header(&response, RESUME_HEADER), Some("resumed"));
-        assert_eq!(ws_text(&mut ws2), "direct2");
-        assert_eq!(ws_text(&mut ws2), "room2");
+        let (mut ws2, response) = connect_with(addr, "/ws/news", Some(&token));
+        assert_eq!(header(&response, RESUME_HEADER), Some("resumed"));
+        assert_eq!(text(&mut ws2), "direct2");
+        assert_eq!(text(&mut ws2), "room2");
         b.send(Message::text("pub news live2")).unwrap();
-        assert_eq!(ws_text(&mut ws2), "live2");
+        assert_eq!(text(&mut ws2), "live2");
         assert_eq!(rec.get("resume:resumed"), 2);
         server.shutdown().unwrap();
     }
@@ -357,7 +316,7 @@ fn an_sse_resume_accepted_by_the_other_shard_is_served_by_the_sessions_shard() {
             Sessions::default(),
         );
         let addr = server.local_addr();
-        let (mut b, _) = ws_with(addr, "/control", None);
+        let (mut b, _) = connect_with(addr, "/control", None);
         let (mut same, mut other) = (0, 0);
         // Resumed streams stay open (an SSE client's EOF would detach them).
         let mut open = Vec::new();

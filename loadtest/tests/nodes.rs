@@ -8,30 +8,14 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ringcast::app::Builtin;
-use ringcast::{BackendChoice, Config, RunningServer, Server};
 use serde_json::Value;
 use support::run::{assert_clean, assert_exact_delivery, run, u};
+use support::server::{start, BACKENDS};
 
-const BACKENDS: [BackendChoice; 2] = [BackendChoice::Uring, BackendChoice::Epoll];
 const SUBSCRIBERS: u64 = 40;
 const MESSAGES: u64 = 200;
-
-fn start(backend: BackendChoice) -> RunningServer {
-    ringcast::sys::raise_nofile_limit(None).expect("raise RLIMIT_NOFILE");
-    let cfg = Config {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        threads: 1,
-        backend,
-        pin_threads: false,
-        ..Config::default()
-    };
-    Server::start_shared(cfg, Arc::new(Builtin::default())).expect("server starts")
-}
 
 fn fanout(urls: &[&str], extra: &[&str]) -> support::run::Run {
     let subs = SUBSCRIBERS.to_string();
@@ -76,7 +60,7 @@ fn assert_node(j: &Value, i: usize, url: &str) -> u64 {
 #[test]
 fn two_independent_nodes_each_deliver_their_own_publishes() {
     for backend in BACKENDS {
-        let (a, b) = (start(backend), start(backend));
+        let (a, b) = (start(backend, 1), start(backend, 1));
         let ua = format!("ws://{}/ws/nodes", a.local_addr());
         let ub = format!("ws://{}/ws/nodes", b.local_addr());
         // A comma list; `--publishers` left at 1 is raised to one per URL.
@@ -109,7 +93,7 @@ fn two_independent_nodes_each_deliver_their_own_publishes() {
 #[test]
 fn repeated_url_flags_and_open_loop_spread_publishers_over_nodes() {
     for backend in BACKENDS {
-        let (a, b) = (start(backend), start(backend));
+        let (a, b) = (start(backend, 1), start(backend, 1));
         let ua = format!("ws://{}/ws/open", a.local_addr());
         let ub = format!("ws://{}/ws/open", b.local_addr());
         let r = fanout(
@@ -128,7 +112,7 @@ fn repeated_url_flags_and_open_loop_spread_publishers_over_nodes() {
 #[test]
 fn one_url_has_no_node_section() {
     for backend in BACKENDS {
-        let s = start(backend);
+        let s = start(backend, 1);
         let url = format!("ws://{}/ws/one", s.local_addr());
         let r = fanout(&[&url], &[]);
         assert_clean(&r);

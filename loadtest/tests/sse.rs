@@ -7,27 +7,10 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ringcast::app::Builtin;
-use ringcast::{BackendChoice, Config, RunningServer, Server};
 use support::run::{assert_clean, assert_exact_delivery, run, u};
-
-const BACKENDS: [BackendChoice; 2] = [BackendChoice::Uring, BackendChoice::Epoll];
-
-fn start(backend: BackendChoice) -> RunningServer {
-    ringcast::sys::raise_nofile_limit(None).expect("raise RLIMIT_NOFILE");
-    let cfg = Config {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        threads: 2,
-        backend,
-        pin_threads: false,
-        ..Config::default()
-    };
-    Server::start_shared(cfg, Arc::new(Builtin::default())).expect("server starts")
-}
+use support::server::{start, BACKENDS};
 
 fn fanout(url: &str, extra: &[&str]) -> support::run::Run {
     let mut args = vec![
@@ -53,7 +36,7 @@ fn fanout(url: &str, extra: &[&str]) -> support::run::Run {
 fn sse_subscribers_get_every_publish_on_both_backends() {
     for backend in BACKENDS {
         for (size, in_flight) in [("64", "1"), ("1k", "8")] {
-            let server = start(backend);
+            let server = start(backend, 2);
             let url = format!("ws://{}/ws/sse-bench", server.local_addr());
             let r = fanout(
                 &url,
@@ -77,7 +60,7 @@ fn sse_subscribers_get_every_publish_on_both_backends() {
 #[test]
 fn open_loop_sse_fanout_on_both_backends() {
     for backend in BACKENDS {
-        let server = start(backend);
+        let server = start(backend, 2);
         let url = format!("ws://{}/ws/sse-open", server.local_addr());
         let r = fanout(&url, &["--messages", "150", "--rate", "500"]);
         assert_clean(&r);

@@ -9,6 +9,7 @@ pub mod deflate;
 pub mod process;
 pub mod recorder;
 pub mod redis;
+pub mod session;
 pub mod spread;
 pub mod sse;
 #[cfg(feature = "tls")]
@@ -146,18 +147,24 @@ pub fn upgrade_request(path: &str) -> Vec<u8> {
 pub fn raw_upgraded(addr: SocketAddr, path: &str) -> TcpStream {
     let mut s = tcp_from(addr, source_ip(0));
     s.write_all(&upgrade_request(path)).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut byte).unwrap(), 1, "closed during handshake");
-        head.push(byte[0]);
-    }
+    let head = read_head(&mut s);
     assert!(
         head.starts_with(b"HTTP/1.1 101"),
         "{}",
         String::from_utf8_lossy(&head)
     );
     s
+}
+
+/// Read a response head byte by byte (through its `\r\n\r\n`, nothing past it).
+pub fn read_head(s: &mut TcpStream) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "closed during handshake");
+        head.push(byte[0]);
+    }
+    head
 }
 
 /// Parse the server frames in `bytes` as (opcode, payload) pairs (server frames are unmasked).

@@ -7,13 +7,7 @@
 //
 // usage: node deflate.mjs --ws ws://ADDR/ws/room [--timeout 15000]
 
-import { chromium } from "playwright-core";
-
-const argv = process.argv.slice(2);
-const arg = (name, fallback) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
-};
+import { arg, launch } from "./browser.mjs";
 const url = arg("ws", null);
 const timeout = Number(arg("timeout", "15000"));
 if (!url) {
@@ -21,17 +15,7 @@ if (!url) {
   process.exit(2);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  timeout: 30000,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    // about:blank is not a loopback page: let it reach the loopback server.
-    "--disable-features=LocalNetworkAccessChecks",
-  ],
-});
+const browser = await launch();
 let result = { ok: false };
 try {
   const page = await (await browser.newContext()).newPage();
