@@ -98,7 +98,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let server = Server::start_with_metrics(cfg, Arc::new(app), collector)?;
     announce(&format!(
-        "ringcast listening on {scheme}://{} (backend {}, {} shards): /ws/{{room}} and /echo",
+        "ringcast listening on {scheme}://{} (backend {}, {} shards): /ws/{{room}}, /sse/{{room}}, POST /publish/{{room}}, /echo",
         server.local_addr(),
         server.backend(),
         server.shards()
