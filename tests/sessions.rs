@@ -8,17 +8,14 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::session::*;
 use common::*;
-use ringcast::shard::session::{RESUME_HEADER, TAKEN_OVER_CODE, TAKEN_OVER_REASON, TOKEN_HEADER};
+use ringcast::shard::session::{RESUME_HEADER, TAKEN_OVER_CODE, TAKEN_OVER_REASON};
 use ringcast::{CloseInfo, Context, Handler, Message as AppMessage, UpgradeRequest};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::handshake::client::Response;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
@@ -318,6 +315,10 @@ fn a_resume_accepted_by_the_other_shard_is_served_by_the_sessions_shard() {
 #[test]
 fn a_tls_resume_accepted_by_the_other_shard_keeps_its_tls_session() {
     use common::tls::{client_config, self_signed, tls_stream, TlsClient};
+    use ringcast::shard::session::TOKEN_HEADER;
+    use std::net::SocketAddr;
+    use tungstenite::client::IntoClientRequest;
+    use tungstenite::handshake::client::Response;
 
     fn wss(
         addr: SocketAddr,
