@@ -66,13 +66,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
-/// The longest value of a timeout, interval, grace period, linger or TTL flag: 24 hours
-/// (longer is a mistake, not a setting; a value near `Duration::MAX` would overflow the
-/// deadline it sets).
-pub const MAX_DURATION_MINUTES: u64 = 24 * 60;
+/// The longest value of a timeout, interval, grace period, linger or TTL flag, in
+/// minutes ([`crate::config::MAX_DURATION`], which `Config::validate` also checks for
+/// library users; here the flag's parser refuses it early, naming the value's source).
+pub const MAX_DURATION_MINUTES: u64 = crate::config::MAX_DURATION.as_secs() / 60;
 
-/// The longest `--sse-retry`: 1 hour (the time a client waits before reconnecting).
-pub const MAX_SSE_RETRY_MINUTES: u64 = 60;
+/// The longest `--sse-retry`, in minutes ([`crate::config::MAX_SSE_RETRY`]).
+pub const MAX_SSE_RETRY_MINUTES: u64 = crate::config::MAX_SSE_RETRY.as_secs() / 60;
 
 /// A value parser for a duration flag ([`parse_duration`]) of at most `max_minutes`
 /// minutes; a longer value is refused with the maximum named.

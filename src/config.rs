@@ -9,6 +9,7 @@
 //! documents every bound.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::driver::BackendChoice;
 
@@ -18,6 +19,14 @@ pub use crate::conn::{ConnLimits, QueueLimits, SlowPolicy, Timeouts};
 pub use crate::driver::tls::TlsConfig;
 pub use crate::driver::DriverConfig;
 pub use crate::hub::directory::MAX_SHARDS;
+
+/// The longest timeout, interval, grace period, linger or TTL: 24 hours (longer is a
+/// mistake, not a setting; a value near `Duration::MAX` would overflow the deadline it
+/// sets).
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The longest SSE reconnection time (`--sse-retry`): 1 hour.
+pub const MAX_SSE_RETRY: Duration = Duration::from_secs(60 * 60);
 pub use crate::hub::HistoryConfig;
 pub use crate::shard::session::SessionConfig;
 pub use crate::shard::{DeflateConfig, Origin, OriginPolicy, ShardConfig};
@@ -148,7 +157,37 @@ impl Config {
         if let Some(problem) = self.broker.as_ref().and_then(BrokerConfig::problem) {
             return fail(problem);
         }
+        for (flag, value, max) in self.durations() {
+            if value > max {
+                return fail(format!(
+                    "{flag} must be at most {} h, got {value:?}",
+                    max.as_secs() / 3600
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Every duration setting with its flag and its maximum ([`MAX_DURATION`],
+    /// [`MAX_SSE_RETRY`]).
+    fn durations(&self) -> Vec<(&'static str, Duration, Duration)> {
+        let (shard, t) = (&self.shard, &self.shard.timeouts);
+        let mut all = vec![
+            ("--handshake-timeout", t.handshake, MAX_DURATION),
+            ("--close-timeout", t.close, MAX_DURATION),
+            ("--ping-interval", t.ping_interval, MAX_DURATION),
+            ("--pong-timeout", t.pong, MAX_DURATION),
+            ("--shutdown-timeout", shard.shutdown_timeout, MAX_DURATION),
+            ("--session-grace", shard.sessions.grace, MAX_DURATION),
+            ("--sse-retry", shard.sse_retry, MAX_SSE_RETRY),
+        ];
+        if let Some(history) = &self.history {
+            all.push(("--history-ttl", history.ttl, MAX_DURATION));
+        }
+        if let Some(broker) = &self.broker {
+            all.push(("--broker-linger", broker.linger, MAX_DURATION));
+        }
+        all
     }
 }
 
@@ -159,6 +198,24 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn durations_over_their_maximum_are_refused_by_flag() {
+        let mut c = Config::default();
+        c.shard.sse_retry = MAX_SSE_RETRY;
+        c.shard.sessions.grace = MAX_DURATION;
+        c.validate().unwrap();
+        c.shard.sessions.grace = MAX_DURATION + Duration::from_millis(1);
+        let err = c.validate().unwrap_err().0;
+        assert!(
+            err.starts_with("--session-grace must be at most 24 h"),
+            "{err}"
+        );
+        c.shard.sessions.grace = MAX_DURATION;
+        c.shard.sse_retry = Duration::MAX;
+        let err = c.validate().unwrap_err().0;
+        assert!(err.starts_with("--sse-retry must be at most 1 h"), "{err}");
     }
 
     #[test]
