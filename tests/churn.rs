@@ -6,29 +6,17 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use common::process::ServerProcess;
-use common::{
-    close_code, poll_until, read_to_close, source_ip, tcp_from, upgrade_request, TIMEOUT,
-};
+use common::{close_code, poll_until, raw_upgraded_from, read_to_close, source_ip, TIMEOUT};
 use ringcast::proto::frame::{encode_masked_frame, Opcode};
 
 const CYCLES: usize = 5000;
 
 fn upgrade(addr: std::net::SocketAddr, i: usize) -> std::net::TcpStream {
-    let mut s = tcp_from(addr, source_ip(i));
-    s.write_all(&upgrade_request("/ws/churn")).unwrap();
-    let mut head = Vec::with_capacity(256);
-    let mut buf = [0u8; 512];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "closed during handshake");
-        head.extend_from_slice(&buf[..n]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    s
+    raw_upgraded_from(addr, "/ws/churn", source_ip(i))
 }
 
 /// What each open fd of `pid` points to, sorted (for the failure message).

@@ -7,27 +7,17 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::process::ServerProcess;
-use common::{poll_until, source_ip, tcp_from, upgrade_request};
+use common::{poll_until, raw_upgraded_from, source_ip};
 
 const WARM_UP: usize = 5_000;
 const CYCLES: usize = 50_000;
 
 /// Upgrade, then reset the connection.
 fn detach_cycle(addr: std::net::SocketAddr, i: usize) {
-    let mut s = tcp_from(addr, source_ip(i));
-    s.write_all(&upgrade_request("/ws/churn")).unwrap();
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 512];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "closed during handshake");
-        head.extend_from_slice(&buf[..n]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let s = raw_upgraded_from(addr, "/ws/churn", source_ip(i));
     socket2::SockRef::from(&s)
         .set_linger(Some(Duration::ZERO))
         .unwrap();

@@ -145,7 +145,12 @@ pub fn upgrade_request(path: &str) -> Vec<u8> {
 
 /// Open a raw socket, complete the upgrade, return the stream positioned after the 101.
 pub fn raw_upgraded(addr: SocketAddr, path: &str) -> TcpStream {
-    let mut s = tcp_from(addr, source_ip(0));
+    raw_upgraded_from(addr, path, source_ip(0))
+}
+
+/// [`raw_upgraded`] from the source address `src` (churn tests spread over 127.0.0.x).
+pub fn raw_upgraded_from(addr: SocketAddr, path: &str, src: IpAddr) -> TcpStream {
+    let mut s = tcp_from(addr, src);
     s.write_all(&upgrade_request(path)).unwrap();
     let head = read_head(&mut s);
     assert!(
@@ -156,13 +161,25 @@ pub fn raw_upgraded(addr: SocketAddr, path: &str) -> TcpStream {
     s
 }
 
-/// Read a response head byte by byte (through its `\r\n\r\n`, nothing past it).
+/// Read a response head through its `\r\n\r\n` and nothing past it (frames may
+/// follow in the same segment): peek what arrived, consume only up to the end of the
+/// head.
 pub fn read_head(s: &mut TcpStream) -> Vec<u8> {
     let mut head = Vec::new();
-    let mut byte = [0u8; 1];
+    let mut buf = [0u8; 1024];
     while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut byte).unwrap(), 1, "closed during handshake");
-        head.push(byte[0]);
+        let n = s.peek(&mut buf).unwrap();
+        assert!(n > 0, "closed during handshake");
+        let start = head.len();
+        head.extend_from_slice(&buf[..n]);
+        // The end may straddle what was read before: search from 3 bytes back.
+        let from = start.saturating_sub(3);
+        let take = match head[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            Some(i) => from + i + 4 - start,
+            None => n,
+        };
+        head.truncate(start + take);
+        s.read_exact(&mut buf[..take]).unwrap();
     }
     head
 }
