@@ -123,6 +123,12 @@ pub struct FanoutArgs {
     /// Write an SVG latency-percentile plot here.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// After the drain, keep every connection open (idle) this long before closing; with
+    /// --server-pid the server is sampled again at its end (`after_hold`), which shows
+    /// the memory a server keeps once a fan-out is over while its clients stay. Added to
+    /// the default --timeout. 0 = close at once.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub hold: Duration,
     /// Every second of the publish phase, disconnect this percentage of the subscribers
     /// (round-robin) and resume each with `?since=<last room sequence seen>`; needs a
     /// server with `--history`. Subscribers then connect with `?seq=1` and every room

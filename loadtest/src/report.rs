@@ -249,20 +249,32 @@ pub struct ServerReport {
     pub after_run: Option<ServerSample>,
     /// After the generator closed everything (connect workload).
     pub after_close: Option<ServerSample>,
+    /// At the end of `--hold` after the traffic (fanout; connections still open, idle).
+    pub after_hold: Option<ServerSample>,
     /// (after_connect − before) RSS / open connections, KiB.
     pub rss_per_connection_kib: Option<f64>,
+    /// (after_hold − after_connect) RSS / open connections, KiB: what the traffic left
+    /// behind per connection once it was over (fanout with `--hold`).
+    pub rss_kept_after_traffic_per_connection_kib: Option<f64>,
     /// RSS over the publish phase (fanout).
     pub rss_over_time: Option<RssReport>,
 }
 
 impl ServerReport {
-    /// Fills `rss_per_connection_kib` from the samples.
+    /// Fills `rss_per_connection_kib` (and, with an `after_hold` sample,
+    /// `rss_kept_after_traffic_per_connection_kib`) from the samples.
     pub fn compute_per_conn(&mut self, conns: u64) {
+        if conns == 0 {
+            return;
+        }
+        let per_conn = |from: ServerSample, to: ServerSample| {
+            (to.rss_kib as f64 - from.rss_kib as f64) / conns as f64
+        };
         if let (Some(b), Some(a)) = (self.before, self.after_connect) {
-            if conns > 0 {
-                self.rss_per_connection_kib =
-                    Some((a.rss_kib as f64 - b.rss_kib as f64) / conns as f64);
-            }
+            self.rss_per_connection_kib = Some(per_conn(b, a));
+        }
+        if let (Some(a), Some(h)) = (self.after_connect, self.after_hold) {
+            self.rss_kept_after_traffic_per_connection_kib = Some(per_conn(a, h));
         }
     }
 }
@@ -617,11 +629,21 @@ impl Report {
             if s.after_run.is_some() {
                 row(out, "server after run", fmt(&s.after_run))?;
             }
+            if s.after_hold.is_some() {
+                row(out, "server after hold", fmt(&s.after_hold))?;
+            }
             if s.after_close.is_some() {
                 row(out, "server after close", fmt(&s.after_close))?;
             }
             if let Some(p) = s.rss_per_connection_kib {
                 row(out, "server RSS per connection", format!("{p:.2} KiB"))?;
+            }
+            if let Some(p) = s.rss_kept_after_traffic_per_connection_kib {
+                row(
+                    out,
+                    "server RSS kept after traffic",
+                    format!("{p:+.2} KiB per connection (after hold − after connect)"),
+                )?;
             }
             if let Some(r) = &s.rss_over_time {
                 let kib = |v: Option<u64>| v.map_or("n/a".into(), |v| format!("{v} KiB"));

@@ -55,11 +55,19 @@ impl Watch {
         }
     }
 
-    /// The traffic is over (connections still open): takes the "after" observations and
-    /// puts everything into `rep`; `conns` is the number of connections that opened.
+    /// The traffic is over (connections still open): takes the "after" observations,
+    /// holds the connections open for `--hold` (sampling the server again at its end)
+    /// and puts everything into `rep`; `conns` is the number of connections that opened.
     pub fn finish(self, args: &FanoutArgs, rep: &mut Report, conns: u64, now: u64) {
+        let after_run = self.server.as_ref().and_then(|s| procfs::sample(s.pid));
+        if !args.hold.is_zero() {
+            std::thread::sleep(args.hold);
+        }
         if let Some(mut s) = self.server {
-            s.after_run = procfs::sample(s.pid);
+            s.after_run = after_run;
+            if !args.hold.is_zero() {
+                s.after_hold = procfs::sample(s.pid);
+            }
             s.rss_over_time = self.rss.map(|r| r.finish(now));
             s.compute_per_conn(conns);
             rep.server = Some(s);

@@ -369,6 +369,46 @@ fn connect_clean_with_hold() {
 }
 
 #[test]
+fn fanout_hold_keeps_connections_open_and_samples_the_server_after() {
+    let addr = ref_server::start(Options::default());
+    let pid = std::process::id().to_string();
+    let r = run(
+        &[
+            "fanout",
+            "--url",
+            &url(addr, "/ws/hold"),
+            "--subscribers",
+            "30",
+            "--messages",
+            "200",
+            "--in-flight",
+            "4",
+            "--hold",
+            "300ms",
+            "--server-pid",
+            &pid,
+            "--threads",
+            "1",
+            "--timeout",
+            "30s",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_clean(&r);
+    let j = &r.json;
+    assert_eq!(u(j, "/traffic/received_frames"), 30 * 200);
+    // Every connection (30 subscribers + 1 publisher) is still open at the end of the
+    // hold: the server (this process) still holds a descriptor for each.
+    let before = u(j, "/server/before/fds");
+    assert!(
+        u(j, "/server/after_hold/fds") >= before + 31,
+        "{:#}",
+        j["server"]
+    );
+    assert!(j["server"]["rss_kept_after_traffic_per_connection_kib"].is_number());
+}
+
+#[test]
 fn silent_server_times_out_instead_of_hanging() {
     let addr = ref_server::start(Options {
         silent: true,

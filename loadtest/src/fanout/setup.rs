@@ -97,9 +97,12 @@ pub(super) fn prepare(args: &mut FanoutArgs, rep: &mut Report, t0: u64) -> Optio
     }
     let tls = runner::tls_for(rep, &args.common);
     let wakers = runner::wakers_for(rep, threads)?;
-    let timeout = args.common.timeout.unwrap_or_else(|| match args.duration {
-        Some(d) => d + Duration::from_secs(30),
-        None => Duration::from_secs(60),
+    let timeout = args.common.timeout.unwrap_or_else(|| {
+        args.hold
+            + match args.duration {
+                Some(d) => d + Duration::from_secs(30),
+                None => Duration::from_secs(60),
+            }
     });
     let ring = if args.rate == 0 {
         args.in_flight.max(1).next_power_of_two()
