@@ -2,6 +2,9 @@
 # Interleaved A/B fan-out: ab.sh BIN_A BIN_B [REPS] [SUBS] [INFLIGHT] [SIZE] [DUR]
 # BACKENDS="uring epoll" by default; BACKEND_A=uring BACKEND_B=epoll BACKENDS=x compares
 # the backends of one binary (A=B) instead. Server --threads 1 pinned to core 0, generator 1 thread pinned to core 1; ABBA order per backend.
+# FLOOR=1: after each pair also run `ringcast-load floor` (the loopback floor: K frames of
+# SIZE bytes per send to min(SUBS, 9900) sockets, sender on core 0, receiver on core 1)
+# and print it as a third line "floor F ..." with its sender CPU per frame.
 set -u
 A=$1 B=$2 REPS=${3:-3} SUBS=${4:-5000} K=${5:-16} SIZE=${6:-64} DUR=${7:-4}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,9 +26,16 @@ run() { # bin backend tag
   us=$(awk -v c="$clk" -v f="$fps" -v w=$((DUR-1)) 'BEGIN{printf "%.3f", c*1000/(f*w)}')
   echo "$2 $3 $fps lost=$lost cpu_us_per_frame=$us"
 }
+floor() {
+  local n=$((SUBS < 9900 ? SUBS : 9900))
+  $LOAD floor --connections $n --frames-per-send $K --size $SIZE --duration $((DUR-1))s \
+    --sender-cpu 0 --receiver-cpu 1 >$OUT/f.txt 2>&1 || { cat $OUT/f.txt >&2; return; }
+  awk '/frames .* in /{fps=$6; sub(/\(/, "", fps)} /sender CPU/{us=$3} END{printf "floor F %s lost=0 cpu_us_per_frame=%s\n", fps, us}' $OUT/f.txt
+}
 for be in ${BACKENDS:-uring epoll}; do
   for r in $(seq $REPS); do
     if (( r % 2 )); then run $A ${BACKEND_A:-$be} A; run $B ${BACKEND_B:-$be} B; else run $B ${BACKEND_B:-$be} B; run $A ${BACKEND_A:-$be} A; fi
+    [[ -n ${FLOOR:-} ]] && floor
   done
 done | tee $OUT/all.txt
 awk '{k=$1" "$2; s[k]+=$3; n[k]++; split($5,a,"="); c[k]+=a[2]} END{for (b in n) printf "%s mean fps %.0f cpu/frame %.3f us\n", b, s[b]/n[b], c[b]/n[b]}' $OUT/all.txt | sort

@@ -29,6 +29,54 @@ pub enum Command {
     Echo(EchoArgs),
     /// Write a fresh self-signed certificate and key (PEM) for a wss:// test server.
     Cert(CertArgs),
+    /// The loopback floor: the sender's CPU per frame for batched sends of prebuilt
+    /// frames to N sockets, with no server in between (the yardstick for a server's CPU
+    /// per delivered frame).
+    Floor(FloorArgs),
+}
+
+/// `floor` options (see the `floor` module).
+#[derive(Args, Debug, Clone)]
+pub struct FloorArgs {
+    /// Loopback connections (two descriptors each, both in this process).
+    #[arg(long, default_value_t = 9000)]
+    pub connections: usize,
+    /// WebSocket frames per send (a fan-out server with K messages in flight sends K).
+    #[arg(long, default_value_t = 16)]
+    pub frames_per_send: usize,
+    /// Payload bytes per frame.
+    #[arg(long, default_value = "64", value_parser = parse_size)]
+    pub size: usize,
+    /// Rounds (one send per connection each) outstanding before the sender waits.
+    #[arg(long, default_value_t = 1)]
+    pub rounds_in_flight: u64,
+    /// How the receiver waits: `sleep` in epoll like a client, or `busy` polling.
+    #[arg(long, value_enum, default_value_t = ReceiverMode::Sleep)]
+    pub receiver: ReceiverMode,
+    /// Sending before the measurement starts.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Measured sending.
+    #[arg(long, default_value = "4s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Pin the sender thread to this CPU.
+    #[arg(long)]
+    pub sender_cpu: Option<usize>,
+    /// Pin the receiver thread to this CPU.
+    #[arg(long)]
+    pub receiver_cpu: Option<usize>,
+    /// Client source addresses, e.g. 127.0.0.1-127.0.0.16.
+    #[arg(long, default_value = "127.0.0.1-127.0.0.16", value_parser = parse_src_ips)]
+    pub src_ips: SrcIps,
+}
+
+/// How the `floor` receiver waits for data.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiverMode {
+    /// Block in epoll_pwait2 when nothing is readable (a client's loop).
+    Sleep,
+    /// Poll with a zero timeout, never sleeping.
+    Busy,
 }
 
 /// Options shared by every workload.

@@ -528,7 +528,7 @@ fn set_linger_zero(fd: RawFd) {
 /// Non-blocking TCP socket with TCP_NODELAY, bound to `src` if given. The bind uses
 /// IP_BIND_ADDRESS_NO_PORT so the ephemeral port is picked at connect time per
 /// 4-tuple, which lets every source address use the whole ephemeral range.
-fn new_socket(dst: SocketAddr, src: Option<Ipv4Addr>) -> io::Result<OwnedFd> {
+pub(crate) fn new_socket(dst: SocketAddr, src: Option<Ipv4Addr>) -> io::Result<OwnedFd> {
     if !dst.is_ipv4() {
         return Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT));
     }
@@ -565,7 +565,7 @@ fn new_socket(dst: SocketAddr, src: Option<Ipv4Addr>) -> io::Result<OwnedFd> {
 }
 
 /// Starts a non-blocking connect; `Ok(true)` if it completed at once.
-fn start_connect(fd: &OwnedFd, dst: SocketAddr) -> io::Result<bool> {
+pub(crate) fn start_connect(fd: &OwnedFd, dst: SocketAddr) -> io::Result<bool> {
     let SocketAddr::V4(v4) = dst else {
         return Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT));
     };

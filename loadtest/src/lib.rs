@@ -14,6 +14,7 @@ pub mod deflate;
 pub mod echo;
 pub mod event_loop;
 pub mod fanout;
+pub mod floor;
 pub mod message;
 pub mod plot;
 pub mod procfs;

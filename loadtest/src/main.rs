@@ -1,13 +1,13 @@
 //! `ringcast-load` binary entry point: parse the command line, run the workload, print
 //! the summary, write the JSON report and plot, and exit non-zero if the run was not
 //! clean (loss, order violations, failed connections, timeout). `cert` writes a
-//! certificate and key instead (exit 1 if it cannot).
+//! certificate and key instead, `floor` measures the loopback floor (exit 1 if they cannot).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use ringcast_load::cli::{Cli, Command};
-use ringcast_load::{cert, connect, echo, fanout, plot};
+use ringcast_load::{cert, connect, echo, fanout, floor, plot};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,6 +24,18 @@ fn main() -> ExitCode {
         Command::Echo(a) => {
             let (j, p) = (a.common.json.clone(), a.plot.clone());
             (echo::run(a, command), j, p)
+        }
+        Command::Floor(a) => {
+            return match floor::run(&a) {
+                Ok(r) => {
+                    floor::print(&r, &a);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            };
         }
         Command::Cert(a) => {
             return match cert::run(&a) {
