@@ -1,4 +1,4 @@
-//! Command-line interface: clap definitions for the `fanout`, `connect` and `echo`
+//! Command-line interface: clap definitions for the `fanout`, `connect`, `echo` and `floor`
 //! subcommands (and the `cert` helper), plus the small value parsers they need (`ws://`,
 //! `wss://` and `http://` URLs, fractions, source-IP ranges, CPU lists, durations and byte sizes). Parsers are plain functions so
 //! they are unit-tested.
@@ -47,8 +47,9 @@ pub struct FloorArgs {
     /// Payload bytes per frame.
     #[arg(long, default_value = "64", value_parser = parse_size)]
     pub size: usize,
-    /// Rounds (one send per connection each) outstanding before the sender waits.
-    #[arg(long, default_value_t = 1)]
+    /// Rounds (one send per connection each) unread at most, the one being sent
+    /// included; the sender waits for the receiver beyond that.
+    #[arg(long, default_value_t = 2)]
     pub rounds_in_flight: u64,
     /// How the receiver waits: `sleep` in epoll like a client, or `busy` polling.
     #[arg(long, value_enum, default_value_t = ReceiverMode::Sleep)]

@@ -10,9 +10,11 @@
 //!   WebSocket binary frames of `--size` payload bytes each (RFC 6455 §5.2, unmasked) —
 //!   exactly the bytes and the send size a fan-out server produces when that many
 //!   messages are pending for each subscriber. Accepted sockets get `TCP_NODELAY`, as a
-//!   server's do. Round r starts once the receiver has read every frame of round
-//!   r − `--rounds-in-flight` (a closed loop; the sender blocks on a condition variable
-//!   meanwhile, as a server sleeps in its poller).
+//!   server's do. At most `--rounds-in-flight` rounds (default 2) are unread at once:
+//!   round r starts once the receiver has read every frame of round r − that many (a
+//!   closed loop; the sender blocks on a condition variable meanwhile, as a server
+//!   sleeps in its poller). Two rounds mimic a server at K messages in flight, which
+//!   sends a connection its next batch while the client still reads the last one.
 //! * the **receiver** (pinned to `--receiver-cpu`) is one edge-triggered epoll loop over
 //!   every client socket reading 64 KiB at a time until a read comes back short — the
 //!   generator's loop without the frame parser. `--receiver sleep` (default) blocks in
@@ -188,8 +190,8 @@ fn send(
         if measure_start.is_some_and(|m| now - m >= args.duration) {
             break;
         }
-        // Closed loop: round `round` waits for round `round - rounds_in_flight`.
-        let need = round.saturating_sub(args.rounds_in_flight) * round_bytes;
+        // Closed loop: at most `rounds_in_flight` rounds unread, this one included.
+        let need = (round + 1).saturating_sub(args.rounds_in_flight) * round_bytes;
         wait_for(
             p,
             need,
