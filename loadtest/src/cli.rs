@@ -57,7 +57,8 @@ pub struct FloorArgs {
     /// Sending before the measurement starts.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
-    /// Measured sending.
+    /// Measured sending (more than 0). A round under way when it ends still finishes,
+    /// so rounds of many large frames overshoot it.
     #[arg(long, default_value = "4s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Pin the sender thread to this CPU.

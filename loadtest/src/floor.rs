@@ -22,7 +22,8 @@
 //!   pays for waking its clients; `--receiver busy` polls with a zero timeout and never
 //!   sleeps (the receiver the design notes' 0.21 µs micro-benchmark had).
 //!
-//! Measured: the sender thread's CPU (`getrusage(RUSAGE_THREAD)`, user + system, which on
+//! Measured: the sender thread's CPU (`CLOCK_THREAD_CPUTIME_ID`, user + system, exact
+//! over a round however short, which on
 //! loopback includes the receive-side softirq work run on its core) over the send loops
 //! only, waits excluded, divided by the frames sent. Nothing here is a WebSocket server:
 //! no parsing, no rooms, no queues — a server's per-frame CPU over this figure is what
@@ -34,6 +35,8 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
 
 use crate::cli::{FloorArgs, ReceiverMode};
 use crate::conn;
@@ -129,7 +132,15 @@ pub fn run(args: &FloorArgs) -> Result<FloorReport, String> {
             "--connections, --frames-per-send and --rounds-in-flight must be at least 1".into(),
         );
     }
-    sys::ensure_fd_budget(2 * args.connections as u64, 2)?;
+    if args.duration.is_zero() {
+        return Err("--duration must be more than 0: nothing would be measured".into());
+    }
+    sys::ensure_fd_budget(2 * args.connections as u64, 2).map_err(|e| {
+        format!(
+            "--connections {} opens both ends of each loopback pair in this process: {e}",
+            args.connections
+        )
+    })?;
     let (servers, clients) = pairs(args.connections, &args.src_ips.0)
         .map_err(|e| format!("cannot open {} loopback pairs: {e}", args.connections))?;
     let buf = send_buffer(args.frames_per_send, args.size);
@@ -197,13 +208,13 @@ fn send(
             need,
             start + args.warmup + args.duration + Duration::from_secs(10),
         )?;
-        let c0 = sys::thread_cpu();
+        let c0 = sys::thread_cpu_ns();
         for mut s in servers {
             s.write_all(buf)
                 .map_err(|e| format!("send on a loopback pair failed: {e}"))?;
         }
         if measure_start.is_some() {
-            cpu_ns += sys::thread_cpu().since(&c0).total_ns();
+            cpu_ns += sys::thread_cpu_ns() - c0;
             measured += 1;
         }
         round += 1;
@@ -305,8 +316,14 @@ fn receive(
 pub fn print(r: &FloorReport, args: &FloorArgs) {
     let fps = r.frames as f64 / r.wall_secs.max(1e-9);
     println!(
-        "floor: {} connections, {} frames of {} B per send, {} round(s) in flight, receiver {:?}",
-        r.connections, args.frames_per_send, args.size, args.rounds_in_flight, args.receiver
+        "floor: {} connections, {} frames of {} B per send, {} round(s) in flight, receiver {}",
+        r.connections,
+        args.frames_per_send,
+        args.size,
+        args.rounds_in_flight,
+        args.receiver
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_owned())
     );
     println!(
         "  frames {} in {:.2} s ({:.0} frames/s, {} sends)",

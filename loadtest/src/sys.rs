@@ -1,5 +1,5 @@
 //! Thin wrappers over the few Linux facilities the generator needs: the monotonic clock,
-//! RLIMIT_NOFILE, getrusage, CPU pinning, eventfd and a tiny PRNG.
+//! RLIMIT_NOFILE, getrusage and the thread CPU clock, CPU pinning, eventfd and a tiny PRNG.
 //!
 //! Kept in one place so the `unsafe` FFI calls are few, small and easy to audit.
 
@@ -13,6 +13,22 @@ pub fn now_ns() -> u64 {
     };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU nanoseconds of the calling thread on CLOCK_THREAD_CPUTIME_ID (user + system).
+///
+/// Unlike [`thread_cpu`] (getrusage), which only counts the running slice once the
+/// scheduler next accounts it (at a tick or a switch), this includes the time up to the
+/// call, so differences over spans shorter than a tick are exact.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID always exists
+    // on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
@@ -46,7 +62,7 @@ pub fn ensure_fd_budget(sockets: u64, threads: usize) -> Result<u64, String> {
     let need = sockets + FD_SLACK + 4 * threads as u64;
     if need > limit {
         return Err(format!(
-            "{sockets} connections need about {need} file descriptors but RLIMIT_NOFILE is \
+            "{sockets} sockets need about {need} file descriptors but RLIMIT_NOFILE is \
              {limit} (hard limit); lower the connection count or raise the hard limit \
              (ulimit -Hn / LimitNOFILE) before running"
         ));
@@ -243,5 +259,28 @@ mod tests {
         std::hint::black_box(x);
         let b = thread_cpu();
         assert!(b.total_ns() >= a.total_ns());
+    }
+
+    #[test]
+    fn thread_cpu_clock_counts_short_spans() {
+        // 200 spans far shorter than a scheduler tick that make up most of the loop:
+        // their sum must be most of the loop's CPU. A tick-granular clock (getrusage)
+        // would see most spans as 0.
+        let start = thread_cpu_ns();
+        let mut spans = 0u64;
+        let mut x = 0u64;
+        for _ in 0..200 {
+            let a = thread_cpu_ns();
+            for i in 0..20_000u64 {
+                x = x.wrapping_add(std::hint::black_box(i * i));
+            }
+            spans += thread_cpu_ns() - a;
+        }
+        std::hint::black_box(x);
+        let whole = thread_cpu_ns() - start;
+        assert!(
+            whole > 0 && spans * 2 >= whole,
+            "spans {spans} ns of {whole} ns"
+        );
     }
 }

@@ -7,6 +7,7 @@ use crate::cli::FanoutArgs;
 use crate::procfs::{self, RssTrack};
 use crate::prom::{self, Counters, ServerCounters};
 use crate::report::{Report, ServerReport};
+use crate::sys;
 
 /// The observations in progress.
 pub struct Watch {
@@ -58,14 +59,37 @@ impl Watch {
     /// The traffic is over (connections still open): takes the "after" observations,
     /// holds the connections open for `--hold` (sampling the server again at its end)
     /// and puts everything into `rep`; `conns` is the number of connections that opened.
-    pub fn finish(self, args: &FanoutArgs, rep: &mut Report, conns: u64, now: u64) {
+    /// The workers close every connection at `deadline_ns` (monotonic ns), so a hold that
+    /// would outlast it is not started: that is a problem in `rep` (the run fails) and
+    /// there is no `after_hold` sample.
+    pub fn finish(
+        self,
+        args: &FanoutArgs,
+        rep: &mut Report,
+        conns: u64,
+        now: u64,
+        deadline_ns: u64,
+    ) {
         let after_run = self.server.as_ref().and_then(|s| procfs::sample(s.pid));
+        let mut held = false;
         if !args.hold.is_zero() {
-            std::thread::sleep(args.hold);
+            let left = deadline_ns.saturating_sub(sys::now_ns());
+            if (args.hold.as_nanos() as u64) < left {
+                std::thread::sleep(args.hold);
+                held = true;
+            } else if left > 0 {
+                rep.problem(format!(
+                    "--hold {:?} does not fit in the {:.1} s that --timeout leaves after the \
+                     traffic (every connection closes at the deadline): raise --timeout or \
+                     leave it unset (the default adds --hold)",
+                    args.hold,
+                    left as f64 / 1e9
+                ));
+            }
         }
         if let Some(mut s) = self.server {
             s.after_run = after_run;
-            if !args.hold.is_zero() {
+            if held {
                 s.after_hold = procfs::sample(s.pid);
             }
             s.rss_over_time = self.rss.map(|r| r.finish(now));

@@ -409,6 +409,44 @@ fn fanout_hold_keeps_connections_open_and_samples_the_server_after() {
 }
 
 #[test]
+fn fanout_hold_longer_than_the_timeout_leaves_fails_without_waiting() {
+    let addr = ref_server::start(Options::default());
+    let pid = std::process::id().to_string();
+    let r = run(
+        &[
+            "fanout",
+            "--url",
+            &url(addr, "/ws/hold-cut"),
+            "--subscribers",
+            "10",
+            "--messages",
+            "50",
+            "--hold",
+            "60s",
+            "--timeout",
+            "15s",
+            "--server-pid",
+            &pid,
+            "--threads",
+            "1",
+        ],
+        Duration::from_secs(60),
+    );
+    // The connections would close at the deadline in the middle of the hold: the run
+    // says so, fails, does not wait and has no after-hold sample to misread.
+    assert_eq!(r.code, 1, "stdout:\n{}", r.stdout);
+    assert!(r.elapsed < Duration::from_secs(15), "{:?}", r.elapsed);
+    let problems = r.json["problems"].to_string();
+    assert!(problems.contains("--hold"), "{problems}");
+    assert_eq!(u(&r.json, "/traffic/received_frames"), 10 * 50);
+    assert!(
+        r.json["server"]["after_hold"].is_null(),
+        "{:#}",
+        r.json["server"]
+    );
+}
+
+#[test]
 fn silent_server_times_out_instead_of_hanging() {
     let addr = ref_server::start(Options {
         silent: true,

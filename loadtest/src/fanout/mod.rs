@@ -85,7 +85,7 @@ pub fn run(mut args: FanoutArgs, command: Vec<String>) -> Report {
         }
     }
     let conns_open = connected.subs_open + connected.pubs_open;
-    watch.finish(&args, &mut rep, conns_open, sys::now_ns());
+    watch.finish(&args, &mut rep, conns_open, sys::now_ns(), cfg.deadline_ns);
     sh.phase.store(setup::PH_STOP, Release);
     sh.wakers.wake_all();
     let workers = runner::join_all(handles);
