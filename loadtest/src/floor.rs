@@ -20,7 +20,7 @@
 //!   generator's loop without the frame parser. `--receiver sleep` (default) blocks in
 //!   `epoll_pwait2` when nothing is readable, so the sender pays for waking it as a server
 //!   pays for waking its clients; `--receiver busy` polls with a zero timeout and never
-//!   sleeps (the receiver the design notes' 0.21 µs micro-benchmark had).
+//!   sleeps (the receiver of the 0.21 µs micro-benchmark in the project's design notes).
 //!
 //! Measured: the sender thread's CPU (`CLOCK_THREAD_CPUTIME_ID`, user + system, exact
 //! over a round however short, which on
