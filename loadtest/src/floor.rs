@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use clap::ValueEnum;
 
 use crate::cli::{FloorArgs, ReceiverMode};
+use crate::codec;
 use crate::conn;
 use crate::event_loop::Poller;
 use crate::sys;
@@ -81,23 +82,12 @@ struct Progress {
     cv: Condvar,
 }
 
-/// One server-to-client binary frame header (RFC 6455 §5.2) for a `len`-byte payload.
-fn frame_header(len: usize) -> Vec<u8> {
-    match len {
-        0..=125 => vec![0x82, len as u8],
-        126..=65535 => vec![0x82, 126, (len >> 8) as u8, len as u8],
-        _ => {
-            let mut h = vec![0x82, 127];
-            h.extend_from_slice(&(len as u64).to_be_bytes());
-            h
-        }
-    }
-}
-
-/// The buffer every send carries: `frames` frames of `size` payload bytes.
+/// The buffer every send carries: `frames` unmasked binary frames (RFC 6455 §5.2) of
+/// `size` payload bytes each.
 fn send_buffer(frames: usize, size: usize) -> Vec<u8> {
-    let mut one = frame_header(size);
-    one.extend((0..size).map(|i| (i % 251) as u8));
+    let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let mut one = Vec::with_capacity(size + 10);
+    codec::encode_server_frame(&mut one, codec::OP_BINARY, &payload);
     one.repeat(frames)
 }
 
@@ -346,10 +336,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frame_headers_follow_rfc6455_length_forms() {
-        assert_eq!(frame_header(64), vec![0x82, 64]);
-        assert_eq!(frame_header(1024), vec![0x82, 126, 4, 0]);
-        assert_eq!(frame_header(70_000)[..2], [0x82, 127]);
+    fn send_buffers_hold_whole_binary_frames_in_each_rfc6455_length_form() {
+        for size in [64, 1024, 70_000] {
+            let buf = send_buffer(3, size);
+            let mut rest = &buf[..];
+            for _ in 0..3 {
+                let f = codec::parse_frame(rest, size).unwrap().unwrap();
+                assert!(f.fin);
+                assert_eq!((f.opcode, f.payload.len()), (codec::OP_BINARY, size));
+                rest = &rest[f.consumed..];
+            }
+            assert!(rest.is_empty(), "size {size}");
+        }
         assert_eq!(send_buffer(16, 64).len(), 16 * 66);
     }
 

@@ -1,8 +1,9 @@
 //! Deadlines on a shard: firing due entries of the [`crate::conn::TimerHeap`] (the
-//! handshake timeout — a 408 for a request partly in, else a plain close —, the heartbeat's ping then pong — for an SSE stream, the heartbeat
-//! comment then whether it was written —, the close timeout), starting the
-//! close deadline of connections closed as slow consumers, the history sweep, the
-//! shutdown deadline, and when the driver must wake up at the latest.
+//! handshake timeout — a 408 for a request partly in, else a plain close —, the
+//! heartbeat's ping then pong — for an SSE stream, the heartbeat comment then whether it
+//! was written —, the close timeout), starting the close deadline of connections closed
+//! as slow consumers, the history sweep, the shutdown deadline, and when the driver must
+//! wake up at the latest.
 
 use std::time::Instant;
 
