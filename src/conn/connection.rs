@@ -14,7 +14,7 @@ use crate::proto::request::{parse_request, PlainRequest, Request, RequestParse};
 use crate::wire::PreparedFrame;
 
 use self::sse::{sse_end, sse_heartbeat};
-use super::queue::{Advanced, OutQueue};
+use super::queue::{Advanced, LocalFrame, OutQueue};
 use super::{ConnLimits, DisconnectReason, QueueLimits, SlowPolicy};
 
 /// Where a connection is in its life, as the shard and drivers see it (derived from
@@ -439,11 +439,13 @@ impl Connection {
         std::mem::take(&mut self.pongs_coalesced)
     }
 
-    /// Queue a data frame under the queue limits.
-    pub fn send_frame(&mut self, frame: PreparedFrame, limits: QueueLimits) -> Enqueue {
+    /// Queue a data frame under the queue limits (a [`PreparedFrame`], or a shard-local
+    /// [`LocalFrame`] shared by a fan-out's members).
+    pub fn send_frame(&mut self, frame: impl Into<LocalFrame>, limits: QueueLimits) -> Enqueue {
         if !self.is_open() {
             return Enqueue::NotOpen;
         }
+        let frame = frame.into();
         // An empty queue always takes the frame, so one large message can still pass.
         if self.out.is_empty() || self.out.bytes() + frame.len() <= limits.max_bytes {
             self.out.push_data(frame);
@@ -467,7 +469,7 @@ impl Connection {
 
     /// Queue a frame replayed from history: bounded by the history limits already, so
     /// not subject to the queue cap (dropping part of a replay would be a silent gap).
-    pub fn push_replay(&mut self, frame: PreparedFrame) -> bool {
+    pub fn push_replay(&mut self, frame: impl Into<LocalFrame>) -> bool {
         if !self.is_open() {
             return false;
         }

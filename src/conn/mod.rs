@@ -43,6 +43,6 @@ pub mod timers;
 
 pub use connection::{AfterFlush, ConnEvent, Connection, Enqueue, Eof, Phase};
 pub use limits::{ConnLimits, QueueLimits, SlowPolicy};
-pub use queue::{Advanced, OutQueue};
+pub use queue::{Advanced, LocalFrame, OutQueue};
 pub use reason::{DisconnectReason, DropReason, InputThrottle, ResumeResult};
 pub use timers::{Timeouts, Timer, TimerEntry, TimerHeap};

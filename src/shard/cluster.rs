@@ -8,6 +8,7 @@
 //!   sequenced member of a room here (numbers the broker lost, or a numbering that
 //!   restarted), queued in order with the room's publications.
 
+use crate::conn::LocalFrame;
 use crate::hub::FetchRequest;
 use crate::wire::PreparedFrame;
 
@@ -28,6 +29,7 @@ impl ShardState {
     /// Queue `frame` to every sequenced member of `room` here.
     pub(super) fn announce(&mut self, room: &str, frame: &PreparedFrame) {
         if let Some(id) = self.hub.rooms().lookup(room) {
+            let frame = LocalFrame::new(frame.clone());
             self.deliver_with(id, None, |slot| slot.sequenced.then(|| frame.clone()));
         }
     }

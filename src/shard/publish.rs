@@ -15,17 +15,45 @@
 //! recipients on every shard: here when it stays on this shard (or reaches no one),
 //! else by the shard that adds the last part to its publication's tally.
 
+use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::conn::Enqueue;
+use crate::conn::{Enqueue, LocalFrame};
 use crate::hub::Published;
 use crate::metrics::MetricsCollector;
 use crate::proto::handshake::Transport;
-use crate::wire::{ConnKey, Encoding, Payload, PreparedFrame, Publication, RoomId};
+use crate::wire::{ConnKey, Encoding, Payload, Publication, RoomId};
 
 use super::session::{buffer_if_detached, Missed, MissedTally};
 use super::slot::Slot;
 use super::state::{report_enqueue, ShardState};
+
+/// This shard's handles to the forms of one publication during one delivery: each form
+/// in use is wrapped in a [`LocalFrame`] once (one atomic increment of the shared
+/// bytes), and every member gets a non-atomic clone of that handle.
+pub(super) struct LocalForms<'p> {
+    publication: &'p Publication,
+    forms: [Option<LocalFrame>; Encoding::COUNT],
+}
+
+impl<'p> LocalForms<'p> {
+    pub(super) fn new(publication: &'p Publication) -> Self {
+        LocalForms {
+            publication,
+            forms: Default::default(),
+        }
+    }
+
+    /// A handle to the publication's `encoding` form (built on first use, see
+    /// [`Publication::frame`]).
+    #[inline]
+    pub(super) fn get(&mut self, encoding: Encoding) -> LocalFrame {
+        let publication = self.publication;
+        self.forms[encoding.index()]
+            .get_or_insert_with(|| Rc::new(publication.frame(encoding).clone()))
+            .clone()
+    }
+}
 
 /// Report what nobody else will: a publish that reached no shard (`publish_fanned_out`
 /// with 0) and one the history refused (`history_refused`). `shard` is the publishing
@@ -148,20 +176,18 @@ impl ShardState {
         let cap = self.shared.cfg.sessions.buffer_bytes;
         let mut missed = MissedTally::default();
         let missed_room = || Missed::Room(publication.clone());
+        let mut forms = LocalForms::new(publication);
         let queued = match publication.seq() {
-            None => {
-                let frame = publication.frame(Encoding::WebSocket);
-                self.deliver_with(room, exclude, |slot| {
-                    if buffer_if_detached(slot, cap, &mut missed, missed_room) {
-                        return None;
-                    }
-                    Some(match (slot.conn.compresses(), slot.conn.transport()) {
-                        (_, Transport::Sse) => publication.frame(Encoding::Sse).clone(),
-                        (false, _) => frame.clone(),
-                        (true, _) => publication.frame_for(false, Some(deflate.min_size)).clone(),
-                    })
+            None => self.deliver_with(room, exclude, |slot| {
+                if buffer_if_detached(slot, cap, &mut missed, missed_room) {
+                    return None;
+                }
+                Some(match (slot.conn.compresses(), slot.conn.transport()) {
+                    (_, Transport::Sse) => forms.get(Encoding::Sse),
+                    (false, _) => forms.get(Encoding::WebSocket),
+                    (true, _) => forms.get(publication.encoding_for(false, Some(deflate.min_size))),
                 })
-            }
+            }),
             Some(seq) => self.deliver_with(room, exclude, |slot| {
                 if !slot.replay_marks.is_empty() && slot.already_replayed(room, seq) {
                     return None;
@@ -170,10 +196,10 @@ impl ShardState {
                     return None;
                 }
                 if slot.conn.transport() == Transport::Sse {
-                    return Some(publication.frame(Encoding::Sse).clone());
+                    return Some(forms.get(Encoding::Sse));
                 }
                 let min = deflate.min_size_for(slot.conn.compresses());
-                Some(publication.frame_for(slot.sequenced, min).clone())
+                Some(forms.get(publication.encoding_for(slot.sequenced, min)))
             }),
         };
         self.buffered(missed);
@@ -189,7 +215,7 @@ impl ShardState {
         &mut self,
         room: RoomId,
         exclude: Option<ConnKey>,
-        mut pick: impl FnMut(&mut Slot) -> Option<PreparedFrame>,
+        mut pick: impl FnMut(&mut Slot) -> Option<LocalFrame>,
     ) -> usize {
         let mut queued = 0;
         let mut largest_queue = 0;

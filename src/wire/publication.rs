@@ -92,9 +92,11 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    const COUNT: usize = 5;
+    /// How many encodings there are.
+    pub const COUNT: usize = 5;
 
-    fn index(self) -> usize {
+    /// This encoding's position in `0..COUNT` (for tables indexed by encoding).
+    pub fn index(self) -> usize {
         match self {
             Encoding::WebSocket => 0,
             Encoding::WebSocketSequenced => 1,
@@ -361,13 +363,20 @@ impl Publication {
     /// least `min_size` bytes.
     #[inline]
     pub fn frame_for(&self, sequenced: bool, deflate_min: Option<usize>) -> &PreparedFrame {
+        self.frame(self.encoding_for(sequenced, deflate_min))
+    }
+
+    /// The WebSocket encoding [`Publication::frame_for`] picks for a client that asked
+    /// (`sequenced`) or not for numbers and negotiated permessage-deflate with
+    /// threshold `deflate_min` (`None`: no compression).
+    pub fn encoding_for(&self, sequenced: bool, deflate_min: Option<usize>) -> Encoding {
         let sequenced = sequenced && self.seq.is_some();
         let body = self.payload().len() + if sequenced { SEQ_PREFIX_LEN } else { 0 };
         match (sequenced, deflate_min.is_some_and(|min| body >= min)) {
-            (false, false) => self.frame(Encoding::WebSocket),
-            (true, false) => self.frame(Encoding::WebSocketSequenced),
-            (false, true) => self.frame(Encoding::WebSocketDeflate),
-            (true, true) => self.frame(Encoding::WebSocketSequencedDeflate),
+            (false, false) => Encoding::WebSocket,
+            (true, false) => Encoding::WebSocketSequenced,
+            (false, true) => Encoding::WebSocketDeflate,
+            (true, true) => Encoding::WebSocketSequencedDeflate,
         }
     }
 
