@@ -7,8 +7,16 @@
 //! ([`SendBatch`], kept boxed and unmoved until its completion, taken from and given
 //! back to a per-shard pool trimmed once idle), and a read on the shard's wake-up
 //! eventfd. Connection sockets sit in the ring's sparse fixed-file table (Linux 5.19+;
-//! plain fds when the kernel refuses), so ops skip the per-op fd lookup. What is queued is submitted once, at the end of the
-//! loop's iteration ([`IoBackend::submit`]) or when it waits.
+//! plain fds when the kernel refuses), so ops skip the per-op fd lookup. What is queued
+//! is submitted at the end of the loop's iteration ([`IoBackend::submit`]) or when it
+//! waits, and every [`SUBMIT_SENDS_EVERY`] queue sends during a flush: a send to a
+//! socket with room completes inline at submit, so its completion is reaped there and
+//! its batch goes back to the pool at once (the completion itself is handed to the
+//! loop at the next [`IoBackend::collect`], in ring order). The next sends then refill
+//! batches still in cache, and the kernel copies from memory just written, as epoll's
+//! `sendmsg` right after the fill does; submitted all at once at the end, a 10k-member
+//! round wrote ~10 MiB of batches before the kernel read the first (profile addendum 3
+//! in bench-results/profile-2026-11-30.md).
 //!
 //! A multishot op whose completion lacks `IORING_CQE_F_MORE` has stopped (EOF, error,
 //! or `-ENOBUFS` when the buffer ring ran dry): the loop re-arms a stopped recv if the
@@ -55,6 +63,9 @@ const POOL_TRIM_EVERY: Duration = Duration::from_secs(1);
 /// Batches freed at one trim from which the allocator is asked to give its free pages
 /// back to the kernel (a fan-out's batches are freed in bulk when it stops).
 const TRIM_RETURNS_MEMORY: usize = 256;
+/// Queue sends pushed during a flush before they are submitted (and their inline
+/// completions reaped): 32 batches of a 16-frame round are ~34 KiB, within L2.
+const SUBMIT_SENDS_EVERY: usize = 32;
 
 /// Check that io_uring can run here with what this driver needs (multishot recv with a
 /// provided buffer ring: Linux 6.0+). Returns the reason when it cannot.
@@ -204,6 +215,9 @@ struct ConnOps {
     recv_cancelling: bool,
     /// The batch of the queue send in flight (boxed: its msghdr must not move).
     batch: Option<Box<SendBatch>>,
+    /// A send's completion was reaped early (its batch is back in the pool) and is not
+    /// yet handed to the loop.
+    sent_unreported: bool,
     /// A send of raw bytes (TLS ciphertext) is in flight.
     bytes_in_flight: bool,
     /// The socket sits in the ring's fixed-file table at the slot's key: ops name it
@@ -213,7 +227,7 @@ struct ConnOps {
 
 impl ConnOps {
     fn idle(&self) -> bool {
-        !self.recv_armed && self.batch.is_none() && !self.bytes_in_flight
+        !self.recv_armed && self.batch.is_none() && !self.bytes_in_flight && !self.sent_unreported
     }
 }
 
@@ -231,8 +245,11 @@ pub(crate) struct Uring {
     /// Slots in the ring's fixed-file table (0: none).
     fixed_files: u32,
     ops: Vec<ConnOps>,
-    /// Completions copied out of the ring (user_data, result, flags).
+    /// Completions copied out of the ring and not yet handed to the loop (user_data,
+    /// result, flags): those reaped early by [`Uring::submit_sends`], in ring order.
     cqes: Vec<(u64, i32, u32)>,
+    /// Queue sends pushed since the last submit.
+    sends_unsubmitted: usize,
     /// The shard's send-batch pool: a queue send takes a batch, its completion gives it
     /// back. Kept as large as the most sends in flight during the last trim period, so
     /// a steady fan-out allocates nothing; trimmed (and its memory freed) once idle.
@@ -273,6 +290,7 @@ impl Uring {
             wake_buf: Box::new(0),
             ops: Vec::new(),
             cqes: Vec::with_capacity(1024),
+            sends_unsubmitted: 0,
             pool: Vec::new(),
             batches_out: 0,
             batches_peak: 0,
@@ -385,6 +403,7 @@ impl Uring {
     fn on_send(&mut self, key: ConnKey, generation: u32, res: i32) -> Option<Event> {
         let ops = self.current(key, generation)?;
         ops.bytes_in_flight = false;
+        ops.sent_unreported = false;
         if let Some(mut batch) = ops.batch.take() {
             batch.clear();
             self.pool.push(batch);
@@ -420,6 +439,35 @@ impl Uring {
         self.batches_peak = self.batches_out;
     }
 
+    /// Submit what is queued and copy the completions out of the ring for the next
+    /// [`IoBackend::collect`]; a queue send's batch goes back to the pool now (the
+    /// kernel is done with it once its completion is posted).
+    fn submit_sends(&mut self) -> io::Result<()> {
+        self.sends_unsubmitted = 0;
+        self.ring.submit()?;
+        let start = self.cqes.len();
+        self.cqes.extend(
+            self.ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        for i in start..self.cqes.len() {
+            let Some((Op::Send, key, generation)) = user_data::decode(self.cqes[i].0) else {
+                continue;
+            };
+            let Some(ops) = self.current(key, generation) else {
+                continue;
+            };
+            if let Some(mut batch) = ops.batch.take() {
+                ops.sent_unreported = true;
+                batch.clear();
+                self.pool.push(batch);
+                self.batches_out -= 1;
+            }
+        }
+        Ok(())
+    }
+
     fn push_send(&mut self, key: ConnKey, fd: RawFd, ptr: *const u8, len: usize) -> io::Result<()> {
         let entry = with_target!(self.ops[key].fixed, key, fd, |t| {
             opcode::Send::new(t, ptr, len as u32)
@@ -434,6 +482,9 @@ impl Uring {
 impl IoBackend for Uring {
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.trim_pool();
+        self.sends_unsubmitted = 0;
+        // Completions reaped early are waiting to be collected: do not sleep.
+        let timeout = timeout.filter(|_| self.cqes.is_empty());
         let result = match timeout {
             None => self.ring.submit(),
             Some(timeout) => {
@@ -457,9 +508,9 @@ impl IoBackend for Uring {
     }
 
     fn collect(&mut self, events: &mut Vec<Event>) -> io::Result<()> {
-        // Copied out first: handling a completion may queue an SQE (a re-armed read).
+        // Copied out first (after those reaped early): handling a completion may queue an
+        // SQE (a re-armed read).
         let mut cqes = std::mem::take(&mut self.cqes);
-        cqes.clear();
         cqes.extend(
             self.ring
                 .completion()
@@ -493,6 +544,7 @@ impl IoBackend for Uring {
             };
             events.extend(event);
         }
+        cqes.clear();
         self.cqes = cqes;
         Ok(())
     }
@@ -502,6 +554,7 @@ impl IoBackend for Uring {
         // deferred task work (a recv whose data arrived) waits; entering the ring with
         // GETEVENTS runs it.
         if self.ring.submission().taskrun() || !self.ring.completion().is_empty() {
+            self.sends_unsubmitted = 0;
             self.ring.submit()?;
             return Ok(true);
         }
@@ -590,6 +643,10 @@ impl IoBackend for Uring {
         self.batches_out += 1;
         self.batches_peak = self.batches_peak.max(self.batches_out);
         self.push(entry)?;
+        self.sends_unsubmitted += 1;
+        if self.sends_unsubmitted >= SUBMIT_SENDS_EVERY {
+            self.submit_sends()?;
+        }
         Ok(SendStart::InFlight { frames })
     }
 
@@ -692,6 +749,7 @@ impl IoBackend for Uring {
         // Send now what this iteration queued (sends to sockets with room complete
         // inline), rather than at the next wait: a message received in this iteration
         // leaves in this iteration, as with epoll.
+        self.sends_unsubmitted = 0;
         self.ring.submit().map(drop)
     }
 
