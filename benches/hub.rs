@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use crossbeam_channel::Receiver;
-use ringcast::conn::{Connection, DropReason, Enqueue, QueueLimits, SlowPolicy};
+use ringcast::conn::{Connection, DropReason, Enqueue, LocalFrame, QueueLimits, SlowPolicy};
 use ringcast::hub::{Hub, HubShared, ShardMsg};
 use ringcast::metrics::{MetricsCollector, NoopCollector, PrometheusCollector};
 use ringcast::sys::Waker;
@@ -132,6 +132,7 @@ impl Fanout {
     /// report each enqueue and the publish. Returns the members queued.
     #[inline(always)]
     fn deliver<H: Hooks>(&mut self, frame: &PreparedFrame, hooks: &H) -> usize {
+        let frame = LocalFrame::new(frame.clone());
         let mut queued = 0;
         let mut largest_queue = 0;
         let Fanout {
@@ -142,6 +143,8 @@ impl Fanout {
                 continue;
             };
             let outcome = slot.conn.send_frame(frame.clone(), LIMITS);
+            // (`frame` is the shard's one `LocalFrame` for the publication: an `Rc`
+            // clone per member, as `ShardState::deliver` does through `LocalForms`.)
             if outcome == Enqueue::NotOpen {
                 continue;
             }

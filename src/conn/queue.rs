@@ -3,13 +3,16 @@
 //!
 //! Frames are shard-local handles ([`LocalFrame`]: an `Rc` of a [`PreparedFrame`]), so
 //! queueing a broadcast to 10k connections copies no payload and takes no atomic
-//! reference per member: the shard wraps each form of a publication once
-//! (one atomic increment of the shared bytes per shard) and every member's queue holds a
-//! non-atomic `Rc` clone of that (measured in issue 15: the atomic `Bytes` clone and drop
-//! per member were 6–7 % of server CPU at 10k × 64 B × 16 in flight). `Rc` keeps a queue,
-//! and so a connection, on the shard that built it: connections never move between
-//! shards (a session hand-over moves the socket, not the connection). The front frame may be partly written
-//! (`head_written`); it is popped only once the kernel has taken all of it, which also
+//! reference per member: the shard wraps each form of a publication once (one atomic
+//! increment of the shared bytes per shard) and every member's queue holds a non-atomic
+//! `Rc` clone of that (measured in issue 15: the atomic `Bytes` clone and drop per
+//! member were 6–7 % of server CPU at 10k × 64 B × 16 in flight). A frame queued for
+//! one connection only (control frames, `Context::send`, replays) costs one `Rc`
+//! allocation. `Rc` keeps a queue, and so a connection, on the shard that built it:
+//! connections never move between shards (a session hand-over moves the socket, not
+//! the connection).
+//!
+//! The front frame may be partly written (`head_written`); it is popped only once the kernel has taken all of it, which also
 //! keeps its bytes alive for an io_uring send in flight, and it is never dropped by
 //! `drop-oldest`. Control frames (pong, close) are never dropped. An idle connection
 //! holds no queue memory (see [`OutQueue::advance`] and [`OutQueue::shrink_idle`]).
@@ -165,12 +168,12 @@ impl OutQueue {
     }
 
     /// Each queued frame with the offset of its first unwritten byte, front first.
-    pub fn pending_frames(&self) -> impl Iterator<Item = (&PreparedFrame, usize)> {
+    pub fn pending_frames(&self) -> impl Iterator<Item = (&LocalFrame, usize)> {
         let skip = self.head_written;
         self.frames
             .iter()
             .enumerate()
-            .map(move |(i, q)| (&*q.frame, if i == 0 { skip } else { 0 }))
+            .map(move |(i, q)| (&q.frame, if i == 0 { skip } else { 0 }))
     }
 
     /// The unwritten bytes of each queued frame, front first.

@@ -8,8 +8,7 @@
 //! place (the batch holds a handle so the bytes outlive an io_uring send in flight).
 //! A lone frame is always referenced: copying it would buy nothing.
 
-use crate::conn::OutQueue;
-use crate::hub::PreparedFrame;
+use crate::conn::{LocalFrame, OutQueue};
 
 /// Frames up to this many bytes are copied into the batch buffer.
 pub const COPY_MAX: usize = 1024;
@@ -21,8 +20,15 @@ pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 const KEEP_COPY_CAPACITY: usize = 64 * 1024;
 
 enum Segment {
-    Copied { start: usize, len: usize },
-    Held { frame: PreparedFrame, offset: usize },
+    Copied {
+        start: usize,
+        len: usize,
+    },
+    /// The queue's own (shard-local) handle: no atomic reference per send.
+    Held {
+        frame: LocalFrame,
+        offset: usize,
+    },
 }
 
 /// One gathered send: iovecs plus the memory they point into.
@@ -167,6 +173,7 @@ impl SendBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::PreparedFrame;
 
     fn queue(sizes: &[usize]) -> OutQueue {
         let mut q = OutQueue::default();

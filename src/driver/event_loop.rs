@@ -165,7 +165,8 @@ pub(crate) enum Event {
 pub(crate) trait IoBackend {
     /// Submit what is queued and sleep until an event, at most `timeout`; `None`: do
     /// not sleep at all. A backend with work it already knows of (epoll: reads to
-    /// resume) does not sleep either. EINTR and timeouts are no error.
+    /// resume; io_uring: completions it reaped early and has not reported yet) does not
+    /// sleep either. EINTR and timeouts are no error.
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()>;
 
     /// Append every event that has happened since the last call.
@@ -223,7 +224,8 @@ pub(crate) trait IoBackend {
     /// `key` has finished: cancel whatever of its I/O is in flight.
     fn cancel(&mut self, key: ConnKey, fd: RawFd) -> io::Result<()>;
 
-    /// No operation of `key` is in flight: its socket may be closed and its slot freed.
+    /// No operation of `key` is in flight and no completion of one is waiting to be
+    /// reported: its socket may be closed and its slot freed.
     fn idle(&self, key: ConnKey) -> bool;
 
     /// Close `key`'s socket (it is [`idle`](Self::idle)) and forget the connection.

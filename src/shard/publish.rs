@@ -9,7 +9,9 @@
 //! delivered here from the inbox, in number order. Either way a member gets the
 //! publication's form for it ([`crate::wire::Publication::frame_for`]: sequenced when
 //! it asked for numbers; for an SSE stream its SSE chunk, with the `id:` line when
-//! numbered), built once for every shard.
+//! numbered), built once for every shard. A shard wraps each form it delivers once in
+//! a [`LocalFrame`] ([`LocalForms`]) and gives every member an `Rc` clone of it: no
+//! atomic reference count per member.
 //!
 //! Every publish is reported once ([`MetricsCollector::publish_fanned_out`]) with its
 //! recipients on every shard: here when it stays on this shard (or reaches no one),
@@ -31,13 +33,13 @@ use super::state::{report_enqueue, ShardState};
 /// This shard's handles to the forms of one publication during one delivery: each form
 /// in use is wrapped in a [`LocalFrame`] once (one atomic increment of the shared
 /// bytes), and every member gets a non-atomic clone of that handle.
-pub(super) struct LocalForms<'p> {
+struct LocalForms<'p> {
     publication: &'p Publication,
     forms: [Option<LocalFrame>; Encoding::COUNT],
 }
 
 impl<'p> LocalForms<'p> {
-    pub(super) fn new(publication: &'p Publication) -> Self {
+    fn new(publication: &'p Publication) -> Self {
         LocalForms {
             publication,
             forms: Default::default(),
@@ -47,7 +49,7 @@ impl<'p> LocalForms<'p> {
     /// A handle to the publication's `encoding` form (built on first use, see
     /// [`Publication::frame`]).
     #[inline]
-    pub(super) fn get(&mut self, encoding: Encoding) -> LocalFrame {
+    fn get(&mut self, encoding: Encoding) -> LocalFrame {
         let publication = self.publication;
         self.forms[encoding.index()]
             .get_or_insert_with(|| Rc::new(publication.frame(encoding).clone()))

@@ -1,9 +1,11 @@
 //! Prepared frames: one WebSocket frame (header + payload) serialized once and shared.
 //!
-//! A [`PreparedFrame`] is what a connection's outbound queue holds: a reference-counted
-//! handle to wire bytes (`bytes::Bytes`, so a clone is one atomic increment and no
-//! copy), plus the publish time of the [`super::Publication`] it is a form of, for the
-//! publish→write latency histogram. Forms of a publication are built by
+//! A [`PreparedFrame`] is the shared form of a frame: a reference-counted handle to
+//! wire bytes (`bytes::Bytes`, so a clone is one atomic increment and no copy; a
+//! connection's queue holds it behind a shard-local `Rc`, `crate::conn::LocalFrame`,
+//! so a fan-out takes one atomic reference per shard, not per member), plus the
+//! publish time of the [`super::Publication`] it is a form of, for the publish→write
+//! latency histogram. Forms of a publication are built by
 //! [`super::Publication::frame`]; control frames and HTTP responses are wrapped with
 //! [`PreparedFrame::from_wire`]; one-off data frames to a single connection
 //! (`Context::send`, `gap` messages) with [`PreparedFrame::encode`] (or, compressed

@@ -7,7 +7,8 @@
 //! [`PublishTally`]. It is shared as `Arc<Publication>` by every shard that delivers
 //! it and by the room's history ring.
 //!
-//! **Wire forms.** A connection's queue holds [`PreparedFrame`]s; [`Publication::frame`]
+//! **Wire forms.** A connection's queue holds [`PreparedFrame`]s (each behind the
+//! delivering shard's `Rc`, `crate::conn::LocalFrame`); [`Publication::frame`]
 //! gives the form for an [`Encoding`], built on first use (one `OnceLock` per
 //! encoding, so the first shard to need it builds it and every other subscriber on
 //! every shard shares the same bytes) and counted per encoding ([`builds`]) so tests can
@@ -120,7 +121,9 @@ fn count_build(encoding: Encoding) {
 }
 
 /// Wire forms of publications built in this process for `encoding` (payload bytes
-/// copied into a form: once per publish for [`Encoding::WebSocket`], once per
+/// copied into a form: once per publish made here for [`Encoding::WebSocket`] (for a
+/// payload from elsewhere, once per publication delivered or replayed to a plain
+/// WebSocket client), once per
 /// publication delivered or replayed to a sequenced client for the sequenced form;
 /// compressions for the deflate encodings: at most once per publication each; for
 /// [`Encoding::Sse`], once per publication delivered or replayed to an SSE client).

@@ -23,7 +23,7 @@
 //! connection lives; the accept is re-armed at the next submit unless accepting is
 //! paused or stopped. A finished connection's ops are cancelled
 //! ([`IoBackend::cancel`]); it is idle, so its socket may be closed and its slot freed,
-//! only when no op is in flight. `user_data` carries the low 24 bits of the slot's
+//! only when no op is in flight and no completion reaped early waits to be reported. `user_data` carries the low 24 bits of the slot's
 //! generation ([`user_data`]): a completion for an earlier occupant of a reused slot
 //! is recognised here and dropped (its buffer recycled).
 //!
@@ -444,7 +444,17 @@ impl Uring {
     /// kernel is done with it once its completion is posted).
     fn submit_sends(&mut self) -> io::Result<()> {
         self.sends_unsubmitted = 0;
-        self.ring.submit()?;
+        match self.ring.submit() {
+            Ok(_) => {}
+            // Not submitted now (interrupted, or the kernel is short of room for
+            // completions): the SQEs stay queued for the end of the iteration.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)
+                ) => {}
+            Err(e) => return Err(e),
+        }
         let start = self.cqes.len();
         self.cqes.extend(
             self.ring
@@ -544,6 +554,10 @@ impl IoBackend for Uring {
             };
             events.extend(event);
         }
+        debug_assert!(
+            self.cqes.is_empty(),
+            "nothing reaps while completions are handled"
+        );
         cqes.clear();
         self.cqes = cqes;
         Ok(())
