@@ -260,6 +260,10 @@ pub(crate) struct Uring {
     batches_out: usize,
     batches_peak: usize,
     last_trim: Instant,
+    /// Sends (queue and TLS) made in the current trim period, and whether the last
+    /// period made any: the period after the traffic stops returns freed memory.
+    sends_this_period: usize,
+    sent_last_period: bool,
 }
 
 impl Drop for Uring {
@@ -295,6 +299,8 @@ impl Uring {
             batches_out: 0,
             batches_peak: 0,
             last_trim: Instant::now(),
+            sends_this_period: 0,
+            sent_last_period: false,
         };
         u.arm_accept()?;
         u.arm_wake()?;
@@ -420,21 +426,29 @@ impl Uring {
     }
 
     /// Once per [`POOL_TRIM_EVERY`]: keep only as many pooled batches as the period's
-    /// peak of sends in flight needed on top of those out now (none once idle).
+    /// peak of sends in flight needed on top of those out now (none once idle). Asks
+    /// the allocator to return its free pages when many batches went at once, or when
+    /// the traffic just stopped (a period with sends, then one without: what the
+    /// fan-out's queues and batches allocated is free by then, as epoll's
+    /// [`crate::sys::IdleTrim`] does).
     fn trim_pool(&mut self) {
         let now = Instant::now();
         if now.duration_since(self.last_trim) < POOL_TRIM_EVERY {
             return;
         }
         self.last_trim = now;
+        let stopped = self.sent_last_period && self.sends_this_period == 0;
+        self.sent_last_period = self.sends_this_period > 0;
+        self.sends_this_period = 0;
         let keep = self.batches_peak.saturating_sub(self.batches_out);
+        let mut freed = 0;
         if self.pool.len() > keep {
-            let freed = self.pool.len() - keep;
+            freed = self.pool.len() - keep;
             self.pool.truncate(keep);
             self.pool.shrink_to_fit();
-            if freed >= TRIM_RETURNS_MEMORY {
-                crate::sys::return_freed_memory();
-            }
+        }
+        if freed >= TRIM_RETURNS_MEMORY || stopped {
+            crate::sys::return_freed_memory();
         }
         self.batches_peak = self.batches_out;
     }
@@ -657,6 +671,7 @@ impl IoBackend for Uring {
         self.batches_out += 1;
         self.batches_peak = self.batches_peak.max(self.batches_out);
         self.push(entry)?;
+        self.sends_this_period += 1;
         self.sends_unsubmitted += 1;
         if self.sends_unsubmitted >= SUBMIT_SENDS_EVERY {
             self.submit_sends()?;
@@ -673,6 +688,7 @@ impl IoBackend for Uring {
     ) -> io::Result<SendStart> {
         // At most one batch plus TLS record overhead: fits the op's u32 length.
         self.ops[key].bytes_in_flight = true;
+        self.sends_this_period += 1;
         self.push_send(key, fd, ptr, len)?;
         Ok(SendStart::InFlight { frames: 0 })
     }
