@@ -23,9 +23,10 @@
 //! connection lives; the accept is re-armed at the next submit unless accepting is
 //! paused or stopped. A finished connection's ops are cancelled
 //! ([`IoBackend::cancel`]); it is idle, so its socket may be closed and its slot freed,
-//! only when no op is in flight and no completion reaped early waits to be reported. `user_data` carries the low 24 bits of the slot's
-//! generation ([`user_data`]): a completion for an earlier occupant of a reused slot
-//! is recognised here and dropped (its buffer recycled).
+//! only when no op is in flight and no completion reaped early waits to be reported.
+//! `user_data` carries the low 24 bits of the slot's generation ([`user_data`]): a
+//! completion for an earlier occupant of a reused slot is recognised here and dropped
+//! (its buffer recycled).
 //!
 //! Read-side backpressure ([`IoBackend::pause_read`]) cancels the multishot recv;
 //! buffers the kernel already filled are still delivered (at most what was in flight),
