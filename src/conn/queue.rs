@@ -296,6 +296,14 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_entry_is_two_words() {
+        // One `Rc` pointer and the kind: 16 bytes per queued frame per member (a
+        // `PreparedFrame` by value made it 56).
+        assert_eq!(std::mem::size_of::<Queued>(), 16);
+        assert_eq!(std::mem::size_of::<PreparedFrame>() + 8, 56);
+    }
+
+    #[test]
     fn partial_writes_keep_the_front_frame_until_done() {
         let mut q = OutQueue::default();
         q.push_data(frame(b"abcd"));
