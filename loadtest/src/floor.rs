@@ -23,10 +23,10 @@
 //!   sleeps (the receiver of the 0.21 µs micro-benchmark in the project's design notes).
 //!
 //! Measured: the sender thread's CPU (`CLOCK_THREAD_CPUTIME_ID`, user + system, exact
-//! over a round however short; on loopback it includes the receive-side softirq work run
-//! on its core) over the send loops only, waits excluded, divided by the frames sent. Nothing here is a WebSocket server:
-//! no parsing, no rooms, no queues — a server's per-frame CPU over this figure is what
-//! the server adds.
+//! over a round however short; on loopback it includes the receive-side softirq work
+//! run on its core) over the send loops only, waits excluded, divided by the frames
+//! sent. Nothing here is a WebSocket server: no parsing, no rooms, no queues — a
+//! server's per-frame CPU over this figure is what the server adds.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

@@ -12,9 +12,9 @@
 //! connections never move between shards (a session hand-over moves the socket, not
 //! the connection).
 //!
-//! The front frame may be partly written (`head_written`); it is popped only once the kernel has taken all of it, which also
-//! keeps its bytes alive for an io_uring send in flight, and it is never dropped by
-//! `drop-oldest`. Control frames (pong, close) are never dropped. An idle connection
+//! The front frame may be partly written (`head_written`); it is popped only once the
+//! kernel has taken all of it, which also keeps its bytes alive for an io_uring send in
+//! flight, and it is never dropped by `drop-oldest`. Control frames (pong, close) are never dropped. An idle connection
 //! holds no queue memory (see [`OutQueue::advance`] and [`OutQueue::shrink_idle`]).
 //!
 //! Control frames a peer can make us queue are bounded here, whatever the peer does:

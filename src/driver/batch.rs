@@ -3,9 +3,10 @@
 //! Measured on this machine (the project's design notes, §5, kept outside this
 //! repository; with few sockets — `ringcast-load floor` measures the same with N): 16
 //! small frames copied into one buffer and sent once cost 0.21 µs per frame, a 16-piece
-//! `writev` 0.26 µs, 16 separate sends 3.4 µs each. So frames up to [`COPY_MAX`] bytes are copied into the batch's own
-//! buffer (adjacent copies merge into one iovec) and larger ones are referenced in
-//! place (the batch holds a handle so the bytes outlive an io_uring send in flight).
+//! `writev` 0.26 µs, 16 separate sends 3.4 µs each. So frames up to [`COPY_MAX`] bytes
+//! are copied into the batch's own buffer (adjacent copies merge into one iovec) and
+//! larger ones are referenced in place (the batch holds the queue's handle so the bytes
+//! outlive an io_uring send in flight).
 //! A lone frame is always referenced: copying it would buy nothing.
 
 use crate::conn::{LocalFrame, OutQueue};

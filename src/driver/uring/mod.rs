@@ -227,8 +227,14 @@ struct ConnOps {
 }
 
 impl ConnOps {
+    /// An op of this connection is in the kernel (there is something to cancel).
+    fn in_flight(&self) -> bool {
+        self.recv_armed || self.batch.is_some() || self.bytes_in_flight
+    }
+
+    /// Nothing in flight and no completion held back for the loop.
     fn idle(&self) -> bool {
-        !self.recv_armed && self.batch.is_none() && !self.bytes_in_flight && !self.sent_unreported
+        !self.in_flight() && !self.sent_unreported
     }
 }
 
@@ -695,7 +701,7 @@ impl IoBackend for Uring {
     }
 
     fn cancel(&mut self, key: ConnKey, fd: RawFd) -> io::Result<()> {
-        if self.idle(key) {
+        if !self.ops.get(key).is_some_and(ConnOps::in_flight) {
             return Ok(());
         }
         let cancel = with_target!(self.ops[key].fixed, key, fd, |t| {
